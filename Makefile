@@ -1,0 +1,43 @@
+# carecheck — `make demo` runs the main job end to end on embedded defaults; `make test` runs every test.
+# Both install what they need (venv, pip, npm) on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+
+.PHONY: install demo test test-fast bench lint typecheck clean services
+
+install: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+node_modules/.installed: package.json
+	npm install --ignore-scripts --no-audit --no-fund --loglevel=error
+	@touch $@
+
+demo: install
+	$(BIN)/carecheck demo
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+lint: install
+	$(BIN)/ruff check core forms sync_server aggregator cli tests bench
+
+typecheck: install
+	$(BIN)/mypy core forms sync_server aggregator cli
+
+clean:
+	$(BIN)/carecheck local stop 2>/dev/null || true
+	rm -rf var

@@ -1,0 +1,1 @@
+"""The operator CLI, `carecheck`: mounts each package's sub-commands."""

@@ -1,0 +1,40 @@
+"""`carecheck local …`: the embedded stack for one machine (pouchdb-server under var/), and `carecheck demo`."""
+
+from __future__ import annotations
+
+import typer
+
+from core.settings import get_settings
+
+local = typer.Typer(no_args_is_help=True, help="The embedded local stack (pouchdb-server under ./var).")
+
+
+@local.command("start")
+def start() -> None:
+    """Start the embedded CouchDB-compatible store (pouchdb-server) if no CARECHECK_COUCHDB_URL is set."""
+    from core.services import ensure_embedded_couch
+
+    s = get_settings()
+    if not s.embedded_couch:
+        typer.echo(f"Using CouchDB at {s.couchdb_url} (CARECHECK_COUCHDB_URL); nothing to start.")
+        return
+    typer.echo(f"Embedded store running at {ensure_embedded_couch(s)} (data in {s.var_dir / 'couch'}).")
+
+
+@local.command("stop")
+def stop() -> None:
+    """Stop the embedded store."""
+    from core.services import stop_embedded_couch
+
+    typer.echo("Stopped." if stop_embedded_couch(get_settings()) else "Not running.")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(local, name="local")
+
+    @app.command("demo")
+    def demo() -> None:
+        """The main job end to end on embedded defaults (see README)."""
+        from cli.demo import run_demo
+
+        run_demo(get_settings())

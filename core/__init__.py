@@ -1,0 +1,1 @@
+"""Shared by forms, sync_server and aggregator: settings, errors, CouchDB access, local services."""

@@ -1,0 +1,236 @@
+"""All CouchDB access. Nothing else imports cloudant.
+
+Speaks only the CouchDB HTTP API (python-cloudant's session for transport), so it runs unchanged on Apache
+CouchDB 3 and on pouchdb-server. Sequences (``seq``) are opaque strings: never compare or add them.
+Callers see only our ``Problem`` types: ``StoreUnavailable`` when the store cannot be reached,
+``DocExists`` when a create loses the race (CouchDB's ``_rev`` conflict is our lock).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from cloudant.client import CouchDB
+from cloudant.error import CloudantException
+
+from core.errors import ConfigError, Problem, StoreUnavailable
+from core.settings import Settings
+
+Doc = dict[str, Any]
+
+
+class DocExists(Problem):
+    """A document with that id already exists (the create lost the race or is a resend)."""
+
+    status = 409
+
+
+def _q(docid: str) -> str:
+    return quote(docid, safe="")
+
+
+@contextmanager
+def _couch_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except (CloudantException, requests.RequestException) as exc:
+        raise StoreUnavailable(
+            f"Kho dữ liệu tạm thời không truy cập được ({action}). Phiếu vẫn lưu trên máy; hãy gửi lại sau.",
+            f"The data store is unavailable ({action}: {type(exc).__name__}). "
+            "The record stays on the phone; send again later.",
+        ) from exc
+
+
+class Couch:
+    """A connection to one CouchDB server (admin or a scoped user)."""
+
+    def __init__(self, url: str, user: str | None, password: str | None, *, timeout: float = 30.0):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        with _couch_errors("connect"):
+            if user:
+                self.client = CouchDB(user, password, url=self.url, connect=False, timeout=timeout,
+                                      use_basic_auth=True)
+            else:
+                self.client = CouchDB(None, None, url=self.url, admin_party=True, connect=False, timeout=timeout)
+            self.client.connect()
+        self.session: requests.Session = self.client.r_session
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, timeout: float = 30.0) -> Couch:
+        url = settings.couchdb_url
+        if not url:
+            from core.services import ensure_embedded_couch
+
+            url = ensure_embedded_couch(settings)
+        return cls(url, settings.couchdb_user, settings.couchdb_password, timeout=timeout)
+
+    def close(self) -> None:
+        self.client.disconnect()
+
+    # --- raw HTTP through cloudant's session ---
+    def request(self, method: str, path: str, *, action: str, ok: tuple[int, ...] = (200, 201, 202),
+                **kw: Any) -> requests.Response:
+        # python-cloudant's session imposes its own timeout; a longer one (long-poll) swaps it for the call.
+        timeout = kw.pop("timeout", None)
+        with _couch_errors(action):
+            if timeout is None or timeout == self.timeout:
+                r = self.session.request(method, f"{self.url}/{path.lstrip('/')}", **kw)
+            else:
+                saved = self.session._timeout  # type: ignore[attr-defined]
+                self.session._timeout = timeout  # type: ignore[attr-defined]
+                try:
+                    r = self.session.request(method, f"{self.url}/{path.lstrip('/')}", **kw)
+                finally:
+                    self.session._timeout = saved  # type: ignore[attr-defined]
+        if r.status_code in ok:
+            return r
+        if r.status_code >= 500:
+            raise StoreUnavailable(
+                f"Kho dữ liệu báo lỗi ({action}). Hãy gửi lại sau.",
+                f"The data store failed ({action}: HTTP {r.status_code}). Send again later.",
+            )
+        if r.status_code in (401, 403):
+            raise ConfigError(f"CouchDB refused our credentials while trying to {action} (HTTP {r.status_code}); "
+                              "check CARECHECK_COUCHDB_USER / CARECHECK_COUCHDB_PASSWORD.")
+        raise Problem(f"CouchDB: {action} failed: HTTP {r.status_code} {r.text[:200]}")
+
+    # --- databases ---
+    def ensure_db(self, name: str) -> None:
+        r = self.request("PUT", _q(name), action=f"create database {name}", ok=(201, 202, 412))
+        del r
+
+    def db_info(self, name: str) -> Doc:
+        return dict(self.request("GET", _q(name), action=f"read database {name}").json())
+
+    def delete_db(self, name: str) -> None:
+        self.request("DELETE", _q(name), action=f"delete database {name}", ok=(200, 202, 404))
+
+    def put_security(self, name: str, security: Doc) -> None:
+        self.request("PUT", f"{_q(name)}/_security", json=security, action=f"set security on {name}")
+
+    # --- documents ---
+    def get(self, db: str, docid: str, **params: Any) -> Doc | None:
+        r = self.request("GET", f"{_q(db)}/{_q(docid)}", params=_params(params), action=f"read {docid}",
+                         ok=(200, 404))
+        return None if r.status_code == 404 else dict(r.json())
+
+    def create(self, db: str, doc: Doc, attachments: dict[str, tuple[str, bytes]] | None = None) -> str:
+        """Create a new document atomically, attachments inline; raise DocExists if the id is taken."""
+        body = dict(doc)
+        if attachments:
+            body["_attachments"] = {
+                name: {"content_type": ctype, "data": base64.b64encode(data).decode("ascii")}
+                for name, (ctype, data) in attachments.items()
+            }
+        r = self.request("PUT", f"{_q(db)}/{_q(doc['_id'])}", data=json.dumps(body),
+                         headers={"Content-Type": "application/json"}, action=f"store {doc['_id']}",
+                         ok=(201, 202, 409))
+        if r.status_code == 409:
+            raise DocExists(f"Document {doc['_id']} already exists.")
+        return str(r.json()["rev"])
+
+    def save(self, db: str, doc: Doc) -> str:
+        """Create or update (doc carries ``_rev`` for updates). Raises DocExists on a conflict."""
+        r = self.request("PUT", f"{_q(db)}/{_q(doc['_id'])}", data=json.dumps(doc),
+                         headers={"Content-Type": "application/json"}, action=f"save {doc['_id']}",
+                         ok=(201, 202, 409))
+        if r.status_code == 409:
+            raise DocExists(f"Document {doc['_id']} changed meanwhile.")
+        return str(r.json()["rev"])
+
+    def delete(self, db: str, docid: str, rev: str) -> None:
+        self.request("DELETE", f"{_q(db)}/{_q(docid)}", params={"rev": rev}, action=f"delete {docid}",
+                     ok=(200, 202, 404))
+
+    def put_attachment(self, db: str, docid: str, rev: str, name: str, content_type: str, data: bytes) -> str:
+        # python-cloudant's put_attachment sends the rev as If-Match, which pouchdb-server answers with 409;
+        # ?rev= works on both servers (DESIGN.md).
+        r = self.request("PUT", f"{_q(db)}/{_q(docid)}/{_q(name)}", params={"rev": rev}, data=data,
+                         headers={"Content-Type": content_type}, action=f"store attachment {name}",
+                         ok=(201, 202, 409))
+        if r.status_code == 409:
+            raise DocExists(f"Document {docid} changed while adding {name}.")
+        return str(r.json()["rev"])
+
+    def get_attachment(self, db: str, docid: str, name: str) -> bytes | None:
+        r = self.request("GET", f"{_q(db)}/{_q(docid)}/{_q(name)}", action=f"read attachment {name}",
+                         ok=(200, 404))
+        return None if r.status_code == 404 else r.content
+
+    def bulk_docs(self, db: str, docs: list[Doc], *, new_edits: bool = True) -> list[Doc]:
+        body: Doc = {"docs": docs}
+        if not new_edits:
+            body["new_edits"] = False
+        r = self.request("POST", f"{_q(db)}/_bulk_docs", json=body, action="bulk write")
+        return list(r.json())
+
+    def all_docs(self, db: str, **params: Any) -> Doc:
+        return dict(self.request("GET", f"{_q(db)}/_all_docs", params=_params(params), action="list documents").json())
+
+    def find(self, db: str, selector: Doc, *, fields: list[str] | None = None, limit: int = 1000,
+             sort: list[Any] | None = None, bookmark: str | None = None) -> Doc:
+        body: Doc = {"selector": selector, "limit": limit}
+        if fields:
+            body["fields"] = fields
+        if sort:
+            body["sort"] = sort
+        if bookmark:
+            body["bookmark"] = bookmark
+        return dict(self.request("POST", f"{_q(db)}/_find", json=body, action="query").json())
+
+    def ensure_index(self, db: str, fields: list[str], name: str) -> None:
+        self.request("POST", f"{_q(db)}/_index", json={"index": {"fields": fields}, "name": name, "type": "json"},
+                     action=f"create index {name}")
+
+    def put_design(self, db: str, ddoc: Doc) -> None:
+        """Create or replace a design document if its content differs."""
+        current = self.get(db, ddoc["_id"])
+        body = dict(ddoc)
+        if current is not None:
+            if all(current.get(k) == v for k, v in ddoc.items() if k != "_rev"):
+                return
+            body["_rev"] = current["_rev"]
+        self.save(db, body)
+
+    def view(self, db: str, ddoc: str, view: str, **params: Any) -> Doc:
+        return dict(self.request("GET", f"{_q(db)}/_design/{ddoc}/_view/{view}", params=_params(params),
+                                 action=f"read view {ddoc}/{view}").json())
+
+    # --- changes feed ---
+    def changes(self, db: str, since: str | None = None, *, limit: int = 500, include_docs: bool = True,
+                timeout: float | None = None, **params: Any) -> tuple[list[Doc], str]:
+        """One page of the changes feed after ``since`` (opaque). Returns (results, last_seq as text).
+
+        We GET through the session and parse JSON ourselves: python-cloudant's ``db.changes()`` expects
+        CouchDB's one-change-per-line layout and yields nothing on pouchdb-server (DESIGN.md).
+        """
+        p: dict[str, Any] = {"limit": limit, "include_docs": include_docs, **params}
+        if since not in (None, ""):
+            p["since"] = since
+        r = self.request("GET", f"{_q(db)}/_changes", params=_params(p), action="read changes",
+                         headers={"Accept-Encoding": "identity"}, timeout=timeout or self.timeout)
+        data = r.json()
+        return list(data.get("results", [])), str(data.get("last_seq", since or "0"))
+
+    def update_seq(self, db: str) -> str:
+        return str(self.db_info(db).get("update_seq", "0"))
+
+
+def _params(params: dict[str, Any]) -> dict[str, Any]:
+    """CouchDB wants JSON for key/startkey/endkey and lowercase booleans."""
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        if k in ("key", "keys", "startkey", "endkey", "start_key", "end_key"):
+            out[k] = json.dumps(v)
+        elif isinstance(v, bool):
+            out[k] = "true" if v else "false"
+        else:
+            out[k] = v
+    return out

@@ -1,0 +1,72 @@
+"""The one Settings class (environment prefix CARECHECK_), read once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The repository root: embedded defaults live under ./var next to it.
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every knob carecheck has. Unset values fall back to embedded defaults under ``var_dir``."""
+
+    model_config = SettingsConfigDict(env_prefix="CARECHECK_", env_file=".env", extra="ignore")
+
+    var_dir: Path = ROOT / "var"
+    # CouchDB: empty means "the embedded pouchdb-server under var/couch" (started on demand).
+    couchdb_url: str = ""
+    couchdb_user: str = "admin"
+    couchdb_password: str = "carecheck-local"
+    submissions_db: str = "submissions"
+    accounts_db: str = "carecheck_accounts"
+    # SQL (SQLModel): empty means SQLite under var/.
+    database_url: str = ""
+    # Celery: empty means kombu's SQLAlchemy transport on SQLite under var/ (no server needed).
+    broker_url: str = ""
+    result_backend: str = ""
+    # Where `carecheck forms build` writes what the server serves.
+    forms_src_dir: Path = ROOT / "forms" / "xlsforms"
+    forms_build_dir: Path = Path("")
+    # OpenRosa
+    realm: str = "carecheck"
+    max_submission_bytes: int = Field(default=100_000_000, gt=0)
+    public_url: str = ""  # base URL phones use; empty = taken from the request
+    # Reports: cells with a denominator below this are suppressed in shared outputs.
+    min_cell_size: int = Field(default=5, ge=0)
+    language: str = "vi"
+
+    @field_validator("couchdb_url", "database_url", "broker_url", "result_backend", "public_url")
+    @classmethod
+    def _strip(cls, v: str) -> str:
+        return v.strip().rstrip("/") if v.startswith("http") else v.strip()
+
+    # --- derived values (embedded defaults) ---
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'carecheck.db'}"
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or f"sqla+sqlite:///{self.var_dir / 'broker.sqlite'}"
+
+    @property
+    def effective_result_backend(self) -> str:
+        return self.result_backend or f"db+sqlite:///{self.var_dir / 'results.sqlite'}"
+
+    @property
+    def effective_forms_build_dir(self) -> Path:
+        return self.forms_build_dir if str(self.forms_build_dir) not in ("", ".") else self.var_dir / "forms"
+
+    @property
+    def embedded_couch(self) -> bool:
+        return not self.couchdb_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
