@@ -21,13 +21,20 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 _MOUNTS = [
     ("forms.cli", "forms", "Build and inspect the XLSForms."),
 ]
-_REGISTER = ["sync_server.cli", "aggregator.cli", "cli.local"]
+_REGISTER = [
+    "sync_server.cli",             # serve, user
+    "sync_server.simulator.cli",   # simulate
+    "sync_server.edge.cli",        # edge init/status, conflicts
+    "aggregator.cli",              # worker, beat, ingest, status, registry
+    "aggregator.indicators_cli",   # indicators rebuild, report
+    "cli.local",                   # local start/stop, demo
+]
 
 for module, name, help_text in _MOUNTS:
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        if exc.name != module:
+        if exc.name is None or not module.startswith(exc.name):
             raise
         continue
     app.add_typer(mod.app, name=name, help=help_text)
@@ -36,7 +43,7 @@ for module in _REGISTER:
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:
-        if exc.name != module:
+        if exc.name is None or not module.startswith(exc.name):
             raise
         continue
     mod.register(app)

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     # Reports: cells with a denominator below this are suppressed in shared outputs.
     min_cell_size: int = Field(default=5, ge=0)
     language: str = "vi"
+    # Which node this is: "province" or "edge:<area code>" (written on each stored submission as received_by).
+    node_name: str = "province"
 
     @field_validator("couchdb_url", "database_url", "broker_url", "result_backend", "public_url")
     @classmethod
