@@ -1,0 +1,180 @@
+"""SQL tables of the aggregator (docs/contracts.md §5): landing, flattened rows, registry, quarantine, checkpoint."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+# Ids are text everywhere; every table carrying answers also carries ``submission_id`` (the CouchDB _id) so that a
+# replayed page upserts instead of inserting twice. Booleans are NULL when the question was not asked.
+
+
+class Checkpoint(SQLModel, table=True):
+    """Where a feed follower stands: the last CouchDB ``seq`` whose rows are committed (opaque text)."""
+
+    name: str = Field(primary_key=True)
+    seq: str = "0"
+    updated_at: datetime | None = None
+
+
+class RawSubmission(SQLModel, table=True):
+    """The instance as landed (no names, no personal ids), with capture org unit and submission lag."""
+
+    id: str = Field(primary_key=True)  # meta/instanceID = CouchDB _id
+    form_id: str = Field(index=True)
+    form_version: str | None = None
+    received_at: datetime | None = None
+    end_time: datetime | None = None
+    lag_seconds: float | None = None
+    org_unit_province: str | None = None
+    district_code: str | None = Field(default=None, index=True)
+    commune_code: str | None = Field(default=None, index=True)
+    commune_2025_code: str | None = None
+    area_type: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    deprecated_id: str | None = Field(default=None, index=True)
+    superseded: bool = False
+    deleted: bool = False
+    submitted_by: str | None = None
+    device_id: str | None = None
+    ingested_at: datetime | None = None
+
+
+class Household(SQLModel, table=True):
+    """One household visit (a current, non-superseded household_child_check submission)."""
+
+    submission_id: str = Field(primary_key=True)
+    visit_date: date | None = None
+    year: int | None = Field(default=None, index=True)
+    quarter: int | None = None
+    month: int | None = None
+    school_year: str | None = None
+    district_code: str | None = Field(default=None, index=True)
+    commune_code: str | None = Field(default=None, index=True)
+    commune_2025_code: str | None = None
+    area_type: str | None = None
+    poverty_status: str | None = None
+    unfenced_water: bool | None = None
+    hotline_111_aware: bool | None = None
+    births_12m: int | None = None
+    under5_deaths_12m: int | None = None
+    consent: bool | None = None
+    n_children: int | None = None
+    # additive: the registry's household key (hash; no names) so follow-up visits can be grouped
+    household_key: str | None = Field(default=None, index=True)
+
+
+class Child(SQLModel, table=True):
+    """The child registry: one row per child across visits (stable id; no plain names)."""
+
+    id: str = Field(primary_key=True)
+    personal_id: str | None = Field(default=None, index=True)
+    household_key: str | None = Field(default=None, index=True)
+    name_hash: str | None = Field(default=None, index=True)
+    dob: date | None = None
+    sex: str | None = None
+    ethnicity: str | None = None
+    first_seen: date | None = None
+    last_seen: date | None = None
+    district_code: str | None = None
+    commune_code: str | None = None
+
+
+class ChildObservation(SQLModel, table=True):
+    """One child in one visit: id = submission_id + "/" + repeat index (0-based)."""
+
+    id: str = Field(primary_key=True)
+    submission_id: str = Field(index=True)
+    child_id: str | None = Field(default=None, index=True)
+    visit_date: date | None = None
+    year: int | None = Field(default=None, index=True)
+    quarter: int | None = None
+    month: int | None = None
+    school_year: str | None = None
+    district_code: str | None = Field(default=None, index=True)
+    commune_code: str | None = Field(default=None, index=True)
+    commune_2025_code: str | None = None
+    area_type: str | None = None
+    sex: str | None = None
+    ethnicity: str | None = None
+    age_years: int | None = None
+    age_months: int | None = None
+    birth_registered: str | None = None
+    has_valid_personal_id: bool | None = None
+    attends_school: bool | None = None
+    school_level: str | None = None
+    imm_card_seen: bool | None = None
+    imm_antigens: str | None = None
+    weight_kg: float | None = None
+    height_cm: float | None = None
+    waz: float | None = None
+    haz: float | None = None
+    whz: float | None = None
+    can_swim: bool | None = None
+    functional_difficulty: bool | None = None
+    orphan_status: str | None = None
+    care_arrangement: str | None = None
+    work_hours_week: int | None = None
+    chore_hours_week: int | None = None
+    special_groups: str | None = None
+    in_special_circumstance: bool | None = None
+    at_risk: bool | None = None
+    support_received: bool | None = None
+    violence_signs: bool | None = None
+    referred: bool | None = None
+    referred_within_24h: bool | None = None
+    play_space_access: bool | None = None
+
+
+class FacilityCheck(SQLModel, table=True):
+    """One commune health-station check (commune_facility_check)."""
+
+    submission_id: str = Field(primary_key=True)
+    visit_date: date | None = None
+    year: int | None = Field(default=None, index=True)
+    quarter: int | None = None
+    month: int | None = None
+    district_code: str | None = Field(default=None, index=True)
+    commune_code: str | None = Field(default=None, index=True)
+    commune_2025_code: str | None = None
+    area_type: str | None = None
+    uses_national_immunisation_system: bool | None = None
+    digital_child_health_records: bool | None = None
+    commune_play_space: bool | None = None
+
+
+class QualityFlag(SQLModel, table=True):
+    """An answer that looks wrong: flagged and counted, never dropped. id = submission/obs + "/" + code."""
+
+    id: str = Field(primary_key=True)
+    submission_id: str = Field(index=True)
+    child_obs_id: str | None = None
+    code: str = Field(index=True)
+    message: str = ""
+    created_at: datetime | None = None
+
+
+class Quarantine(SQLModel, table=True):
+    """A document that failed to process, with its error; retried with back-off, never blocking the feed."""
+
+    submission_id: str = Field(primary_key=True)
+    seq: str | None = None
+    error: str = ""
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, index=True)
+    first_failed_at: datetime | None = None
+    last_failed_at: datetime | None = None
+
+
+class RegistryConflict(SQLModel, table=True):
+    """Two registry children that may be the same child (or one id used twice): a human decides."""
+
+    id: str = Field(primary_key=True)
+    child_id_a: str
+    child_id_b: str
+    reason: str
+    created_at: datetime | None = None
+    resolved: bool = False
