@@ -1,0 +1,94 @@
+"""`carecheck forms …`: build the XLSForms, list what is built, refresh the admin-unit choices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core.settings import get_settings
+from forms.catalog import BuiltForm, Catalog
+
+app = typer.Typer(no_args_is_help=True, add_completion=False)
+
+SrcOpt = typer.Option(None, "--src", help="XLSForm source directory (default: CARECHECK_FORMS_SRC_DIR).")
+OutOpt = typer.Option(
+    None, "--out", help="Build output directory (default: CARECHECK_FORMS_BUILD_DIR or var/forms)."
+)
+
+
+def print_built(built: list[BuiltForm], console: Console, *, title: str | None = None) -> None:
+    """A table of built forms: id, version, hash, languages, number of questions, media."""
+    table = Table(title=title or "Biểu mẫu đã biên dịch / Built forms", show_lines=False)
+    for col in ("form_id", "version", "hash", "languages", "questions", "media"):
+        table.add_column(
+            col,
+            justify="right" if col == "questions" else "left",
+            overflow="fold",
+            no_wrap=col in ("form_id", "version"),
+        )
+    for b in built:
+        table.add_row(
+            b.form_id,
+            b.version,
+            b.hash,
+            ", ".join(_lang_code(lang) for lang in b.languages),
+            str(b.n_questions),
+            ", ".join(m.filename for m in b.media) or "—",
+        )
+    # A non-terminal console is 80 columns wide, too narrow for a full md5 hash: widen rather than fold.
+    console.print(table, width=max(console.width, 110))
+
+
+def _lang_code(language: str) -> str:
+    """'Tiếng Việt (vi)' → 'vi' (XLSForm language names end with the code in brackets)."""
+    if language.endswith(")") and "(" in language:
+        return language.rsplit("(", 1)[1][:-1]
+    return language
+
+
+@app.command("build")
+def build(src: Path | None = SrcOpt, out: Path | None = OutOpt) -> None:
+    """Compile every XLSForm, check it with ODK Validate and publish it (all or nothing)."""
+    from forms.build import build_all
+
+    s = get_settings()
+    src_dir = src or s.forms_src_dir
+    out_dir = out or s.effective_forms_build_dir
+    built = build_all(src_dir, out_dir)
+    print_built(built, Console())
+    typer.echo(f"Build output: {out_dir}")
+
+
+@app.command("list")
+def list_(
+    out: Path | None = OutOpt,
+    all_versions: bool = typer.Option(False, "--all", help="Every built version, not only the current."),
+) -> None:
+    """List the built forms (current versions, or all with --all)."""
+    out_dir = out or get_settings().effective_forms_build_dir
+    catalog = Catalog(out_dir)
+    built = catalog.all() if all_versions else catalog.current()
+    if not built:
+        typer.echo(
+            f"Chưa có biểu mẫu nào trong {out_dir}; hãy chạy 'carecheck forms build'. / "
+            f"No forms built in {out_dir}; run 'carecheck forms build'."
+        )
+        return
+    print_built(built, Console())
+
+
+@app.command("admin-units")
+def admin_units(src: Path | None = SrcOpt) -> None:
+    """Rewrite the district/commune choice rows of every XLSForm from the official register."""
+    from forms.admin_units import update_admin_units
+    from forms.build import source_files
+
+    src_dir = src or get_settings().forms_src_dir
+    for path in source_files(src_dir):
+        if path.suffix.lower() != ".xlsx":
+            continue
+        n = update_admin_units(path)
+        typer.echo(f"{path.name}: {n} admin-unit choice rows written")
