@@ -27,6 +27,7 @@ _REGISTER = [
     "sync_server.edge.cli",        # edge init/status, conflicts
     "aggregator.cli",              # worker, beat, ingest, status, registry
     "aggregator.indicators_cli",   # indicators rebuild, report
+    "aggregator.report_cli",       # report (HTML / XLSX / CSV for officers)
     "cli.local",                   # local start/stop, demo
 ]
 

@@ -1,0 +1,121 @@
+"""The HTML report: self-contained (inline CSS and SVG, no scripts), printable on A4, Vietnamese first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from aggregator.reports import DISAGGREGATIONS, ReportData
+from aggregator.reports.charts import Bar, bar_chart, line_chart
+from aggregator.reports.labels import (
+    STATUS_COLOURS,
+    STATUSES,
+    fmt_number,
+    fmt_seconds,
+    fmt_target,
+    fmt_value,
+    has_target,
+    light,
+    period_label,
+    t,
+)
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+_env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(["j2", "html"]),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def row_name(row: Any, lang: str) -> str:
+    return str(row.name_en if lang == "en" else row.name_vi)
+
+
+def row_light(row: Any) -> str:
+    return light(row.status, row.value, row.target)
+
+
+def _target_value(row: Any) -> float | None:
+    return float(row.target["value"]) if has_target(row.target) else None
+
+
+def charts(data: ReportData) -> dict[str, Any]:
+    """Every chart of the report, as inline SVG markup."""
+    lang = data.lang
+    out: dict[str, Any] = {"trend": {}, "ranking": {}, "disaggregation": {}}
+    for row in data.summary:
+        rows = {r.period: r for r in data.trends.get(row.indicator, [])}
+        points = [(_short_period(p, lang), rows[p].value if p in rows else None) for p in data.trend_periods]
+        out["trend"][row.indicator] = line_chart(
+            points, target=_target_value(row), unit=row.unit, lang=lang, title=row_name(row, lang)
+        )
+    for ind, rows in data.ranking.items():
+        if not rows:
+            continue
+        head = rows[0]
+        bars = [Bar(r.org_unit_name, r.value, row_light(r)) for r in rows]
+        out["ranking"][ind] = bar_chart(
+            bars, target=_target_value(head), unit=head.unit, lang=lang, title=row_name(head, lang)
+        )
+    for dim, per in data.disaggregation.items():
+        out["disaggregation"][dim] = {}
+        for ind in key_indicators(data):
+            rows = per.get(ind, [])
+            if not rows:
+                continue
+            bars = [Bar(t(str(r.disaggregation.get(dim)), lang), r.value, row_light(r)) for r in rows]
+            out["disaggregation"][dim][ind] = bar_chart(
+                bars,
+                target=_target_value(rows[0]),
+                unit=rows[0].unit,
+                lang=lang,
+                title=row_name(rows[0], lang),
+                width=340,
+                label_width=90,
+                text_width=118,
+            )
+    return out
+
+
+def key_indicators(data: ReportData) -> list[str]:
+    """Indicators with a plan target, in summary order (the ones ranked and charted)."""
+    return [r.indicator for r in data.summary if has_target(r.target)][:8]
+
+
+def _short_period(code: str, lang: str) -> str:
+    if "Q" in code and not code.startswith("SY"):
+        y, q = code.split("Q")
+        return f"Q{q}/{y[2:]}" if lang == "vi" else f"Q{q} {y[2:]}"
+    return code[2:] if code.startswith("SY") else code
+
+
+def render_html(data: ReportData) -> str:
+    """The whole report as one HTML document (UTF-8 text)."""
+    lang = data.lang
+    ctx: dict[str, Any] = {
+        "d": data,
+        "lang": lang,
+        "charts": charts(data),
+        "key_indicators": key_indicators(data),
+        "dims": list(DISAGGREGATIONS.items()),
+        "statuses": STATUSES,
+        "colours": STATUS_COLOURS,
+        "t": lambda key: t(key, lang),
+        "name": lambda row: row_name(row, lang),
+        "light": row_light,
+        "value": lambda row: fmt_value(row.value, row.unit, lang),
+        "num": lambda x, decimals=0: fmt_number(x, lang, decimals),
+        "target": lambda row: fmt_target(row.target, row.unit, lang),
+        "seconds": lambda s: fmt_seconds(s, lang),
+        "period_label": period_label(data.period, lang),
+        "short_period": lambda p: _short_period(p, lang),
+        "Markup": Markup,
+    }
+    return _env.get_template("report.html.j2").render(**ctx)

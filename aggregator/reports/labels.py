@@ -1,0 +1,219 @@
+"""Bilingual report text (Vietnamese first, English second), number formats, period labels, traffic lights."""
+
+from __future__ import annotations
+
+from datetime import timedelta, timezone
+
+from aggregator.periods import Period
+
+VIETNAM_TIME = timezone(timedelta(hours=7), "ICT")  # no daylight saving in Vietnam
+LANGS = ("vi", "en")
+LEVELS = ("commune", "district", "province")
+HIERARCHIES = ("legacy", "2025")
+
+# Traffic lights: colour AND text, so a black-and-white print still says it.
+STATUSES = ("met", "close", "not_met", "no_target", "no_data", "suppressed")
+STATUS_COLOURS = {
+    "met": "#1b7f3b",
+    "close": "#b26a00",
+    "not_met": "#c0262d",
+    "no_target": "#44607a",
+    "no_data": "#6b7280",
+    "suppressed": "#6b7280",
+}
+# How near a target counts as "close": within this share of the target value (relative gap).
+CLOSE_MARGIN = 0.05
+
+TEXT: dict[str, tuple[str, str]] = {
+    # title and header
+    "title": (
+        "Báo cáo chỉ tiêu chăm sóc, giáo dục và bảo vệ trẻ em",
+        "Child care, education and protection indicators report",
+    ),
+    "subtitle": ("Thực hiện Chỉ thị 28-CT/TW của Bộ Chính trị", "Implementing Politburo Directive 28-CT/TW"),
+    "org_unit": ("Đơn vị", "Org unit"),
+    "level": ("Cấp", "Level"),
+    "hierarchy": ("Hệ thống đơn vị", "Hierarchy"),
+    "period": ("Kỳ báo cáo", "Period"),
+    "generated_at": ("Thời điểm lập", "Generated at"),
+    "min_cell": ("Ngưỡng ẩn ô nhỏ (mẫu số dưới)", "Small-cell threshold (denominator below)"),
+    "level_commune": ("Xã / phường", "Commune / ward"),
+    "level_district": ("Huyện (trước 01/7/2025)", "District (legacy)"),
+    "level_province": ("Tỉnh", "Province"),
+    "hierarchy_legacy": ("Trước 01/7/2025 (tỉnh → huyện → xã)", "Legacy (province → district → commune)"),
+    "hierarchy_2025": ("Từ 01/7/2025 (tỉnh → xã)", "Since 1 July 2025 (province → commune)"),
+    # sections
+    "sec_summary": ("1. Tổng hợp chỉ tiêu", "1. Indicator summary"),
+    "sec_trend": ("2. Xu hướng 4 kỳ gần nhất", "2. Trend over the last 4 periods"),
+    "sec_ranking": ("3. Xếp hạng đơn vị trực thuộc", "3. Ranking of constituent units"),
+    "sec_disagg": ("4. Phân tổ theo loại địa bàn và dân tộc", "4. Disaggregation by area type and ethnicity"),
+    "sec_quality": ("5. Chất lượng dữ liệu", "5. Data quality"),
+    "no_ranking": (
+        "Cấp xã không có đơn vị trực thuộc để xếp hạng.",
+        "A commune has no constituent units to rank.",
+    ),
+    "no_rows": ("Chưa có số liệu.", "No data yet."),
+    # table headers
+    "indicator": ("Chỉ tiêu", "Indicator"),
+    "numerator": ("Tử số", "Numerator"),
+    "denominator": ("Mẫu số", "Denominator"),
+    "value": ("Giá trị", "Value"),
+    "target": ("Mục tiêu", "Target"),
+    "status": ("Đánh giá", "Status"),
+    "unit": ("Đơn vị tính", "Unit"),
+    "clause": ("Căn cứ", "Plan clause"),
+    "rank": ("Hạng", "Rank"),
+    "group": ("Nhóm", "Group"),
+    "dimension": ("Phân tổ", "Disaggregation"),
+    "code": ("Mã", "Code"),
+    "name": ("Tên", "Name"),
+    "figure": ("Số liệu", "Figure"),
+    "area_type": ("Loại địa bàn", "Area type"),
+    "ethnicity": ("Dân tộc", "Ethnicity"),
+    "sex": ("Giới tính", "Sex"),
+    "target_line": ("Đường mục tiêu", "Target line"),
+    # statuses
+    "status_met": ("Đạt", "Met"),
+    "status_close": ("Gần đạt", "Close"),
+    "status_not_met": ("Chưa đạt", "Not met"),
+    "status_no_target": ("Không có mục tiêu", "No target"),
+    "status_no_data": ("Không có số liệu", "No data"),
+    "status_suppressed": ("Ẩn (ô nhỏ)", "Suppressed (small cell)"),
+    # units
+    "unit_percent": ("%", "%"),
+    "unit_per_1000": ("‰", "per 1,000"),
+    "unit_count": ("số lượng", "count"),
+    # disaggregation values
+    "island": ("Hải đảo", "Island"),
+    "border": ("Biên giới", "Border"),
+    "mainland": ("Đất liền", "Mainland"),
+    "kinh": ("Kinh", "Kinh"),
+    "khmer": ("Khmer", "Khmer"),
+    "hoa": ("Hoa", "Hoa"),
+    "other": ("Dân tộc khác", "Other"),
+    "male": ("Nam", "Male"),
+    "female": ("Nữ", "Female"),
+    # data quality
+    "q_received": ("Số phiếu đã nhận", "Submissions received"),
+    "q_current": (
+        "Phiếu hiện hành (không tính bản đã sửa, đã xoá)",
+        "Current submissions (excl. superseded, deleted)",
+    ),
+    "q_superseded": ("Phiếu đã được sửa (bản cũ)", "Superseded by an edit"),
+    "q_deleted": ("Phiếu đã xoá", "Deleted"),
+    "q_lag": ("Độ trễ gửi phiếu theo loại địa bàn", "Submission lag by area type"),
+    "q_lag_median": ("Trung vị", "Median"),
+    "q_lag_p90": ("Phân vị 90", "90th percentile"),
+    "q_submissions": ("Số phiếu", "Submissions"),
+    "q_flags": ("Câu trả lời bị gắn cờ theo mã", "Flagged answers by flag code"),
+    "q_flag_code": ("Mã cờ", "Flag code"),
+    "q_count": ("Số lượng", "Count"),
+    "q_quarantined": ("Bản ghi đang cách ly (lỗi xử lý)", "Quarantined records (processing errors)"),
+    "q_suppressed": ("Số ô bị ẩn trong báo cáo này", "Suppressed cells in this report"),
+    "q_no_flags": ("Không có câu trả lời bị gắn cờ.", "No flagged answers."),
+    "q_all": ("Tất cả", "All"),
+    "footer": (
+        "Báo cáo chỉ chứa số liệu tổng hợp; không có thông tin cá nhân. Ô có mẫu số nhỏ hơn ngưỡng được ẩn.",
+        "Aggregates only; no personal data. Cells whose denominator is below the threshold are suppressed.",
+    ),
+    "sheet_summary": ("Tổng hợp", "Summary"),
+    "sheet_trend": ("Xu hướng", "Trend"),
+    "sheet_ranking": ("Xếp hạng", "Ranking"),
+    "sheet_disagg": ("Phân tổ", "Disaggregation"),
+    "sheet_quality": ("Chất lượng dữ liệu", "Data quality"),
+}
+
+
+def t(key: str, lang: str) -> str:
+    """The text for ``key`` in ``lang`` (falls back to the key itself for unknown values)."""
+    pair = TEXT.get(key)
+    if pair is None:
+        return key
+    return pair[1] if lang == "en" else pair[0]
+
+
+def both(key: str) -> tuple[str, str]:
+    """(Vietnamese, English) for ``key``."""
+    return TEXT.get(key, (key, key))
+
+
+# --- numbers ---
+
+
+def fmt_number(x: float | None, lang: str, decimals: int = 0) -> str:
+    """Vietnamese uses "." for thousands and "," for decimals; English the other way round."""
+    if x is None:
+        return "—"
+    s = f"{x:,.{decimals}f}"
+    if lang == "en":
+        return s
+    return s.replace(",", "\u2009").replace(".", ",").replace("\u2009", ".")
+
+
+def fmt_value(x: float | None, unit: str, lang: str) -> str:
+    if x is None:
+        return "—"
+    if unit == "count":
+        return fmt_number(x, lang, 0)
+    decimals = 2 if abs(x) < 10 else 1
+    sign = {"percent": " %", "per_1000": " ‰"}.get(unit, "")
+    return fmt_number(x, lang, decimals) + sign
+
+
+def has_target(target: dict | None) -> bool:
+    """A plan target with a figure (some clauses name no figure: ``{"op": null, "value": null}``)."""
+    return bool(target) and target.get("op") is not None and target.get("value") is not None  # type: ignore[union-attr]
+
+
+def fmt_target(target: dict | None, unit: str, lang: str) -> str:
+    if not has_target(target):
+        return "—"
+    op = {"<": "<", "<=": "≤", ">": ">", ">=": "≥", "==": "="}.get(
+        str(target.get("op")), str(target.get("op"))
+    )
+    return f"{op} {fmt_value(float(target['value']), unit, lang)}"
+
+
+def fmt_seconds(s: float | None, lang: str) -> str:
+    """A lag as hours or days, e.g. "2,5 ngày" / "2.5 days"."""
+    if s is None:
+        return "—"
+    if s < 3600:
+        return f"{fmt_number(s / 60, lang, 0)} {'phút' if lang == 'vi' else 'min'}"
+    if s < 2 * 86400:
+        return f"{fmt_number(s / 3600, lang, 1)} {'giờ' if lang == 'vi' else 'h'}"
+    return f"{fmt_number(s / 86400, lang, 1)} {'ngày' if lang == 'vi' else 'days'}"
+
+
+# --- traffic lights ---
+
+
+def light(status: str, value: float | None, target: dict | None) -> str:
+    """The rollup's status, refined: a "not_met" within CLOSE_MARGIN of its target is "close"."""
+    if status != "not_met" or value is None or not has_target(target):
+        return status if status in STATUSES else "no_data"
+    tv = float(target["value"])  # type: ignore[index]
+    if tv == 0:
+        return status
+    return "close" if abs(value - tv) / abs(tv) <= CLOSE_MARGIN else "not_met"
+
+
+def better_high(target: dict | None) -> bool:
+    """Whether a higher value is better (for ranking): targets with ">" or ">=" say so; "<" the reverse."""
+    return not (has_target(target) and str(target.get("op", "")).startswith("<"))  # type: ignore[union-attr]
+
+
+# --- periods ---
+
+def period_label(period: Period, lang: str) -> str:
+    """A period as officers write it: "Quý 4/2026", "Tháng 11/2026", "Năm học 2026-2027"."""
+    code = period.code
+    if period.type == "quarter":
+        y, q = code.split("Q")
+        return f"Quý {q}/{y}" if lang == "vi" else f"Q{q} {y}"
+    if period.type == "month":
+        y, m = code.split("-")
+        return f"Tháng {int(m)}/{y}" if lang == "vi" else f"{y}-{m}"
+    if period.type == "school_year":
+        return f"Năm học {code[2:]}" if lang == "vi" else f"School year {code[2:]}"
+    return f"Năm {code}" if lang == "vi" else code

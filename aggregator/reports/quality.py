@@ -1,0 +1,137 @@
+"""Data-quality panel figures: submissions, lag per area type, flags by code, quarantine (aggregates only)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, select
+
+from aggregator.models import QualityFlag, Quarantine, RawSubmission
+from aggregator.reports.labels import VIETNAM_TIME
+from core.orgunits import AREA_TYPES_ALL, PROVINCE_CODE
+
+
+@dataclass
+class LagRow:
+    area_type: str  # island | border | mainland | all
+    submissions: int
+    median_seconds: float | None
+    p90_seconds: float | None
+
+
+@dataclass
+class QualityPanel:
+    received: int = 0
+    current: int = 0
+    superseded: int = 0
+    deleted: int = 0
+    lag: list[LagRow] = field(default_factory=list)
+    flags: list[tuple[str, int]] = field(default_factory=list)
+    quarantined: int = 0
+    suppressed_cells: int = 0
+
+
+def _p90(values: list[float]) -> float | None:
+    """Nearest-rank 90th percentile (a value that occurred, as officers expect)."""
+    if not values:
+        return None
+    s = sorted(values)
+    return s[max(0, math.ceil(0.9 * len(s)) - 1)]
+
+
+def area_filter(level: str, area: str, hierarchy: str) -> list[Any]:
+    """SQL conditions on RawSubmission selecting an org unit's rows (the org unit stored at capture)."""
+    if level == "province" or area == PROVINCE_CODE:
+        return []
+    if level == "district":
+        return [RawSubmission.district_code == area]
+    if hierarchy == "2025":
+        return [RawSubmission.commune_2025_code == area]
+    return [RawSubmission.commune_code == area]
+
+
+def period_filter(start: date, end_inclusive: date) -> list[Any]:
+    """Rows whose form end time (or, lacking it, receipt time) falls in the period."""
+    when = func.coalesce(RawSubmission.end_time, RawSubmission.received_at)
+    # periods are Vietnamese calendar periods: a visit at 05:00 on 1 October (UTC+7) is in Q4
+    lo = datetime.combine(start, time.min, tzinfo=VIETNAM_TIME)
+    hi = datetime.combine(end_inclusive + timedelta(days=1), time.min, tzinfo=VIETNAM_TIME)
+    return [when >= lo, when < hi]
+
+
+def quality_panel(
+    session: Session, *, level: str, area: str, hierarchy: str, start: date, end_inclusive: date
+) -> QualityPanel:
+    """The panel for one org unit and period. Quarantine is a current state: counted for the area."""
+    where = area_filter(level, area, hierarchy) + period_filter(start, end_inclusive)
+    panel = QualityPanel()
+    counts = session.exec(
+        select(RawSubmission.superseded, RawSubmission.deleted, func.count())
+        .where(*where)
+        .group_by(RawSubmission.superseded, RawSubmission.deleted)
+    ).all()
+    for superseded, deleted, n in counts:
+        panel.received += n
+        if deleted:
+            panel.deleted += n
+        elif superseded:
+            panel.superseded += n
+        else:
+            panel.current += n
+
+    lags: dict[str, list[float]] = {a: [] for a in AREA_TYPES_ALL}
+    rows = session.exec(
+        select(RawSubmission.area_type, RawSubmission.lag_seconds).where(
+            *where,
+            RawSubmission.deleted == False,  # noqa: E712 - SQL expression
+            RawSubmission.superseded == False,  # noqa: E712
+            RawSubmission.lag_seconds.is_not(None),  # type: ignore[union-attr]
+        )
+    ).all()
+    for area_type, lag in rows:
+        lags.setdefault(area_type or "unknown", []).append(float(lag))
+    everything: list[float] = []
+    for area_type, values in lags.items():
+        everything += values
+        panel.lag.append(
+            LagRow(area_type, len(values), statistics.median(values) if values else None, _p90(values))
+        )
+    panel.lag.append(
+        LagRow(
+            "all", len(everything), statistics.median(everything) if everything else None, _p90(everything)
+        )
+    )
+
+    flag_rows = session.exec(
+        select(QualityFlag.code, func.count())
+        .join(RawSubmission, RawSubmission.id == QualityFlag.submission_id)
+        .where(*where, RawSubmission.deleted == False)  # noqa: E712
+        .group_by(QualityFlag.code)
+        .order_by(func.count().desc(), QualityFlag.code)
+    ).all()
+    panel.flags = [(code, int(n)) for code, n in flag_rows]
+
+    q = (
+        select(func.count())
+        .select_from(Quarantine)
+        .join(RawSubmission, RawSubmission.id == Quarantine.submission_id, isouter=True)
+    )
+    scope = area_filter(level, area, hierarchy)
+    if scope:
+        q = q.where(*scope)
+    elif level == "province":
+        # a record that never landed has no org unit: the province sees it
+        q = q.where(
+            or_(
+                RawSubmission.id.is_(None),
+                RawSubmission.org_unit_province.is_(None),  # type: ignore[union-attr]
+                RawSubmission.org_unit_province == PROVINCE_CODE,
+            )
+        )
+    panel.quarantined = int(session.exec(q).one())
+    return panel
