@@ -1,0 +1,307 @@
+"""Accounts (contracts §4), Digest and Basic authentication, roles and area scoping for the sync server.
+
+Phones speak Digest (MD5, qop=auth; RFC 7616 / https://docs.getodk.org/openrosa-authentication/) or Basic (only
+over HTTPS in production). Digest nonces are stateless: a timestamp signed with HMAC under a server secret kept in
+``var/sync_secret``, so several server processes agree and an expired nonce gets ``stale=true`` (the phone
+retries without asking the collaborator). Basic checks an argon2 hash, which is slow on purpose; the result is
+cached for a few minutes keyed by a salted hash of the credentials, so a burst of submissions stays cheap.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import Depends, Request
+
+from core import orgunits
+from core.couch import Couch, DocExists
+from core.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from core.settings import Settings
+
+ROLES = ("collaborator", "district", "province")
+ACCOUNT_TTL = 30.0        # seconds an account read from CouchDB is trusted (disable takes effect within this)
+BASIC_TTL = 300.0         # seconds a verified Basic credential is trusted without re-running argon2
+NONCE_TTL = 600           # seconds a Digest nonce is fresh; after that the challenge says stale=true
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True)
+class Account:
+    """Who is asking: name, role (collaborator | district | province) and area (91, district or commune code)."""
+
+    name: str
+    role: str
+    area: str
+
+
+def visible_area(account: Account) -> str:
+    """The area whose data the account may read ("91" = everything)."""
+    return orgunits.PROVINCE_CODE if account.role == "province" else account.area
+
+
+def digest_ha1(name: str, realm: str, password: str) -> str:
+    return hashlib.md5(f"{name}:{realm}:{password}".encode()).hexdigest()  # noqa: S324 - Digest is MD5 by spec
+
+
+def _check_area(role: str, area: str | None) -> str:
+    if role == "province":
+        if area not in (None, "", orgunits.PROVINCE_CODE):
+            raise BadRequest(f"Tài khoản cấp tỉnh có vùng {orgunits.PROVINCE_CODE}, không phải {area}.",
+                             f"A province account's area is {orgunits.PROVINCE_CODE}, not {area}.")
+        return orgunits.PROVINCE_CODE
+    if not area:
+        raise BadRequest(f"Vai trò {role} cần --area (mã huyện hoặc mã xã).",
+                         f"Role {role} needs --area (a legacy district or commune code).")
+    districts = {c.district_code for c in orgunits.communes().values()}
+    if area not in districts and area not in orgunits.communes():
+        raise BadRequest(f"Mã vùng {area} không có trong danh mục đơn vị hành chính Kiên Giang.",
+                         f"Area code {area} is not a Kiên Giang district or commune code (see core.orgunits).")
+    if role == "district" and area not in districts:
+        raise BadRequest(f"Tài khoản cấp huyện cần mã huyện (3 chữ số), không phải {area}.",
+                         f"A district account needs a district code (3 digits), not {area}.")
+    return area
+
+
+class Accounts:
+    """The accounts database, with a short-lived in-memory cache for the hot path."""
+
+    def __init__(self, couch: Couch, settings: Settings):
+        self.couch = couch
+        self.db = settings.accounts_db
+        self.realm = settings.realm
+        self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self._basic_ok: dict[str, tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    # --- management (CLI) ---
+    def add(self, name: str, password: str, role: str, area: str | None) -> Account:
+        if role not in ROLES:
+            raise BadRequest(f"Vai trò không hợp lệ: {role}. Chọn: {', '.join(ROLES)}.",
+                             f"Unknown role {role!r}; choose one of {', '.join(ROLES)}.")
+        if not name or ":" in name or any(ch.isspace() for ch in name):
+            raise BadRequest("Tên tài khoản không được trống, chứa dấu ':' hoặc khoảng trắng.",
+                             "An account name must be non-empty, without ':' or spaces.")
+        if len(password) < 6:
+            raise BadRequest("Mật khẩu cần ít nhất 6 ký tự.", "The password needs at least 6 characters.")
+        area = _check_area(role, area)
+        doc = {"_id": f"user:{name}", "type": "user", "name": name, "role": role, "area": area,
+               "password_argon2": _hasher.hash(password), "digest_ha1": digest_ha1(name, self.realm, password),
+               "active": True, "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        self.couch.ensure_db(self.db)
+        try:
+            self.couch.create(self.db, doc)
+        except DocExists:
+            raise BadRequest(f"Tài khoản {name} đã tồn tại.", f"Account {name} already exists.") from None
+        return Account(name, role, area)
+
+    def set_active(self, name: str, active: bool) -> None:
+        doc = self.couch.get(self.db, f"user:{name}")
+        if doc is None:
+            raise NotFound(f"Không có tài khoản {name}.", f"No account named {name}.")
+        doc["active"] = active
+        self.couch.save(self.db, doc)
+        self._cache.pop(name, None)
+
+    def list(self) -> list[dict[str, Any]]:
+        self.couch.ensure_db(self.db)
+        rows = self.couch.all_docs(self.db, include_docs=True, startkey="user:", endkey="user:\ufff0")["rows"]
+        return [{k: r["doc"].get(k) for k in ("name", "role", "area", "active", "created_at")} for r in rows]
+
+    # --- lookups (hot path) ---
+    def _record(self, name: str) -> dict[str, Any] | None:
+        now = time.monotonic()
+        hit = self._cache.get(name)
+        if hit and now - hit[0] < ACCOUNT_TTL:
+            return hit[1]
+        doc = self.couch.get(self.db, f"user:{name}")
+        self._cache[name] = (now, doc)
+        return doc
+
+    def _account(self, doc: dict[str, Any] | None) -> Account | None:
+        if doc is None or not doc.get("active", False) or doc.get("role") not in ROLES:
+            return None
+        return Account(str(doc["name"]), str(doc["role"]), str(doc.get("area") or orgunits.PROVINCE_CODE))
+
+    def verify_basic(self, name: str, password: str, secret: bytes) -> Account | None:
+        key = hmac.new(secret, f"{name}\x00{password}".encode(), hashlib.sha256).hexdigest()
+        now = time.monotonic()
+        doc = self._record(name)
+        ok = self._basic_ok.get(key)
+        if ok and now - ok[0] < BASIC_TTL and ok[1] == (doc or {}).get("password_argon2"):
+            return self._account(doc)
+        if doc is None:
+            return None
+        try:
+            _hasher.verify(str(doc.get("password_argon2", "")), password)
+        except (VerificationError, InvalidHashError):
+            return None
+        with self._lock:
+            if len(self._basic_ok) > 10_000:
+                self._basic_ok.clear()
+            self._basic_ok[key] = (now, str(doc.get("password_argon2")))
+        return self._account(doc)
+
+    def digest_record(self, name: str) -> tuple[Account | None, str | None]:
+        doc = self._record(name)
+        return self._account(doc), (str(doc["digest_ha1"]) if doc and doc.get("digest_ha1") else None)
+
+
+# --- Digest -------------------------------------------------------------------------------------------------------
+
+def load_secret(settings: Settings) -> bytes:
+    """The server secret signing Digest nonces and keying the Basic cache (created on first use, mode 0600)."""
+    path = Path(settings.var_dir) / "sync_secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(secrets.token_hex(32).encode())
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    return path.read_bytes().strip()
+
+
+def make_nonce(secret: bytes, now: float | None = None) -> str:
+    ts = str(int(now if now is not None else time.time()))
+    sig = hmac.new(secret, ts.encode(), hashlib.sha256).hexdigest()[:32]
+    return base64.b64encode(f"{ts}:{sig}".encode()).decode()
+
+
+def check_nonce(secret: bytes, nonce: str) -> str:
+    """'ok', 'stale' (well signed but old) or 'bad'."""
+    try:
+        ts, sig = base64.b64decode(nonce.encode(), validate=True).decode().split(":", 1)
+        int(ts)
+    except (ValueError, UnicodeDecodeError):
+        return "bad"
+    good = hmac.new(secret, ts.encode(), hashlib.sha256).hexdigest()[:32]
+    if not hmac.compare_digest(sig, good):
+        return "bad"
+    return "ok" if time.time() - int(ts) < NONCE_TTL else "stale"
+
+
+def parse_auth_params(value: str) -> dict[str, str]:
+    """Parse ``k=v, k2="v 2"`` (the parameters of a Digest Authorization header)."""
+    out: dict[str, str] = {}
+    i, n = 0, len(value)
+    while i < n:
+        while i < n and value[i] in " ,\t":
+            i += 1
+        eq = value.find("=", i)
+        if eq < 0:
+            break
+        key = value[i:eq].strip().lower()
+        i = eq + 1
+        if i < n and value[i] == '"':
+            i += 1
+            buf = []
+            while i < n and value[i] != '"':
+                if value[i] == "\\" and i + 1 < n:
+                    i += 1
+                buf.append(value[i])
+                i += 1
+            i += 1
+            out[key] = "".join(buf)
+        else:
+            end = value.find(",", i)
+            end = n if end < 0 else end
+            out[key] = value[i:end].strip()
+            i = end
+    return out
+
+
+def challenge_headers(realm: str, secret: bytes, stale: bool = False) -> list[str]:
+    """The WWW-Authenticate values: a Digest challenge (what Collect uses) and Basic."""
+    digest = (f'Digest realm="{realm}", qop="auth", algorithm=MD5, nonce="{make_nonce(secret)}", '
+              f'opaque="{hashlib.md5(realm.encode()).hexdigest()}"')  # noqa: S324 - opaque is not a secret
+    if stale:
+        digest += ", stale=true"
+    return [digest, f'Basic realm="{realm}", charset="UTF-8"']
+
+
+class AuthChallenge(Unauthorized):
+    """401 with the challenges; the handler emits one WWW-Authenticate header per challenge."""
+
+    def __init__(self, message: str, message_en: str, challenges: list[str]):
+        super().__init__(message, message_en)
+        self.challenges = challenges
+
+
+def authenticate(request: Request, accounts: Accounts, settings: Settings, secret: bytes) -> Account:
+    """The account behind the request's Authorization header, or raise AuthChallenge (401)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    scheme = scheme.lower()
+    stale = False
+    if scheme == "digest":
+        p = parse_auth_params(value)
+        name = p.get("username", "")
+        state = check_nonce(secret, p.get("nonce", ""))
+        if state == "ok" and p.get("realm") == settings.realm:
+            account, ha1 = accounts.digest_record(name)
+            if account and ha1 and _digest_ok(p, ha1, request.method):
+                return account
+        stale = state == "stale"
+    elif scheme == "basic":
+        try:
+            name, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError):
+            name, password = "", ""
+        account = accounts.verify_basic(name, password, secret) if name else None
+        if account:
+            return account
+    if header and not stale:
+        raise AuthChallenge("Sai tên đăng nhập hoặc mật khẩu, hoặc tài khoản đã bị khoá.",
+                            "Wrong user name or password, or the account is disabled.",
+                            challenge_headers(settings.realm, secret))
+    raise AuthChallenge("Cần đăng nhập.", "Authentication required.",
+                        challenge_headers(settings.realm, secret, stale=stale))
+
+
+def _digest_ok(p: dict[str, str], ha1: str, method: str) -> bool:
+    uri = p.get("uri", "")
+    ha2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()  # noqa: S324
+    if p.get("qop") == "auth":
+        expected = hashlib.md5(  # noqa: S324
+            f"{ha1}:{p.get('nonce', '')}:{p.get('nc', '')}:{p.get('cnonce', '')}:auth:{ha2}".encode()).hexdigest()
+    elif "qop" not in p:
+        expected = hashlib.md5(f"{ha1}:{p.get('nonce', '')}:{ha2}".encode()).hexdigest()  # noqa: S324
+    else:
+        return False
+    return hmac.compare_digest(expected, p.get("response", ""))
+
+
+# --- FastAPI dependencies -----------------------------------------------------------------------------------------
+
+def current_account(request: Request) -> Account:
+    """Dependency: the authenticated account (401 with a challenge otherwise)."""
+    cached = getattr(request.state, "account", None)
+    if isinstance(cached, Account):
+        return cached
+    ctx = request.app.state.ctx
+    account = authenticate(request, ctx.accounts, ctx.settings, ctx.secret)
+    request.state.account = account
+    return account
+
+
+def require_roles(*roles: str) -> Callable[..., Account]:
+    """Dependency factory: the account, when its role is one of ``roles`` (403 otherwise)."""
+
+    def dep(account: Account = Depends(current_account)) -> Account:  # noqa: B008 - FastAPI idiom
+        if account.role not in roles:
+            raise Forbidden(f"Tài khoản {account.name} (vai trò {account.role}) không được phép làm việc này.",
+                            f"Account {account.name} (role {account.role}) may not do this.")
+        return account
+
+    return dep

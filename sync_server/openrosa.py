@@ -1,0 +1,238 @@
+"""Every byte of OpenRosa XML the sync server reads or writes: formList, manifest, OpenRosaResponse, instances.
+
+Specs: https://docs.getodk.org/openrosa-form-list/ , https://docs.getodk.org/openrosa-form-submission/ ,
+https://docs.getodk.org/openrosa-http/ . XML is always built with lxml; submitted instances are untrusted and
+parsed hardened (no DTD, no entities, no network, no huge trees).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+from core.errors import BadRequest
+
+NS_RESPONSE = "http://openrosa.org/http/response"
+NS_XFORMS_LIST = "http://openrosa.org/xforms/xformsList"
+NS_MANIFEST = "http://openrosa.org/xforms/xformsManifest"
+NS_XFORMS = "http://www.w3.org/2002/xforms"
+NS_ORX = "http://openrosa.org/xforms"
+XML_CONTENT_TYPE = "text/xml; charset=utf-8"
+OPENROSA_VERSION = "1.0"
+MAX_INSTANCE_DEPTH = 64
+
+# A filename an attachment part may carry: a bare name, no path separators, no "..", no control characters.
+_SAFE_NAME = re.compile(r"^[^/\\\x00-\x1f]{1,255}$")
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, dtd_validation=False,
+                           load_dtd=False, remove_pis=True, remove_comments=False)
+
+
+# --- responses we write -------------------------------------------------------------------------------------------
+
+def response_xml(message: str, nature: str = "") -> bytes:
+    """``<OpenRosaResponse xmlns=…><message nature=…>…</message></OpenRosaResponse>`` as UTF-8 bytes."""
+    root = etree.Element(f"{{{NS_RESPONSE}}}OpenRosaResponse", nsmap={None: NS_RESPONSE})
+    msg = etree.SubElement(root, f"{{{NS_RESPONSE}}}message")
+    if nature:
+        msg.set("nature", nature)
+    msg.text = message
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+@dataclass(frozen=True)
+class FormEntry:
+    """One ``<xform>`` of a formList."""
+
+    form_id: str
+    name: str
+    version: str
+    hash: str
+    download_url: str
+    manifest_url: str | None = None
+
+
+def form_list_xml(entries: Iterable[FormEntry]) -> bytes:
+    """The formList document (OpenRosa Form List API); ``manifestUrl`` only for forms with media."""
+    root = etree.Element(f"{{{NS_XFORMS_LIST}}}xforms", nsmap={None: NS_XFORMS_LIST})
+    for e in entries:
+        x = etree.SubElement(root, f"{{{NS_XFORMS_LIST}}}xform")
+        for tag, value in (("formID", e.form_id), ("name", e.name), ("version", e.version), ("hash", e.hash),
+                           ("downloadUrl", e.download_url), ("manifestUrl", e.manifest_url)):
+            if value is not None:
+                etree.SubElement(x, f"{{{NS_XFORMS_LIST}}}{tag}").text = value
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+@dataclass(frozen=True)
+class MediaEntry:
+    filename: str
+    hash: str
+    download_url: str
+
+
+def manifest_xml(media: Iterable[MediaEntry]) -> bytes:
+    """The manifest document (OpenRosa Form List API, "Manifest document")."""
+    root = etree.Element(f"{{{NS_MANIFEST}}}manifest", nsmap={None: NS_MANIFEST})
+    for m in media:
+        mf = etree.SubElement(root, f"{{{NS_MANIFEST}}}mediaFile")
+        etree.SubElement(mf, f"{{{NS_MANIFEST}}}filename").text = m.filename
+        etree.SubElement(mf, f"{{{NS_MANIFEST}}}hash").text = m.hash
+        etree.SubElement(mf, f"{{{NS_MANIFEST}}}downloadUrl").text = m.download_url
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+# --- instances we read --------------------------------------------------------------------------------------------
+
+@dataclass
+class Instance:
+    """A submitted instance: which form and version it claims, its identity, and the parsed root."""
+
+    form_id: str
+    version: str | None
+    instance_id: str
+    deprecated_id: str | None
+    root: Any = field(repr=False)
+
+
+def _local(tag: Any) -> str:
+    return etree.QName(tag).localname if isinstance(tag, str) else ""
+
+
+def _meta_value(root: Any, name: str) -> str | None:
+    # meta/instanceID may be in the orx namespace (older clients) or in none; look at direct meta children.
+    for meta in root:
+        if _local(meta.tag) == "meta":
+            for child in meta:
+                if _local(child.tag) == name and (child.text or "").strip():
+                    return str(child.text).strip()
+    return None
+
+
+def parse_instance(xml_bytes: bytes) -> Instance:
+    """Parse an untrusted submission instance (hardened); raise BadRequest on anything structural."""
+    if b"<!DOCTYPE" in xml_bytes[:4096].upper() or b"<!ENTITY" in xml_bytes.upper():
+        # No legitimate XForm instance carries a DTD; refusing it closes entity expansion and XXE outright.
+        raise BadRequest(
+            "Phiếu có khai báo DTD/thực thể (không được phép). Hãy gửi lại bằng ODK Collect/KoboCollect.",
+            "The submission declares a DTD or entities, which is not allowed. Send it again from ODK Collect.",
+        )
+    try:
+        root = etree.fromstring(xml_bytes, _parser())
+    except etree.XMLSyntaxError as exc:
+        raise BadRequest(
+            f"Tệp phiếu (xml_submission_file) không phải XML hợp lệ: {exc.msg}.",
+            f"The submission file (xml_submission_file) is not well-formed XML: {exc.msg}.",
+        ) from exc
+    if _depth(root) > MAX_INSTANCE_DEPTH:
+        raise BadRequest("Phiếu lồng nhau quá sâu.", "The submission is nested too deeply.")
+    form_id = (root.get("id") or "").strip()
+    if not form_id:
+        raise BadRequest(
+            "Phiếu không có mã biểu mẫu (thuộc tính id của phần tử gốc).",
+            "The submission has no form id (the root element's id attribute).",
+        )
+    instance_id = _meta_value(root, "instanceID")
+    if not instance_id:
+        raise BadRequest(
+            "Phiếu thiếu meta/instanceID. Hãy cập nhật biểu mẫu trên máy rồi gửi lại.",
+            "The submission has no meta/instanceID. Update forms on the phone and send again.",
+        )
+    version = (root.get("version") or "").strip() or None
+    return Instance(form_id=form_id, version=version, instance_id=instance_id,
+                    deprecated_id=_meta_value(root, "deprecatedID"), root=root)
+
+
+def _depth(el: Any) -> int:
+    best = 0
+    stack = [(el, 1)]
+    while stack:
+        node, d = stack.pop()
+        best = max(best, d)
+        stack.extend((c, d + 1) for c in node if isinstance(c.tag, str))
+    return best
+
+
+def instance_to_dict(root: Any, repeats: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Answers as a dict: groups flattened away, repeats as lists of dicts, values strings, empty absent.
+
+    ``repeats`` names the form's repeat elements (see ``repeat_names``): a lone element with children is a
+    group unless the form says it is a repeat. Used when ``forms.instance`` is not available (contract §2).
+    """
+    out: dict[str, Any] = {}
+
+    def walk(el: Any, into: dict[str, Any]) -> None:
+        for child in el:
+            if not isinstance(child.tag, str):
+                continue
+            name = _local(child.tag)
+            if not any(isinstance(c.tag, str) for c in child):
+                text = (child.text or "").strip()
+                if text:
+                    into[name] = text
+            elif name in repeats:
+                sub: dict[str, Any] = {}
+                walk(child, sub)
+                into.setdefault(name, []).append(sub)
+            else:
+                walk(child, into)
+
+    walk(root, out)
+    return out
+
+
+def repeat_names(form_xml: bytes) -> frozenset[str]:
+    """Local names of the form's repeat elements (from ``<repeat nodeset=…>`` in the body)."""
+    root = etree.fromstring(form_xml, _parser())
+    return frozenset((r.get("nodeset") or "").rstrip("/").split("/")[-1]
+                     for r in root.iter(f"{{{NS_XFORMS}}}repeat") if r.get("nodeset"))
+
+
+def binary_paths(form_xml: bytes) -> frozenset[tuple[str, ...]]:
+    """Paths (local names below the root) of the form's binary questions: the answers naming attachments."""
+    root = etree.fromstring(form_xml, _parser())
+    paths = set()
+    for bind in root.iter(f"{{{NS_XFORMS}}}bind"):
+        if bind.get("type") == "binary":
+            parts = [p.split("[")[0].split(":")[-1] for p in (bind.get("nodeset") or "").split("/") if p]
+            if len(parts) > 1:
+                paths.add(tuple(parts[1:]))
+    return frozenset(paths)
+
+
+def referenced_attachments(root: Any, paths: frozenset[tuple[str, ...]]) -> list[str]:
+    """Filenames the instance names in its binary questions, in document order, unique."""
+    names: list[str] = []
+
+    def walk(el: Any, prefix: tuple[str, ...]) -> None:
+        for child in el:
+            if not isinstance(child.tag, str):
+                continue
+            p = (*prefix, _local(child.tag))
+            if p in paths:
+                text = (child.text or "").strip()
+                if text and text not in names:
+                    names.append(text)
+            walk(child, p)
+
+    walk(root, ())
+    return names
+
+
+def safe_attachment_name(name: str) -> bool:
+    """True for a bare filename (no directories, no '..', no control characters)."""
+    return bool(_SAFE_NAME.match(name)) and name not in (".", "..") and ".." not in name
+
+
+def first_answer(root: Any, name: str) -> str | None:
+    """The first non-empty leaf answer with that local name anywhere in the instance (groups flattened)."""
+    for el in root.iter():
+        if isinstance(el.tag, str) and _local(el.tag) == name and len(el) == 0 and (el.text or "").strip():
+            return str(el.text).strip()
+    return None

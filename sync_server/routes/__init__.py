@@ -1,0 +1,1 @@
+"""HTTP routes; every module here exposing a module-level ``router`` is mounted by ``create_app``."""

@@ -1,0 +1,197 @@
+"""HEAD/POST /submission (OpenRosa Form Submission API) with the duplicate, split-upload and edit rules.
+
+Rules (DESIGN.md "Duplicates and edits"): one CouchDB doc per instanceID, created with its attachments in one
+round trip; an identical resend is acknowledged and merges new attachments; different XML under the same
+instanceID is a 409 and the first is kept; ``deprecatedID`` makes a new version and carries forward attachments
+the edit does not resend. Submissions are never rejected for their answers — only for their structure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+from fastapi import APIRouter, BackgroundTasks, Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request as StarletteRequest
+
+from core import orgunits
+from core.errors import BadRequest, Conflict, NotFound, TooLarge
+from sync_server import openrosa
+from sync_server.auth import Account
+from sync_server.deps import CurrentAccount, ReadyCtx, ServerContext, device_id
+from sync_server.store import utc_now
+
+router = APIRouter(tags=["openrosa"])
+log = logging.getLogger("carecheck.sync.submission")
+XML_PART = "xml_submission_file"
+
+
+@router.head("/submission", status_code=204)
+@router.get("/submission", status_code=204)
+def submission_head(request: Request, ctx: ReadyCtx, account: CurrentAccount,
+                    background: BackgroundTasks) -> Response:
+    # Collect sends HEAD first and needs 204 plus the size it may send in one POST (it splits above that).
+    background.add_task(ctx.devices.touch, device_id(request), account, "head")
+    return Response(status_code=204, headers={
+        "X-OpenRosa-Accept-Content-Length": str(ctx.settings.max_submission_bytes)})
+
+
+def _too_large(limit: int) -> TooLarge:
+    return TooLarge(
+        f"Phiếu quá lớn (giới hạn {limit:,} byte). Hãy gửi lại để máy chia tệp đính kèm thành nhiều lần.",
+        f"The submission is larger than {limit:,} bytes. Send again so the phone splits the attachments.",
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The whole body, counted as it streams (chunked bodies have no Content-Length); 413 past the limit."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    buf = bytearray()
+    async for chunk in request.stream():
+        buf += chunk
+        if len(buf) > limit:
+            raise _too_large(limit)
+    return bytes(buf)
+
+
+async def _parse_multipart(request: Request, body: bytes, limit: int) -> dict[str, list[Any]]:
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    ctype = request.headers.get("content-type", "")
+    if not ctype.lower().startswith("multipart/form-data"):
+        raise BadRequest(
+            "Thiếu tệp phiếu xml_submission_file (cần gửi dạng multipart/form-data).",
+            "No xml_submission_file part: submissions are multipart/form-data.",
+        )
+    req = StarletteRequest(request.scope, receive)
+    try:
+        form = await req.form(max_files=10_000, max_fields=10_000, max_part_size=limit)
+    except MultiPartException as exc:
+        raise BadRequest(f"Nội dung multipart không hợp lệ: {exc.message}.",
+                         f"The multipart body is malformed: {exc.message}.") from exc
+    parts: dict[str, list[Any]] = {}
+    for key, value in form.multi_items():
+        parts.setdefault(key, []).append(value)
+    return parts
+
+
+def _bad_name(name: str) -> BadRequest:
+    return BadRequest(
+        f"Tên tệp đính kèm không hợp lệ: {name!r} (không được chứa thư mục hay '..').",
+        f"Attachment name {name!r} is not allowed (no directories or '..').",
+    )
+
+
+@router.post("/submission")
+async def submission_post(request: Request, ctx: ReadyCtx, account: CurrentAccount,
+                          background: BackgroundTasks) -> Response:
+    limit = ctx.settings.max_submission_bytes
+    body = await _read_body(request, limit)
+    parts = await _parse_multipart(request, body, limit)
+    xml_parts = parts.pop(XML_PART, [])
+    if not xml_parts:
+        raise BadRequest("Thiếu tệp phiếu xml_submission_file.", "The xml_submission_file part is missing.")
+    first = xml_parts[0]
+    xml = await first.read() if isinstance(first, UploadFile) else str(first).encode("utf-8")
+    attachments: dict[str, tuple[str, bytes]] = {}
+    for field_name, values in parts.items():
+        for v in values:
+            if not isinstance(v, UploadFile):
+                continue  # plain form fields (e.g. Enketo's extras) carry nothing we store
+            name = v.filename or field_name
+            if not openrosa.safe_attachment_name(name) or not openrosa.safe_attachment_name(field_name):
+                raise _bad_name(name if not openrosa.safe_attachment_name(name) else field_name)
+            attachments[name] = (v.content_type or "application/octet-stream", await v.read())
+    dev = device_id(request)
+    status, message = await run_in_threadpool(accept, ctx, account, xml, attachments, dev)
+    background.add_task(ctx.devices.touch, dev, account, "submission")
+    return Response(content=openrosa.response_xml(message, "submit_success"), status_code=status,
+                    headers={"Content-Type": openrosa.XML_CONTENT_TYPE})
+
+
+def accept(ctx: ServerContext, account: Account, xml: bytes, attachments: dict[str, tuple[str, bytes]],
+           device: str | None) -> tuple[int, str]:
+    """Apply the rules and store; returns (HTTP status, message). Raises Problems for every refusal."""
+    inst = openrosa.parse_instance(xml)
+    if inst.instance_id.startswith("_") or len(inst.instance_id) > 200:
+        raise BadRequest(f"meta/instanceID không hợp lệ: {inst.instance_id[:60]!r}.",
+                         f"meta/instanceID {inst.instance_id[:60]!r} is not a valid record id.")
+    form = ctx.forms.get(inst.form_id, inst.version)
+    if form is None:
+        known = ctx.forms.get(inst.form_id)
+        if known is None:
+            raise NotFound(
+                f"Máy chủ không có biểu mẫu '{inst.form_id}'. Hãy cập nhật biểu mẫu (Tải biểu mẫu trống) rồi gửi lại.",
+                f"Form '{inst.form_id}' is not on this server. Update forms on the phone and send again.")
+        raise NotFound(
+            f"Phiên bản biểu mẫu đã cũ — hãy cập nhật biểu mẫu: '{inst.form_id}' phiên bản {inst.version} "
+            f"không có trên máy chủ (hiện tại: {known.built.version}).",
+            f"Form '{inst.form_id}' version {inst.version} is not on this server (current: "
+            f"{known.built.version}). Update forms on the phone and send again.")
+    expected = openrosa.referenced_attachments(inst.root, form.binary_paths)
+    to_store = dict(attachments)
+    if inst.deprecated_id and inst.deprecated_id != inst.instance_id:
+        old = ctx.submissions.get(inst.deprecated_id)
+        if old is None:
+            raise NotFound(
+                f"Không tìm thấy phiếu gốc {inst.deprecated_id} mà bản sửa này thay thế. "
+                "Hãy gửi phiếu gốc trước, hoặc liên hệ cán bộ huyện.",
+                f"The record this edit replaces ({inst.deprecated_id}) is not on this server. "
+                "Send the original first, or contact your district officer.")
+        # Carry forward attachments the edit still references but does not resend (Collect sends only changes).
+        for name in expected:
+            if name not in to_store and name in (old.get("_attachments") or {}):
+                data = ctx.submissions.attachment(old["_id"], name)
+                if data is not None:
+                    to_store[name] = (str(old["_attachments"][name].get("content_type")
+                                          or "application/octet-stream"), data)
+    try:
+        xml_text = xml.decode("utf-8")
+    except UnicodeDecodeError:
+        xml_text = xml.decode("latin-1")  # keep every byte; the hash below is of the bytes as sent
+    doc = {
+        "_id": inst.instance_id, "type": "submission", "form_id": inst.form_id,
+        "form_version": form.built.version, "xml": xml_text, "xml_sha256": hashlib.sha256(xml).hexdigest(),
+        "deprecated_id": inst.deprecated_id if inst.deprecated_id != inst.instance_id else None,
+        "submitted_by": account.name, "device_id": device, "received_at": utc_now(),
+        "received_by": ctx.settings.node_name, "area": account.area,
+        "org_unit": _org_unit(inst.root), "attachments_expected": expected,
+    }
+    result = ctx.submissions.store(doc, to_store)
+    log.info("submission %s form=%s v=%s outcome=%s +att=%d", inst.instance_id, inst.form_id,
+             form.built.version, result.outcome, len(result.added_attachments))
+    if result.outcome == "conflict":
+        raise Conflict(
+            f"Phiếu {inst.instance_id} đã được nhận trước đó với nội dung khác; máy chủ giữ bản đầu tiên. "
+            "Nếu cần sửa, hãy sửa phiếu đã gửi trên máy rồi gửi lại.",
+            f"Record {inst.instance_id} was already received with different content; the first one is kept. "
+            "To change it, edit the sent record on the phone and send again.")
+    if result.outcome == "created":
+        return 201, "Đã gửi thành công / Sent successfully"
+    if result.added_attachments:
+        return 201, (f"Đã nhận trước đó; đã bổ sung {len(result.added_attachments)} tệp đính kèm / "
+                     f"Already received; {len(result.added_attachments)} attachment(s) added")
+    return 202, "Đã nhận trước đó / Already received"
+
+
+def _org_unit(root: Any) -> list[str] | None:
+    """[province, district, commune] from the answers, when the commune is a valid code (contracts §1)."""
+    commune = openrosa.first_answer(root, "commune")
+    district = openrosa.first_answer(root, "district")
+    c = orgunits.communes().get(commune or "")
+    if c is None or (district and district != c.district_code):
+        return None
+    return orgunits.area_path(c.code)

@@ -1,0 +1,216 @@
+"""Submission storage in CouchDB (contracts §3): the design doc, atomic creates, attachment merges, reads."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from datetime import UTC, datetime
+from dataclasses import dataclass
+from typing import Any
+
+from core import orgunits
+from core.couch import Couch, Doc, DocExists
+from core.errors import BadRequest
+from core.settings import Settings
+
+log = logging.getLogger("carecheck.sync.store")
+DDOC = "carecheck"
+
+# Views and the replication filter of contracts §3. JavaScript, so they run on CouchDB and pouchdb-server alike.
+DESIGN_DOC: Doc = {
+    "_id": f"_design/{DDOC}",
+    "language": "javascript",
+    "views": {
+        "by_deprecated": {"map": "function (doc) { if (doc.type === 'submission' && doc.deprecated_id) "
+                                 "{ emit(doc.deprecated_id, null); } }"},
+        "by_form": {"map": "function (doc) { if (doc.type === 'submission') "
+                           "{ emit([doc.form_id, doc.received_at], null); } }"},
+        "by_device": {"map": "function (doc) { if (doc.type === 'submission') { emit(doc.device_id, "
+                             "[doc.received_at, doc.submitted_by, doc.area]); } }"},
+    },
+    "filters": {
+        "by_area": (
+            "function (doc, req) { if (doc._id.indexOf('_design/') === 0) { return false; } "
+            # String(): pouchdb-server parses query params as JSON, so area=911 arrives as a number (contracts §3).
+            "if (req.query.area === undefined || req.query.area === null) { return false; } "
+            "var a = String(req.query.area); if (String(doc.area) === a) { return true; } "
+            "var p = doc.org_unit || []; "
+            "for (var i = 0; i < p.length; i++) { if (String(p[i]) === a) { return true; } } "
+            "return false; }"
+        ),
+    },
+}
+
+
+def devices_db(settings: Settings) -> str:
+    """Where device contact records live: beside the submissions, never inside them (append-only docs)."""
+    return f"{settings.submissions_db}_devices"
+
+
+def ensure_store(couch: Couch, settings: Settings) -> None:
+    """Create the databases, the design doc and the Mango index the API pages with. Idempotent."""
+    for db in (settings.submissions_db, settings.accounts_db, devices_db(settings)):
+        couch.ensure_db(db)
+    couch.put_design(settings.submissions_db, DESIGN_DOC)
+    couch.ensure_index(settings.submissions_db, ["received_at"], "by_received_at")
+
+
+@dataclass
+class Stored:
+    """What happened to a submission: 'created', 'duplicate' (identical resend) or 'conflict'."""
+
+    outcome: str
+    doc_id: str
+    added_attachments: list[str]
+
+
+class Submissions:
+    """Reads and writes of submission documents."""
+
+    def __init__(self, couch: Couch, settings: Settings):
+        self.couch = couch
+        self.db = settings.submissions_db
+
+    def get(self, doc_id: str) -> Doc | None:
+        doc = self.couch.get(self.db, doc_id)
+        return doc if doc and doc.get("type") == "submission" else None
+
+    def attachment(self, doc_id: str, name: str) -> bytes | None:
+        return self.couch.get_attachment(self.db, doc_id, name)
+
+    def store(self, doc: Doc, attachments: dict[str, tuple[str, bytes]]) -> Stored:
+        """Create in one round trip; on an existing id decide duplicate vs conflict from the stored hash.
+
+        CouchDB decides the race between two identical POSTs: the loser gets 409 on create, re-reads and
+        compares hashes. Only attachments the stored doc lacks are added (split uploads), each PUT with ?rev=
+        and retried on a conflict, so running it twice changes nothing.
+        """
+        try:
+            self.couch.create(self.db, doc, attachments)
+            return Stored("created", doc["_id"], sorted(attachments))
+        except DocExists:
+            pass
+        for _ in range(20):
+            current = self.couch.get(self.db, doc["_id"])
+            if current is None:  # deleted meanwhile: CouchDB accepts a create over a deletion
+                try:
+                    self.couch.create(self.db, doc, attachments)
+                    return Stored("created", doc["_id"], sorted(attachments))
+                except DocExists:
+                    continue
+            if current.get("xml_sha256") != doc["xml_sha256"]:
+                return Stored("conflict", doc["_id"], [])
+            missing = [n for n in attachments if n not in (current.get("_attachments") or {})]
+            if not missing:
+                return Stored("duplicate", doc["_id"], [])
+            rev = str(current["_rev"])
+            try:
+                for name in missing:
+                    ctype, data = attachments[name]
+                    rev = self.couch.put_attachment(self.db, doc["_id"], rev, name, ctype, data)
+            except DocExists:
+                continue  # another part landed meanwhile: re-read and add what is still missing
+            return Stored("duplicate", doc["_id"], missing)
+        return Stored("duplicate", doc["_id"], [])
+
+    def superseded_by(self, doc_id: str) -> list[str]:
+        rows = self.couch.view(self.db, DDOC, "by_deprecated", key=doc_id)["rows"]
+        return sorted(str(r["id"]) for r in rows)
+
+    def versions(self, doc: Doc) -> list[Doc]:
+        """The version chain the doc belongs to, oldest first: back through deprecated_id, forward through edits."""
+        chain = [doc]
+        seen = {doc["_id"]}
+        cur = doc
+        while cur.get("deprecated_id") and cur["deprecated_id"] not in seen:
+            prev = self.get(cur["deprecated_id"])
+            if prev is None:
+                break
+            chain.insert(0, prev)
+            seen.add(prev["_id"])
+            cur = prev
+        cur = doc
+        while True:
+            nxt = [i for i in self.superseded_by(cur["_id"]) if i not in seen]
+            if not nxt:
+                break
+            nd = self.get(nxt[0])
+            if nd is None:
+                break
+            chain.append(nd)
+            seen.add(nd["_id"])
+            cur = nd
+        return chain
+
+    def page(self, area: str, *, form_id: str | None, since: str | None,
+             limit: int) -> tuple[list[Doc], str | None]:
+        """Submissions received after ``since`` (ISO time or a cursor from the last page), oldest first."""
+        after_time, after_id = decode_since(since)
+        selector: Doc = {"type": "submission", "received_at": {"$gte": after_time} if after_time else {"$gt": None}}
+        if form_id:
+            selector["form_id"] = form_id
+        if area != orgunits.PROVINCE_CODE:
+            selector["$or"] = [{"area": {"$in": area_codes(area)}}, {"org_unit": {"$elemMatch": {"$eq": area}}}]
+        fields = ["_id", "form_id", "form_version", "received_at", "submitted_by", "device_id", "area",
+                  "org_unit", "deprecated_id", "_attachments"]
+        # Fetch a little more than asked: docs at exactly ``after_time`` up to ``after_id`` are skipped.
+        docs = self.couch.find(self.db, selector, fields=fields, limit=limit + 200,
+                               sort=[{"received_at": "asc"}])["docs"]
+        if after_time:
+            docs = [d for d in docs if d["received_at"] > after_time
+                    or (after_id is not None and d["_id"] > after_id)]
+        docs.sort(key=lambda d: (d["received_at"], d["_id"]))
+        docs = docs[:limit]
+        nxt = encode_cursor(docs[-1]["received_at"], docs[-1]["_id"]) if len(docs) == limit else None
+        return docs, nxt
+
+    def by_device(self) -> list[Doc]:
+        return list(self.couch.view(self.db, DDOC, "by_device")["rows"])
+
+
+def encode_cursor(received_at: str, doc_id: str) -> str:
+    return "c1." + base64.urlsafe_b64encode(json.dumps([received_at, doc_id]).encode()).decode().rstrip("=")
+
+
+def decode_since(since: str | None) -> tuple[str | None, str | None]:
+    """``since`` is an ISO-8601 UTC time (strictly after it) or an opaque cursor ``c1.…`` (after that record)."""
+    if not since:
+        return None, None
+    if since.startswith("c1."):
+        raw = since[3:] + "=" * (-len(since[3:]) % 4)
+        try:
+            t, i = json.loads(base64.urlsafe_b64decode(raw.encode()))
+            return str(t), str(i)
+        except (ValueError, binascii.Error, TypeError) as exc:
+            raise BadRequest("Tham số since không hợp lệ.", "The since parameter is not a valid cursor.") from exc
+    try:
+        t = datetime.fromisoformat(since.replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError as exc:
+        raise BadRequest("since phải là thời điểm ISO-8601 (UTC) hoặc con trỏ trang trước.",
+                         "since must be an ISO-8601 UTC time or the cursor of the previous page.") from exc
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    # Stored received_at has whole seconds ("…:SSZ"): "after 09:12:00.5" means "from 09:12:01 on".
+    return t.astimezone(UTC).strftime(TIME_FORMAT) + ("" if t.microsecond == 0 else "\uffff"), None
+
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def utc_now() -> str:
+    """Server time as stored in received_at (contracts §3): UTC, whole seconds."""
+    return datetime.now(UTC).strftime(TIME_FORMAT)
+
+
+def area_codes(area: str) -> list[str]:
+    """The account-area codes inside ``area``: itself and, for a district, its communes."""
+    return [area] + sorted(c.code for c in orgunits.communes().values() if c.district_code == area)
+
+
+def doc_visible(area: str, doc: Doc) -> bool:
+    """Whether a reader scoped to ``area`` may see the submission (by submitter's area or captured org unit)."""
+    if area == orgunits.PROVINCE_CODE:
+        return True
+    return doc.get("area") in area_codes(area) or area in (doc.get("org_unit") or [])

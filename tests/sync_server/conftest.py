@@ -1,0 +1,56 @@
+"""Fixtures for the sync server: settings on the session's pouchdb-server, a built test form, accounts, a client."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from core.couch import Couch
+from core.services import CouchProcess
+from core.settings import Settings
+from sync_server.app import create_app
+from sync_server.auth import Accounts
+from tests.conftest import make_settings
+from tests.sync_server.helpers import write_form
+
+PASSWORD = "mat-khau-123"
+
+
+@dataclass
+class Server:
+    settings: Settings
+    client: TestClient
+    couch: Couch
+
+    def auth(self, name: str = "ctv_pq") -> httpx.DigestAuth:
+        return httpx.DigestAuth(name, PASSWORD)
+
+    def doc(self, instance_id: str) -> dict | None:
+        return self.couch.get(self.settings.submissions_db, instance_id)
+
+
+def add_accounts(settings: Settings, couch: Couch) -> None:
+    acc = Accounts(couch, settings)
+    acc.add("ctv_pq", PASSWORD, "collaborator", "31078")      # a collaborator in a Phú Quốc commune
+    acc.add("ctv_rg", PASSWORD, "collaborator", "30742")      # a collaborator in Rạch Giá
+    acc.add("huyen_pq", PASSWORD, "district", "911")
+    acc.add("tinh", PASSWORD, "province", None)
+
+
+@pytest.fixture()
+def server_settings(tmp_path: Path, couch_server: CouchProcess) -> Settings:
+    s = make_settings(tmp_path, couch_server, max_submission_bytes=200_000)
+    write_form(s.effective_forms_build_dir, media={"itemsets.csv": b"list_name,name,label\nx,1,One\n"})
+    return s
+
+
+@pytest.fixture()
+def server(server_settings: Settings, couch: Couch) -> Iterator[Server]:
+    add_accounts(server_settings, couch)
+    with TestClient(create_app(server_settings), base_url="http://phone.test") as client:
+        yield Server(server_settings, client, couch)

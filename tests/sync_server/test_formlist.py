@@ -1,0 +1,75 @@
+"""formList, form download, manifest and media: exact namespaces, md5 of the bytes served, headers, auth."""
+
+from __future__ import annotations
+
+import hashlib
+
+from lxml import etree
+
+from tests.sync_server.conftest import Server
+from tests.sync_server.helpers import md5, write_form
+
+XL = "{http://openrosa.org/xforms/xformsList}"
+MF = "{http://openrosa.org/xforms/xformsManifest}"
+
+
+def test_form_list_download_and_manifest(server: Server) -> None:
+    c = server.client
+    r = c.get("/formList?deviceID=collect:abc", auth=server.auth())
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/xml; charset=utf-8"
+    assert r.headers["x-openrosa-version"] == "1.0"
+    assert r.headers["date"].endswith("GMT")
+    root = etree.fromstring(r.content)
+    assert root.tag == f"{XL}xforms" and root.nsmap == {None: "http://openrosa.org/xforms/xformsList"}
+    (x,) = root.findall(f"{XL}xform")
+    assert [e.tag[len(XL):] for e in x] == ["formID", "name", "version", "hash", "downloadUrl", "manifestUrl"]
+    assert x.findtext(f"{XL}formID") == "hh_test"
+    assert x.findtext(f"{XL}version") == "2026112901"
+    assert x.findtext(f"{XL}downloadUrl") == "http://phone.test/forms/hh_test/form.xml"
+
+    form = c.get(x.findtext(f"{XL}downloadUrl"), auth=server.auth())
+    assert form.status_code == 200 and form.headers["content-type"] == "text/xml; charset=utf-8"
+    assert x.findtext(f"{XL}hash") == "md5:" + hashlib.md5(form.content).hexdigest()
+    built = server.settings.effective_forms_build_dir / "hh_test" / "2026112901" / "form.xml"
+    assert form.content == built.read_bytes()
+
+    m = c.get(x.findtext(f"{XL}manifestUrl"), auth=server.auth())
+    assert m.status_code == 200 and m.headers["content-type"] == "text/xml; charset=utf-8"
+    mroot = etree.fromstring(m.content)
+    assert mroot.tag == f"{MF}manifest" and mroot.nsmap == {None: "http://openrosa.org/xforms/xformsManifest"}
+    (mf,) = mroot.findall(f"{MF}mediaFile")
+    assert mf.findtext(f"{MF}filename") == "itemsets.csv"
+    media = c.get(mf.findtext(f"{MF}downloadUrl"), auth=server.auth())
+    assert media.status_code == 200 and media.content == b"list_name,name,label\nx,1,One\n"
+    assert mf.findtext(f"{MF}hash") == md5(media.content)
+
+
+def test_form_list_filter_and_no_manifest_without_media(server: Server) -> None:
+    write_form(server.settings.effective_forms_build_dir, form_id="facility_test", version="1")
+    r = server.client.get("/formList", auth=server.auth())
+    ids = [e.text for e in etree.fromstring(r.content).iter(f"{XL}formID")]
+    assert ids == ["facility_test", "hh_test"]
+    r = server.client.get("/formList?formID=facility_test", auth=server.auth())
+    (x,) = etree.fromstring(r.content).findall(f"{XL}xform")
+    assert x.findtext(f"{XL}formID") == "facility_test"
+    assert x.find(f"{XL}manifestUrl") is None
+    r = server.client.get("/forms/nope/form.xml", auth=server.auth())
+    assert r.status_code == 404 and b"OpenRosaResponse" in r.content
+
+
+def test_auth_challenge_digest_and_basic(server: Server) -> None:
+    c = server.client
+    r = c.get("/formList")
+    assert r.status_code == 401
+    challenges = r.headers.get_list("www-authenticate")
+    assert any(v.startswith('Digest realm="carecheck", qop="auth"') for v in challenges)
+    assert any(v.startswith("Basic ") for v in challenges)
+    assert r.headers["x-openrosa-version"] == "1.0"
+    assert b"http://openrosa.org/http/response" in r.content
+    assert c.get("/formList", auth=("ctv_pq", "mat-khau-123")).status_code == 200           # Basic
+    assert c.get("/formList", auth=("ctv_pq", "mat-khau-123")).status_code == 200           # Basic, cached
+    assert c.get("/formList", auth=("ctv_pq", "wrong-password")).status_code == 401
+    wrong = c.get("/formList", auth=server.auth("nobody"))
+    assert wrong.status_code == 401 and "Sai tên đăng nhập" in wrong.text
+    assert c.get("/formList", auth=server.auth()).status_code == 200                          # Digest
