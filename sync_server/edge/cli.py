@@ -1,0 +1,73 @@
+"""`carecheck edge init|status` and `carecheck conflicts`: the operator's side of edge sync."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from core.settings import get_settings
+
+edge = typer.Typer(no_args_is_help=True, help="Edge node: local store replicating to the province.")
+
+
+@edge.command("init")
+def init(
+    area: str = typer.Option(..., "--area", help="Legacy district (3 digits) or commune (5 digits) code."),
+    central: str = typer.Option(..., "--central", help="Province CouchDB URL, e.g. http://province:5984"),
+    user: str = typer.Option(..., "--user", help="Province store account (admin)."),
+    password: str = typer.Option(..., "--password", prompt=True, hide_input=True,
+                                 help="Its password (asked if not given; never printed)."),
+) -> None:
+    """Set up this node as an edge for AREA; safe to run again (replaces stale replications)."""
+    from sync_server.edge.replication import init_edge
+
+    settings = get_settings()
+    cfg = init_edge(settings, area, central, user, password)
+    typer.echo(f"Đã thiết lập nút biên {cfg.node_name} → {cfg.central_url} (tài khoản {cfg.central_user}).")
+    typer.echo(f"Edge {cfg.node_name} set up → {cfg.central_url}; replications are running.")
+    if settings.node_name != cfg.node_name:
+        typer.echo(f"Đặt CARECHECK_NODE_NAME={cfg.node_name} cho máy chủ đồng bộ trên máy này. / "
+                   f"Set CARECHECK_NODE_NAME={cfg.node_name} for this node's sync server.")
+
+
+@edge.command("status")
+def status(
+    lang: str = typer.Option("", "--lang", help="vi or en (default: CARECHECK_LANGUAGE)."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Each replication: state, last success, documents waiting, last error (measured, not assumed)."""
+    from sync_server.edge.status import check, render
+
+    settings = get_settings()
+    st = check(settings)
+    if as_json:
+        typer.echo(json.dumps({"area": st.area, "node_name": st.node_name, **st.as_report()}, indent=2,
+                              ensure_ascii=False))
+        return
+    for line in render(st, lang or settings.language):
+        typer.echo(line)
+    if any(r.state == "error" for r in st.replications):
+        raise typer.Exit(2)
+
+
+def conflicts(
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    lang: str = typer.Option("", "--lang", help="vi or en."),
+) -> None:
+    """Records edited in two places: every version, and the one that wins (latest form end time)."""
+    from sync_server.edge.conflicts import find_conflicts, render_conflicts
+    from sync_server.edge.replication import local_couch
+
+    settings = get_settings()
+    found = find_conflicts(local_couch(settings), settings)
+    if as_json:
+        typer.echo(json.dumps([c.as_dict() for c in found], indent=2, ensure_ascii=False))
+        return
+    for line in render_conflicts(found, lang or settings.language):
+        typer.echo(line)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(edge, name="edge", help="Edge node: local store replicating to the province.")
+    app.command("conflicts")(conflicts)

@@ -1,0 +1,297 @@
+"""Set up an edge node: its local store, the `_replicator` documents to and from the province, its config doc.
+
+What moves where (all continuous, all resuming from CouchDB replication checkpoints):
+
+- ``submissions`` edge → province, filtered with ``carecheck/by_area`` (contracts §3) and ``query_params
+  {area: <edge area>}``: only this area's records go up; design docs never do.
+- ``carecheck_accounts`` province → edge, filtered with ``carecheck_edge/accounts_for_area``: **collaborator
+  accounts of the edge's area only** (the commune, or a district and its communes). Least privilege: a stolen edge
+  laptop carries no district or province officer's password hash, and no other area's collaborators.
+- ``carecheck_forms`` province → edge, whole database: published forms are the same for every area
+  (``sync_server.edge.forms``).
+- ``carecheck_edge`` edge → province ``carecheck_edges``: one doc ``edge:<area>`` holding this node's config and its
+  last status report, which the province reads for monitoring (``status.edge_summary``).
+
+pouchdb-server quirks handled here (DESIGN.md): the replicator needs credentials (we send them as an
+``Authorization`` header in the endpoint objects, never in a printed URL); a `_replicator` doc identical to an old
+stale one never runs, so every (re)run deletes ours first and writes a new generation. The replication id depends
+only on source, target, filter and query params, so a new generation resumes from the old checkpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from core import orgunits
+from core.couch import Couch, Doc, DocExists
+from core.errors import BadRequest, ConfigError, Problem
+from core.settings import Settings
+
+EDGE_DB = "carecheck_edge"          # on the edge: its config + status doc
+EDGES_DB = "carecheck_edges"        # at the province: one doc per edge node (replicated up)
+FORMS_DB = "carecheck_forms"        # published forms (province → every edge)
+REPLICATOR_DB = "_replicator"
+ACCOUNTS_DDOC = "_design/carecheck_edge"
+BATCH_SIZE = 25                     # small batches on bad links (DESIGN.md): a cut loses at most one batch
+
+# Contracts §3 filter, used only when sync_server.store is not importable. Strings compared with String(): on
+# pouchdb-server query params arrive JSON-parsed (area=911 is the number 911).
+_BY_AREA = """function (doc, req) {
+  if (doc._id.indexOf('_design/') === 0) { return false; }
+  var a = String(req.query.area);
+  if (doc.area === a) { return true; }
+  var o = doc.org_unit || [];
+  for (var i = 0; i < o.length; i++) { if (o[i] === a) { return true; } }
+  return false;
+}"""
+
+_ACCOUNTS_FOR_AREA = """function (doc, req) {
+  if (doc._id.indexOf('_design/') === 0) { return false; }
+  if (doc.type !== 'user' || doc.role !== 'collaborator') { return false; }
+  var areas = String(req.query.areas).split(',');
+  return areas.indexOf(String(doc.area)) >= 0;
+}"""
+
+_FALLBACK_SUBMISSIONS_DDOC: Doc = {
+    "_id": "_design/carecheck",
+    "language": "javascript",
+    "filters": {"by_area": _BY_AREA},
+    "views": {"by_deprecated": {"map": "function (doc) { if (doc.deprecated_id) { emit(doc.deprecated_id, null); } }"}},
+}
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    """What `carecheck edge init` recorded. No secrets: credentials live only in the `_replicator` docs."""
+
+    area: str
+    node_name: str
+    central_url: str
+    central_user: str
+    configured_at: str
+
+    @property
+    def doc_id(self) -> str:
+        return f"edge:{self.area}"
+
+
+@dataclass(frozen=True)
+class ReplicationSpec:
+    """One `_replicator` document we own."""
+
+    doc_id: str
+    kind: str              # submissions_up | accounts_down | forms_down | report_up
+    direction: str         # up | down
+    local_db: str
+    central_db: str
+    filter: str | None = None
+    query_params: dict[str, str] | None = None
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def covered_areas(area: str) -> list[str]:
+    """The account areas an edge serving ``area`` may hold: the area itself and, for a district, its communes."""
+    out = [area]
+    out += sorted(c.code for c in orgunits.communes().values() if c.district_code == area)
+    return out
+
+
+def check_area(area: str) -> str:
+    area = area.strip()
+    districts = orgunits.districts()
+    if area == orgunits.PROVINCE_CODE:
+        raise BadRequest("Tỉnh không phải là nút biên: hãy chọn mã huyện hoặc mã xã.",
+                         "The province is not an edge node: choose a legacy district or commune code.")
+    if area not in districts and area not in orgunits.communes():
+        raise BadRequest(f"Mã vùng {area} không có trong danh mục Kiên Giang (mã huyện 3 số hoặc mã xã 5 số).",
+                         f"Area {area} is not a Kiên Giang district (3 digits) or commune (5 digits) code.")
+    return area
+
+
+def check_central_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadRequest(f"Địa chỉ kho dữ liệu tỉnh không hợp lệ: {url!r} (cần http:// hoặc https://).",
+                         f"The province store URL {url!r} is not valid; it must start with http:// or https://.")
+    if parts.username or parts.password:
+        raise BadRequest("Đừng ghi tài khoản trong địa chỉ; dùng --user và --password.",
+                         "Do not put credentials in the URL; use --user and --password.")
+    return url
+
+
+def basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+def specs(settings: Settings, area: str) -> list[ReplicationSpec]:
+    """The replications an edge for ``area`` runs."""
+    return [
+        ReplicationSpec("carecheck-edge-submissions-up", "submissions_up", "up", settings.submissions_db,
+                        settings.submissions_db, "carecheck/by_area", {"area": area}),
+        ReplicationSpec("carecheck-edge-accounts-down", "accounts_down", "down", settings.accounts_db,
+                        settings.accounts_db, "carecheck_edge/accounts_for_area",
+                        {"areas": ",".join(covered_areas(area))}),
+        ReplicationSpec("carecheck-edge-forms-down", "forms_down", "down", FORMS_DB, FORMS_DB),
+        ReplicationSpec("carecheck-edge-report-up", "report_up", "up", EDGE_DB, EDGES_DB),
+    ]
+
+
+def replicator_doc(spec: ReplicationSpec, local_url: str, local_auth: str, central_url: str,
+                   central_auth: str, generation: str) -> Doc:
+    local = {"url": f"{local_url}/{spec.local_db}", "headers": {"Authorization": local_auth}}
+    central = {"url": f"{central_url}/{spec.central_db}", "headers": {"Authorization": central_auth}}
+    doc: Doc = {
+        "_id": spec.doc_id,
+        "source": local if spec.direction == "up" else central,
+        "target": central if spec.direction == "up" else local,
+        "continuous": True,
+        "batch_size": BATCH_SIZE,
+        # Ours, ignored by the replicator: lets status find the spec, and makes every generation a new doc.
+        "carecheck": {"kind": spec.kind, "generation": generation},
+    }
+    if spec.filter:
+        doc["filter"] = spec.filter
+        doc["query_params"] = spec.query_params or {}
+    return doc
+
+
+def ensure_submissions_design(couch: Couch, settings: Settings) -> None:
+    """The `_design/carecheck` doc with the by_area filter: sync_server.store's if it is there, else ours."""
+    try:
+        from sync_server.store import ensure_store  # type: ignore[attr-defined]
+    except ImportError:
+        couch.ensure_db(settings.submissions_db)
+        current = couch.get(settings.submissions_db, "_design/carecheck")
+        if current is None:
+            try:
+                couch.create(settings.submissions_db, dict(_FALLBACK_SUBMISSIONS_DDOC))
+            except DocExists:
+                pass
+        return
+    ensure_store(couch, settings)
+
+
+def local_couch(settings: Settings) -> Couch:
+    return Couch.from_settings(settings)
+
+
+def prepare_central(central: Couch, settings: Settings) -> None:
+    """Databases and the accounts filter at the province. Needs an admin account there."""
+    for db in (settings.submissions_db, settings.accounts_db, FORMS_DB, EDGES_DB):
+        central.ensure_db(db)
+    central.put_design(settings.accounts_db, {"_id": ACCOUNTS_DDOC, "language": "javascript",
+                                              "filters": {"accounts_for_area": _ACCOUNTS_FOR_AREA}})
+    ensure_submissions_design(central, settings)
+
+
+def read_config(couch: Couch) -> EdgeConfig | None:
+    """This node's edge config, or None when `carecheck edge init` has not run here."""
+    rows = couch.all_docs(EDGE_DB, include_docs=True, startkey="edge:", endkey="edge:\ufff0").get("rows", []) \
+        if _db_exists(couch, EDGE_DB) else []
+    for row in rows:
+        doc = row["doc"]
+        return EdgeConfig(area=doc["area"], node_name=doc["node_name"], central_url=doc["central_url"],
+                          central_user=doc["central_user"], configured_at=doc["configured_at"])
+    return None
+
+
+def _db_exists(couch: Couch, db: str) -> bool:
+    r = couch.request("GET", db, action=f"read database {db}", ok=(200, 404))
+    return r.status_code == 200
+
+
+def write_report(couch: Couch, config: EdgeConfig, report: dict[str, Any]) -> None:
+    """Store the latest status report in the config doc (replicated up to the province)."""
+    for _ in range(3):
+        doc = couch.get(EDGE_DB, config.doc_id) or {"_id": config.doc_id}
+        doc.update({"type": "edge", **asdict(config), "report": report})
+        try:
+            couch.save(EDGE_DB, doc)
+            return
+        except DocExists:
+            continue
+
+
+def replicator_docs(couch: Couch) -> dict[str, Doc]:
+    """Our `_replicator` docs by kind (with the replicator's `_replication_*` fields)."""
+    out: dict[str, Doc] = {}
+    rows = couch.all_docs(REPLICATOR_DB, include_docs=True, startkey="carecheck-edge-",
+                          endkey="carecheck-edge-\ufff0").get("rows", [])
+    for row in rows:
+        doc = row.get("doc") or {}
+        kind = (doc.get("carecheck") or {}).get("kind")
+        if kind:
+            out[str(kind)] = doc
+    return out
+
+
+def central_from_replicator(couch: Couch, config: EdgeConfig) -> Couch:
+    """A connection to the province with the credentials stored in our own `_replicator` doc (never printed)."""
+    doc = replicator_docs(couch).get("submissions_up")
+    if doc is None:
+        raise ConfigError("Nút biên chưa được thiết lập đầy đủ: hãy chạy lại 'carecheck edge init'.",
+                          "This edge is not fully set up (no replication doc); run 'carecheck edge init' again.")
+    auth = str(doc["target"]["headers"]["Authorization"])
+    user, _, password = base64.b64decode(auth.split(" ", 1)[1]).decode().partition(":")
+    return Couch(config.central_url, user, password, timeout=10.0)
+
+
+def init_edge(settings: Settings, area: str, central_url: str, user: str, password: str,
+              *, local: Couch | None = None) -> EdgeConfig:
+    """Make this node an edge for ``area``; idempotent (re-running replaces our `_replicator` docs)."""
+    area = check_area(area)
+    central_url = check_central_url(central_url)
+    local = local or local_couch(settings)
+    central = Couch(central_url, user, password, timeout=15.0)
+    try:
+        prepare_central(central, settings)
+    except ConfigError:
+        raise ConfigError(
+            f"Kho dữ liệu tỉnh {central_url} từ chối tài khoản {user}: cần tài khoản quản trị của kho tỉnh.",
+            f"The province store {central_url} refused account {user}: an admin account of that store is needed.",
+        ) from None
+    except Problem as exc:
+        raise Problem(
+            f"Không kết nối được kho dữ liệu tỉnh {central_url}. Hãy chạy lại lệnh khi có mạng.",
+            f"Could not reach the province store {central_url} ({exc.message_en}). "
+            "Run this command again when the link is up.",
+        ) from None
+
+    for db in (settings.submissions_db, settings.accounts_db, FORMS_DB, EDGE_DB):
+        local.ensure_db(db)
+    ensure_submissions_design(local, settings)
+
+    config = EdgeConfig(area=area, node_name=f"edge:{area}", central_url=central_url, central_user=user,
+                        configured_at=now_iso())
+    write_report(local, config, {"state": "configured", "checked_at": config.configured_at})
+    _write_var_file(settings, config)
+
+    local_auth = basic_auth(settings.couchdb_user, settings.couchdb_password)
+    generation = now_iso()
+    wanted = {s.doc_id: replicator_doc(s, local.url, local_auth, central_url, basic_auth(user, password),
+                                       generation) for s in specs(settings, area)}
+    # Delete every doc we own first (also specs of an older version): an identical stale doc never runs.
+    for doc in replicator_docs(local).values():
+        local.delete(REPLICATOR_DB, doc["_id"], doc["_rev"])
+    for doc_id in wanted:
+        old = local.get(REPLICATOR_DB, doc_id)
+        if old is not None:
+            local.delete(REPLICATOR_DB, doc_id, old["_rev"])
+    for doc in wanted.values():
+        local.save(REPLICATOR_DB, doc)
+    return config
+
+
+def _write_var_file(settings: Settings, config: EdgeConfig) -> None:
+    """var/edge.json: the same config for processes that start before the store (no secrets)."""
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    (settings.var_dir / "edge.json").write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
