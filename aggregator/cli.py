@@ -1,0 +1,122 @@
+"""Operator commands: `carecheck worker|beat|ingest|status|registry duplicates`."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core.settings import get_settings
+
+registry_app = typer.Typer(no_args_is_help=True, help="Sổ đăng ký trẻ em / the child registry.")
+
+
+def worker(
+    beat: bool = typer.Option(False, "--beat", help="Chạy kèm lịch (beat) / embed the beat scheduler (-B)."),
+    concurrency: int = typer.Option(1, "--concurrency", "-c", min=1, help="Worker processes."),
+    pool: str = typer.Option("prefork", "--pool", help="Celery pool: prefork or solo."),
+    hostname: str = typer.Option("", "--hostname", "-n", help="Worker node name (default celery@host)."),
+    loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
+) -> None:
+    """Chạy tiến trình xử lý (Celery worker) / run a Celery worker that follows the submissions feed."""
+    from aggregator.celery_app import app
+
+    argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", f"--pool={pool}", "-Q", "carecheck",
+            "--without-gossip", "--without-mingle"]
+    if hostname:
+        argv += ["-n", hostname]
+    if beat:
+        argv += ["-B", "-s", str(get_settings().var_dir / "celerybeat-schedule")]
+    app.worker_main(argv)
+
+
+def beat(loglevel: str = typer.Option("INFO", "--loglevel", "-l")) -> None:
+    """Chạy lịch gửi việc (Celery beat) / run the scheduler: follow the feed every second, retry quarantine."""
+    from aggregator.celery_app import app
+
+    app.start(["beat", f"--loglevel={loglevel}", "-s", str(get_settings().var_dir / "celerybeat-schedule")])
+
+
+def ingest(
+    once: bool = typer.Option(False, "--once", help="Dừng khi đã xử lý hết / stop when caught up."),
+) -> None:
+    """Xử lý phiếu ngay trong tiến trình này / run the follower in-process (no broker needed)."""
+    from aggregator import follower
+
+    settings = get_settings()
+    console = Console()
+    total = 0
+    t0 = time.monotonic()
+    while True:
+        stats = follower.follow(settings, budget_s=30.0)
+        total += stats.ingested
+        if stats.pages:
+            console.print(f"Đã xử lý / ingested {stats.ingested} phiếu ({stats.rows} dòng / rows), "
+                          f"cách ly / quarantined {stats.quarantined}, seq {stats.seq}")
+        if stats.locked_out:
+            console.print("Một tiến trình khác đang xử lý / another follower is running; waiting…")
+        if stats.caught_up and not stats.locked_out:
+            retried = follower.retry_quarantine(settings)
+            if retried["retried"]:
+                console.print(f"Thử lại phiếu cách ly / quarantine retried: {retried}")
+            if once:
+                break
+        if stats.locked_out or stats.caught_up:
+            time.sleep(1.0)  # nothing new (or another follower busy): poll again in a second
+    console.print(f"[green]Đã cập nhật đến seq {stats.seq}[/] / caught up: {total} submissions in "
+                  f"{time.monotonic() - t0:.1f} s")
+
+
+def status(
+    lang: str = typer.Option("", "--lang", help="vi | en (default: both)."),
+) -> None:
+    """Tình trạng xử lý / feed lag, quarantine, workers."""
+    from aggregator.status import LABELS, gather
+
+    info = gather(get_settings())
+    table = Table(show_header=False)
+    for key, value in info.items():
+        vi, en = LABELS.get(key, (key, key))
+        label = vi if lang == "vi" else en if lang == "en" else f"{vi} / {en}"
+        if key == "workers":
+            value = "không rõ / unknown (broker cannot broadcast)" if value is None else (", ".join(value) or "0")
+        table.add_row(label, "—" if value is None else str(value))
+    Console().print(table)
+
+
+@registry_app.command("duplicates")
+def duplicates(
+    all_: bool = typer.Option(False, "--all", help="Cả các mục đã giải quyết / include resolved ones."),
+) -> None:
+    """Liệt kê hồ sơ trẻ em có thể trùng / list conflicting child records for a person to resolve."""
+    from sqlmodel import Session
+
+    from aggregator.db import get_engine, init_db
+    from aggregator.models import Child
+    from aggregator.registry import list_conflicts
+
+    settings = get_settings()
+    init_db(settings)
+    console = Console()
+    with Session(get_engine(settings)) as s:
+        rows = list_conflicts(s, include_resolved=all_)
+        if not rows:
+            console.print("Không có hồ sơ trùng cần xem xét / no registry duplicates to review.")
+            return
+        table = Table("id", "trẻ A / child A", "trẻ B / child B", "lý do / reason", "xã / commune", "ngày / at")
+        for c in rows:
+            a = s.get(Child, c.child_id_a)
+            table.add_row(c.id, c.child_id_a, c.child_id_b, c.reason, (a.commune_code if a else "") or "",
+                          c.created_at.isoformat(timespec="seconds") if c.created_at else "")
+        console.print(table)
+        console.print(f"{len(rows)} mục / entries")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("worker")(worker)
+    app.command("beat")(beat)
+    app.command("ingest")(ingest)
+    app.command("status")(status)
+    app.add_typer(registry_app, name="registry", help="Sổ đăng ký trẻ em / the child registry.")

@@ -1,0 +1,117 @@
+"""Feed lag and health for operators: changes behind, oldest unprocessed change, checkpoint, quarantine, workers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from aggregator.db import get_engine, init_db
+from aggregator.follower import checkpoint_name
+from aggregator.models import (
+    Child,
+    ChildObservation,
+    FacilityCheck,
+    Household,
+    QualityFlag,
+    Quarantine,
+    RawSubmission,
+    RegistryConflict,
+)
+from core.couch import Couch
+from core.errors import Problem
+from core.settings import Settings
+
+COUNT_PAGE = 5000
+
+
+def pending_changes(couch: Couch, db: str, since: str) -> tuple[int, str | None]:
+    """(changes after ``since``, received_at of the first of them). Uses CouchDB's ``pending`` when given,
+    else counts id-only pages (pouchdb-server does not send ``pending``)."""
+    r = couch.request("GET", f"{db}/_changes", params={"since": since, "limit": 1, "include_docs": "true"},
+                      headers={"Accept-Encoding": "identity"}, action="read changes")
+    data = r.json()
+    results = data.get("results") or []
+    if not results:
+        return 0, None
+    oldest = (results[0].get("doc") or {}).get("received_at")
+    if "pending" in data:
+        return int(data["pending"]) + len(results), oldest
+    n, seq = 0, since
+    while True:
+        page, last = couch.changes(db, since=seq, limit=COUNT_PAGE, include_docs=False)
+        n += len(page)
+        if len(page) < COUNT_PAGE:
+            return n, oldest
+        seq = last
+
+
+def workers_seen(timeout: float = 1.0) -> list[str] | None:
+    """Worker names answering a broadcast ping, or None when the broker cannot broadcast (SQLite transport)."""
+    try:
+        from aggregator.celery_app import app
+
+        replies = app.control.inspect(timeout=timeout).ping() or {}
+        return sorted(replies)
+    except Exception:  # noqa: BLE001 - status must always print; "unknown" is the honest answer
+        return None
+
+
+def gather(settings: Settings, *, ping: bool = True) -> dict[str, Any]:
+    init_db(settings)
+    now = datetime.now(timezone.utc)
+    out: dict[str, Any] = {}
+    with Session(get_engine(settings)) as s:
+        from aggregator.models import Checkpoint
+
+        cp = s.get(Checkpoint, checkpoint_name(settings))
+        out["checkpoint"] = cp.seq if cp else "0"
+        out["checkpoint_updated_at"] = cp.updated_at.isoformat(timespec="seconds") if cp and cp.updated_at else None
+        for key, model in (("raw_submissions", RawSubmission), ("households", Household),
+                           ("child_observations", ChildObservation), ("children", Child),
+                           ("facility_checks", FacilityCheck), ("quality_flags", QualityFlag),
+                           ("quarantine", Quarantine)):
+            out[key] = int(s.exec(select(func.count()).select_from(model)).one())
+        out["registry_conflicts_open"] = int(s.exec(select(func.count()).select_from(RegistryConflict)
+                                                    .where(RegistryConflict.resolved == False)).one())  # noqa: E712
+    try:
+        couch = Couch.from_settings(settings, timeout=10)
+        try:
+            behind, oldest = pending_changes(couch, settings.submissions_db, out["checkpoint"])
+        finally:
+            couch.close()
+        out["changes_behind"] = behind
+        age = None
+        if oldest:
+            try:
+                ts = datetime.fromisoformat(oldest.replace("Z", "+00:00")).astimezone(timezone.utc)
+                age = round((now - ts).total_seconds(), 1)
+            except ValueError:
+                age = None
+        out["oldest_unprocessed_age_s"] = age
+    except Problem as exc:
+        out["changes_behind"] = None
+        out["oldest_unprocessed_age_s"] = None
+        out["couch_error"] = exc.message_en
+    out["workers"] = workers_seen() if ping else None
+    return out
+
+
+LABELS = {
+    "checkpoint": ("Điểm đã xử lý (seq)", "Checkpoint (seq)"),
+    "checkpoint_updated_at": ("Cập nhật lúc", "Checkpoint updated at"),
+    "changes_behind": ("Số thay đổi chưa xử lý", "Changes behind"),
+    "oldest_unprocessed_age_s": ("Thay đổi cũ nhất chưa xử lý (giây)", "Oldest unprocessed change (s)"),
+    "quarantine": ("Phiếu bị cách ly (lỗi)", "Quarantined documents"),
+    "workers": ("Tiến trình xử lý đang chạy", "Workers seen"),
+    "raw_submissions": ("Phiếu đã nhận vào SQL", "Submissions landed"),
+    "households": ("Hộ gia đình", "Households"),
+    "child_observations": ("Lượt trẻ em được thăm", "Child observations"),
+    "children": ("Trẻ em trong sổ đăng ký", "Children in the registry"),
+    "facility_checks": ("Phiếu trạm y tế", "Facility checks"),
+    "quality_flags": ("Cảnh báo chất lượng dữ liệu", "Data-quality flags"),
+    "registry_conflicts_open": ("Trùng lặp cần xem xét", "Registry duplicates to review"),
+    "couch_error": ("Lỗi kho dữ liệu", "Store error"),
+}
