@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lxml import etree
 
-from core.errors import BadRequest
+from forms.instance import Instance, instance_to_dict, parse_instance  # noqa: F401 - re-exported
 
 NS_RESPONSE = "http://openrosa.org/http/response"
 NS_XFORMS_LIST = "http://openrosa.org/xforms/xformsList"
@@ -23,7 +23,6 @@ NS_XFORMS = "http://www.w3.org/2002/xforms"
 NS_ORX = "http://openrosa.org/xforms"
 XML_CONTENT_TYPE = "text/xml; charset=utf-8"
 OPENROSA_VERSION = "1.0"
-MAX_INSTANCE_DEPTH = 64
 
 # A filename an attachment part may carry: a bare name, no path separators, no "..", no control characters.
 _SAFE_NAME = re.compile(r"^[^/\\\x00-\x1f]{1,255}$")
@@ -89,102 +88,11 @@ def manifest_xml(media: Iterable[MediaEntry]) -> bytes:
 
 
 # --- instances we read --------------------------------------------------------------------------------------------
-
-@dataclass
-class Instance:
-    """A submitted instance: which form and version it claims, its identity, and the parsed root."""
-
-    form_id: str
-    version: str | None
-    instance_id: str
-    deprecated_id: str | None
-    root: Any = field(repr=False)
-
+# Parsing untrusted instances is the forms package's (forms.instance: hardened lxml, DOCTYPE refused); the sync
+# server re-exports it so every byte it reads still goes through this module.
 
 def _local(tag: Any) -> str:
     return etree.QName(tag).localname if isinstance(tag, str) else ""
-
-
-def _meta_value(root: Any, name: str) -> str | None:
-    # meta/instanceID may be in the orx namespace (older clients) or in none; look at direct meta children.
-    for meta in root:
-        if _local(meta.tag) == "meta":
-            for child in meta:
-                if _local(child.tag) == name and (child.text or "").strip():
-                    return str(child.text).strip()
-    return None
-
-
-def parse_instance(xml_bytes: bytes) -> Instance:
-    """Parse an untrusted submission instance (hardened); raise BadRequest on anything structural."""
-    if b"<!DOCTYPE" in xml_bytes[:4096].upper() or b"<!ENTITY" in xml_bytes.upper():
-        # No legitimate XForm instance carries a DTD; refusing it closes entity expansion and XXE outright.
-        raise BadRequest(
-            "Phiếu có khai báo DTD/thực thể (không được phép). Hãy gửi lại bằng ODK Collect/KoboCollect.",
-            "The submission declares a DTD or entities, which is not allowed. Send it again from ODK Collect.",
-        )
-    try:
-        root = etree.fromstring(xml_bytes, _parser())
-    except etree.XMLSyntaxError as exc:
-        raise BadRequest(
-            f"Tệp phiếu (xml_submission_file) không phải XML hợp lệ: {exc.msg}.",
-            f"The submission file (xml_submission_file) is not well-formed XML: {exc.msg}.",
-        ) from exc
-    if _depth(root) > MAX_INSTANCE_DEPTH:
-        raise BadRequest("Phiếu lồng nhau quá sâu.", "The submission is nested too deeply.")
-    form_id = (root.get("id") or "").strip()
-    if not form_id:
-        raise BadRequest(
-            "Phiếu không có mã biểu mẫu (thuộc tính id của phần tử gốc).",
-            "The submission has no form id (the root element's id attribute).",
-        )
-    instance_id = _meta_value(root, "instanceID")
-    if not instance_id:
-        raise BadRequest(
-            "Phiếu thiếu meta/instanceID. Hãy cập nhật biểu mẫu trên máy rồi gửi lại.",
-            "The submission has no meta/instanceID. Update forms on the phone and send again.",
-        )
-    version = (root.get("version") or "").strip() or None
-    return Instance(form_id=form_id, version=version, instance_id=instance_id,
-                    deprecated_id=_meta_value(root, "deprecatedID"), root=root)
-
-
-def _depth(el: Any) -> int:
-    best = 0
-    stack = [(el, 1)]
-    while stack:
-        node, d = stack.pop()
-        best = max(best, d)
-        stack.extend((c, d + 1) for c in node if isinstance(c.tag, str))
-    return best
-
-
-def instance_to_dict(root: Any, repeats: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """Answers as a dict: groups flattened away, repeats as lists of dicts, values strings, empty absent.
-
-    ``repeats`` names the form's repeat elements (see ``repeat_names``): a lone element with children is a
-    group unless the form says it is a repeat. Used when ``forms.instance`` is not available (contract §2).
-    """
-    out: dict[str, Any] = {}
-
-    def walk(el: Any, into: dict[str, Any]) -> None:
-        for child in el:
-            if not isinstance(child.tag, str):
-                continue
-            name = _local(child.tag)
-            if not any(isinstance(c.tag, str) for c in child):
-                text = (child.text or "").strip()
-                if text:
-                    into[name] = text
-            elif name in repeats:
-                sub: dict[str, Any] = {}
-                walk(child, sub)
-                into.setdefault(name, []).append(sub)
-            else:
-                walk(child, into)
-
-    walk(root, out)
-    return out
 
 
 def repeat_names(form_xml: bytes) -> frozenset[str]:

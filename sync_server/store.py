@@ -6,9 +6,8 @@ import base64
 import binascii
 import json
 import logging
-from datetime import UTC, datetime
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
 
 from core import orgunits
 from core.couch import Couch, Doc, DocExists

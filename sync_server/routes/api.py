@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query
 from core.errors import NotFound
 from sync_server import openrosa
 from sync_server.auth import Account, require_roles, visible_area
-from sync_server.deps import ReadyCtx
+from sync_server.deps import ReadyCtx, ServerContext
 from sync_server.store import doc_visible
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
@@ -62,14 +62,10 @@ def get_submission(instance_id: str, ctx: ReadyCtx, account: Officer) -> dict[st
     return out
 
 
-def _fields(ctx: Any, doc: dict[str, Any]) -> dict[str, Any]:
+def _fields(ctx: ServerContext, doc: dict[str, Any]) -> dict[str, Any]:
     root = openrosa.parse_instance(str(doc["xml"]).encode("utf-8")).root
-    try:
-        from forms.instance import instance_to_dict
-    except ImportError:  # the forms package's parser; ours is the fallback with the same contract
-        form = ctx.forms.get(doc.get("form_id", ""), doc.get("form_version"))
-        return openrosa.instance_to_dict(root, form.repeats if form else frozenset())
-    return dict(instance_to_dict(root))
+    form = ctx.forms.get(str(doc.get("form_id", "")), doc.get("form_version"))
+    return dict(openrosa.instance_to_dict(root, form.repeats if form else None))
 
 
 @router.get("/devices")

@@ -129,7 +129,7 @@ def accept(ctx: ServerContext, account: Account, xml: bytes, attachments: dict[s
     if inst.instance_id.startswith("_") or len(inst.instance_id) > 200:
         raise BadRequest(f"meta/instanceID không hợp lệ: {inst.instance_id[:60]!r}.",
                          f"meta/instanceID {inst.instance_id[:60]!r} is not a valid record id.")
-    form = ctx.forms.get(inst.form_id, inst.version)
+    form = ctx.forms.get(inst.form_id, inst.version or None)
     if form is None:
         known = ctx.forms.get(inst.form_id)
         if known is None:
