@@ -38,8 +38,10 @@ def print_built(built: list[BuiltForm], console: Console, *, title: str | None =
             str(b.n_questions),
             ", ".join(m.filename for m in b.media) or "—",
         )
-    # A non-terminal console is 80 columns wide, too narrow for a full md5 hash: widen rather than fold.
-    console.print(table, width=max(console.width, 110))
+    # A non-terminal console (a log, a pipe) is 80 columns wide, too narrow for a full md5 hash: widen it.
+    if console.width < 110 and not console.is_terminal:
+        console = Console(file=console.file, width=110, no_color=console.no_color)
+    console.print(table)
 
 
 def _lang_code(language: str) -> str:
