@@ -166,3 +166,11 @@ def test_odk_validate_failure_is_one_line_and_all_or_nothing(tmp_path: Path, bui
     assert msg.startswith("zz_bad.md: ODK Validate: ") and "\n" not in msg
     assert "constraint" in msg and "mismatched" in msg
     assert tree(out) == before  # the previous good build is untouched, nothing half-built
+
+
+def test_missing_java_is_a_clear_one_line_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _copy_form(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-such-bin"))
+    with pytest.raises(FormBuildError, match=r"^commune_facility_check.xlsx: .*Java is needed .*ODK Validate"):
+        build_all(path.parent, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
