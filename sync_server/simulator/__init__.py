@@ -1,0 +1,1 @@
+"""Device simulator: synthetic Kiên Giang households sent the way ODK Collect sends them."""

@@ -1,0 +1,138 @@
+"""`carecheck simulate`: download forms like a phone, fill N synthetic households, send them, summarise."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Annotated
+
+import typer
+
+from core.errors import Problem
+from core.orgunits import districts
+from sync_server.simulator.client import OpenRosaClient, Outcome, send_all
+from sync_server.simulator.fill import fill, load_form
+from sync_server.simulator.households import FORM_ID, Household, generate, period_range
+
+
+@dataclass
+class Report:
+    """Everything a run did: the households (in sending order) and one outcome per household."""
+
+    form_version: str
+    households: list[Household]
+    outcomes: list[Outcome]
+    by_district: dict[str, Counter[str]] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    def totals(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for c in self.by_district.values():
+            total.update(c)
+        return total
+
+
+def default_period(today: date | None = None) -> str:
+    today = today or date.today()
+    return f"{today.year}Q{(today.month - 1) // 3 + 1}"
+
+
+def visit_window(period: str, today: date | None = None) -> tuple[date, date]:
+    """The period's days, up to yesterday at the latest: phones never capture a visit in the future."""
+    first, last = period_range(period)
+    yesterday = (today or date.today()) - timedelta(days=1)
+    return first, max(first, min(last, yesterday))
+
+
+def run_simulation(server: str, user: str, password: str, households: int, *, seed: int = 1,
+                   period: str | None = None, concurrency: int = 4, photo_bytes: int = 20_000,
+                   timeout: float = 30.0, max_retry_seconds: float = 120.0,
+                   on_done: Callable[[Outcome], None] | None = None) -> Report:
+    """Download the current household form from the server, fill ``households`` households, send them."""
+    phone = OpenRosaClient(server, user, password, timeout=timeout, max_retry_seconds=max_retry_seconds)
+    with phone:
+        forms = {f.form_id: f for f in phone.form_list()}
+        remote = forms.get(FORM_ID)
+        if remote is None:
+            raise Problem(f"Máy chủ {server} không có biểu mẫu {FORM_ID} (chạy 'carecheck forms build').",
+                          f"The server {server} does not offer form {FORM_ID}; "
+                          "run 'carecheck forms build' there.")
+        template = load_form(phone.download(remote))
+    first, last = visit_window(period or default_period())
+    hhs = sorted(generate(households, seed, first=first, last=last), key=lambda h: h.send_after)
+    records = ((fill(template, h, photo_bytes=photo_bytes), h.device_id, h.district) for h in hhs)
+    outcomes = send_all(server, user, password, records, concurrency=concurrency, on_done=on_done,
+                        timeout=timeout, max_retry_seconds=max_retry_seconds)
+    report = Report(template.version, hhs, outcomes)
+    for o in outcomes:
+        c = report.by_district.setdefault(o.tag, Counter())
+        c["sent"] += 1
+        c[{"accepted": "accepted", "duplicate": "already_received"}.get(o.status, "failed")] += 1
+        c["retried"] += 1 if o.retries else 0
+        c["posts"] += o.posts
+    return report
+
+
+def simulate(
+    server: Annotated[str, typer.Option("--server", help="Server base URL, as set on the phones.")],
+    user: Annotated[str, typer.Option("--user", help="Collaborator account.")],
+    password: Annotated[str, typer.Option("--password", help="Its password.")],
+    households: Annotated[int, typer.Option("--households", min=1, help="Households to visit.")] = 100,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same households and instanceIDs: a rerun "
+                                                      "is a resend.")] = 1,
+    period: Annotated[str | None, typer.Option("--period", help="Visit period (2026, 2026Q4, 2026-11); "
+                                                                "default the current quarter up to yesterday."
+                                               )] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=64, help="Phones sending.")] = 4,
+    photo_bytes: Annotated[int, typer.Option("--photo-bytes", min=200, help="Size of each vaccination-card "
+                                                                            "photo.")] = 20_000,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for one answer.")] = 30.0,
+    max_retry_seconds: Annotated[float, typer.Option("--max-retry-seconds",
+                                                     help="Give up on a record after this long.")] = 120.0,
+) -> None:
+    """Simulate collaborators: fill households on the server's own forms and send them like ODK Collect."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    console = Console(stderr=True)
+    with Progress(TextColumn("[bold]Gửi phiếu / sending"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("{task.fields[state]}"), console=console) as progress:
+        task = progress.add_task("send", total=households, state="")
+        tally: Counter[str] = Counter()
+
+        def done(o: Outcome) -> None:
+            tally[o.status] += 1
+            progress.update(task, advance=1, state=" ".join(f"{k}={v}" for k, v in sorted(tally.items())))
+
+        report = run_simulation(server, user, password, households, seed=seed, period=period,
+                                concurrency=concurrency, photo_bytes=photo_bytes, timeout=timeout,
+                                max_retry_seconds=max_retry_seconds, on_done=done)
+
+    names = districts()
+    cols = ["sent", "accepted", "already_received", "retried", "failed"]
+    table = Table(title=f"{FORM_ID} v{report.form_version}: theo huyện / by district")
+    table.add_column("Huyện / district")
+    for head in ("gửi\nsent", "mới\naccepted", "đã nhận\nalready received", "gửi lại\nretried",
+                 "lỗi\nfailed"):
+        table.add_column(head, justify="right")
+    for code in sorted(report.by_district):
+        c = report.by_district[code]
+        table.add_row(f"{code} {names[code].name if code in names else ''}", *(str(c[k]) for k in cols))
+    total = report.totals()
+    table.add_row("[bold]Tổng / total", *(f"[bold]{total[k]}" for k in cols))
+    Console().print(table)
+    for o in report.failed[:20]:
+        console.print(f"[red]{o.instance_id}: {o.status} {o.http_status or ''} {o.message}")
+    if report.failed:
+        raise Problem(f"{len(report.failed)} phiếu chưa gửi được; chạy lại cùng --seed để gửi lại.",
+                      f"{len(report.failed)} record(s) not sent; run again with the same --seed to resend.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate")(simulate)
