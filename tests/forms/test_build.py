@@ -171,6 +171,36 @@ def test_odk_validate_failure_is_one_line_and_all_or_nothing(tmp_path: Path, bui
 def test_missing_java_is_a_clear_one_line_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _copy_form(tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path / "no-such-bin"))
-    with pytest.raises(FormBuildError, match=r"^commune_facility_check.xlsx: .*Java is needed .*ODK Validate"):
+    with pytest.raises(FormBuildError, match=r"^commune_facility_check.xlsx: .*Java is needed .*ODK Valid"):
         build_all(path.parent, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+EXTERNAL_CHOICES = """\
+| survey |
+| | type | name | label | choice_filter |
+| | select_one province | province | Province | |
+| | select_one_external town | town | Town | province=${province} |
+| choices |
+| | list_name | name | label |
+| | province | a | A |
+| | province | b | B |
+| external_choices |
+| | list_name | name | label | province |
+| | town | t1 | T1 | a |
+| | town | t2 | T2 | b |
+"""
+
+
+def test_itemsets_and_media_files_are_published_with_hashes(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "ext_form-media").mkdir(parents=True)
+    (src / "ext_form.md").write_text(EXTERNAL_CHOICES, encoding="utf-8")
+    (src / "ext_form-media" / "help.png").write_bytes(b"\x89PNG fake image bytes")
+    b = build_all(src, tmp_path / "out")[0]
+    assert [m.filename for m in b.media] == ["help.png", "itemsets.csv"]
+    for m in b.media:
+        assert m.path.is_file() and m.hash == "md5:" + hashlib.md5(m.path.read_bytes()).hexdigest()
+    assert '"town","t1","T1","a"' in b.media_file("itemsets.csv").path.read_text()  # type: ignore[union-attr]
+    (src / "ext_form-media" / "help.png").write_bytes(b"\x89PNG another image")
+    assert build_all(src, tmp_path / "out")[0].version != b.version  # media is part of the content
