@@ -24,6 +24,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from core import orgunits
 from core.couch import Couch, DocExists
@@ -152,6 +153,26 @@ class Accounts:
                 self._basic_ok.clear()
             self._basic_ok[key] = (now, str(doc.get("password_argon2")))
         return self._account(doc)
+
+    def _fresh(self, name: str) -> bool:
+        hit = self._cache.get(name)
+        return hit is not None and time.monotonic() - hit[0] < ACCOUNT_TTL
+
+    def answer_cached(self, header: str, secret: bytes) -> bool:
+        """Whether authenticating this header needs no I/O and no argon2 (so it may run on the event loop)."""
+        scheme, _, value = header.partition(" ")
+        scheme = scheme.lower()
+        if scheme == "digest":
+            return self._fresh(parse_auth_params(value).get("username", ""))
+        if scheme == "basic":
+            try:
+                name, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return True
+            key = hmac.new(secret, f"{name}\x00{password}".encode(), hashlib.sha256).hexdigest()
+            ok = self._basic_ok.get(key)
+            return self._fresh(name) and ok is not None and time.monotonic() - ok[0] < BASIC_TTL
+        return True
 
     def digest_record(self, name: str) -> tuple[Account | None, str | None]:
         doc = self._record(name)
@@ -284,13 +305,20 @@ def _digest_ok(p: dict[str, str], ha1: str, method: str) -> bool:
 
 # --- FastAPI dependencies -----------------------------------------------------------------------------------------
 
-def current_account(request: Request) -> Account:
-    """Dependency: the authenticated account (401 with a challenge otherwise)."""
+async def current_account(request: Request) -> Account:
+    """Dependency: the authenticated account (401 with a challenge otherwise).
+
+    Async on purpose: when the answer is in memory (cached account, cached Basic verification) it is computed
+    inline; only a CouchDB read or an argon2 check goes to the thread pool. This is the submission hot path.
+    """
     cached = getattr(request.state, "account", None)
     if isinstance(cached, Account):
         return cached
     ctx = request.app.state.ctx
-    account = authenticate(request, ctx.accounts, ctx.settings, ctx.secret)
+    if ctx.accounts.answer_cached(request.headers.get("authorization", ""), ctx.secret):
+        account = authenticate(request, ctx.accounts, ctx.settings, ctx.secret)
+    else:
+        account = await run_in_threadpool(authenticate, request, ctx.accounts, ctx.settings, ctx.secret)
     request.state.account = account
     return account
 
@@ -298,7 +326,7 @@ def current_account(request: Request) -> Account:
 def require_roles(*roles: str) -> Callable[..., Account]:
     """Dependency factory: the account, when its role is one of ``roles`` (403 otherwise)."""
 
-    def dep(account: Account = Depends(current_account)) -> Account:  # noqa: B008 - FastAPI idiom
+    async def dep(account: Account = Depends(current_account)) -> Account:  # noqa: B008 - FastAPI idiom
         if account.role not in roles:
             raise Forbidden(f"Tài khoản {account.name} (vai trò {account.role}) không được phép làm việc này.",
                             f"Account {account.name} (role {account.role}) may not do this.")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from core.couch import Couch
 from core.errors import Problem
@@ -80,6 +81,10 @@ class ServerContext:
         self._ready = False
         self._lock = threading.Lock()
 
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
     def ensure_ready(self) -> None:
         """Create databases and design doc once; raises StoreUnavailable while the store is down."""
         if self._ready:
@@ -102,14 +107,16 @@ class ServerContext:
         return str(request.base_url).rstrip("/")
 
 
-def get_ctx(request: Request) -> ServerContext:
+async def get_ctx(request: Request) -> ServerContext:
     ctx: ServerContext = request.app.state.ctx
     return ctx
 
 
-def ready_ctx(request: Request) -> ServerContext:
-    ctx = get_ctx(request)
-    ctx.ensure_ready()
+async def ready_ctx(request: Request) -> ServerContext:
+    """The context, once the store is set up (set-up runs in the thread pool, once)."""
+    ctx: ServerContext = request.app.state.ctx
+    if not ctx.ready:
+        await run_in_threadpool(ctx.ensure_ready)
     return ctx
 
 

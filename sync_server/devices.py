@@ -31,8 +31,11 @@ class Devices:
         self._last_write: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def touch(self, device_id: str | None, account: Account, what: str) -> None:
-        """Record a contact (formList, HEAD, submission…); throttled; never fails the request it follows."""
+    def touch_later(self, background: Any, device_id: str | None, account: Account, what: str) -> None:
+        """Schedule a contact record after the response, unless this device wrote one within the minute.
+
+        The throttle check is in memory and inline, so the hot path adds no thread hop when nothing is due.
+        """
         device = (device_id or "").strip()[:200] or f"unknown:{account.name}"
         key = f"device:{device}|{account.name}"
         now = time.monotonic()
@@ -41,6 +44,10 @@ class Devices:
             if last is not None and now - last < THROTTLE_SECONDS:
                 return
             self._last_write[key] = now
+        background.add_task(self._write, key, device, account, what)
+
+    def _write(self, key: str, device: str, account: Account, what: str) -> None:
+        """Record a contact; never fails the request it follows."""
         try:
             for _ in range(3):
                 doc = self.couch.get(self.db, key) or {"_id": key, "type": "device_contact"}

@@ -43,7 +43,7 @@ def form_list(request: Request, ctx: Ctx, account: CurrentAccount, background: B
             form_id=f.form_id, name=f.title, version=f.version, hash=f.hash,
             download_url=f"{base}/forms/{fid}/form.xml",
             manifest_url=f"{base}/forms/{fid}/manifest" if f.media else None))
-    background.add_task(ctx.devices.touch, device_id(request), account, "formList")
+    ctx.devices.touch_later(background, device_id(request), account, "formList")
     return _xml(openrosa.form_list_xml(entries))
 
 

@@ -32,10 +32,10 @@ XML_PART = "xml_submission_file"
 
 @router.head("/submission", status_code=204)
 @router.get("/submission", status_code=204)
-def submission_head(request: Request, ctx: ReadyCtx, account: CurrentAccount,
+async def submission_head(request: Request, ctx: ReadyCtx, account: CurrentAccount,
                     background: BackgroundTasks) -> Response:
     # Collect sends HEAD first and needs 204 plus the size it may send in one POST (it splits above that).
-    background.add_task(ctx.devices.touch, device_id(request), account, "head")
+    ctx.devices.touch_later(background, device_id(request), account, "head")
     return Response(status_code=204, headers={
         "X-OpenRosa-Accept-Content-Length": str(ctx.settings.max_submission_bytes)})
 
@@ -117,7 +117,7 @@ async def submission_post(request: Request, ctx: ReadyCtx, account: CurrentAccou
             attachments[name] = (v.content_type or "application/octet-stream", await v.read())
     dev = device_id(request)
     status, message = await run_in_threadpool(accept, ctx, account, xml, attachments, dev)
-    background.add_task(ctx.devices.touch, dev, account, "submission")
+    ctx.devices.touch_later(background, dev, account, "submission")
     return Response(content=openrosa.response_xml(message, "submit_success"), status_code=status,
                     headers={"Content-Type": openrosa.XML_CONTENT_TYPE})
 
