@@ -170,7 +170,7 @@ def build_report(
     for dim, order in DISAGGREGATIONS.items():
         rows = [
             guard(r, min_cell)
-            for r in query_indicators(session, **common, disaggregate_by=[dim])
+            for r in query_indicators(session, **common, disaggregate_by=dim)
             if r.disaggregation and r.org_unit == area
         ]
         per: dict[str, list[Any]] = {}

@@ -14,6 +14,8 @@ SVG_NS = "http://www.w3.org/2000/svg"
 TEXT_COLOUR = "#1f2933"
 GRID_COLOUR = "#d9dee3"
 TARGET_COLOUR = "#111827"
+# a white outline behind value labels keeps them readable where they cross a grid or target line
+HALO = {"stroke": "#fff", "stroke_width": 3, "paint_order": "stroke", "stroke_linejoin": "round"}
 
 
 @dataclass
@@ -105,6 +107,7 @@ def bar_chart(
             fill="#52606d",
             text_anchor="middle",
         )
+    labels: list[tuple[str, float, float]] = []
     for i, b in enumerate(bars):
         y = top + i * (row_h + gap)
         _el(
@@ -144,15 +147,7 @@ def bar_chart(
             rx=2,
             **{"class": f"bar status-{b.status}"},
         )
-        _el(
-            root,
-            "text",
-            f"{fmt_value(b.value, unit, lang)} · {status_text}",
-            x=x0 + w + 6,
-            y=y + row_h * 0.7,
-            font_size=11,
-            fill=TEXT_COLOUR,
-        )
+        labels.append((f"{fmt_value(b.value, unit, lang)} · {status_text}", x0 + w + 6, y + row_h * 0.7))
     if target is not None:
         tx = x(target)
         _el(
@@ -178,6 +173,8 @@ def bar_chart(
             text_anchor="middle",
             font_weight="bold",
         )
+    for text, lx, ly in labels:  # on top of bars and the target line
+        _el(root, "text", text, x=lx, y=ly, font_size=11, fill=TEXT_COLOUR, **{"class": "value"}, **HALO)
     defs = etree.Element(f"{{{SVG_NS}}}defs")
     pat = _el(
         defs,
@@ -281,5 +278,6 @@ def line_chart(
             font_size=9.5,
             fill=TEXT_COLOUR,
             text_anchor="middle",
+            **HALO,
         )
     return _markup(root)

@@ -53,6 +53,9 @@ def charts(data: ReportData) -> dict[str, Any]:
     for row in data.summary:
         rows = {r.period: r for r in data.trends.get(row.indicator, [])}
         points = [(_short_period(p, lang), rows[p].value if p in rows else None) for p in data.trend_periods]
+        if all(v is None for _, v in points):
+            out["trend"][row.indicator] = None  # the card says "no data" instead of drawing empty axes
+            continue
         out["trend"][row.indicator] = line_chart(
             points, target=_target_value(row), unit=row.unit, lang=lang, title=row_name(row, lang)
         )

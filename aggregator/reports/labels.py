@@ -205,6 +205,7 @@ def better_high(target: dict | None) -> bool:
 
 # --- periods ---
 
+
 def period_label(period: Period, lang: str) -> str:
     """A period as officers write it: "Quý 4/2026", "Tháng 11/2026", "Năm học 2026-2027"."""
     code = period.code
