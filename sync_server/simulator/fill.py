@@ -77,7 +77,7 @@ def load_form(xform: bytes) -> FormTemplate:
     for name in repeats:
         for el in list(root.iter(name)):
             if el.get("template") is None:
-                el.getparent().remove(el)  # type: ignore[union-attr]
+                el.getparent().remove(el)
     return FormTemplate(form_id=form_id, version=version or "", root=root, repeats=frozenset(repeats))
 
 

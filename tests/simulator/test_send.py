@@ -1,0 +1,137 @@
+"""End to end: `carecheck simulate` through a faulty link to the real server (uvicorn + pouchdb-server)."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from core.services import CouchProcess
+from core.settings import ROOT
+from sync_server.simulator.cli import run_simulation, visit_window
+from sync_server.simulator.client import OpenRosaClient
+from sync_server.simulator.fill import FormTemplate, fill
+from sync_server.simulator.households import generate
+from tests.simulator.conftest import PASSWORD, USER, LiveServer, start_server
+from tests.support.faultproxy import FaultProxy, Faults
+
+N = 2000
+SEED = 28
+PERIOD = "2026Q3"
+CARECHECK = str(Path(sys.executable).parent / "carecheck")
+
+
+def _simulate(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CARECHECK, "simulate", "--server", url, "--user", USER, "--password", PASSWORD,
+         "--households", str(N), "--seed", str(SEED), "--period", PERIOD, "--concurrency", "6",
+         "--timeout", "5", *extra],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"})
+
+
+def _total_row(stdout: str) -> list[int]:
+    line = next(ln for ln in stdout.splitlines() if "total" in ln)
+    return [int(x) for x in line.replace("│", " ").split() if x.isdigit()]
+
+
+@pytest.mark.slow
+def test_2000_households_through_lost_responses_and_resets(live_server: LiveServer,
+                                                          template: FormTemplate) -> None:
+    faults = Faults(lost=0.02, reset=0.02, delay=0.01, delay_s=0.3)
+    with FaultProxy(live_server.port, faults, seed=SEED) as proxy:
+        t0 = time.monotonic()
+        first = _simulate(proxy.url)
+        first_s = time.monotonic() - t0
+        assert first.returncode == 0, first.stderr[-3000:] + first.stdout[-3000:]
+        sent, accepted, already, retried, failed = _total_row(first.stdout)
+        # The link really was bad: responses were lost after the server stored the record, connections reset.
+        assert proxy.counts["lost"] >= 20 and proxy.counts["reset"] >= 20, proxy.counts
+        assert (sent, failed) == (N, 0) and accepted + already == N and retried >= 30
+        # A lost response is resent and answered "already received" (or accepted, if the loss hit a HEAD/401).
+        assert already >= 1
+
+        # Exactly one stored record per generated instanceID: none lost, none doubled.
+        hhs = generate(N, SEED, first=visit_window(PERIOD)[0], last=visit_window(PERIOD)[1])
+        ids = live_server.submission_ids()
+        assert len(ids) == N and set(ids) == {h.instance_id for h in hhs}
+        docs = {r["id"]: r["doc"] for r in live_server.couch.all_docs(
+            live_server.settings.submissions_db, include_docs=True)["rows"]}
+        for h in hhs:
+            doc = docs[h.instance_id]
+            filled = fill(template, h)
+            assert doc["xml_sha256"] == hashlib.sha256(filled.xml).hexdigest()
+            assert set(doc.get("_attachments") or {}) == set(h.photos)
+            assert doc["device_id"] == h.device_id and doc["org_unit"] == ["91", h.district, h.commune]
+
+        # Same seed again: a resend of everything; nothing new is stored.
+        t0 = time.monotonic()
+        second = _simulate(proxy.url)
+        second_s = time.monotonic() - t0
+    assert second.returncode == 0, second.stderr[-3000:]
+    sent, accepted, already, _retried, failed = _total_row(second.stdout)
+    assert (sent, accepted, already, failed) == (N, 0, N, 0)
+    assert len(live_server.submission_ids()) == N
+    print(f"\n2,000 households through the fault proxy: first run {first_s:.1f} s, resend {second_s:.1f} s; "
+          f"proxy {dict(proxy.counts)}")
+
+
+def test_photos_over_the_limit_are_split_into_several_posts(tmp_path: Path, couch_server: CouchProcess,
+                                                            built_forms: Path) -> None:
+    server = start_server(tmp_path, couch_server, built_forms, max_submission_bytes=60_000)
+    try:
+        first, last = visit_window(PERIOD)
+        hh = next(h for h in generate(400, 3, first=first, last=last) if len(h.photos) >= 2)
+        with OpenRosaClient(server.url, USER, PASSWORD) as phone:
+            form = next(f for f in phone.form_list() if f.form_id == "household_child_check")
+            from sync_server.simulator.fill import load_form
+
+            tpl = load_form(phone.download(form))
+            filled = fill(tpl, hh, photo_bytes=40_000)   # each fits under 60 kB with the XML; two do not
+            out = phone.submit(filled, hh.device_id)
+            assert phone.accept_length == 60_000
+            assert (out.status, out.posts) == ("accepted", len(hh.photos)), out
+            doc = server.couch.get(server.settings.submissions_db, hh.instance_id)
+            assert doc is not None and set(doc["_attachments"]) == set(hh.photos)
+            for name in hh.photos:
+                got = server.couch.get_attachment(server.settings.submissions_db, hh.instance_id, name)
+                assert got == filled.attachments[name][1]
+            # Sent again (the phone never heard back): every part is acknowledged, nothing is added.
+            again = phone.submit(filled, hh.device_id)
+            assert again.status == "duplicate" and len(server.submission_ids()) == 1
+
+            # One photo alone bigger than the limit cannot be split: rejected with the server's message, once.
+            big = fill(tpl, next(h for h in generate(400, 4, first=first, last=last) if h.photos),
+                       photo_bytes=80_000)
+            out = phone.submit(big, None)
+            assert out.status == "rejected" and out.http_status == 413 and "60,000" in out.message
+            assert out.retries == 0 and out.posts == 2  # the first 413 makes it ask HEAD again and retry once
+            assert server.couch.get(server.settings.submissions_db, big.instance_id) is None
+
+        # The same through the CLI's runner: households with two or more photos need several POSTs.
+        report = run_simulation(server.url, USER, PASSWORD, 300, seed=5, period=PERIOD, photo_bytes=30_000,
+                                concurrency=3)
+        assert not report.failed
+        multi = [o for o, h in zip(report.outcomes, report.households, strict=True) if len(h.photos) >= 2]
+        assert multi and all(o.posts >= 2 for o in multi)
+    finally:
+        server.stop()
+
+
+def test_wrong_password_is_one_line_and_exit_1(live_server: LiveServer) -> None:
+    r = subprocess.run([CARECHECK, "simulate", "--server", live_server.url, "--user", USER,
+                        "--password", "sai", "--households", "3", "--period", PERIOD],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert r.stderr.strip().startswith("carecheck: ") and "401" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_visit_window_never_in_the_future() -> None:
+    assert visit_window("2026Q4", today=date(2026, 11, 29)) == (date(2026, 10, 1), date(2026, 11, 28))
+    assert visit_window("2026Q3", today=date(2026, 11, 29)) == (date(2026, 7, 1), date(2026, 9, 30))
