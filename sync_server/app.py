@@ -1,4 +1,4 @@
-"""create_app(): every router in sync_server/routes, OpenRosa headers, and Problem → OpenRosa / JSON envelopes."""
+"""create_app(): all routers in sync_server/routes, OpenRosa headers, Problem → OpenRosa / JSON envelopes."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ log = logging.getLogger("carecheck.sync")
 
 
 class OpenRosaHeaders:
-    """Pure ASGI middleware: ``X-OpenRosa-Version: 1.0`` and ``Date`` on every response (OpenRosa HTTP API)."""
+    """Pure ASGI middleware: ``X-OpenRosa-Version: 1.0`` and ``Date`` on every response."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -72,19 +72,34 @@ def _lang(request: Request) -> str:
     return "en" if request.headers.get("accept-language", "").lower().startswith("en") else "vi"
 
 
-def problem_response(request: Request, status: int, title: str, message_vi: str, message_en: str,
-                     headers: dict[str, str] | None = None, challenges: list[str] | None = None) -> Response:
+def problem_response(
+    request: Request,
+    status: int,
+    title: str,
+    message_vi: str,
+    message_en: str,
+    headers: dict[str, str] | None = None,
+    challenges: list[str] | None = None,
+) -> Response:
     """The one place a refusal is rendered: JSON problem details for /api, an OpenRosa envelope otherwise."""
     if _is_api(request):
-        body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status,
-                                "detail": message_en if _lang(request) == "en" else message_vi,
-                                "detail_vi": message_vi, "detail_en": message_en, "instance": request.url.path}
-        resp: Response = JSONResponse(body, status_code=status, headers=headers,
-                                      media_type="application/problem+json")
+        body: dict[str, Any] = {
+            "type": "about:blank",
+            "title": title,
+            "status": status,
+            "detail": message_en if _lang(request) == "en" else message_vi,
+            "detail_vi": message_vi,
+            "detail_en": message_en,
+            "instance": request.url.path,
+        }
+        resp: Response = JSONResponse(
+            body, status_code=status, headers=headers, media_type="application/problem+json"
+        )
     else:
         text = message_vi if message_vi == message_en else f"{message_vi} / {message_en}"
-        resp = Response(openrosa.response_xml(text, "error"), status_code=status, headers=headers,
-                        media_type=None)
+        resp = Response(
+            openrosa.response_xml(text, "error"), status_code=status, headers=headers, media_type=None
+        )
         resp.headers["Content-Type"] = openrosa.XML_CONTENT_TYPE
     for c in challenges or []:
         resp.headers.append("WWW-Authenticate", c)
@@ -95,31 +110,45 @@ async def _problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, Problem)
     if exc.status >= 500:
         log.warning("%s %s -> %d %s", request.method, request.url.path, exc.status, exc.message_en)
-    return problem_response(request, exc.status, exc.title, exc.message, exc.message_en, exc.headers,
-                            exc.challenges if isinstance(exc, AuthChallenge) else None)
+    return problem_response(
+        request,
+        exc.status,
+        exc.title,
+        exc.message,
+        exc.message_en,
+        exc.headers,
+        exc.challenges if isinstance(exc, AuthChallenge) else None,
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     vi = {404: "Không có đường dẫn này trên máy chủ.", 405: "Phương thức không được hỗ trợ."}.get(
-        exc.status_code, "Yêu cầu không hợp lệ.")
-    return problem_response(request, exc.status_code, str(exc.detail), vi, str(exc.detail),
-                            dict(exc.headers or {}))
+        exc.status_code, "Yêu cầu không hợp lệ."
+    )
+    return problem_response(
+        request, exc.status_code, str(exc.detail), vi, str(exc.detail), dict(exc.headers or {})
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     where = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
-    return problem_response(request, 400, "Bad request", f"Tham số không hợp lệ: {where}.",
-                            f"Invalid parameters: {where}.")
+    return problem_response(
+        request, 400, "Bad request", f"Tham số không hợp lệ: {where}.", f"Invalid parameters: {where}."
+    )
 
 
 async def _unexpected(request: Request) -> Response:
     # Called from an except block: the traceback goes to the log; the client's message names no data.
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return problem_response(request, 500, "Internal server error",
-                            "Máy chủ gặp lỗi. Phiếu vẫn lưu trên máy; hãy gửi lại sau.",
-                            "The server failed. The record stays on the phone; send again later.")
+    return problem_response(
+        request,
+        500,
+        "Internal server error",
+        "Máy chủ gặp lỗi. Phiếu vẫn lưu trên máy; hãy gửi lại sau.",
+        "The server failed. The record stays on the phone; send again later.",
+    )
 
 
 def _routers() -> list[Any]:

@@ -1,8 +1,9 @@
 """Accounts (contracts §4), Digest and Basic authentication, roles and area scoping for the sync server.
 
-Phones speak Digest (MD5, qop=auth; RFC 7616 / https://docs.getodk.org/openrosa-authentication/) or Basic (only
-over HTTPS in production). Digest nonces are stateless: a timestamp signed with HMAC under a server secret kept in
-``var/sync_secret``, so several server processes agree and an expired nonce gets ``stale=true`` (the phone
+Phones speak Digest (MD5, qop=auth; RFC 7616 / https://docs.getodk.org/openrosa-authentication/) or Basic
+(only over HTTPS in production). Digest nonces are stateless: a timestamp signed with HMAC under a server
+secret kept in ``var/sync_secret``, so several server processes agree and an expired nonce gets ``stale=true``
+(the phone
 retries without asking the collaborator). Basic checks an argon2 hash, which is slow on purpose; the result is
 cached for a few minutes keyed by a salted hash of the credentials, so a burst of submissions stays cheap.
 """
@@ -15,7 +16,7 @@ import hmac
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,15 +33,15 @@ from core.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from core.settings import Settings
 
 ROLES = ("collaborator", "district", "province")
-ACCOUNT_TTL = 30.0        # seconds an account read from CouchDB is trusted (disable takes effect within this)
-BASIC_TTL = 300.0         # seconds a verified Basic credential is trusted without re-running argon2
-NONCE_TTL = 600           # seconds a Digest nonce is fresh; after that the challenge says stale=true
+ACCOUNT_TTL = 30.0  # seconds an account read from CouchDB is trusted (disable takes effect within this)
+BASIC_TTL = 300.0  # seconds a verified Basic credential is trusted without re-running argon2
+NONCE_TTL = 600  # seconds a Digest nonce is fresh; after that the challenge says stale=true
 _hasher = PasswordHasher()
 
 
 @dataclass(frozen=True)
 class Account:
-    """Who is asking: name, role (collaborator | district | province) and area (91, district or commune code)."""
+    """Who is asking: name, role (collaborator | district | province), area (91, district or commune)."""
 
     name: str
     role: str
@@ -59,19 +60,27 @@ def digest_ha1(name: str, realm: str, password: str) -> str:
 def _check_area(role: str, area: str | None) -> str:
     if role == "province":
         if area not in (None, "", orgunits.PROVINCE_CODE):
-            raise BadRequest(f"Tài khoản cấp tỉnh có vùng {orgunits.PROVINCE_CODE}, không phải {area}.",
-                             f"A province account's area is {orgunits.PROVINCE_CODE}, not {area}.")
+            raise BadRequest(
+                f"Tài khoản cấp tỉnh có vùng {orgunits.PROVINCE_CODE}, không phải {area}.",
+                f"A province account's area is {orgunits.PROVINCE_CODE}, not {area}.",
+            )
         return orgunits.PROVINCE_CODE
     if not area:
-        raise BadRequest(f"Vai trò {role} cần --area (mã huyện hoặc mã xã).",
-                         f"Role {role} needs --area (a legacy district or commune code).")
+        raise BadRequest(
+            f"Vai trò {role} cần --area (mã huyện hoặc mã xã).",
+            f"Role {role} needs --area (a legacy district or commune code).",
+        )
     districts = {c.district_code for c in orgunits.communes().values()}
     if area not in districts and area not in orgunits.communes():
-        raise BadRequest(f"Mã vùng {area} không có trong danh mục đơn vị hành chính Kiên Giang.",
-                         f"Area code {area} is not a Kiên Giang district or commune code (see core.orgunits).")
+        raise BadRequest(
+            f"Mã vùng {area} không có trong danh mục đơn vị hành chính Kiên Giang.",
+            f"Area code {area} is not a Kiên Giang district or commune code (see core.orgunits).",
+        )
     if role == "district" and area not in districts:
-        raise BadRequest(f"Tài khoản cấp huyện cần mã huyện (3 chữ số), không phải {area}.",
-                         f"A district account needs a district code (3 digits), not {area}.")
+        raise BadRequest(
+            f"Tài khoản cấp huyện cần mã huyện (3 chữ số), không phải {area}.",
+            f"A district account needs a district code (3 digits), not {area}.",
+        )
     return area
 
 
@@ -89,17 +98,29 @@ class Accounts:
     # --- management (CLI) ---
     def add(self, name: str, password: str, role: str, area: str | None) -> Account:
         if role not in ROLES:
-            raise BadRequest(f"Vai trò không hợp lệ: {role}. Chọn: {', '.join(ROLES)}.",
-                             f"Unknown role {role!r}; choose one of {', '.join(ROLES)}.")
+            raise BadRequest(
+                f"Vai trò không hợp lệ: {role}. Chọn: {', '.join(ROLES)}.",
+                f"Unknown role {role!r}; choose one of {', '.join(ROLES)}.",
+            )
         if not name or ":" in name or any(ch.isspace() for ch in name):
-            raise BadRequest("Tên tài khoản không được trống, chứa dấu ':' hoặc khoảng trắng.",
-                             "An account name must be non-empty, without ':' or spaces.")
+            raise BadRequest(
+                "Tên tài khoản không được trống, chứa dấu ':' hoặc khoảng trắng.",
+                "An account name must be non-empty, without ':' or spaces.",
+            )
         if len(password) < 6:
             raise BadRequest("Mật khẩu cần ít nhất 6 ký tự.", "The password needs at least 6 characters.")
         area = _check_area(role, area)
-        doc = {"_id": f"user:{name}", "type": "user", "name": name, "role": role, "area": area,
-               "password_argon2": _hasher.hash(password), "digest_ha1": digest_ha1(name, self.realm, password),
-               "active": True, "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        doc = {
+            "_id": f"user:{name}",
+            "type": "user",
+            "name": name,
+            "role": role,
+            "area": area,
+            "password_argon2": _hasher.hash(password),
+            "digest_ha1": digest_ha1(name, self.realm, password),
+            "active": True,
+            "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
         self.couch.ensure_db(self.db)
         try:
             self.couch.create(self.db, doc)
@@ -179,10 +200,11 @@ class Accounts:
         return self._account(doc), (str(doc["digest_ha1"]) if doc and doc.get("digest_ha1") else None)
 
 
-# --- Digest -------------------------------------------------------------------------------------------------------
+# --- Digest -------------------------------------------------------------------------------------------------
+
 
 def load_secret(settings: Settings) -> bytes:
-    """The server secret signing Digest nonces and keying the Basic cache (created on first use, mode 0600)."""
+    """The secret signing Digest nonces and keying the Basic cache (created on first use, mode 0600)."""
     path = Path(settings.var_dir) / "sync_secret"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -244,8 +266,10 @@ def parse_auth_params(value: str) -> dict[str, str]:
 
 def challenge_headers(realm: str, secret: bytes, stale: bool = False) -> list[str]:
     """The WWW-Authenticate values: a Digest challenge (what Collect uses) and Basic."""
-    digest = (f'Digest realm="{realm}", qop="auth", algorithm=MD5, nonce="{make_nonce(secret)}", '
-              f'opaque="{hashlib.md5(realm.encode()).hexdigest()}"')  # noqa: S324 - opaque is not a secret
+    digest = (
+        f'Digest realm="{realm}", qop="auth", algorithm=MD5, nonce="{make_nonce(secret)}", '
+        f'opaque="{hashlib.md5(realm.encode()).hexdigest()}"'
+    )  # noqa: S324 - opaque is not a secret
     if stale:
         digest += ", stale=true"
     return [digest, f'Basic realm="{realm}", charset="UTF-8"']
@@ -283,11 +307,14 @@ def authenticate(request: Request, accounts: Accounts, settings: Settings, secre
         if account:
             return account
     if header and not stale:
-        raise AuthChallenge("Sai tên đăng nhập hoặc mật khẩu, hoặc tài khoản đã bị khoá.",
-                            "Wrong user name or password, or the account is disabled.",
-                            challenge_headers(settings.realm, secret))
-    raise AuthChallenge("Cần đăng nhập.", "Authentication required.",
-                        challenge_headers(settings.realm, secret, stale=stale))
+        raise AuthChallenge(
+            "Sai tên đăng nhập hoặc mật khẩu, hoặc tài khoản đã bị khoá.",
+            "Wrong user name or password, or the account is disabled.",
+            challenge_headers(settings.realm, secret),
+        )
+    raise AuthChallenge(
+        "Cần đăng nhập.", "Authentication required.", challenge_headers(settings.realm, secret, stale=stale)
+    )
 
 
 def _digest_ok(p: dict[str, str], ha1: str, method: str) -> bool:
@@ -295,7 +322,8 @@ def _digest_ok(p: dict[str, str], ha1: str, method: str) -> bool:
     ha2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()  # noqa: S324
     if p.get("qop") == "auth":
         expected = hashlib.md5(  # noqa: S324
-            f"{ha1}:{p.get('nonce', '')}:{p.get('nc', '')}:{p.get('cnonce', '')}:auth:{ha2}".encode()).hexdigest()
+            f"{ha1}:{p.get('nonce', '')}:{p.get('nc', '')}:{p.get('cnonce', '')}:auth:{ha2}".encode()
+        ).hexdigest()
     elif "qop" not in p:
         expected = hashlib.md5(f"{ha1}:{p.get('nonce', '')}:{ha2}".encode()).hexdigest()  # noqa: S324
     else:
@@ -303,7 +331,8 @@ def _digest_ok(p: dict[str, str], ha1: str, method: str) -> bool:
     return hmac.compare_digest(expected, p.get("response", ""))
 
 
-# --- FastAPI dependencies -----------------------------------------------------------------------------------------
+# --- FastAPI dependencies -----------------------------------------------------------------------------------
+
 
 async def current_account(request: Request) -> Account:
     """Dependency: the authenticated account (401 with a challenge otherwise).
@@ -323,13 +352,15 @@ async def current_account(request: Request) -> Account:
     return account
 
 
-def require_roles(*roles: str) -> Callable[..., Account]:
+def require_roles(*roles: str) -> Callable[..., Awaitable[Account]]:
     """Dependency factory: the account, when its role is one of ``roles`` (403 otherwise)."""
 
     async def dep(account: Account = Depends(current_account)) -> Account:  # noqa: B008 - FastAPI idiom
         if account.role not in roles:
-            raise Forbidden(f"Tài khoản {account.name} (vai trò {account.role}) không được phép làm việc này.",
-                            f"Account {account.name} (role {account.role}) may not do this.")
+            raise Forbidden(
+                f"Tài khoản {account.name} (vai trò {account.role}) không được phép làm việc này.",
+                f"Account {account.name} (role {account.role}) may not do this.",
+            )
         return account
 
     return dep

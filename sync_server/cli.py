@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from core.settings import get_settings
 
+if TYPE_CHECKING:  # imported lazily: `carecheck --help` should not load the web stack
+    from sync_server.auth import Accounts
+
 user = typer.Typer(no_args_is_help=True, help="Accounts: collaborators, district and province officers.")
 
 
-def _accounts():  # type: ignore[no-untyped-def]
+def _accounts() -> Accounts:
     from core.couch import Couch
     from sync_server.auth import Accounts
 
@@ -24,8 +27,12 @@ def user_add(
     name: str,
     password: Annotated[str, typer.Option("--password", "-p", help="At least 6 characters.")],
     role: Annotated[str, typer.Option(help="collaborator | district | province")] = "collaborator",
-    area: Annotated[str | None, typer.Option(help="Legacy district (3 digits) or commune (5 digits) code; "
-                                                  "province accounts: 91 or nothing.")] = None,
+    area: Annotated[
+        str | None,
+        typer.Option(
+            help="Legacy district (3 digits) or commune (5 digits) code; province accounts: 91 or nothing."
+        ),
+    ] = None,
 ) -> None:
     """Create an account (argon2 hash for Basic, HA1 for Digest)."""
     acc = _accounts().add(name, password, role, area)
@@ -40,8 +47,13 @@ def user_list() -> None:
 
     table = Table("name", "role", "area", "active", "created_at")
     for a in _accounts().list():
-        table.add_row(str(a["name"]), str(a["role"]), str(a["area"]), "yes" if a["active"] else "no",
-                      str(a.get("created_at") or ""))
+        table.add_row(
+            str(a["name"]),
+            str(a["role"]),
+            str(a["area"]),
+            "yes" if a["active"] else "no",
+            str(a.get("created_at") or ""),
+        )
     Console().print(table)
 
 
@@ -59,8 +71,10 @@ def user_enable(name: str) -> None:
     typer.echo(f"Đã mở khoá / enabled: {name}")
 
 
-def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-          port: Annotated[int, typer.Option(help="TCP port.")] = 8000) -> None:
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
     """Run the OpenRosa sync server (phones use http://HOST:PORT as their server URL)."""
     import uvicorn
 
@@ -68,8 +82,15 @@ def serve(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "
 
     # date_header=False: our middleware sets Date on every response (also under TestClient); no duplicates.
     # No access log: each submission logs one line of its own (ids only), and the hot path stays lean.
-    uvicorn.run(create_app(get_settings()), host=host, port=port, date_header=False, server_header=False,
-                log_level="info", access_log=False)
+    uvicorn.run(
+        create_app(get_settings()),
+        host=host,
+        port=port,
+        date_header=False,
+        server_header=False,
+        log_level="info",
+        access_log=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""What a request handler needs: the server context (settings, store, accounts, forms) as FastAPI dependencies."""
+"""What a request handler needs: the server context (settings, store, accounts, forms) as dependencies."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class FormInfo:
 
 @dataclass
 class FormCache:
-    """The catalog with a short TTL: a rebuild is seen within seconds, a burst of submissions reads no disk."""
+    """The catalog, short TTL: a rebuild is seen within seconds, a burst of submissions reads no disk."""
 
     catalog: Catalog
     _forms: dict[tuple[str, str | None], tuple[float, FormInfo | None]] = field(default_factory=dict)

@@ -1,7 +1,9 @@
-"""Last contact per device and collaborator, kept out of the append-only submissions (``<submissions>_devices``).
+"""Last contact per device and collaborator, kept out of the append-only submissions.
 
-Contact records are written at most once per device and account per minute (a burst of 200 submissions costs one
-write); last submission and counts are derived from the ``by_device`` view, so nothing is counted twice.
+They live in the database ``<submissions db>_devices``.
+
+Contact records are written at most once per device and account per minute (a burst of 200 submissions costs
+one write); last submission and counts are derived from the ``by_device`` view, so nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -51,8 +53,15 @@ class Devices:
         try:
             for _ in range(3):
                 doc = self.couch.get(self.db, key) or {"_id": key, "type": "device_contact"}
-                doc.update({"device_id": device, "account": account.name, "area": account.area,
-                            "last_contact": datetime.now(UTC).strftime(TIME_FORMAT), "last_action": what})
+                doc.update(
+                    {
+                        "device_id": device,
+                        "account": account.name,
+                        "area": account.area,
+                        "last_contact": datetime.now(UTC).strftime(TIME_FORMAT),
+                        "last_action": what,
+                    }
+                )
                 try:
                     self.couch.save(self.db, doc)
                     return
@@ -72,16 +81,29 @@ class Devices:
             if not _visible(area, d.get("area")):
                 continue
             rows[(d["device_id"], d["account"])] = {
-                "device_id": d["device_id"], "collaborator": d["account"], "area": d.get("area"),
-                "last_contact": d.get("last_contact"), "last_submission": None, "submissions": 0}
+                "device_id": d["device_id"],
+                "collaborator": d["account"],
+                "area": d.get("area"),
+                "last_contact": d.get("last_contact"),
+                "last_submission": None,
+                "submissions": 0,
+            }
         for r in self.submissions.by_device():
             received_at, who, sub_area = r["value"]
             device = r["key"] or f"unknown:{who}"
             if not _visible(area, sub_area):
                 continue
-            row = rows.setdefault((device, who), {
-                "device_id": device, "collaborator": who, "area": sub_area, "last_contact": None,
-                "last_submission": None, "submissions": 0})
+            row = rows.setdefault(
+                (device, who),
+                {
+                    "device_id": device,
+                    "collaborator": who,
+                    "area": sub_area,
+                    "last_contact": None,
+                    "last_submission": None,
+                    "submissions": 0,
+                },
+            )
             row["submissions"] += 1
             if row["last_submission"] is None or received_at > row["last_submission"]:
                 row["last_submission"] = received_at

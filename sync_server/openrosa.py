@@ -1,4 +1,4 @@
-"""Every byte of OpenRosa XML the sync server reads or writes: formList, manifest, OpenRosaResponse, instances.
+"""Every byte of OpenRosa XML the sync server reads or writes: formList, manifest, responses, instances.
 
 Specs: https://docs.getodk.org/openrosa-form-list/ , https://docs.getodk.org/openrosa-form-submission/ ,
 https://docs.getodk.org/openrosa-http/ . XML is always built with lxml; submitted instances are untrusted and
@@ -14,7 +14,9 @@ from typing import Any
 
 from lxml import etree
 
-from forms.instance import Instance, instance_to_dict, parse_instance  # noqa: F401 - re-exported
+from forms.instance import Instance as Instance  # re-exported: the sync server reads instances through here
+from forms.instance import instance_to_dict as instance_to_dict
+from forms.instance import parse_instance as parse_instance
 
 NS_RESPONSE = "http://openrosa.org/http/response"
 NS_XFORMS_LIST = "http://openrosa.org/xforms/xformsList"
@@ -29,11 +31,19 @@ _SAFE_NAME = re.compile(r"^[^/\\\x00-\x1f]{1,255}$")
 
 
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False, dtd_validation=False,
-                           load_dtd=False, remove_pis=True, remove_comments=False)
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        huge_tree=False,
+        dtd_validation=False,
+        load_dtd=False,
+        remove_pis=True,
+        remove_comments=False,
+    )
 
 
-# --- responses we write -------------------------------------------------------------------------------------------
+# --- responses we write -------------------------------------------------------------------------------------
+
 
 def response_xml(message: str, nature: str = "") -> bytes:
     """``<OpenRosaResponse xmlns=…><message nature=…>…</message></OpenRosaResponse>`` as UTF-8 bytes."""
@@ -62,8 +72,14 @@ def form_list_xml(entries: Iterable[FormEntry]) -> bytes:
     root = etree.Element(f"{{{NS_XFORMS_LIST}}}xforms", nsmap={None: NS_XFORMS_LIST})
     for e in entries:
         x = etree.SubElement(root, f"{{{NS_XFORMS_LIST}}}xform")
-        for tag, value in (("formID", e.form_id), ("name", e.name), ("version", e.version), ("hash", e.hash),
-                           ("downloadUrl", e.download_url), ("manifestUrl", e.manifest_url)):
+        for tag, value in (
+            ("formID", e.form_id),
+            ("name", e.name),
+            ("version", e.version),
+            ("hash", e.hash),
+            ("downloadUrl", e.download_url),
+            ("manifestUrl", e.manifest_url),
+        ):
             if value is not None:
                 etree.SubElement(x, f"{{{NS_XFORMS_LIST}}}{tag}").text = value
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
@@ -87,9 +103,10 @@ def manifest_xml(media: Iterable[MediaEntry]) -> bytes:
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
-# --- instances we read --------------------------------------------------------------------------------------------
-# Parsing untrusted instances is the forms package's (forms.instance: hardened lxml, DOCTYPE refused); the sync
-# server re-exports it so every byte it reads still goes through this module.
+# --- instances we read --------------------------------------------------------------------------------------
+# Parsing untrusted instances is the forms package's (forms.instance: hardened lxml, DOCTYPE refused); the
+# sync server re-exports it so every byte it reads still goes through this module.
+
 
 def _local(tag: Any) -> str:
     return etree.QName(tag).localname if isinstance(tag, str) else ""
@@ -98,8 +115,11 @@ def _local(tag: Any) -> str:
 def repeat_names(form_xml: bytes) -> frozenset[str]:
     """Local names of the form's repeat elements (from ``<repeat nodeset=…>`` in the body)."""
     root = etree.fromstring(form_xml, _parser())
-    return frozenset((r.get("nodeset") or "").rstrip("/").split("/")[-1]
-                     for r in root.iter(f"{{{NS_XFORMS}}}repeat") if r.get("nodeset"))
+    return frozenset(
+        (r.get("nodeset") or "").rstrip("/").split("/")[-1]
+        for r in root.iter(f"{{{NS_XFORMS}}}repeat")
+        if r.get("nodeset")
+    )
 
 
 def binary_paths(form_xml: bytes) -> frozenset[tuple[str, ...]]:

@@ -17,22 +17,28 @@ from core.settings import Settings
 log = logging.getLogger("carecheck.sync.store")
 DDOC = "carecheck"
 
-# Views and the replication filter of contracts §3. JavaScript, so they run on CouchDB and pouchdb-server alike.
+# Views and the replication filter of contracts §3, in JavaScript: they run on CouchDB and pouchdb-server.
 DESIGN_DOC: Doc = {
     "_id": f"_design/{DDOC}",
     "language": "javascript",
     "views": {
-        "by_deprecated": {"map": "function (doc) { if (doc.type === 'submission' && doc.deprecated_id) "
-                                 "{ emit(doc.deprecated_id, null); } }"},
-        "by_form": {"map": "function (doc) { if (doc.type === 'submission') "
-                           "{ emit([doc.form_id, doc.received_at], null); } }"},
-        "by_device": {"map": "function (doc) { if (doc.type === 'submission') { emit(doc.device_id, "
-                             "[doc.received_at, doc.submitted_by, doc.area]); } }"},
+        "by_deprecated": {
+            "map": "function (doc) { if (doc.type === 'submission' && doc.deprecated_id) "
+            "{ emit(doc.deprecated_id, null); } }"
+        },
+        "by_form": {
+            "map": "function (doc) { if (doc.type === 'submission') "
+            "{ emit([doc.form_id, doc.received_at], null); } }"
+        },
+        "by_device": {
+            "map": "function (doc) { if (doc.type === 'submission') { emit(doc.device_id, "
+            "[doc.received_at, doc.submitted_by, doc.area]); } }"
+        },
     },
     "filters": {
         "by_area": (
             "function (doc, req) { if (doc._id.indexOf('_design/') === 0) { return false; } "
-            # String(): pouchdb-server parses query params as JSON, so area=911 arrives as a number (contracts §3).
+            # String(): pouchdb-server parses query params as JSON: area=911 comes as a number (contracts §3).
             "if (req.query.area === undefined || req.query.area === null) { return false; } "
             "var a = String(req.query.area); if (String(doc.area) === a) { return true; } "
             "var p = doc.org_unit || []; "
@@ -119,7 +125,7 @@ class Submissions:
         return sorted(str(r["id"]) for r in rows)
 
     def versions(self, doc: Doc) -> list[Doc]:
-        """The version chain the doc belongs to, oldest first: back through deprecated_id, forward through edits."""
+        """The version chain, oldest first: back through deprecated_id, forward through edits."""
         chain = [doc]
         seen = {doc["_id"]}
         cur = doc
@@ -143,23 +149,44 @@ class Submissions:
             cur = nd
         return chain
 
-    def page(self, area: str, *, form_id: str | None, since: str | None,
-             limit: int) -> tuple[list[Doc], str | None]:
+    def page(
+        self, area: str, *, form_id: str | None, since: str | None, limit: int
+    ) -> tuple[list[Doc], str | None]:
         """Submissions received after ``since`` (ISO time or a cursor from the last page), oldest first."""
         after_time, after_id = decode_since(since)
-        selector: Doc = {"type": "submission", "received_at": {"$gte": after_time} if after_time else {"$gt": None}}
+        selector: Doc = {
+            "type": "submission",
+            "received_at": {"$gte": after_time} if after_time else {"$gt": None},
+        }
         if form_id:
             selector["form_id"] = form_id
         if area != orgunits.PROVINCE_CODE:
-            selector["$or"] = [{"area": {"$in": area_codes(area)}}, {"org_unit": {"$elemMatch": {"$eq": area}}}]
-        fields = ["_id", "form_id", "form_version", "received_at", "submitted_by", "device_id", "area",
-                  "org_unit", "deprecated_id", "_attachments"]
+            selector["$or"] = [
+                {"area": {"$in": area_codes(area)}},
+                {"org_unit": {"$elemMatch": {"$eq": area}}},
+            ]
+        fields = [
+            "_id",
+            "form_id",
+            "form_version",
+            "received_at",
+            "submitted_by",
+            "device_id",
+            "area",
+            "org_unit",
+            "deprecated_id",
+            "_attachments",
+        ]
         # Fetch a little more than asked: docs at exactly ``after_time`` up to ``after_id`` are skipped.
-        docs = self.couch.find(self.db, selector, fields=fields, limit=limit + 200,
-                               sort=[{"received_at": "asc"}])["docs"]
+        docs = self.couch.find(
+            self.db, selector, fields=fields, limit=limit + 200, sort=[{"received_at": "asc"}]
+        )["docs"]
         if after_time:
-            docs = [d for d in docs if d["received_at"] > after_time
-                    or (after_id is not None and d["_id"] > after_id)]
+            docs = [
+                d
+                for d in docs
+                if d["received_at"] > after_time or (after_id is not None and d["_id"] > after_id)
+            ]
         docs.sort(key=lambda d: (d["received_at"], d["_id"]))
         docs = docs[:limit]
         nxt = encode_cursor(docs[-1]["received_at"], docs[-1]["_id"]) if len(docs) == limit else None
@@ -174,7 +201,7 @@ def encode_cursor(received_at: str, doc_id: str) -> str:
 
 
 def decode_since(since: str | None) -> tuple[str | None, str | None]:
-    """``since`` is an ISO-8601 UTC time (strictly after it) or an opaque cursor ``c1.…`` (after that record)."""
+    """``since``: an ISO-8601 UTC time (strictly after) or an opaque cursor ``c1.…`` (after that record)."""
     if not since:
         return None, None
     if since.startswith("c1."):
@@ -183,12 +210,16 @@ def decode_since(since: str | None) -> tuple[str | None, str | None]:
             t, i = json.loads(base64.urlsafe_b64decode(raw.encode()))
             return str(t), str(i)
         except (ValueError, binascii.Error, TypeError) as exc:
-            raise BadRequest("Tham số since không hợp lệ.", "The since parameter is not a valid cursor.") from exc
+            raise BadRequest(
+                "Tham số since không hợp lệ.", "The since parameter is not a valid cursor."
+            ) from exc
     try:
         t = datetime.fromisoformat(since.replace("Z", "+00:00").replace(" ", "+"))
     except ValueError as exc:
-        raise BadRequest("since phải là thời điểm ISO-8601 (UTC) hoặc con trỏ trang trước.",
-                         "since must be an ISO-8601 UTC time or the cursor of the previous page.") from exc
+        raise BadRequest(
+            "since phải là thời điểm ISO-8601 (UTC) hoặc con trỏ trang trước.",
+            "since must be an ISO-8601 UTC time or the cursor of the previous page.",
+        ) from exc
     if t.tzinfo is None:
         t = t.replace(tzinfo=UTC)
     # Stored received_at has whole seconds ("…:SSZ"): "after 09:12:00.5" means "from 09:12:01 on".
@@ -209,7 +240,7 @@ def area_codes(area: str) -> list[str]:
 
 
 def doc_visible(area: str, doc: Doc) -> bool:
-    """Whether a reader scoped to ``area`` may see the submission (by submitter's area or captured org unit)."""
+    """Whether a reader scoped to ``area`` may see the submission (submitter's area or captured org unit)."""
     if area == orgunits.PROVINCE_CODE:
         return True
     return doc.get("area") in area_codes(area) or area in (doc.get("org_unit") or [])

@@ -23,18 +23,30 @@ Officer = Annotated[Account, Depends(require_roles("district", "province"))]
 
 def _summary(doc: dict[str, Any]) -> dict[str, Any]:
     return {
-        "instance_id": doc["_id"], "form_id": doc.get("form_id"), "form_version": doc.get("form_version"),
-        "received_at": doc.get("received_at"), "submitted_by": doc.get("submitted_by"),
-        "device_id": doc.get("device_id"), "area": doc.get("area"), "org_unit": doc.get("org_unit"),
-        "deprecated_id": doc.get("deprecated_id"), "attachments": sorted(doc.get("_attachments") or {}),
+        "instance_id": doc["_id"],
+        "form_id": doc.get("form_id"),
+        "form_version": doc.get("form_version"),
+        "received_at": doc.get("received_at"),
+        "submitted_by": doc.get("submitted_by"),
+        "device_id": doc.get("device_id"),
+        "area": doc.get("area"),
+        "org_unit": doc.get("org_unit"),
+        "deprecated_id": doc.get("deprecated_id"),
+        "attachments": sorted(doc.get("_attachments") or {}),
     }
 
 
 @router.get("/submissions")
-def list_submissions(ctx: ReadyCtx, account: Officer, form_id: str | None = None,
-                     since: Annotated[str | None, Query(description="ISO-8601 UTC time (strictly after) or "
-                                                        "the `next` cursor of the previous page")] = None,
-                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> dict[str, Any]:
+def list_submissions(
+    ctx: ReadyCtx,
+    account: Officer,
+    form_id: str | None = None,
+    since: Annotated[
+        str | None,
+        Query(description="ISO-8601 UTC time (strictly after) or the `next` cursor of the previous page"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
     """Submissions in the reader's area received after ``since``, oldest first; ``next`` pages on."""
     docs, nxt = ctx.submissions.page(visible_area(account), form_id=form_id, since=since, limit=limit)
     return {"items": [_summary(d) for d in docs], "next": nxt, "area": visible_area(account)}
@@ -45,20 +57,28 @@ def get_submission(instance_id: str, ctx: ReadyCtx, account: Officer) -> dict[st
     """One submission: answers, attachment names, status (current/superseded) and its version chain."""
     doc = ctx.submissions.get(instance_id)
     if doc is None or not doc_visible(visible_area(account), doc):
-        raise NotFound(f"Không có phiếu {instance_id} trong vùng của bạn.",
-                       f"No submission {instance_id} in your area.")
+        raise NotFound(
+            f"Không có phiếu {instance_id} trong vùng của bạn.", f"No submission {instance_id} in your area."
+        )
     superseded_by = ctx.submissions.superseded_by(doc["_id"])
     chain = ctx.submissions.versions(doc)
     out = _summary(doc)
-    out.update({
-        "status": "superseded" if superseded_by else "current",
-        "superseded_by": superseded_by,
-        "attachments_expected": doc.get("attachments_expected", []),
-        "fields": _fields(ctx, doc),
-        "versions": [{"instance_id": d["_id"], "received_at": d.get("received_at"),
-                      "status": "superseded" if i < len(chain) - 1 else "current"}
-                     for i, d in enumerate(chain)],
-    })
+    out.update(
+        {
+            "status": "superseded" if superseded_by else "current",
+            "superseded_by": superseded_by,
+            "attachments_expected": doc.get("attachments_expected", []),
+            "fields": _fields(ctx, doc),
+            "versions": [
+                {
+                    "instance_id": d["_id"],
+                    "received_at": d.get("received_at"),
+                    "status": "superseded" if i < len(chain) - 1 else "current",
+                }
+                for i, d in enumerate(chain)
+            ],
+        }
+    )
     return out
 
 

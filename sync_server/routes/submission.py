@@ -2,8 +2,9 @@
 
 Rules (DESIGN.md "Duplicates and edits"): one CouchDB doc per instanceID, created with its attachments in one
 round trip; an identical resend is acknowledged and merges new attachments; different XML under the same
-instanceID is a 409 and the first is kept; ``deprecatedID`` makes a new version and carries forward attachments
-the edit does not resend. Submissions are never rejected for their answers — only for their structure.
+instanceID is a 409 and the first is kept; ``deprecatedID`` makes a new version and carries forward
+attachments the edit does not resend. Submissions are never rejected for their answers, only for their
+structure.
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ XML_PART = "xml_submission_file"
 
 @router.head("/submission", status_code=204)
 @router.get("/submission", status_code=204)
-async def submission_head(request: Request, ctx: ReadyCtx, account: CurrentAccount,
-                    background: BackgroundTasks) -> Response:
+async def submission_head(
+    request: Request, ctx: ReadyCtx, account: CurrentAccount, background: BackgroundTasks
+) -> Response:
     # Collect sends HEAD first and needs 204 plus the size it may send in one POST (it splits above that).
     ctx.devices.touch_later(background, device_id(request), account, "head")
-    return Response(status_code=204, headers={
-        "X-OpenRosa-Accept-Content-Length": str(ctx.settings.max_submission_bytes)})
+    return Response(
+        status_code=204, headers={"X-OpenRosa-Accept-Content-Length": str(ctx.settings.max_submission_bytes)}
+    )
 
 
 def _too_large(limit: int) -> TooLarge:
@@ -80,8 +83,10 @@ async def _parse_multipart(request: Request, body: bytes, limit: int) -> dict[st
     try:
         form = await req.form(max_files=10_000, max_fields=10_000, max_part_size=limit)
     except MultiPartException as exc:
-        raise BadRequest(f"Nội dung multipart không hợp lệ: {exc.message}.",
-                         f"The multipart body is malformed: {exc.message}.") from exc
+        raise BadRequest(
+            f"Nội dung multipart không hợp lệ: {exc.message}.",
+            f"The multipart body is malformed: {exc.message}.",
+        ) from exc
     parts: dict[str, list[Any]] = {}
     for key, value in form.multi_items():
         parts.setdefault(key, []).append(value)
@@ -96,8 +101,9 @@ def _bad_name(name: str) -> BadRequest:
 
 
 @router.post("/submission")
-async def submission_post(request: Request, ctx: ReadyCtx, account: CurrentAccount,
-                          background: BackgroundTasks) -> Response:
+async def submission_post(
+    request: Request, ctx: ReadyCtx, account: CurrentAccount, background: BackgroundTasks
+) -> Response:
     limit = ctx.settings.max_submission_bytes
     body = await _read_body(request, limit)
     parts = await _parse_multipart(request, body, limit)
@@ -118,29 +124,42 @@ async def submission_post(request: Request, ctx: ReadyCtx, account: CurrentAccou
     dev = device_id(request)
     status, message = await run_in_threadpool(accept, ctx, account, xml, attachments, dev)
     ctx.devices.touch_later(background, dev, account, "submission")
-    return Response(content=openrosa.response_xml(message, "submit_success"), status_code=status,
-                    headers={"Content-Type": openrosa.XML_CONTENT_TYPE})
+    return Response(
+        content=openrosa.response_xml(message, "submit_success"),
+        status_code=status,
+        headers={"Content-Type": openrosa.XML_CONTENT_TYPE},
+    )
 
 
-def accept(ctx: ServerContext, account: Account, xml: bytes, attachments: dict[str, tuple[str, bytes]],
-           device: str | None) -> tuple[int, str]:
+def accept(
+    ctx: ServerContext,
+    account: Account,
+    xml: bytes,
+    attachments: dict[str, tuple[str, bytes]],
+    device: str | None,
+) -> tuple[int, str]:
     """Apply the rules and store; returns (HTTP status, message). Raises Problems for every refusal."""
     inst = openrosa.parse_instance(xml)
     if inst.instance_id.startswith("_") or len(inst.instance_id) > 200:
-        raise BadRequest(f"meta/instanceID không hợp lệ: {inst.instance_id[:60]!r}.",
-                         f"meta/instanceID {inst.instance_id[:60]!r} is not a valid record id.")
+        raise BadRequest(
+            f"meta/instanceID không hợp lệ: {inst.instance_id[:60]!r}.",
+            f"meta/instanceID {inst.instance_id[:60]!r} is not a valid record id.",
+        )
     form = ctx.forms.get(inst.form_id, inst.version or None)
     if form is None:
         known = ctx.forms.get(inst.form_id)
         if known is None:
             raise NotFound(
-                f"Máy chủ không có biểu mẫu '{inst.form_id}'. Hãy cập nhật biểu mẫu (Tải biểu mẫu trống) rồi gửi lại.",
-                f"Form '{inst.form_id}' is not on this server. Update forms on the phone and send again.")
+                f"Máy chủ không có biểu mẫu '{inst.form_id}'. "
+                "Hãy cập nhật biểu mẫu (Tải biểu mẫu trống) rồi gửi lại.",
+                f"Form '{inst.form_id}' is not on this server. Update forms on the phone and send again.",
+            )
         raise NotFound(
             f"Phiên bản biểu mẫu đã cũ — hãy cập nhật biểu mẫu: '{inst.form_id}' phiên bản {inst.version} "
             f"không có trên máy chủ (hiện tại: {known.built.version}).",
             f"Form '{inst.form_id}' version {inst.version} is not on this server (current: "
-            f"{known.built.version}). Update forms on the phone and send again.")
+            f"{known.built.version}). Update forms on the phone and send again.",
+        )
     expected = openrosa.referenced_attachments(inst.root, form.binary_paths)
     to_store = dict(attachments)
     if inst.deprecated_id and inst.deprecated_id != inst.instance_id:
@@ -150,40 +169,60 @@ def accept(ctx: ServerContext, account: Account, xml: bytes, attachments: dict[s
                 f"Không tìm thấy phiếu gốc {inst.deprecated_id} mà bản sửa này thay thế. "
                 "Hãy gửi phiếu gốc trước, hoặc liên hệ cán bộ huyện.",
                 f"The record this edit replaces ({inst.deprecated_id}) is not on this server. "
-                "Send the original first, or contact your district officer.")
-        # Carry forward attachments the edit still references but does not resend (Collect sends only changes).
+                "Send the original first, or contact your district officer.",
+            )
+        # Carry forward attachments the edit references but does not resend (Collect sends only changes).
         for name in expected:
             if name not in to_store and name in (old.get("_attachments") or {}):
                 data = ctx.submissions.attachment(old["_id"], name)
                 if data is not None:
-                    to_store[name] = (str(old["_attachments"][name].get("content_type")
-                                          or "application/octet-stream"), data)
+                    to_store[name] = (
+                        str(old["_attachments"][name].get("content_type") or "application/octet-stream"),
+                        data,
+                    )
     try:
         xml_text = xml.decode("utf-8")
     except UnicodeDecodeError:
         xml_text = xml.decode("latin-1")  # keep every byte; the hash below is of the bytes as sent
     doc = {
-        "_id": inst.instance_id, "type": "submission", "form_id": inst.form_id,
-        "form_version": form.built.version, "xml": xml_text, "xml_sha256": hashlib.sha256(xml).hexdigest(),
+        "_id": inst.instance_id,
+        "type": "submission",
+        "form_id": inst.form_id,
+        "form_version": form.built.version,
+        "xml": xml_text,
+        "xml_sha256": hashlib.sha256(xml).hexdigest(),
         "deprecated_id": inst.deprecated_id if inst.deprecated_id != inst.instance_id else None,
-        "submitted_by": account.name, "device_id": device, "received_at": utc_now(),
-        "received_by": ctx.settings.node_name, "area": account.area,
-        "org_unit": _org_unit(inst.root), "attachments_expected": expected,
+        "submitted_by": account.name,
+        "device_id": device,
+        "received_at": utc_now(),
+        "received_by": ctx.settings.node_name,
+        "area": account.area,
+        "org_unit": _org_unit(inst.root),
+        "attachments_expected": expected,
     }
     result = ctx.submissions.store(doc, to_store)
-    log.info("submission %s form=%s v=%s outcome=%s +att=%d", inst.instance_id, inst.form_id,
-             form.built.version, result.outcome, len(result.added_attachments))
+    log.info(
+        "submission %s form=%s v=%s outcome=%s +att=%d",
+        inst.instance_id,
+        inst.form_id,
+        form.built.version,
+        result.outcome,
+        len(result.added_attachments),
+    )
     if result.outcome == "conflict":
         raise Conflict(
             f"Phiếu {inst.instance_id} đã được nhận trước đó với nội dung khác; máy chủ giữ bản đầu tiên. "
             "Nếu cần sửa, hãy sửa phiếu đã gửi trên máy rồi gửi lại.",
             f"Record {inst.instance_id} was already received with different content; the first one is kept. "
-            "To change it, edit the sent record on the phone and send again.")
+            "To change it, edit the sent record on the phone and send again.",
+        )
     if result.outcome == "created":
         return 201, "Đã gửi thành công / Sent successfully"
     if result.added_attachments:
-        return 201, (f"Đã nhận trước đó; đã bổ sung {len(result.added_attachments)} tệp đính kèm / "
-                     f"Already received; {len(result.added_attachments)} attachment(s) added")
+        return 201, (
+            f"Đã nhận trước đó; đã bổ sung {len(result.added_attachments)} tệp đính kèm / "
+            f"Already received; {len(result.added_attachments)} attachment(s) added"
+        )
     return 202, "Đã nhận trước đó / Already received"
 
 

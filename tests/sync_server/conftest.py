@@ -1,4 +1,4 @@
-"""Fixtures for the sync server: settings on the session's pouchdb-server, a built test form, accounts, a client."""
+"""Sync server fixtures: settings on the session's pouchdb-server, a built test form, accounts, a client."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ class Server:
 
 def add_accounts(settings: Settings, couch: Couch) -> None:
     acc = Accounts(couch, settings)
-    acc.add("ctv_pq", PASSWORD, "collaborator", "31078")      # a collaborator in a Phú Quốc commune
-    acc.add("ctv_rg", PASSWORD, "collaborator", "30742")      # a collaborator in Rạch Giá
+    acc.add("ctv_pq", PASSWORD, "collaborator", "31078")  # a collaborator in a Phú Quốc commune
+    acc.add("ctv_rg", PASSWORD, "collaborator", "30742")  # a collaborator in Rạch Giá
     acc.add("huyen_pq", PASSWORD, "district", "911")
     acc.add("tinh", PASSWORD, "province", None)
 

@@ -1,4 +1,4 @@
-"""Test helpers: forms written in the build layout of contracts §2 (pyxform on inline markdown), instances, parts."""
+"""Test helpers: forms in the build layout of contracts §2 (pyxform on inline markdown), instances, parts."""
 
 from __future__ import annotations
 
@@ -35,9 +35,14 @@ def md5(data: bytes) -> str:
     return "md5:" + hashlib.md5(data).hexdigest()
 
 
-def write_form(build_dir: Path, form_id: str = "hh_test", version: str = "2026112901",
-               media: dict[str, bytes] | None = None, current: bool = True) -> bytes:
-    """Compile the test form with pyxform and lay it out like `carecheck forms build` does; returns form.xml."""
+def write_form(
+    build_dir: Path,
+    form_id: str = "hh_test",
+    version: str = "2026112901",
+    media: dict[str, bytes] | None = None,
+    current: bool = True,
+) -> bytes:
+    """Compile the test form with pyxform, lay it out like `carecheck forms build`; returns form.xml."""
     xml = convert(xlsform=FORM_MD.format(form_id=form_id, version=version), file_type=".md").xform.encode()
     d = build_dir / form_id / version
     (d / "media").mkdir(parents=True, exist_ok=True)
@@ -46,21 +51,45 @@ def write_form(build_dir: Path, form_id: str = "hh_test", version: str = "202611
     for name, data in (media or {}).items():
         (d / "media" / name).write_bytes(data)
         entries.append({"filename": name, "hash": md5(data)})
-    (d / "form.json").write_text(json.dumps({
-        "form_id": form_id, "version": version, "title": "Kiểm tra hộ gia đình", "hash": md5(xml),
-        "languages": [], "n_questions": 6, "media": entries, "built_at": "2026-11-29T00:00:00Z",
-        "source_sha256": ""}))
+    (d / "form.json").write_text(
+        json.dumps(
+            {
+                "form_id": form_id,
+                "version": version,
+                "title": "Kiểm tra hộ gia đình",
+                "hash": md5(xml),
+                "languages": [],
+                "n_questions": 6,
+                "media": entries,
+                "built_at": "2026-11-29T00:00:00Z",
+                "source_sha256": "",
+            }
+        )
+    )
     if current:
         (build_dir / form_id / "current").write_text(version)
     return xml
 
 
-def instance(form_id: str = "hh_test", version: str = "2026112901", instance_id: str | None = None, *,
-             deprecated_id: str | None = None, hamlet: str = "Ấp 1", house_photo: str | None = None,
-             card_photos: list[str] | None = None, district: str = "911", commune: str = "31078") -> bytes:
+def instance(
+    form_id: str = "hh_test",
+    version: str = "2026112901",
+    instance_id: str | None = None,
+    *,
+    deprecated_id: str | None = None,
+    hamlet: str = "Ấp 1",
+    house_photo: str | None = None,
+    card_photos: list[str] | None = None,
+    district: str = "911",
+    commune: str = "31078",
+) -> bytes:
     """A submission instance as ODK Collect writes it."""
-    root = etree.Element("data", id=form_id, version=version,
-                         nsmap={"jr": "http://openrosa.org/javarosa", "orx": "http://openrosa.org/xforms"})
+    root = etree.Element(
+        "data",
+        id=form_id,
+        version=version,
+        nsmap={"jr": "http://openrosa.org/javarosa", "orx": "http://openrosa.org/xforms"},
+    )
     etree.SubElement(root, "district").text = district
     etree.SubElement(root, "commune").text = commune
     etree.SubElement(root, "hamlet").text = hamlet
@@ -76,7 +105,9 @@ def instance(form_id: str = "hh_test", version: str = "2026112901", instance_id:
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
-def parts(xml: bytes | None, files: dict[str, bytes] | None = None) -> list[tuple[str, tuple[str, bytes, str]]]:
+def parts(
+    xml: bytes | None, files: dict[str, bytes] | None = None
+) -> list[tuple[str, tuple[str, bytes, str]]]:
     """httpx ``files=`` for an OpenRosa multipart POST (Collect names each part after its file)."""
     out = []
     if xml is not None:

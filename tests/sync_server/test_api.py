@@ -1,4 +1,6 @@
-"""Operator API: area scoping (district sees its area, province all, collaborators 403), detail, paging, devices."""
+"""Operator API: area scoping (district: its area, province: all, collaborators: 403), detail, paging.
+
+Also the devices report."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ from tests.sync_server.helpers import instance, parts
 
 def _send(server: Server, user: str, device: str, **kw: object) -> str:
     iid = f"uuid:{uuid.uuid4()}"
-    r = server.client.post(f"/submission?deviceID={device}", files=parts(instance(instance_id=iid, **kw)),
-                           auth=server.auth(user))
+    r = server.client.post(
+        f"/submission?deviceID={device}", files=parts(instance(instance_id=iid, **kw)), auth=server.auth(user)
+    )
     assert r.status_code == 201, r.text
     return iid
 
@@ -68,7 +71,9 @@ def test_devices_last_contact_and_counts(server: Server) -> None:
     _send(server, "ctv_pq", "collect:pq")
     _send(server, "ctv_rg", "collect:rg", district="899", commune="30742")
     assert c.get("/api/v1/devices", auth=server.auth("ctv_pq")).status_code == 403
-    rows = {r["device_id"]: r for r in c.get("/api/v1/devices", auth=server.auth("huyen_pq")).json()["devices"]}
+    rows = {
+        r["device_id"]: r for r in c.get("/api/v1/devices", auth=server.auth("huyen_pq")).json()["devices"]
+    }
     assert set(rows) == {"collect:quiet", "collect:pq"}
     assert rows["collect:pq"]["submissions"] == 2 and rows["collect:pq"]["collaborator"] == "ctv_pq"
     assert rows["collect:pq"]["days_since_last_submission"] == 0

@@ -23,7 +23,14 @@ def test_form_list_download_and_manifest(server: Server) -> None:
     root = etree.fromstring(r.content)
     assert root.tag == f"{XL}xforms" and root.nsmap == {None: "http://openrosa.org/xforms/xformsList"}
     (x,) = root.findall(f"{XL}xform")
-    assert [e.tag[len(XL):] for e in x] == ["formID", "name", "version", "hash", "downloadUrl", "manifestUrl"]
+    assert [e.tag[len(XL) :] for e in x] == [
+        "formID",
+        "name",
+        "version",
+        "hash",
+        "downloadUrl",
+        "manifestUrl",
+    ]
     assert x.findtext(f"{XL}formID") == "hh_test"
     assert x.findtext(f"{XL}version") == "2026112901"
     assert x.findtext(f"{XL}downloadUrl") == "http://phone.test/forms/hh_test/form.xml"
@@ -67,9 +74,9 @@ def test_auth_challenge_digest_and_basic(server: Server) -> None:
     assert any(v.startswith("Basic ") for v in challenges)
     assert r.headers["x-openrosa-version"] == "1.0"
     assert b"http://openrosa.org/http/response" in r.content
-    assert c.get("/formList", auth=("ctv_pq", "mat-khau-123")).status_code == 200           # Basic
-    assert c.get("/formList", auth=("ctv_pq", "mat-khau-123")).status_code == 200           # Basic, cached
+    assert c.get("/formList", auth=("ctv_pq", "mat-khau-123")).status_code == 200  # Basic
+    assert c.get("/formList", auth=("ctv_pq", "mat-khau-123")).status_code == 200  # Basic, cached
     assert c.get("/formList", auth=("ctv_pq", "wrong-password")).status_code == 401
     wrong = c.get("/formList", auth=server.auth("nobody"))
     assert wrong.status_code == 401 and "Sai tên đăng nhập" in wrong.text
-    assert c.get("/formList", auth=server.auth()).status_code == 200                          # Digest
+    assert c.get("/formList", auth=server.auth()).status_code == 200  # Digest

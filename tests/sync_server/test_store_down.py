@@ -1,4 +1,4 @@
-"""The store goes down: 503 + Retry-After, nothing half-stored; after restart the same record is accepted once."""
+"""Store down: 503 + Retry-After, nothing half-stored; after restart the same record is accepted once."""
 
 from __future__ import annotations
 
@@ -25,7 +25,10 @@ def test_503_while_store_is_down_then_accepted(tmp_path: Path, fresh_couch: Couc
     before, during = f"uuid:{uuid.uuid4()}", f"uuid:{uuid.uuid4()}"
     photo = b"\xff\xd8" + b"p" * 5000
     with TestClient(create_app(settings)) as client:
-        assert client.post("/submission", files=parts(instance(instance_id=before)), auth=auth).status_code == 201
+        assert (
+            client.post("/submission", files=parts(instance(instance_id=before)), auth=auth).status_code
+            == 201
+        )
         fresh_couch.stop()
         xml = instance(instance_id=during, house_photo="h.jpg")
         r = client.post("/submission", files=parts(xml, {"h.jpg": photo}), auth=auth)

@@ -1,4 +1,4 @@
-"""HEAD/POST /submission: new, duplicate, split upload, conflict, edit, unknown form/version, bad input, 413."""
+"""HEAD/POST /submission: new, duplicate, split upload, conflict, edit, unknown form/version, bad input."""
 
 from __future__ import annotations
 
@@ -16,9 +16,16 @@ PHOTO_A = b"\xff\xd8jpeg-A" * 100
 PHOTO_B = b"\xff\xd8jpeg-B" * 100
 
 
-def post(server: Server, xml: bytes | None, files: dict[str, bytes] | None = None, user: str = "ctv_pq",
-         device: str = "collect:dev1") -> httpx.Response:
-    return server.client.post(f"/submission?deviceID={device}", files=parts(xml, files), auth=server.auth(user))
+def post(
+    server: Server,
+    xml: bytes | None,
+    files: dict[str, bytes] | None = None,
+    user: str = "ctv_pq",
+    device: str = "collect:dev1",
+) -> httpx.Response:
+    return server.client.post(
+        f"/submission?deviceID={device}", files=parts(xml, files), auth=server.auth(user)
+    )
 
 
 def message(r: httpx.Response) -> str:
@@ -107,8 +114,13 @@ def test_edit_with_deprecated_id_carries_attachments_forward(server: Server) -> 
     old = instance(instance_id=old_id, house_photo="house.jpg", card_photos=["card1.jpg"])
     assert post(server, old, {"house.jpg": PHOTO_A, "card1.jpg": PHOTO_B}).status_code == 201
     # Collect resends only changed media: the edit references house.jpg and card1.jpg, resends neither.
-    edit = instance(instance_id=new_id, deprecated_id=old_id, hamlet="Ấp 3", house_photo="house.jpg",
-                    card_photos=["card1.jpg"])
+    edit = instance(
+        instance_id=new_id,
+        deprecated_id=old_id,
+        hamlet="Ấp 3",
+        house_photo="house.jpg",
+        card_photos=["card1.jpg"],
+    )
     r = post(server, edit)
     assert r.status_code == 201, r.text
     new_doc, old_doc = server.doc(new_id), server.doc(old_id)
@@ -141,12 +153,18 @@ def test_structural_errors_are_400_and_nothing_stored(server: Server) -> None:
         "missing xml part": post(server, None, {"house.jpg": PHOTO_A}),
         "malformed": post(server, b"<data id='hh_test'><meta><instanceID>uuid:x</instanceID></meta>"),
         "no instanceID": post(server, b"<data id='hh_test' version='2026112901'><hamlet>1</hamlet></data>"),
-        "billion laughs": post(server, b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
-                               b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
-                               b'<data id="hh_test"><hamlet>&lol2;</hamlet><meta><instanceID>uuid:b</instanceID>'
-                               b'</meta></data>'),
-        "xxe": post(server, b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-                    b'<data id="hh_test"><hamlet>&x;</hamlet><meta><instanceID>uuid:c</instanceID></meta></data>'),
+        "billion laughs": post(
+            server,
+            b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+            b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+            b'<data id="hh_test"><hamlet>&lol2;</hamlet><meta><instanceID>uuid:b</instanceID>'
+            b"</meta></data>",
+        ),
+        "xxe": post(
+            server,
+            b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+            b'<data id="hh_test"><hamlet>&x;</hamlet><meta><instanceID>uuid:c</instanceID></meta></data>',
+        ),
         "path attachment": post(server, instance(house_photo="a.jpg"), {"../../etc/a.jpg": PHOTO_A}),
         "not multipart": server.client.post("/submission", content=b"<data/>", auth=server.auth()),
     }
@@ -172,24 +190,40 @@ def test_413_declared_and_chunked(server: Server) -> None:
     assert r.status_code == 413 and "quá lớn" in message(r)
     # Chunked: no Content-Length, the server counts while reading.
     boundary = "bnd"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"xml_submission_file\"; "
-            f"filename=\"s.xml\"\r\nContent-Type: text/xml\r\n\r\n").encode() + instance() + \
-        (f"\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"big.jpg\"; filename=\"big.jpg\"\r\n"
-         f"Content-Type: image/jpeg\r\n\r\n").encode() + big + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="xml_submission_file"; '
+            f'filename="s.xml"\r\nContent-Type: text/xml\r\n\r\n'
+        ).encode()
+        + instance()
+        + (
+            f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="big.jpg"; filename="big.jpg"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + big
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
 
     def chunks():  # type: ignore[no-untyped-def]
         for i in range(0, len(body), 16_384):
-            yield body[i:i + 16_384]
+            yield body[i : i + 16_384]
 
-    r = server.client.post("/submission", content=chunks(), auth=("ctv_pq", "mat-khau-123"),
-                           headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    r = server.client.post(
+        "/submission",
+        content=chunks(),
+        auth=("ctv_pq", "mat-khau-123"),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     assert r.status_code == 413
     rows = server.couch.all_docs(server.settings.submissions_db)["rows"]
     assert [r["id"] for r in rows if not r["id"].startswith("_design")] == []
     # A chunked body under the limit is accepted.
     small = body.replace(big, b"y" * 1000)
 
-    r = server.client.post("/submission", content=iter([small[:500], small[500:]]),
-                           auth=("ctv_pq", "mat-khau-123"),
-                           headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    r = server.client.post(
+        "/submission",
+        content=iter([small[:500], small[500:]]),
+        auth=("ctv_pq", "mat-khau-123"),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     assert r.status_code == 201, r.text

@@ -23,11 +23,19 @@ CARECHECK = str(Path(sys.executable).parent / "carecheck")
 def _env(tmp_path: Path, couch: CouchProcess) -> dict[str, str]:
     tag = uuid.uuid4().hex[:8]
     env = dict(os.environ)
-    env.update({"CARECHECK_VAR_DIR": str(tmp_path / "var"), "CARECHECK_COUCHDB_URL": couch.base_url,
-                "CARECHECK_COUCHDB_USER": couch.user, "CARECHECK_COUCHDB_PASSWORD": couch.password,
-                "CARECHECK_SUBMISSIONS_DB": f"submissions_{tag}", "CARECHECK_ACCOUNTS_DB": f"accounts_{tag}",
-                "CARECHECK_FORMS_BUILD_DIR": str(tmp_path / "forms"), "CARECHECK_MAX_SUBMISSION_BYTES": "50000",
-                "PYTHONPATH": str(ROOT)})
+    env.update(
+        {
+            "CARECHECK_VAR_DIR": str(tmp_path / "var"),
+            "CARECHECK_COUCHDB_URL": couch.base_url,
+            "CARECHECK_COUCHDB_USER": couch.user,
+            "CARECHECK_COUCHDB_PASSWORD": couch.password,
+            "CARECHECK_SUBMISSIONS_DB": f"submissions_{tag}",
+            "CARECHECK_ACCOUNTS_DB": f"accounts_{tag}",
+            "CARECHECK_FORMS_BUILD_DIR": str(tmp_path / "forms"),
+            "CARECHECK_MAX_SUBMISSION_BYTES": "50000",
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     return env
 
 
@@ -42,8 +50,14 @@ def served(tmp_path: Path, couch_server: CouchProcess) -> Iterator[tuple[str, di
     write_form(tmp_path / "forms")
     port = free_port()
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([CARECHECK, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [CARECHECK, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -64,11 +78,33 @@ def served(tmp_path: Path, couch_server: CouchProcess) -> Iterator[tuple[str, di
 
 def test_user_cli_and_real_server(served: tuple[str, dict[str, str]], tmp_path: Path) -> None:
     base, env = served
-    ok = _cli(env, tmp_path, "user", "add", "ctv1", "--password", "bi-mat-99", "--role", "collaborator",
-              "--area", "31078")
+    ok = _cli(
+        env,
+        tmp_path,
+        "user",
+        "add",
+        "ctv1",
+        "--password",
+        "bi-mat-99",
+        "--role",
+        "collaborator",
+        "--area",
+        "31078",
+    )
     assert ok.returncode == 0, ok.stderr
-    bad = _cli(env, tmp_path, "user", "add", "ctv2", "--password", "bi-mat-99", "--role", "district",
-               "--area", "31078")
+    bad = _cli(
+        env,
+        tmp_path,
+        "user",
+        "add",
+        "ctv2",
+        "--password",
+        "bi-mat-99",
+        "--role",
+        "district",
+        "--area",
+        "31078",
+    )
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "district" in bad.stderr
     bad = _cli(env, tmp_path, "user", "add", "ctv3", "--password", "bi-mat-99", "--area", "12345")
     assert bad.returncode == 1 and "12345" in bad.stderr
@@ -89,11 +125,14 @@ def test_user_cli_and_real_server(served: tuple[str, dict[str, str]], tmp_path: 
         assert big.status_code == 413 and b"OpenRosaResponse" in big.content
 
         def chunked():  # type: ignore[no-untyped-def]
-            yield b"--b\r\nContent-Disposition: form-data; name=\"xml_submission_file\"; filename=\"s.xml\"\r\n\r\n"
+            yield b'--b\r\nContent-Disposition: form-data; name="xml_submission_file"; '
+            yield b'filename="s.xml"\r\n\r\n'
             yield instance()
             yield b"\r\n--b--\r\n"
 
-        r = c.post("/submission", content=chunked(), headers={"Content-Type": "multipart/form-data; boundary=b"})
+        r = c.post(
+            "/submission", content=chunked(), headers={"Content-Type": "multipart/form-data; boundary=b"}
+        )
         assert r.status_code == 201 and "content-length" not in r.request.headers
     assert _cli(env, tmp_path, "user", "disable", "ctv1").returncode == 0
     # Disabling takes effect once the server's short account cache expires (30 s); a fresh login is refused.
