@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -295,7 +296,7 @@ def authenticate(request: Request, accounts: Accounts, settings: Settings, secre
         state = check_nonce(secret, p.get("nonce", ""))
         if state == "ok" and p.get("realm") == settings.realm:
             account, ha1 = accounts.digest_record(name)
-            if account and ha1 and _digest_ok(p, ha1, request.method):
+            if account and ha1 and _digest_ok(p, ha1, request.method, request.url.path):
                 return account
         stale = state == "stale"
     elif scheme == "basic":
@@ -317,8 +318,11 @@ def authenticate(request: Request, accounts: Accounts, settings: Settings, secre
     )
 
 
-def _digest_ok(p: dict[str, str], ha1: str, method: str) -> bool:
+def _digest_ok(p: dict[str, str], ha1: str, method: str, path: str) -> bool:
     uri = p.get("uri", "")
+    # The response must be for this resource (a proxy may have stripped a path prefix, hence endswith).
+    if not urlsplit(uri).path.endswith(path):
+        return False
     ha2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()  # noqa: S324
     if p.get("qop") == "auth":
         expected = hashlib.md5(  # noqa: S324

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 from lxml import etree
 
@@ -80,3 +81,41 @@ def test_auth_challenge_digest_and_basic(server: Server) -> None:
     wrong = c.get("/formList", auth=server.auth("nobody"))
     assert wrong.status_code == 401 and "Sai tên đăng nhập" in wrong.text
     assert c.get("/formList", auth=server.auth()).status_code == 200  # Digest
+
+
+def _digest_header(nonce: str, uri: str, method: str = "GET", password: str = "mat-khau-123") -> str:
+    ha1 = hashlib.md5(f"ctv_pq:carecheck:{password}".encode()).hexdigest()
+    ha2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()
+    resp = hashlib.md5(f"{ha1}:{nonce}:00000001:abc:auth:{ha2}".encode()).hexdigest()
+    return (f'Digest username="ctv_pq", realm="carecheck", nonce="{nonce}", uri="{uri}", qop=auth, '
+            f'nc=00000001, cnonce="abc", response="{resp}"')
+
+
+def test_digest_by_hand_stale_nonce_and_wrong_uri(server: Server) -> None:
+    from sync_server.auth import load_secret, make_nonce
+
+    secret = load_secret(server.settings)
+    fresh = make_nonce(secret)
+    c = server.client
+    assert c.get("/formList", headers={"Authorization": _digest_header(fresh, "/formList")}).status_code == 200
+    # The same answer replayed for another resource is refused.
+    assert c.get("/forms/hh_test/form.xml",
+                 headers={"Authorization": _digest_header(fresh, "/formList")}).status_code == 401
+    # An old nonce signed by us: 401 with stale=true, so the phone retries without asking for the password.
+    old = make_nonce(secret, now=time.time() - 3600)
+    r = c.get("/formList", headers={"Authorization": _digest_header(old, "/formList")})
+    assert r.status_code == 401
+    assert any("stale=true" in v for v in r.headers.get_list("www-authenticate"))
+    forged = make_nonce(b"not-our-secret")
+    r = c.get("/formList", headers={"Authorization": _digest_header(forged, "/formList")})
+    assert r.status_code == 401 and not any("stale" in v for v in r.headers.get_list("www-authenticate"))
+
+
+def test_unexpected_error_gets_envelope_and_headers(server: Server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def boom() -> list[object]:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(server.client.app.state.ctx.forms, "current", boom)
+    r = server.client.get("/formList", auth=server.auth())
+    assert r.status_code == 500 and r.headers["x-openrosa-version"] == "1.0"
+    assert b"OpenRosaResponse" in r.content and b"disk on fire" not in r.content
