@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 
+import pytest
 from lxml import etree
 
 from tests.sync_server.conftest import Server
@@ -111,7 +112,9 @@ def test_digest_by_hand_stale_nonce_and_wrong_uri(server: Server) -> None:
     assert r.status_code == 401 and not any("stale" in v for v in r.headers.get_list("www-authenticate"))
 
 
-def test_unexpected_error_gets_envelope_and_headers(server: Server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_unexpected_error_gets_envelope_and_headers(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def boom() -> list[object]:
         raise RuntimeError("disk on fire")
 
