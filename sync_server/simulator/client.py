@@ -129,7 +129,8 @@ class OpenRosaClient:
                                           "(like org.odk.collect.android)"})
         self.max_retry_seconds = max_retry_seconds
         self.backoff, self.backoff_cap = backoff, backoff_cap
-        self.accept_length: int | None = None
+        self.accept_length: int | None = None   # the last size the server announced
+        self._heard: set[str | None] = set()     # submission URLs (per deviceID) already asked with HEAD
         self._rng = random.Random()
 
     def close(self) -> None:
@@ -215,6 +216,7 @@ class OpenRosaClient:
                             f"HEAD /submission answered {r.status_code}, not 204")
         value = r.headers.get("x-openrosa-accept-content-length", "")
         self.accept_length = int(value) if value.isdigit() and int(value) > 0 else DEFAULT_ACCEPT_LENGTH
+        self._heard.add(device_id)
         return self.accept_length
 
     def submit(self, filled: Filled, device_id: str | None = None, tag: str = "") -> Outcome:
@@ -232,7 +234,8 @@ class OpenRosaClient:
         return out
 
     def _submit(self, filled: Filled, device_id: str | None, out: Outcome, deadline: float) -> None:
-        if self.accept_length is None:
+        # Like Collect, HEAD once per submission URL (it carries ?deviceID=) in a session, then POST.
+        if self.accept_length is None or device_id not in self._heard:
             self.head(device_id, deadline, out)
         resplit = False
         while True:

@@ -30,7 +30,7 @@ def _simulate(url: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [CARECHECK, "simulate", "--server", url, "--user", USER, "--password", PASSWORD,
          "--households", str(N), "--seed", str(SEED), "--period", PERIOD, "--concurrency", "6",
-         "--timeout", "5", *extra],
+         "--timeout", "2", *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
         env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"})
 
@@ -43,7 +43,8 @@ def _total_row(stdout: str) -> list[int]:
 @pytest.mark.slow
 def test_2000_households_through_lost_responses_and_resets(live_server: LiveServer,
                                                           template: FormTemplate) -> None:
-    faults = Faults(lost=0.02, reset=0.02, delay=0.01, delay_s=0.3)
+    # 2 % lost responses, 2 % resets, 1 % answers held back past the phone's 2 s timeout.
+    faults = Faults(lost=0.02, reset=0.02, delay=0.01, delay_s=2.5)
     with FaultProxy(live_server.port, faults, seed=SEED) as proxy:
         t0 = time.monotonic()
         first = _simulate(proxy.url)
@@ -52,6 +53,7 @@ def test_2000_households_through_lost_responses_and_resets(live_server: LiveServ
         sent, accepted, already, retried, failed = _total_row(first.stdout)
         # The link really was bad: responses were lost after the server stored the record, connections reset.
         assert proxy.counts["lost"] >= 20 and proxy.counts["reset"] >= 20, proxy.counts
+        assert proxy.counts["delay"] >= 10, proxy.counts
         assert (sent, failed) == (N, 0) and accepted + already == N and retried >= 30
         # A lost response is resent and answered "already received" (or accepted, if the loss hit a HEAD/401).
         assert already >= 1
