@@ -88,8 +88,10 @@ def _digest_header(nonce: str, uri: str, method: str = "GET", password: str = "m
     ha1 = hashlib.md5(f"ctv_pq:carecheck:{password}".encode()).hexdigest()
     ha2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()
     resp = hashlib.md5(f"{ha1}:{nonce}:00000001:abc:auth:{ha2}".encode()).hexdigest()
-    return (f'Digest username="ctv_pq", realm="carecheck", nonce="{nonce}", uri="{uri}", qop=auth, '
-            f'nc=00000001, cnonce="abc", response="{resp}"')
+    return (
+        f'Digest username="ctv_pq", realm="carecheck", nonce="{nonce}", uri="{uri}", qop=auth, '
+        f'nc=00000001, cnonce="abc", response="{resp}"'
+    )
 
 
 def test_digest_by_hand_stale_nonce_and_wrong_uri(server: Server) -> None:
@@ -98,10 +100,15 @@ def test_digest_by_hand_stale_nonce_and_wrong_uri(server: Server) -> None:
     secret = load_secret(server.settings)
     fresh = make_nonce(secret)
     c = server.client
-    assert c.get("/formList", headers={"Authorization": _digest_header(fresh, "/formList")}).status_code == 200
+    ok = c.get("/formList", headers={"Authorization": _digest_header(fresh, "/formList")})
+    assert ok.status_code == 200
     # The same answer replayed for another resource is refused.
-    assert c.get("/forms/hh_test/form.xml",
-                 headers={"Authorization": _digest_header(fresh, "/formList")}).status_code == 401
+    assert (
+        c.get(
+            "/forms/hh_test/form.xml", headers={"Authorization": _digest_header(fresh, "/formList")}
+        ).status_code
+        == 401
+    )
     # An old nonce signed by us: 401 with stale=true, so the phone retries without asking for the password.
     old = make_nonce(secret, now=time.time() - 3600)
     r = c.get("/formList", headers={"Authorization": _digest_header(old, "/formList")})
@@ -112,9 +119,7 @@ def test_digest_by_hand_stale_nonce_and_wrong_uri(server: Server) -> None:
     assert r.status_code == 401 and not any("stale" in v for v in r.headers.get_list("www-authenticate"))
 
 
-def test_unexpected_error_gets_envelope_and_headers(
-    server: Server, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unexpected_error_gets_envelope_and_headers(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     def boom() -> list[object]:
         raise RuntimeError("disk on fire")
 
