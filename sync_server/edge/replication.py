@@ -242,7 +242,7 @@ def central_from_replicator(couch: Couch, config: EdgeConfig) -> Couch:
                           "This edge is not fully set up (no replication doc); run 'carecheck edge init' again.")
     auth = str(doc["target"]["headers"]["Authorization"])
     user, _, password = base64.b64decode(auth.split(" ", 1)[1]).decode().partition(":")
-    return Couch(config.central_url, user, password, timeout=10.0)
+    return Couch(config.central_url, user, password, timeout=30.0)
 
 
 def init_edge(settings: Settings, area: str, central_url: str, user: str, password: str,
