@@ -13,7 +13,7 @@ import typer
 from core.errors import Problem
 from core.orgunits import districts
 from sync_server.simulator.client import OpenRosaClient, Outcome, send_all
-from sync_server.simulator.fill import fill, load_form
+from sync_server.simulator.fill import FormTemplate, fill, load_form
 from sync_server.simulator.households import FORM_ID, Household, generate, period_range
 
 
@@ -49,11 +49,9 @@ def visit_window(period: str, today: date | None = None) -> tuple[date, date]:
     return first, max(first, min(last, yesterday))
 
 
-def run_simulation(server: str, user: str, password: str, households: int, *, seed: int = 1,
-                   period: str | None = None, concurrency: int = 4, photo_bytes: int = 20_000,
-                   timeout: float = 30.0, max_retry_seconds: float = 120.0,
-                   on_done: Callable[[Outcome], None] | None = None) -> Report:
-    """Download the current household form from the server, fill ``households`` households, send them."""
+def download_form(server: str, user: str, password: str, *, timeout: float = 30.0,
+                  max_retry_seconds: float = 120.0) -> FormTemplate:
+    """The server's current household form, fetched like a phone does (formList, then the download)."""
     phone = OpenRosaClient(server, user, password, timeout=timeout, max_retry_seconds=max_retry_seconds)
     with phone:
         forms = {f.form_id: f for f in phone.form_list()}
@@ -62,9 +60,25 @@ def run_simulation(server: str, user: str, password: str, households: int, *, se
             raise Problem(f"Máy chủ {server} không có biểu mẫu {FORM_ID} (chạy 'carecheck forms build').",
                           f"The server {server} does not offer form {FORM_ID}; "
                           "run 'carecheck forms build' there.")
-        template = load_form(phone.download(remote))
+        return load_form(phone.download(remote))
+
+
+def run_simulation(server: str, user: str, password: str, households: int, *, seed: int = 1,
+                   period: str | None = None, concurrency: int = 4, photo_bytes: int = 20_000,
+                   timeout: float = 30.0, max_retry_seconds: float = 120.0,
+                   on_done: Callable[[Outcome], None] | None = None,
+                   template: FormTemplate | None = None, day: date | None = None) -> Report:
+    """Fill ``households`` households on the server's household form and send them, in send_after order.
+
+    ``day``: simulate one day of field work instead of a period — what the phones send that day (mainland
+    visits of the day; island and border visits captured offline in the days before).
+    """
+    if day is not None and day > date.today():
+        raise Problem(f"Ngày {day} ở tương lai.", f"--day {day} is in the future.")
+    if template is None:
+        template = download_form(server, user, password, timeout=timeout, max_retry_seconds=max_retry_seconds)
     first, last = visit_window(period or default_period())
-    hhs = sorted(generate(households, seed, first=first, last=last), key=lambda h: h.send_after)
+    hhs = sorted(generate(households, seed, first=first, last=last, send_day=day), key=lambda h: h.send_after)
     records = ((fill(template, h, photo_bytes=photo_bytes), h.device_id, h.district) for h in hhs)
     outcomes = send_all(server, user, password, records, concurrency=concurrency, on_done=on_done,
                         timeout=timeout, max_retry_seconds=max_retry_seconds)
@@ -94,6 +108,9 @@ def simulate(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for one answer.")] = 30.0,
     max_retry_seconds: Annotated[float, typer.Option("--max-retry-seconds",
                                                      help="Give up on a record after this long.")] = 120.0,
+    day: Annotated[str | None, typer.Option(
+        "--day", help="A day of field work (YYYY-MM-DD): what the phones send that day; island and border "
+                      "households were captured days before.")] = None,
 ) -> None:
     """Simulate collaborators: fill households on the server's own forms and send them like ODK Collect."""
     from rich.console import Console
@@ -101,6 +118,12 @@ def simulate(
     from rich.table import Table
 
     console = Console(stderr=True)
+    try:
+        send_day = date.fromisoformat(day) if day else None
+    except ValueError as exc:
+        raise Problem(f"--day '{day}' không phải ngày YYYY-MM-DD.",
+                      f"--day '{day}' is not a YYYY-MM-DD date.") from exc
+    template = download_form(server, user, password, timeout=timeout, max_retry_seconds=max_retry_seconds)
     with Progress(TextColumn("[bold]Gửi phiếu / sending"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TextColumn("{task.fields[state]}"), console=console) as progress:
         task = progress.add_task("send", total=households, state="")
@@ -112,7 +135,8 @@ def simulate(
 
         report = run_simulation(server, user, password, households, seed=seed, period=period,
                                 concurrency=concurrency, photo_bytes=photo_bytes, timeout=timeout,
-                                max_retry_seconds=max_retry_seconds, on_done=done)
+                                max_retry_seconds=max_retry_seconds, on_done=done, template=template,
+                                day=send_day)
 
     names = districts()
     cols = ["sent", "accepted", "already_received", "retried", "failed"]

@@ -345,8 +345,12 @@ def _child(rng: random.Random, visit: date, ethnicity: str, area_type: str, poor
     return c, tuple(odd)
 
 
-def household(seed: int, index: int, first: date, last: date) -> Household:
-    """The household number ``index`` of a seeded run, visited between ``first`` and ``last``."""
+def household(seed: int, index: int, first: date, last: date, send_day: date | None = None) -> Household:
+    """The household number ``index`` of a seeded run, visited between ``first`` and ``last``.
+
+    With ``send_day``, the household is one the phone sends that day instead: mainland visits of the day,
+    island and border visits from the days before, when the collaborator was offline.
+    """
     rng = random.Random(f"{seed}:{index}")
     instance_id = f"uuid:{_uuid(rng)}"
     district = str(_pick(rng, list(DISTRICT_POPULATION.items())))
@@ -355,15 +359,21 @@ def household(seed: int, index: int, first: date, last: date) -> Household:
     ethnicity = str(_pick(rng, list(shares.items())))
 
     visit = first + timedelta(days=rng.randrange((last - first).days + 1))
-    start = datetime(visit.year, visit.month, visit.day, 7, 30, tzinfo=TZ) + timedelta(
-        seconds=rng.randrange(9 * 3600), milliseconds=rng.randrange(1000))
-    end = start + timedelta(seconds=rng.randrange(8 * 60, 45 * 60))
+    start_s, start_ms, minutes = rng.randrange(9 * 3600), rng.randrange(1000), rng.randrange(8 * 60, 45 * 60)
     if commune.area_type == "island":
-        send_after = end + timedelta(days=rng.uniform(1, 10))       # back on the mainland / in coverage later
+        lag = timedelta(days=rng.uniform(1, 10))      # back on the mainland / in coverage days later
     elif commune.area_type == "border":
-        send_after = end + timedelta(days=rng.uniform(1, 4))
+        lag = timedelta(days=rng.uniform(1, 4))
     else:
-        send_after = end + timedelta(minutes=rng.uniform(5, 240))   # sends in the evening at the latest
+        lag = timedelta(minutes=rng.uniform(5, 240))  # sends in the evening at the latest
+    if send_day is not None:
+        visit = send_day - timedelta(days=lag.days)   # a day of sending: islanders visited days before
+    start = datetime(visit.year, visit.month, visit.day, 7, 30, tzinfo=TZ) + timedelta(
+        seconds=start_s, milliseconds=start_ms)
+    end = start + timedelta(seconds=minutes)
+    if send_day is not None and (end + lag).date() > send_day:
+        visit, start, end = visit - timedelta(days=1), start - timedelta(days=1), end - timedelta(days=1)
+    send_after = end + lag
     dev = device_id(seed, commune.code)
 
     poor_p = {"khmer": (0.08, 0.09)}.get(ethnicity, (0.025, 0.035))
@@ -409,10 +419,13 @@ def household(seed: int, index: int, first: date, last: date) -> Household:
 
 
 def generate(n: int, seed: int = 1, *, period: str = "2026Q4", first: date | None = None,
-             last: date | None = None) -> list[Household]:
-    """``n`` households of a seeded run with visit dates in ``period`` (or between ``first`` and ``last``)."""
+             last: date | None = None, send_day: date | None = None) -> list[Household]:
+    """``n`` households of a seeded run with visit dates in ``period`` (or between ``first`` and ``last``).
+
+    ``send_day`` makes them a day of field work instead: what the phones send on that day (see ``household``).
+    """
     p_first, p_last = period_range(period)
     first, last = first or p_first, last or p_last
     if last < first:
         raise Problem("Khoảng ngày thăm hộ trống.", f"The visit period {first}..{last} is empty.")
-    return [household(seed, i, first, last) for i in range(n)]
+    return [household(seed, i, first, last, send_day) for i in range(n)]

@@ -135,3 +135,17 @@ def test_islands_and_border_send_days_later(sample: list[Household]) -> None:
         else:
             assert timedelta(0) < lag < timedelta(hours=5)
     assert sum(h.area_type == "island" for h in sample) > 100
+
+
+def test_a_day_of_field_work() -> None:
+    day = date(2026, 11, 20)
+    hhs = generate(400, seed=3, send_day=day)
+    assert all(h.send_after.date() == day for h in hhs)
+    for h in hhs:
+        visit = date.fromisoformat(h.answers["visit_date"])
+        assert visit == h.captured_at.date()
+        if h.area_type == "mainland":
+            assert visit == day
+        else:
+            assert day - timedelta(days=11) <= visit < day  # captured offline days before
+    assert generate(400, seed=3, send_day=day) == hhs
