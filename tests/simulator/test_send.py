@@ -6,7 +6,7 @@ import hashlib
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -137,3 +137,21 @@ def test_wrong_password_is_one_line_and_exit_1(live_server: LiveServer) -> None:
 def test_visit_window_never_in_the_future() -> None:
     assert visit_window("2026Q4", today=date(2026, 11, 29)) == (date(2026, 10, 1), date(2026, 11, 28))
     assert visit_window("2026Q3", today=date(2026, 11, 29)) == (date(2026, 7, 1), date(2026, 9, 30))
+
+
+def test_a_day_of_field_work_through_the_cli(live_server: LiveServer) -> None:
+    day = date.today() - timedelta(days=1)
+    before = set(live_server.submission_ids())
+    r = subprocess.run([CARECHECK, "simulate", "--server", live_server.url, "--user", USER, "--password",
+                        PASSWORD, "--households", "25", "--seed", "99", "--day", day.isoformat()],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120, env={"COLUMNS": "160"})
+    assert r.returncode == 0, r.stderr
+    assert _total_row(r.stdout)[:3] == [25, 25, 0]
+    hhs = generate(25, 99, send_day=day)
+    assert set(live_server.submission_ids()) - before == {h.instance_id for h in hhs}
+    bad = subprocess.run([CARECHECK, "simulate", "--server", live_server.url, "--user", USER, "--password",
+                          PASSWORD, "--day", "28/11/2026"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and bad.stderr.strip().splitlines() == [
+        "carecheck: --day '28/11/2026' không phải ngày YYYY-MM-DD. / "
+        "--day '28/11/2026' is not a YYYY-MM-DD date."]
