@@ -1,0 +1,79 @@
+"""A real PouchDB client (pouchdb-node) plays a phone against the sync server's /sync/submissions proxy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.couch import Couch
+from core.services import CouchProcess, free_port
+from core.settings import ROOT
+from tests.conftest import make_settings
+from tests.edge.households import submission_doc
+
+AREA, OTHER = "31108", "31111"
+NODE = shutil.which("node")
+
+
+@pytest.fixture()
+def server(tmp_path: Path, couch_server: CouchProcess) -> Iterator[tuple[Couch, object, int]]:
+    uvicorn = pytest.importorskip("uvicorn")
+    settings = make_settings(tmp_path, couch_server)
+    couch = Couch(couch_server.url, couch_server.user, couch_server.password)
+    port = free_port()
+    holder: dict[str, object] = {}
+
+    def start() -> None:
+        from sync_server.app import create_app
+
+        cfg = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+        srv = uvicorn.Server(cfg)
+        holder["srv"] = srv
+        srv.run()
+
+    holder["start"] = start
+    yield couch, (settings, holder), port
+    srv = holder.get("srv")
+    if srv is not None:
+        srv.should_exit = True  # type: ignore[attr-defined]
+        time.sleep(0.5)
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed")
+def test_pouchdb_phone_syncs_own_area_only(server: tuple[Couch, object, int], tmp_path: Path) -> None:
+    from sync_server.auth import Accounts
+    from sync_server.store import ensure_store
+
+    couch, (settings, holder), port = server  # type: ignore[misc]
+    ensure_store(couch, settings)
+    Accounts(couch, settings).add("ctv_hontre", "secret-pw", "collaborator", AREA)
+    mine = [submission_doc(i, AREA) for i in range(3)]
+    theirs = [submission_doc(i, OTHER) for i in range(3)]
+    couch.bulk_docs(settings.submissions_db, mine + theirs)
+
+    # The phone starts offline: the server is not up yet.
+    proc = subprocess.Popen([NODE, str(Path(__file__).with_name("device.js")), f"http://127.0.0.1:{port}",
+                             "ctv_hontre", "secret-pw", str(tmp_path), AREA, theirs[0]["_id"]],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    threading.Thread(target=holder["start"], daemon=True).start()  # type: ignore[index]
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    res = json.loads(out.strip().splitlines()[-1])
+
+    assert res["polls"] > 0, "the phone should have found the server offline first"
+    assert res["push"] == {"docs_written": 5, "doc_write_failures": 1}
+    assert res["again"]["docs_written"] == 0
+    stored = {r["id"] for r in couch.all_docs(settings.submissions_db)["rows"]}
+    assert set(res["own"]) <= stored and res["foreign"] not in stored
+    pulled = {p["id"]: p["area"] for p in res["pulled"]}
+    assert set(pulled) == set(res["own"]) | {d["_id"] for d in mine}
+    assert set(pulled.values()) == {AREA}
+    assert res["direct_other"] == 404 and res["wrong_password"] == 401
