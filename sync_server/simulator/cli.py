@@ -14,7 +14,7 @@ from core.errors import Problem
 from core.orgunits import districts
 from sync_server.simulator.client import OpenRosaClient, Outcome, send_all
 from sync_server.simulator.fill import FormTemplate, fill, load_form
-from sync_server.simulator.households import FORM_ID, Household, generate, period_range
+from sync_server.simulator.households import FORM_ID, Household, corrected, generate, period_range
 
 
 @dataclass
@@ -25,10 +25,12 @@ class Report:
     households: list[Household]
     outcomes: list[Outcome]
     by_district: dict[str, Counter[str]] = field(default_factory=dict)
+    edits: list[Household] = field(default_factory=list)          # corrections sent after the originals
+    edit_outcomes: list[Outcome] = field(default_factory=list)
 
     @property
     def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if not o.ok]
+        return [o for o in self.outcomes + self.edit_outcomes if not o.ok]
 
     def totals(self) -> Counter[str]:
         total: Counter[str] = Counter()
@@ -67,11 +69,12 @@ def run_simulation(server: str, user: str, password: str, households: int, *, se
                    period: str | None = None, concurrency: int = 4, photo_bytes: int = 20_000,
                    timeout: float = 30.0, max_retry_seconds: float = 120.0,
                    on_done: Callable[[Outcome], None] | None = None,
-                   template: FormTemplate | None = None, day: date | None = None) -> Report:
+                   template: FormTemplate | None = None, day: date | None = None, edits: int = 0) -> Report:
     """Fill ``households`` households on the server's household form and send them, in send_after order.
 
     ``day``: simulate one day of field work instead of a period — what the phones send that day (mainland
-    visits of the day; island and border visits captured offline in the days before).
+    visits of the day; island and border visits captured offline in the days before). ``edits``: afterwards,
+    send that many corrections (``deprecatedID``), households with implausible answers first.
     """
     if day is not None and day > date.today():
         raise Problem(f"Ngày {day} ở tương lai.", f"--day {day} is in the future.")
@@ -89,6 +92,14 @@ def run_simulation(server: str, user: str, password: str, households: int, *, se
         c[{"accepted": "accepted", "duplicate": "already_received"}.get(o.status, "failed")] += 1
         c["retried"] += 1 if o.retries else 0
         c["posts"] += o.posts
+    if edits:
+        sent = [h for h, o in zip(hhs, outcomes, strict=True) if o.ok]
+        chosen = sorted(sent, key=lambda h: (not h.odd, h.index))[:edits]
+        report.edits = [corrected(h, seed) for h in chosen]
+        report.edit_outcomes = send_all(
+            server, user, password,
+            ((fill(template, e, photo_bytes=photo_bytes), e.device_id, e.district) for e in report.edits),
+            concurrency=concurrency, on_done=on_done, timeout=timeout, max_retry_seconds=max_retry_seconds)
     return report
 
 
@@ -111,6 +122,8 @@ def simulate(
     day: Annotated[str | None, typer.Option(
         "--day", help="A day of field work (YYYY-MM-DD): what the phones send that day; island and border "
                       "households were captured days before.")] = None,
+    edits: Annotated[int, typer.Option("--edits", min=0, help="Then send this many corrections "
+                                                              "(deprecatedID), odd answers first.")] = 0,
 ) -> None:
     """Simulate collaborators: fill households on the server's own forms and send them like ODK Collect."""
     from rich.console import Console
@@ -126,7 +139,7 @@ def simulate(
     template = download_form(server, user, password, timeout=timeout, max_retry_seconds=max_retry_seconds)
     with Progress(TextColumn("[bold]Gửi phiếu / sending"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TextColumn("{task.fields[state]}"), console=console) as progress:
-        task = progress.add_task("send", total=households, state="")
+        task = progress.add_task("send", total=households + edits, state="")
         tally: Counter[str] = Counter()
 
         def done(o: Outcome) -> None:
@@ -136,7 +149,7 @@ def simulate(
         report = run_simulation(server, user, password, households, seed=seed, period=period,
                                 concurrency=concurrency, photo_bytes=photo_bytes, timeout=timeout,
                                 max_retry_seconds=max_retry_seconds, on_done=done, template=template,
-                                day=send_day)
+                                day=send_day, edits=edits)
 
     names = districts()
     cols = ["sent", "accepted", "already_received", "retried", "failed"]
@@ -151,6 +164,11 @@ def simulate(
     total = report.totals()
     table.add_row("[bold]Tổng / total", *(f"[bold]{total[k]}" for k in cols))
     Console().print(table)
+    if report.edits:
+        e = Counter(o.status for o in report.edit_outcomes)
+        Console().print(f"Phiếu sửa / corrections (deprecatedID): {len(report.edits)} — mới / accepted "
+                        f"{e['accepted']}, đã nhận trước đó / already received {e['duplicate']}, "
+                        f"lỗi / failed {e['rejected'] + e['failed']}")
     for o in report.failed[:20]:
         console.print(f"[red]{o.instance_id}: {o.status} {o.http_status or ''} {o.message}")
     if report.failed:

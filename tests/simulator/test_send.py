@@ -155,3 +155,20 @@ def test_a_day_of_field_work_through_the_cli(live_server: LiveServer) -> None:
     assert bad.returncode == 1 and bad.stderr.strip().splitlines() == [
         "carecheck: --day '28/11/2026' không phải ngày YYYY-MM-DD. / "
         "--day '28/11/2026' is not a YYYY-MM-DD date."]
+
+
+def test_corrections_deprecate_the_originals(live_server: LiveServer) -> None:
+    before = set(live_server.submission_ids())
+    report = run_simulation(live_server.url, USER, PASSWORD, 30, seed=41, period=PERIOD, edits=5,
+                            concurrency=3)
+    assert not report.failed and len(report.edits) == 5
+    assert [o.status for o in report.edit_outcomes] == ["accepted"] * 5
+    db = live_server.settings.submissions_db
+    for e in report.edits:
+        doc = live_server.couch.get(db, e.instance_id)
+        assert doc is not None and doc["deprecated_id"] == e.deprecated_id
+        assert live_server.couch.get(db, e.deprecated_id) is not None  # the original is kept
+    assert len(set(live_server.submission_ids()) - before) == 35
+    again = run_simulation(live_server.url, USER, PASSWORD, 30, seed=41, period=PERIOD, edits=5)
+    assert {o.status for o in again.outcomes + again.edit_outcomes} == {"duplicate"}
+    assert len(set(live_server.submission_ids()) - before) == 35
