@@ -149,3 +149,21 @@ def test_a_day_of_field_work() -> None:
         else:
             assert day - timedelta(days=11) <= visit < day  # captured offline days before
     assert generate(400, seed=3, send_day=day) == hhs
+
+
+def test_corrections_fix_the_implausible_weights(sample: list[Household]) -> None:
+    from sync_server.simulator.households import corrected
+
+    odd = [h for h in sample if h.odd]
+    assert odd
+    for h in odd:
+        e = corrected(h, 2026)
+        assert e.deprecated_id == h.instance_id and e.instance_id != h.instance_id and not e.odd
+        assert corrected(h, 2026) == e  # a resent correction is the same record
+        for c in e.children:
+            if "weight_kg" in c:
+                z = compute({"sex": c["sex"], "dob": c["dob"], "measured": e.answers["visit_date"],
+                             "weight_kg": float(c["weight_kg"]), "height_cm": float(c["height_cm"])})
+                assert z["flag_wfa"] == 0 and abs(z["z_wfa"]) < 5
+    plain = corrected(sample[0], 2026)
+    assert plain.answers["hamlet"] != sample[0].answers["hamlet"] and plain.children == sample[0].children
