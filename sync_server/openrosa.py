@@ -135,8 +135,19 @@ def binary_paths(form_xml: bytes) -> frozenset[tuple[str, ...]]:
 
 
 def referenced_attachments(root: Any, paths: frozenset[tuple[str, ...]]) -> list[str]:
-    """Filenames the instance names in its binary questions, in document order, unique."""
+    """Filenames the instance names in its binary questions, in document order, unique.
+
+    An encrypted submission (xforms-spec "encryption") sends a manifest instead: its ``media/file`` entries
+    and ``encryptedXmlFile`` name the ``*.enc`` parts, stored as attachments like any other.
+    """
     names: list[str] = []
+    if (root.get("encrypted") or "").lower() == "yes":
+        for el in root.iter():
+            if isinstance(el.tag, str) and _local(el.tag) in ("file", "encryptedXmlFile"):
+                text = (el.text or "").strip()
+                if text and text not in names:
+                    names.append(text)
+        return names
 
     def walk(el: Any, prefix: tuple[str, ...]) -> None:
         for child in el:

@@ -227,3 +227,23 @@ def test_413_declared_and_chunked(server: Server) -> None:
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
     assert r.status_code == 201, r.text
+
+
+def test_encrypted_submission_stored_with_its_enc_parts(server: Server) -> None:
+    # What Collect sends for a form with base64RsaPublicKey: a manifest plus the encrypted files.
+    iid = f"uuid:{uuid.uuid4()}"
+    ns = "http://www.opendatakit.org/xforms/encrypted"
+    root = etree.Element(
+        f"{{{ns}}}data", id="hh_test", version="2026112901", encrypted="yes", nsmap={None: ns}
+    )
+    etree.SubElement(root, f"{{{ns}}}base64EncryptedKey").text = "a2V5"
+    etree.SubElement(etree.SubElement(root, f"{{{ns}}}meta"), f"{{{ns}}}instanceID").text = iid
+    etree.SubElement(etree.SubElement(root, f"{{{ns}}}media"), f"{{{ns}}}file").text = "house.jpg.enc"
+    etree.SubElement(root, f"{{{ns}}}encryptedXmlFile").text = "submission.xml.enc"
+    etree.SubElement(root, f"{{{ns}}}base64EncryptedElementSignature").text = "c2ln"
+    xml = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    r = post(server, xml, {"submission.xml.enc": b"\x00enc-xml", "house.jpg.enc": b"\x00enc-jpg"})
+    assert r.status_code == 201, r.text
+    doc = server.doc(iid)
+    assert doc["attachments_expected"] == ["house.jpg.enc", "submission.xml.enc"]
+    assert sorted(doc["_attachments"]) == ["house.jpg.enc", "submission.xml.enc"]
