@@ -7,7 +7,8 @@ arises only when a record is edited in two places:
   the edge and on another that sent to the province). Each branch is represented by its newest version (the chain of
   edits followed down while it does not fork again).
 - **CouchDB conflicts**: one ``_id`` with several leaf revisions (``_conflicts``), e.g. the same instanceID taken
-  with different XML by two servers before they replicated.
+  with different XML by two servers before they replicated. The same XML arriving both ways (a phone that sent to
+  the edge and later, in town, to the province) also makes two leaf revisions, but it is one record: not listed.
 
 **Winner rule**: the latest form ``end`` time (the moment the collaborator finished the edit, in UTC); ties broken by
 the latest ``received_at``; then by the greatest instanceID (or revision). Nothing is deleted: losers stay stored
@@ -132,10 +133,14 @@ def find_conflicts(couch: Couch, settings: Settings) -> list[ConflictGroup]:
         if not revs:
             continue
         versions = [_version(d)]
+        hashes = {d.get("xml_sha256")}
         for rev in revs:
             other = couch.get(db, str(d["_id"]), rev=rev)
             if other:
                 versions.append(_version(other))
+                hashes.add(other.get("xml_sha256"))
+        if len(hashes) == 1:
+            continue  # the same record arrived two ways (edge and direct): one record, not an edit conflict
         groups.append(ConflictGroup("couch_conflict", str(d["_id"]), versions))
     return groups
 

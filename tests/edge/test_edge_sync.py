@@ -67,6 +67,56 @@ def test_province_down_500_households_arrive_once(pair: Pair) -> None:
     assert row["node_name"] == "edge:31108" and row["received_at_province"] == 500
     assert row["state"] == "running" and row["lag_seconds"] is not None and not row["stale"]
 
+    # Ingested and counted at the province like direct submissions.
+    assert _ingested(ps, province) == (500, 500)
+
+    # The operator API shows the same, to province accounts only.
+    from fastapi.testclient import TestClient
+
+    from sync_server.app import create_app
+    from sync_server.auth import Accounts
+
+    Accounts(province, ps).add("cb_tinh", "tinh-pass", "province", "91")
+    Accounts(province, ps).add("ctv_x", "ctv-pass", "collaborator", AREA)
+    client = TestClient(create_app(ps))
+    r = client.get("/api/v1/edges", auth=("cb_tinh", "tinh-pass"))
+    assert r.status_code == 200 and r.json()["edges"][0]["backlog"] == 0
+    assert client.get("/api/v1/edges", auth=("ctv_x", "ctv-pass")).status_code == 403
+
+
+def _ingested(ps: object, province: Couch) -> tuple[int, int]:
+    """Run the aggregator's follower at the province; (raw submissions, households) in SQL."""
+    from sqlmodel import func, select
+
+    from aggregator.db import session_scope
+    from aggregator.follower import follow
+    from aggregator.models import Household, RawSubmission
+
+    stats = follow(ps, couch=province)  # type: ignore[arg-type]
+    assert stats.quarantined == 0
+    with session_scope(ps) as ses:  # type: ignore[arg-type]
+        raw = ses.exec(select(func.count()).select_from(RawSubmission)).one()
+        hh = ses.exec(select(func.count()).select_from(Household)).one()
+    return int(raw), int(hh)
+
+
+def test_record_arriving_both_ways_is_counted_once(pair: Pair) -> None:
+    """A phone sent to the edge, then again in town to the province: one record, counted once."""
+    from sync_server.edge.conflicts import find_conflicts
+
+    es, ps = pair.edge_settings, pair.province_settings
+    edge, province = pair.edge_couch(), pair.province_couch()
+    province.ensure_db(ps.submissions_db)
+    _bulk(province, ps.submissions_db, [submission_doc(i, AREA, node="province") for i in range(30)])
+    edge.ensure_db(es.submissions_db)
+    _bulk(edge, es.submissions_db, [submission_doc(i, AREA, node="edge:31108") for i in range(40)])
+    rep.init_edge(es, AREA, pair.province.base_url, "admin", "admin", local=edge)
+    wait_until(lambda: len(_ids(province, ps.submissions_db)) == 40, timeout=60)
+    wait_until(lambda: {r.kind: r for r in check(es, edge).replications}["submissions_up"].waiting == 0, 30)
+    assert _ingested(ps, province) == (40, 40)
+    # Same instanceID and identical XML arriving twice is not an edit conflict.
+    assert find_conflicts(province, ps) == []
+
 
 def test_accounts_pulled_down_are_this_areas_collaborators_only(pair: Pair) -> None:
     es, ps = pair.edge_settings, pair.province_settings
