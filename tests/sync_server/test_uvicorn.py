@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.couch import Couch
 from core.services import CouchProcess, free_port
 from core.settings import ROOT
 from tests.sync_server.helpers import instance, parts, write_form
@@ -138,3 +141,51 @@ def test_user_cli_and_real_server(served: tuple[str, dict[str, str]], tmp_path: 
     # Disabling takes effect once the server's short account cache expires (30 s); a fresh login is refused.
     r = httpx.get(f"{base}/formList", auth=("ctv1", "wrong"), timeout=10)
     assert r.status_code == 401 and r.headers.get_list("www-authenticate")
+
+
+def test_lost_response_then_resend(
+    served: tuple[str, dict[str, str]], tmp_path: Path, couch_server: CouchProcess
+) -> None:
+    """The phone's connection drops after sending: the record is kept, and the resend is acknowledged once."""
+    base, env = served
+    assert _cli(env, tmp_path, "user", "add", "ctv9", "-p", "bi-mat-99", "--area", "31078").returncode == 0
+    iid = f"uuid:{uuid.uuid4()}"
+    files = parts(instance(instance_id=iid, house_photo="h.jpg"), {"h.jpg": b"jpeg" * 500})
+    req = httpx.Request("POST", f"{base}/submission?deviceID=collect:lost", files=files)
+    body = req.read()
+    token = base64.b64encode(b"ctv9:bi-mat-99").decode()
+    head = (
+        f"POST /submission?deviceID=collect:lost HTTP/1.1\r\nHost: {req.url.netloc.decode()}\r\n"
+        f"Authorization: Basic {token}\r\nContent-Type: {req.headers['content-type']}\r\n"
+        f"Content-Length: {len(body)}\r\nX-OpenRosa-Version: 1.0\r\n\r\n"
+    ).encode()
+    couch = Couch(couch_server.url, couch_server.user, couch_server.password)
+    db = env["CARECHECK_SUBMISSIONS_DB"]
+    with socket.create_connection((req.url.host, req.url.port or 80)) as s:
+        s.sendall(head + body)
+        # The server stores it and answers, but the answer never reaches the phone: hang up unread.
+        deadline = time.monotonic() + 10
+        while couch.get(db, iid) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+    stored = couch.get(db, iid)
+    assert stored is not None and stored["device_id"] == "collect:lost"
+    r = httpx.post(f"{base}/submission?deviceID=collect:lost", files=files, auth=("ctv9", "bi-mat-99"))
+    assert r.status_code == 202 and "Đã nhận trước đó" in r.text
+    assert couch.get(db, iid)["_rev"] == stored["_rev"]
+
+    # The connection drops while sending: the server may or may not have it; the resend makes exactly one.
+    iid2 = f"uuid:{uuid.uuid4()}"
+    files2 = parts(instance(instance_id=iid2))
+    req2 = httpx.Request("POST", f"{base}/submission", files=files2)
+    body2 = req2.read()
+    head2 = (
+        head.replace(b"?deviceID=collect:lost", b"")
+        .replace(f"Content-Length: {len(body)}".encode(), f"Content-Length: {len(body2)}".encode())
+        .replace(req.headers["content-type"].encode(), req2.headers["content-type"].encode())
+    )
+    with socket.create_connection((req.url.host, req.url.port or 80)) as s:
+        s.sendall(head2 + body2[: len(body2) // 2])
+    r = httpx.post(f"{base}/submission", files=files2, auth=("ctv9", "bi-mat-99"))
+    assert r.status_code in (201, 202)
+    ids = [row["id"] for row in couch.all_docs(db)["rows"] if not row["id"].startswith("_design/")]
+    assert ids.count(iid2) == 1 and couch.get(db, iid2)["_rev"].startswith("1-")
