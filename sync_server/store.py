@@ -152,45 +152,34 @@ class Submissions:
     def page(
         self, area: str, *, form_id: str | None, since: str | None, limit: int
     ) -> tuple[list[Doc], str | None]:
-        """Submissions received after ``since`` (ISO time or a cursor from the last page), oldest first."""
+        """Submissions received after ``since`` (ISO time or a cursor from the last page), oldest first.
+
+        Order is (received_at, _id): a Mango index on received_at returns equal keys in doc id order (view
+        collation), so a cursor (time, id) first finishes the records of its second, then moves past it.
+        """
         after_time, after_id = decode_since(since)
-        selector: Doc = {
-            "type": "submission",
-            "received_at": {"$gte": after_time} if after_time else {"$gt": None},
-        }
+        base: Doc = {"type": "submission"}
         if form_id:
-            selector["form_id"] = form_id
+            base["form_id"] = form_id
         if area != orgunits.PROVINCE_CODE:
-            selector["$or"] = [
+            base["$or"] = [
                 {"area": {"$in": area_codes(area)}},
                 {"org_unit": {"$elemMatch": {"$eq": area}}},
             ]
-        fields = [
-            "_id",
-            "form_id",
-            "form_version",
-            "received_at",
-            "submitted_by",
-            "device_id",
-            "area",
-            "org_unit",
-            "deprecated_id",
-            "_attachments",
-        ]
-        # Fetch a little more than asked: docs at exactly ``after_time`` up to ``after_id`` are skipped.
-        docs = self.couch.find(
-            self.db, selector, fields=fields, limit=limit + 200, sort=[{"received_at": "asc"}]
-        )["docs"]
-        if after_time:
-            docs = [
-                d
-                for d in docs
-                if d["received_at"] > after_time or (after_id is not None and d["_id"] > after_id)
-            ]
-        docs.sort(key=lambda d: (d["received_at"], d["_id"]))
-        docs = docs[:limit]
+        docs: list[Doc] = []
+        if after_time and after_id is not None:
+            docs = self._find({**base, "received_at": after_time, "_id": {"$gt": after_id}}, limit)
+        if len(docs) < limit:
+            later = {"$gt": after_time} if after_time else {"$gt": None}
+            docs += self._find({**base, "received_at": later}, limit - len(docs))
         nxt = encode_cursor(docs[-1]["received_at"], docs[-1]["_id"]) if len(docs) == limit else None
         return docs, nxt
+
+    def _find(self, selector: Doc, limit: int) -> list[Doc]:
+        fields = ["_id", "form_id", "form_version", "received_at", "submitted_by", "device_id", "area",
+                  "org_unit", "deprecated_id", "_attachments"]  # fmt: skip
+        docs = self.couch.find(self.db, selector, fields=fields, limit=limit, sort=[{"received_at": "asc"}])
+        return list(docs["docs"])
 
     def by_device(self) -> list[Doc]:
         return list(self.couch.view(self.db, DDOC, "by_device")["rows"])

@@ -81,3 +81,22 @@ def test_devices_last_contact_and_counts(server: Server) -> None:
     assert rows["collect:quiet"]["last_submission"] is None
     everyone = c.get("/api/v1/devices", auth=server.auth("tinh")).json()["devices"]
     assert {r["device_id"] for r in everyone} == {"collect:quiet", "collect:pq", "collect:rg"}
+
+
+def test_paging_through_many_records_received_in_the_same_second(server: Server) -> None:
+    db = server.settings.submissions_db
+    ids = [f"uuid:{i:04d}-{uuid.uuid4()}" for i in range(37)]
+    docs = [{"_id": i, "type": "submission", "form_id": "hh_test", "received_at": "2026-11-29T09:00:00Z",
+             "area": "31078", "org_unit": ["91", "911", "31078"]} for i in ids]  # fmt: skip
+    docs.append({"_id": "uuid:later", "type": "submission", "form_id": "hh_test", "area": "31078",
+                 "received_at": "2026-11-29T09:00:01Z"})  # fmt: skip
+    server.couch.bulk_docs(db, docs)
+    seen: list[str] = []
+    url = "/api/v1/submissions?limit=7"
+    for _ in range(20):
+        page = server.client.get(url, auth=server.auth("huyen_pq")).json()
+        seen += [i["instance_id"] for i in page["items"]]
+        if not page["next"]:
+            break
+        url = f"/api/v1/submissions?limit=7&since={page['next']}"
+    assert seen == sorted(ids) + ["uuid:later"]
