@@ -134,3 +134,30 @@ def test_timeouts_are_resent_and_answered_already_received(live_server: LiveServ
     assert len(timed_out) >= 5 and sum(o.status == "duplicate" for o in timed_out) >= len(timed_out) - 4
     new = set(live_server.submission_ids()) - before
     assert new == {h.instance_id for h in hhs}
+
+
+def test_the_proxy_relays_chunked_uploads_and_head(live_server: LiveServer, template: FormTemplate) -> None:
+    """The fault proxy itself: HTTP/1.1 framing (HEAD without body, chunked request bodies) passes."""
+    import httpx
+
+    h = generate(1, seed=123, first=date(2026, 7, 1), last=date(2026, 7, 31))[0]
+    filled = fill(template, h)
+    boundary = "carecheck-chunked"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"xml_submission_file\"; "
+            f"filename=\"submission.xml\"\r\nContent-Type: text/xml\r\n\r\n").encode() + filled.xml + (
+            f"\r\n--{boundary}--\r\n").encode()
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(0, len(body), 700):
+            yield body[i:i + 700]
+
+    with FaultProxy(live_server.port, Faults(), seed=1) as proxy, httpx.Client(
+            auth=httpx.DigestAuth(USER, PASSWORD), timeout=10) as http:
+        head = http.head(f"{proxy.url}/submission")
+        assert head.status_code == 204 and head.headers["x-openrosa-accept-content-length"]
+        r = http.post(f"{proxy.url}/submission", content=chunks(),
+                      headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        assert r.status_code == 201, r.text
+        assert r.request.headers["transfer-encoding"] == "chunked"
+    assert proxy.counts["forwarded"] >= 3 and proxy.counts["lost"] == 0
+    assert live_server.couch.get(live_server.settings.submissions_db, h.instance_id) is not None
