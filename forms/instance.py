@@ -63,7 +63,7 @@ def parse_xml(xml_bytes: bytes) -> etree._Element:
 
 
 def _local(el: etree._Element) -> str:
-    return etree.QName(el).localname
+    return str(etree.QName(el).localname)
 
 
 def _meta_text(root: etree._Element, name: str) -> str | None:
