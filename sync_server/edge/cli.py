@@ -18,12 +18,14 @@ def init(
     user: str = typer.Option(..., "--user", help="Province store account (admin)."),
     password: str = typer.Option(..., "--password", prompt=True, hide_input=True,
                                  help="Its password (asked if not given; never printed)."),
+    via: str = typer.Option("", "--via", help="Replicate through this edge's uplink relay (carecheck edge "
+                                              "uplink), e.g. http://127.0.0.1:5986: compresses what goes up."),
 ) -> None:
     """Set up this node as an edge for AREA; safe to run again (replaces stale replications)."""
     from sync_server.edge.replication import init_edge
 
     settings = get_settings()
-    cfg = init_edge(settings, area, central, user, password)
+    cfg = init_edge(settings, area, central, user, password, via=via)
     typer.echo(f"Đã thiết lập nút biên {cfg.node_name} → {cfg.central_url} (tài khoản {cfg.central_user}).")
     typer.echo(f"Edge {cfg.node_name} set up → {cfg.central_url}; replications are running.")
     if settings.node_name != cfg.node_name:
@@ -49,6 +51,26 @@ def status(
         typer.echo(line)
     if any(r.state == "error" for r in st.replications):
         raise typer.Exit(2)
+
+
+@edge.command("uplink")
+def uplink(
+    port: int = typer.Option(5986, "--port", help="Loopback port the edge's replicator connects to."),
+) -> None:
+    """Run the uplink relay: forwards replication to the province with gzip-compressed request bodies."""
+    import uvicorn
+
+    from sync_server.edge.replication import local_couch, read_config
+    from sync_server.edge.uplink import create_uplink
+
+    cfg = read_config(local_couch(get_settings()))
+    if cfg is None:
+        from core.errors import ConfigError
+
+        raise ConfigError("Máy này chưa là nút biên: hãy chạy 'carecheck edge init'.",
+                          "This node is not an edge yet: run 'carecheck edge init'.")
+    uvicorn.run(create_uplink(cfg.central_url), host="127.0.0.1", port=port, log_level="warning",
+                access_log=False)
 
 
 def conflicts(

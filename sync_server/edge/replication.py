@@ -74,6 +74,7 @@ class EdgeConfig:
     central_url: str
     central_user: str
     configured_at: str
+    via: str = ""          # the local uplink relay the replicator goes through (empty: straight to central)
 
     @property
     def doc_id(self) -> str:
@@ -200,7 +201,8 @@ def read_config(couch: Couch) -> EdgeConfig | None:
     for row in rows:
         doc = row["doc"]
         return EdgeConfig(area=doc["area"], node_name=doc["node_name"], central_url=doc["central_url"],
-                          central_user=doc["central_user"], configured_at=doc["configured_at"])
+                          central_user=doc["central_user"], configured_at=doc["configured_at"],
+                          via=doc.get("via") or "")
     return None
 
 
@@ -246,10 +248,15 @@ def central_from_replicator(couch: Couch, config: EdgeConfig) -> Couch:
 
 
 def init_edge(settings: Settings, area: str, central_url: str, user: str, password: str,
-              *, local: Couch | None = None) -> EdgeConfig:
-    """Make this node an edge for ``area``; idempotent (re-running replaces our `_replicator` docs)."""
+              *, local: Couch | None = None, via: str = "") -> EdgeConfig:
+    """Make this node an edge for ``area``; idempotent (re-running replaces our `_replicator` docs).
+
+    ``via``: the URL of this edge's uplink relay (``carecheck edge uplink``), which gzips what goes up; the
+    replicator then reaches the province through it. Set-up itself always talks to the province directly.
+    """
     area = check_area(area)
     central_url = check_central_url(central_url)
+    via = check_central_url(via) if via else ""
     local = local or local_couch(settings)
     central = Couch(central_url, user, password, timeout=15.0)
     try:
@@ -271,13 +278,13 @@ def init_edge(settings: Settings, area: str, central_url: str, user: str, passwo
     ensure_submissions_design(local, settings)
 
     config = EdgeConfig(area=area, node_name=f"edge:{area}", central_url=central_url, central_user=user,
-                        configured_at=now_iso())
+                        configured_at=now_iso(), via=via)
     write_report(local, config, {"state": "configured", "checked_at": config.configured_at})
     _write_var_file(settings, config)
 
     local_auth = basic_auth(settings.couchdb_user, settings.couchdb_password)
     generation = now_iso()
-    wanted = {s.doc_id: replicator_doc(s, local.url, local_auth, central_url, basic_auth(user, password),
+    wanted = {s.doc_id: replicator_doc(s, local.url, local_auth, via or central_url, basic_auth(user, password),
                                        generation) for s in specs(settings, area)}
     # Delete every doc we own first (also specs of an older version): an identical stale doc never runs.
     for doc in replicator_docs(local).values():

@@ -175,6 +175,10 @@ class Link:
 
     async def _edge_side(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Accepted from the edge replicator on loopback; connect across the veth from inside the edge ns."""
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._edge_side_inner(reader, writer)
+
+    async def _edge_side_inner(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.counters.connections += 1
         with in_netns(self.ns_edge):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -202,6 +206,10 @@ class Link:
         self._servers.append(await asyncio.start_server(self._province_side, sock=psock))
 
     async def _province_side(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._province_side_inner(reader, writer)
+
+    async def _province_side_inner(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             r2, w2 = await asyncio.open_connection("127.0.0.1", self.province_port)
         except OSError:
@@ -282,3 +290,25 @@ class Link:
     def url(self) -> str:
         """The province as the edge's replicator sees it: through the degraded link."""
         return f"http://127.0.0.1:{self.relay_port}"
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: object) -> Iterator[str]:
+    """Run an ASGI app with uvicorn on a free loopback port in a thread; yields its base URL."""
+    import uvicorn
+
+    from core.services import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",  # type: ignore[arg-type]
+                                           access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True, name=f"uvicorn-{port}")
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
