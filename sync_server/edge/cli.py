@@ -53,6 +53,26 @@ def status(
         raise typer.Exit(2)
 
 
+@edge.command("forms-publish")
+def forms_publish() -> None:
+    """Province: put every built form version into carecheck_forms, for the edges to pull."""
+    from sync_server.edge.forms import publish
+    from sync_server.edge.replication import local_couch
+
+    done = publish(local_couch(get_settings()), get_settings())
+    typer.echo(f"Đã công bố {len(done)} phiên bản biểu mẫu. / Published {len(done)} form versions.")
+
+
+@edge.command("forms-apply")
+def forms_apply() -> None:
+    """Edge: write the forms pulled from the province into this node's build directory."""
+    from sync_server.edge.forms import apply
+    from sync_server.edge.replication import local_couch
+
+    done = apply(local_couch(get_settings()), get_settings())
+    typer.echo(f"Đã cập nhật {len(done)} phiên bản biểu mẫu. / Updated {len(done)} form versions.")
+
+
 @edge.command("uplink")
 def uplink(
     port: int = typer.Option(5986, "--port", help="Loopback port the edge's replicator connects to."),

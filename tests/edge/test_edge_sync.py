@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from core.couch import Couch
@@ -138,6 +139,47 @@ def test_accounts_pulled_down_are_this_areas_collaborators_only(pair: Pair) -> N
     assert sorted(_ids(edge, es.accounts_db)) == ["user:ctv_hontre", "user:ctv_hontre2", "user:ctv_hontre3"]
     st = {r.kind: r for r in check(es, edge).replications}
     assert st["accounts_down"].waiting == 0 and st["accounts_down"].state == "running"
+
+
+def test_forms_published_at_the_province_reach_the_edge(pair: Pair) -> None:
+    from forms.catalog import Catalog
+    from sync_server.edge import forms
+
+    es, ps = pair.edge_settings, pair.province_settings
+    _fake_build(ps.effective_forms_build_dir, "household_child_check", ["2026110101", "2026112901"])
+    province, edge = pair.province_couch(), pair.edge_couch()
+    assert len(forms.publish(province, ps)) == 2
+    assert forms.publish(province, ps) == []  # unchanged: nothing rewritten
+    rep.init_edge(es, AREA, pair.province.base_url, "admin", "admin", local=edge)
+    wait_until(lambda: len(_ids(edge, rep.FORMS_DB)) == 2, timeout=30)
+    assert sorted(forms.apply(edge, es)) == ["household_child_check/2026110101", "household_child_check/2026112901"]
+    assert forms.apply(edge, es) == []
+    theirs, ours = Catalog(ps.effective_forms_build_dir), Catalog(es.effective_forms_build_dir)
+    assert [(f.form_id, f.version, f.hash) for f in ours.current()] == \
+        [(f.form_id, f.version, f.hash) for f in theirs.current()]
+    assert ours.get("household_child_check").xml_bytes() == theirs.get("household_child_check").xml_bytes()  # type: ignore[union-attr]
+    media = ours.get("household_child_check").media[0]  # type: ignore[union-attr]
+    assert media.path.read_bytes() == b"list_name,name,label\ncommune,31108,H\xc3\xb2n Tre\n"
+
+
+def _fake_build(build: object, form_id: str, versions: list[str]) -> None:
+    """A build tree as `carecheck forms build` leaves it (contracts §2)."""
+    import hashlib
+    from pathlib import Path
+
+    root = Path(str(build)) / form_id
+    for v in versions:
+        d = root / v
+        (d / "media").mkdir(parents=True)
+        xml = f'<h:html xmlns:h="http://www.w3.org/1999/xhtml"><!-- {form_id} {v} --></h:html>'.encode()
+        (d / "form.xml").write_bytes(xml)
+        csv = "list_name,name,label\ncommune,31108,Hòn Tre\n".encode()
+        (d / "media" / "itemsets.csv").write_bytes(csv)
+        meta = {"form_id": form_id, "version": v, "title": "Kiểm tra hộ gia đình",
+                "hash": "md5:" + hashlib.md5(xml).hexdigest(), "languages": ["vi", "en"], "n_questions": 40,
+                "media": [{"filename": "itemsets.csv", "hash": "md5:" + hashlib.md5(csv).hexdigest()}]}
+        (d / "form.json").write_text(json.dumps(meta), encoding="utf-8")
+    (root / "current").write_text(versions[-1] + "\n", encoding="utf-8")
 
 
 def test_init_is_idempotent_and_resumes(pair: Pair) -> None:
