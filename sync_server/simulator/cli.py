@@ -52,9 +52,10 @@ def visit_window(period: str, today: date | None = None) -> tuple[date, date]:
 
 
 def download_form(server: str, user: str, password: str, *, timeout: float = 30.0,
-                  max_retry_seconds: float = 120.0) -> FormTemplate:
+                  max_retry_seconds: float = 120.0, basic: bool = False) -> FormTemplate:
     """The server's current household form, fetched like a phone does (formList, then the download)."""
-    phone = OpenRosaClient(server, user, password, timeout=timeout, max_retry_seconds=max_retry_seconds)
+    phone = OpenRosaClient(server, user, password, timeout=timeout, max_retry_seconds=max_retry_seconds,
+                           basic=basic)
     with phone:
         forms = {f.form_id: f for f in phone.form_list()}
         remote = forms.get(FORM_ID)
@@ -69,7 +70,8 @@ def run_simulation(server: str, user: str, password: str, households: int, *, se
                    period: str | None = None, concurrency: int = 4, photo_bytes: int = 20_000,
                    timeout: float = 30.0, max_retry_seconds: float = 120.0,
                    on_done: Callable[[Outcome], None] | None = None,
-                   template: FormTemplate | None = None, day: date | None = None, edits: int = 0) -> Report:
+                   template: FormTemplate | None = None, day: date | None = None, edits: int = 0,
+                   basic: bool = False) -> Report:
     """Fill ``households`` households on the server's household form and send them, in send_after order.
 
     ``day``: simulate one day of field work instead of a period — what the phones send that day (mainland
@@ -79,12 +81,13 @@ def run_simulation(server: str, user: str, password: str, households: int, *, se
     if day is not None and day > date.today():
         raise Problem(f"Ngày {day} ở tương lai.", f"--day {day} is in the future.")
     if template is None:
-        template = download_form(server, user, password, timeout=timeout, max_retry_seconds=max_retry_seconds)
+        template = download_form(server, user, password, timeout=timeout, max_retry_seconds=max_retry_seconds,
+                                 basic=basic)
     first, last = visit_window(period or default_period())
     hhs = sorted(generate(households, seed, first=first, last=last, send_day=day), key=lambda h: h.send_after)
     records = ((fill(template, h, photo_bytes=photo_bytes), h.device_id, h.district) for h in hhs)
     outcomes = send_all(server, user, password, records, concurrency=concurrency, on_done=on_done,
-                        timeout=timeout, max_retry_seconds=max_retry_seconds)
+                        timeout=timeout, max_retry_seconds=max_retry_seconds, basic=basic)
     report = Report(template.version, hhs, outcomes)
     for o in outcomes:
         c = report.by_district.setdefault(o.tag, Counter())
@@ -99,7 +102,8 @@ def run_simulation(server: str, user: str, password: str, households: int, *, se
         report.edit_outcomes = send_all(
             server, user, password,
             ((fill(template, e, photo_bytes=photo_bytes), e.device_id, e.district) for e in report.edits),
-            concurrency=concurrency, on_done=on_done, timeout=timeout, max_retry_seconds=max_retry_seconds)
+            concurrency=concurrency, on_done=on_done, timeout=timeout, max_retry_seconds=max_retry_seconds,
+            basic=basic)
     return report
 
 
@@ -124,6 +128,8 @@ def simulate(
                       "households were captured days before.")] = None,
     edits: Annotated[int, typer.Option("--edits", min=0, help="Then send this many corrections "
                                                               "(deprecatedID), odd answers first.")] = 0,
+    basic: Annotated[bool, typer.Option("--basic", help="Basic instead of Digest auth (HTTPS servers "
+                                                        "only).")] = False,
 ) -> None:
     """Simulate collaborators: fill households on the server's own forms and send them like ODK Collect."""
     from rich.console import Console
@@ -136,7 +142,11 @@ def simulate(
     except ValueError as exc:
         raise Problem(f"--day '{day}' không phải ngày YYYY-MM-DD.",
                       f"--day '{day}' is not a YYYY-MM-DD date.") from exc
-    template = download_form(server, user, password, timeout=timeout, max_retry_seconds=max_retry_seconds)
+    if basic and not server.lower().startswith("https://"):
+        raise Problem("--basic chỉ dùng với máy chủ https:// (mật khẩu sẽ lộ trên đường truyền).",
+                      "--basic needs an https:// server: Basic auth sends the password in the clear.")
+    template = download_form(server, user, password, timeout=timeout, max_retry_seconds=max_retry_seconds,
+                             basic=basic)
     with Progress(TextColumn("[bold]Gửi phiếu / sending"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TextColumn("{task.fields[state]}"), console=console) as progress:
         task = progress.add_task("send", total=households + edits, state="")
@@ -149,7 +159,7 @@ def simulate(
         report = run_simulation(server, user, password, households, seed=seed, period=period,
                                 concurrency=concurrency, photo_bytes=photo_bytes, timeout=timeout,
                                 max_retry_seconds=max_retry_seconds, on_done=done, template=template,
-                                day=send_day, edits=edits)
+                                day=send_day, edits=edits, basic=basic)
 
     names = districts()
     cols = ["sent", "accepted", "already_received", "retried", "failed"]

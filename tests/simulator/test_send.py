@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import time
@@ -41,8 +42,8 @@ def _total_row(stdout: str) -> list[int]:
 
 
 @pytest.mark.slow
-def test_2000_households_through_lost_responses_and_resets(live_server: LiveServer,
-                                                          template: FormTemplate) -> None:
+def test_2000_households_through_lost_responses_and_resets(live_server: LiveServer, template: FormTemplate,
+                                                          artifacts: Path) -> None:
     # 2 % lost responses, 2 % resets, 1 % answers held back past the phone's 2 s timeout.
     faults = Faults(lost=0.02, reset=0.02, delay=0.01, delay_s=2.5)
     with FaultProxy(live_server.port, faults, seed=SEED) as proxy:
@@ -76,11 +77,12 @@ def test_2000_households_through_lost_responses_and_resets(live_server: LiveServ
         second = _simulate(proxy.url)
         second_s = time.monotonic() - t0
     assert second.returncode == 0, second.stderr[-3000:]
-    sent, accepted, already, _retried, failed = _total_row(second.stdout)
-    assert (sent, accepted, already, failed) == (N, 0, N, 0)
+    assert _total_row(second.stdout) == [N, 0, N, _total_row(second.stdout)[3], 0]
     assert len(live_server.submission_ids()) == N
-    print(f"\n2,000 households through the fault proxy: first run {first_s:.1f} s, resend {second_s:.1f} s; "
-          f"proxy {dict(proxy.counts)}")
+    figures = {"households": N, "first_run_s": round(first_s, 1), "resend_s": round(second_s, 1),
+               "first_retried": retried, "first_already_received": already, "proxy": dict(proxy.counts)}
+    (artifacts / "simulator_2000.json").write_text(json.dumps(figures, indent=2))
+    print(f"\n2,000 households through the fault proxy: {figures}")
 
 
 def test_photos_over_the_limit_are_split_into_several_posts(tmp_path: Path, couch_server: CouchProcess,
