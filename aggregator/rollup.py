@@ -1,0 +1,535 @@
+"""Roll indicator numerators and denominators up by org unit and period (SQL GROUP BYs), and read them back.
+
+Only legacy-commune cells are computed from the ingested rows; every other level is a sum of commune cells:
+legacy district and province, the 2025 communes (through the static legacy → 2025 commune map of
+``core.orgunits``), and, for the 2025 hierarchy, the province and the legacy districts kept as a grouping. Stock
+indicators take the latest observation of each unit (child, station) within the period *before* grouping, so each
+unit lands in exactly one commune and the sums stay exact at every level. Ratios are computed last, on read.
+
+Monthly cells are totals only; disaggregations are kept for quarters, years and school years.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    inspect,
+    literal,
+    or_,
+    select,
+    text,
+    tuple_,
+    union_all,
+)
+from sqlmodel import Field, Session, SQLModel
+
+from aggregator import indicators as defs
+from aggregator.indicators import SOURCES, Indicator, Source
+from aggregator.periods import PERIOD_TYPES, parse_period, periods_of
+from core import orgunits
+from core.errors import BadRequest, NotFound
+from core.settings import get_settings
+
+HIERARCHIES = ("legacy", "2025")
+LEVELS = ("province", "district", "commune")
+UNKNOWN_COMMUNE = ""  # rows without a (valid) commune count at province level only
+BATCH = 5000
+
+
+class IndicatorValue(SQLModel, table=True):
+    """One indicator × hierarchy × level × org unit × period × disaggregation: numerator and denominator sums."""
+
+    __tablename__ = "indicator_value"
+
+    hierarchy: str = Field(primary_key=True)      # legacy | 2025
+    level: str = Field(primary_key=True)          # province | district | commune
+    period: str = Field(primary_key=True)         # 2026, 2026Q4, 2026-11, SY2026-2027
+    org_unit: str = Field(primary_key=True)
+    dis_key: str = Field(primary_key=True, default="")    # '' for the total
+    dis_value: str = Field(primary_key=True, default="")  # '' for the total
+    indicator: str = Field(primary_key=True)
+    numerator: float = 0.0
+    denominator: float = 0.0
+
+
+class IndicatorOrgUnit(SQLModel, table=True):
+    """The legacy commune → legacy district / 2025 commune map, as a table for the SQL roll-ups."""
+
+    __tablename__ = "indicator_orgunit"
+
+    commune_code: str = Field(primary_key=True)
+    district_code: str
+    commune_2025_code: str
+
+
+COLS = ["hierarchy", "level", "period", "org_unit", "dis_key", "dis_value", "indicator", "numerator", "denominator"]
+_READY: set[str] = set()
+
+
+def ensure_tables(engine: Engine) -> None:
+    """Create the value and org-unit map tables once per process (additive; the map is filled from the register)."""
+    key = str(engine.url)
+    if key in _READY:
+        return
+    IndicatorOrgUnit.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+    IndicatorValue.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        have = conn.execute(select(func.count()).select_from(IndicatorOrgUnit.__table__)).scalar_one()
+        if have != len(orgunits.communes()):
+            conn.execute(delete(IndicatorOrgUnit.__table__))
+            conn.execute(insert(IndicatorOrgUnit.__table__), [
+                {"commune_code": c.code, "district_code": c.district_code, "commune_2025_code": c.code_2025}
+                for c in orgunits.communes().values()
+            ])
+    _READY.add(key)
+
+
+# ---------------------------------------------------------------- SQL building blocks
+
+def period_sql(ptype: str, t: Table) -> ColumnElement[str]:
+    """The period code of a row, built from its integer year and month columns (portable SQL)."""
+    y, m = t.c.year, t.c.month
+    ytxt = cast(y, String)
+    if ptype == "year":
+        return ytxt
+    if ptype == "quarter":
+        q = case((m <= 3, "1"), (m <= 6, "2"), (m <= 9, "3"), else_="4")
+        return ytxt + literal("Q") + q
+    if ptype == "month":
+        return ytxt + literal("-") + case((m < 10, "0"), else_="") + cast(m, String)
+    start = y - case((m < 9, 1), else_=0)
+    return literal("SY") + cast(start, String) + literal("-") + cast(start + 1, String)
+
+
+def _date_range(ptype: str, years: Iterable[int]) -> list[tuple[date, date]]:
+    out = []
+    for y in sorted(set(years)):
+        out.append((date(y - 1, 9, 1), date(y + 1, 8, 31)) if ptype == "school_year" else
+                   (date(y, 1, 1), date(y, 12, 31)))
+    return out
+
+
+def _period_codes(years: Iterable[int]) -> set[str]:
+    codes: set[str] = set()
+    for y in years:
+        for mo in range(1, 13):
+            codes.update(p.code for p in periods_of(date(y, mo, 1)).values())
+    return codes
+
+
+@dataclass
+class CellQuery:
+    """One GROUP BY over a source table for one group of indicators (same table and kind) and one period type."""
+
+    source: Source
+    kind: str
+    ptype: str
+    indicators: list[Indicator]
+    communes: set[str] | None = None          # incremental: only these legacy communes
+    years: set[int] | None = None             # incremental: only the periods of these years
+
+    @property
+    def dims(self) -> list[str]:
+        if self.ptype == "month":
+            return []
+        seen: list[str] = []
+        for ind in self.indicators:
+            for d in ind.disaggregate:
+                if d not in seen:
+                    seen.append(d)
+        return seen
+
+    def _row_filter(self, t: Table) -> ColumnElement[bool]:
+        conds: list[ColumnElement[bool]] = [t.c.year.is_not(None), t.c.month.is_not(None)]
+        if self.years:
+            conds.append(or_(*[t.c.visit_date.between(a, b) for a, b in _date_range(self.ptype, self.years)]))
+        return and_(*conds)
+
+    def select(self, dialect: str) -> Any:
+        src, t = self.source, self.source.table
+        commune = func.coalesce(t.c.commune_code, literal(UNKNOWN_COMMUNE)).label("commune")
+        per_row: list[Any] = [period_sql(self.ptype, t).label("period"), commune]
+        per_row += [defs.dimension_sql(d, src).label(f"dim_{d}") for d in self.dims]
+        for i, ind in enumerate(self.indicators):
+            per_row += [ind.numerator.sql().label(f"n{i}"), ind.denominator.sql().label(f"d{i}")]
+        where = self._row_filter(t)
+        if self.kind == "stock":
+            key = t.c[src.stock_key or ""]
+            pk = list(t.primary_key.columns)
+            per_row.append(func.row_number().over(
+                partition_by=[key, period_sql(self.ptype, t)],
+                order_by=[t.c.visit_date.desc(), *[c.desc() for c in pk]]).label("rn"))
+            if self.communes is not None:
+                # only units with an observation in the affected communes can change those communes' cells
+                movers = select(key).where(t.c.commune_code.in_(self.communes), where)
+                where = and_(where, key.in_(movers))
+        elif self.communes is not None:
+            where = and_(where, commune.in_(self.communes))
+        inner = select(*per_row).where(where).subquery("rows")
+        outer_where: list[ColumnElement[bool]] = []
+        if self.kind == "stock":
+            outer_where.append(inner.c.rn == 1)
+            if self.communes is not None:
+                outer_where.append(inner.c.commune.in_(self.communes))
+        sums = []
+        for i in range(len(self.indicators)):
+            sums += [func.sum(inner.c[f"n{i}"]).label(f"n{i}"), func.sum(inner.c[f"d{i}"]).label(f"d{i}")]
+        dim_cols = [inner.c[f"dim_{d}"] for d in self.dims]
+        if dialect in ("postgresql", "duckdb") and dim_cols:
+            sets = [text("()")] + [tuple_(c) for c in dim_cols]
+            return (select(inner.c.period, inner.c.commune, *dim_cols, *sums).where(*outer_where)
+                    .group_by(inner.c.period, inner.c.commune, func.grouping_sets(*sets)))
+        parts = []
+        for chosen in [None, *self.dims]:
+            cols = [(inner.c[f"dim_{d}"] if d == chosen else literal(None, String)).label(f"dim_{d}")
+                    for d in self.dims]
+            grp = [inner.c.period, inner.c.commune] + ([inner.c[f"dim_{chosen}"]] if chosen else [])
+            parts.append(select(inner.c.period, inner.c.commune, *cols, *sums).where(*outer_where).group_by(*grp))
+        return parts[0] if len(parts) == 1 else union_all(*parts)
+
+    def cells(self, conn: Connection) -> Iterator[tuple[Any, ...]]:
+        """Long rows (COLS order) for the legacy commune level; empty cells (0/0) are left out."""
+        dialect = conn.dialect.name
+        dis_of = [set(ind.disaggregate) for ind in self.indicators]
+        codes = [ind.code for ind in self.indicators]
+        wanted = _period_codes(self.years) if self.years else None
+        for row in conn.execute(self.select(dialect)):
+            period, commune = row[0], row[1]
+            if wanted is not None and period not in wanted:
+                continue
+            dim_key, dim_val = "", ""
+            for j, d in enumerate(self.dims):
+                if row[2 + j] is not None:
+                    dim_key, dim_val = d, row[2 + j]
+                    break
+            base = 2 + len(self.dims)
+            for i, code in enumerate(codes):
+                if dim_key and dim_key not in dis_of[i]:
+                    continue
+                n, d = row[base + 2 * i], row[base + 2 * i + 1]
+                if not n and not d:
+                    continue
+                yield ("legacy", "commune", period, commune, dim_key, dim_val, code, float(n or 0), float(d or 0))
+
+
+def groups(indicators: Iterable[Indicator]) -> dict[tuple[str, str], list[Indicator]]:
+    out: dict[tuple[str, str], list[Indicator]] = {}
+    for ind in indicators:
+        out.setdefault((ind.source, ind.kind), []).append(ind)
+    return out
+
+
+def _bulk_insert(conn: Connection, table: Table, rows: Iterable[tuple[Any, ...]]) -> int:
+    n = 0
+    if conn.dialect.name == "postgresql":
+        # COPY is an order of magnitude faster than INSERT batches for the ~10^5–10^6 cells of a rebuild
+        rows = list(rows)  # the cells come from a query on this same connection: finish it before COPY
+        raw = conn.connection.dbapi_connection
+        with raw.cursor() as cur:  # type: ignore[union-attr]
+            with cur.copy(f'COPY "{table.name}" ({", ".join(COLS)}) FROM STDIN') as cp:
+                for r in rows:
+                    cp.write_row(r)
+                    n += 1
+        return n
+    batch: list[dict[str, Any]] = []
+    for r in rows:
+        batch.append(dict(zip(COLS, r, strict=True)))
+        n += 1
+        if len(batch) >= BATCH:
+            conn.execute(insert(table), batch)
+            batch = []
+    if batch:
+        conn.execute(insert(table), batch)
+    return n
+
+
+def _derive(conn: Connection, table: Table, *, periods: set[str] | None = None,
+            communes: set[str] | None = None) -> None:
+    """(Re)compute every level above the legacy commune from the commune cells, for these periods / communes."""
+    m = IndicatorOrgUnit.__table__  # type: ignore[attr-defined]
+    v = table
+    base = [v.c.hierarchy == "legacy", v.c.level == "commune"]
+    if periods is not None:
+        base.append(v.c.period.in_(periods))
+    keys = [v.c.period, v.c.dis_key, v.c.dis_value, v.c.indicator]
+    sums = [func.sum(v.c.numerator), func.sum(v.c.denominator)]
+    target_cols = ["hierarchy", "level", "org_unit", "period", "dis_key", "dis_value", "indicator",
+                   "numerator", "denominator"]
+    districts = c2025 = None
+    if communes is not None:
+        sel = select(m.c.district_code, m.c.commune_2025_code).where(m.c.commune_code.in_(communes))
+        got = conn.execute(sel).all()
+        districts, c2025 = {r[0] for r in got}, {r[1] for r in got}
+    # delete what is about to be recomputed
+    dele = [v.c.level != "commune"] + ([v.c.period.in_(periods)] if periods is not None else [])
+    if communes is not None:
+        dele.append(or_(
+            v.c.level == "province",
+            and_(v.c.level == "district", v.c.org_unit.in_(districts or set())),
+        ))
+        conn.execute(delete(v).where(*dele))
+        conn.execute(delete(v).where(v.c.hierarchy == "2025", v.c.level == "commune",
+                                     v.c.org_unit.in_(c2025 or set()),
+                                     *([v.c.period.in_(periods)] if periods is not None else [])))
+    else:
+        conn.execute(delete(v).where(or_(v.c.level != "commune", v.c.hierarchy != "legacy"),
+                                     *([v.c.period.in_(periods)] if periods is not None else [])))
+    joined = v.join(m, m.c.commune_code == v.c.org_unit)
+    for hierarchy in HIERARCHIES:
+        conn.execute(insert(v).from_select(target_cols, select(
+            literal(hierarchy), literal("province"), literal(orgunits.PROVINCE_CODE), *keys, *sums
+        ).where(*base).group_by(*keys)))
+        where_d = base + ([m.c.district_code.in_(districts or set())] if communes is not None else [])
+        conn.execute(insert(v).from_select(target_cols, select(
+            literal(hierarchy), literal("district"), m.c.district_code, *keys, *sums
+        ).select_from(joined).where(*where_d).group_by(m.c.district_code, *keys)))
+    where_c = base + ([m.c.commune_2025_code.in_(c2025 or set())] if communes is not None else [])
+    conn.execute(insert(v).from_select(target_cols, select(
+        literal("2025"), literal("commune"), m.c.commune_2025_code, *keys, *sums
+    ).select_from(joined).where(*where_c).group_by(m.c.commune_2025_code, *keys)))
+
+
+# ---------------------------------------------------------------- full rebuild and incremental refresh
+
+def _side_table(name: str) -> Table:
+    return IndicatorValue.__table__.to_metadata(MetaData(), name=name)  # type: ignore[attr-defined,no-any-return]
+
+
+def compute_into(conn: Connection, table: Table, indicators: Iterable[Indicator] | None = None) -> int:
+    """Compute every cell of ``indicators`` (default all) into ``table``; returns the number of commune cells."""
+    n = 0
+    for (source, kind), group in groups(indicators or defs.load().values()).items():
+        for ptype in PERIOD_TYPES:
+            n += _bulk_insert(conn, table, CellQuery(SOURCES[source], kind, ptype, group).cells(conn))
+    _derive(conn, table)
+    return n
+
+
+def rebuild(engine: Engine) -> dict[str, Any]:
+    """Full rebuild into a side table, then swap it in by renaming: readers never see an empty table."""
+    ensure_tables(engine)
+    t0 = time.perf_counter()
+    tag = uuid.uuid4().hex[:8]
+    side = _side_table(f"indicator_value_build_{tag}")
+    live = IndicatorValue.__tablename__
+    with engine.begin() as conn:
+        side.create(conn)
+        commune_cells = compute_into(conn, side)
+        total = conn.execute(select(func.count()).select_from(side)).scalar_one()
+    t_compute = time.perf_counter() - t0
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(f'LOCK TABLE "{live}" IN ACCESS EXCLUSIVE MODE'))
+        conn.execute(text(f'ALTER TABLE "{live}" RENAME TO "indicator_value_old_{tag}"'))
+        conn.execute(text(f'ALTER TABLE "{side.name}" RENAME TO "{live}"'))
+        conn.execute(text(f'DROP TABLE "indicator_value_old_{tag}"'))
+    return {"commune_cells": commune_cells, "rows": total, "seconds": time.perf_counter() - t0,
+            "compute_seconds": t_compute, "indicators": len(defs.load())}
+
+
+def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
+    """Recompute only the (commune, period) cells the given submissions touch, then the levels above them."""
+    from aggregator.models import ChildObservation, FacilityCheck, Household, RawSubmission
+
+    if not submission_ids:
+        return {"communes": 0, "years": 0}
+    conn = session.connection()
+    ensure_tables(conn.engine)
+    ids = set(submission_ids)
+    raw = RawSubmission.__table__  # type: ignore[attr-defined]
+    prev = {r[0] for r in conn.execute(select(raw.c.deprecated_id).where(raw.c.id.in_(ids))) if r[0]}
+    ids |= prev
+    communes: set[str] = set()
+    years: set[int] = set()
+    for r in conn.execute(select(raw.c.commune_code, raw.c.data, raw.c.received_at).where(raw.c.id.in_(ids))):
+        communes.add(r[0] or UNKNOWN_COMMUNE)
+        vd = (r[1] or {}).get("visit_date") if isinstance(r[1], dict) else None
+        if vd and str(vd)[:4].isdigit():
+            years.add(int(str(vd)[:4]))
+        elif r[2] is not None:
+            years.add(r[2].year)
+    children: set[str] = set()
+    obs = ChildObservation.__table__  # type: ignore[attr-defined]
+    for model in (ChildObservation, Household, FacilityCheck):
+        t = model.__table__  # type: ignore[attr-defined]
+        cols = [t.c.commune_code, t.c.year] + ([t.c.child_id] if model is ChildObservation else [])
+        for r in conn.execute(select(*cols).where(t.c.submission_id.in_(ids))):
+            communes.add(r[0] or UNKNOWN_COMMUNE)
+            if r[1] is not None:
+                years.add(int(r[1]))
+            if len(r) > 2 and r[2]:
+                children.add(r[2])
+    if children and years:
+        # a child seen elsewhere in the same periods may have moved: its old commune's stock cells change too
+        lo, hi = date(min(years) - 1, 9, 1), date(max(years) + 1, 8, 31)
+        q = select(obs.c.commune_code).distinct().where(obs.c.child_id.in_(children),
+                                                        obs.c.visit_date.between(lo, hi))
+        communes |= {r[0] or UNKNOWN_COMMUNE for r in conn.execute(q)}
+    if not years:
+        return {"communes": len(communes), "years": 0}
+    table = IndicatorValue.__table__  # type: ignore[attr-defined]
+    periods = _period_codes(years)
+    conn.execute(delete(table).where(table.c.hierarchy == "legacy", table.c.level == "commune",
+                                     table.c.org_unit.in_(communes), table.c.period.in_(periods)))
+    cells = 0
+    for (source, kind), group in groups(defs.load().values()).items():
+        for ptype in PERIOD_TYPES:
+            q = CellQuery(SOURCES[source], kind, ptype, group, communes=communes, years=years)
+            cells += _bulk_insert(conn, table, q.cells(conn))
+    _derive(conn, table, periods=periods, communes=communes)
+    session.commit()
+    return {"communes": len(communes), "years": len(years), "cells": cells}
+
+
+# ---------------------------------------------------------------- reading: the public API
+
+@dataclass
+class IndicatorRow:
+    """One indicator × org unit × period (× disaggregation), ready to show."""
+
+    indicator: str
+    name_vi: str
+    name_en: str
+    unit: str
+    org_unit: str
+    org_unit_name: str
+    level: str
+    hierarchy: str
+    period: str
+    numerator: float | None
+    denominator: float | None
+    value: float | None
+    target: dict[str, Any] | None
+    status: str                      # met | not_met | no_target | no_data | suppressed
+    disaggregation: dict[str, str] | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def org_units(level: str, hierarchy: str) -> dict[str, str]:
+    """Every org unit of a level in a hierarchy: code → name."""
+    if level == "province":
+        return {orgunits.PROVINCE_CODE: orgunits.PROVINCE_NAME if hierarchy == "legacy" else
+                orgunits.PROVINCE_2025_NAME}
+    if level == "district":
+        return {d.code: d.name for d in orgunits.districts().values()}
+    if hierarchy == "legacy":
+        return {c.code: c.name for c in orgunits.communes().values()}
+    return dict(sorted(orgunits.communes_2025().items()))
+
+
+def children_of(level: str, area: str, hierarchy: str) -> tuple[str, dict[str, str]]:
+    """The org units one level below ``area`` (for ranking): (their level, code → name)."""
+    if level == "province":
+        child = "district" if hierarchy == "legacy" else "commune"
+        return child, org_units(child, hierarchy)
+    if level == "district":
+        cs = [c for c in orgunits.communes().values() if c.district_code == area]
+        if hierarchy == "legacy":
+            return "commune", {c.code: c.name for c in cs}
+        return "commune", dict(sorted({c.code_2025: c.name_2025 for c in cs}.items()))
+    raise BadRequest("Xã/phường là cấp thấp nhất, không có đơn vị con.",
+                     "A commune is the lowest level; it has no org units below it.")
+
+
+def _check(level: str, hierarchy: str) -> None:
+    if hierarchy not in HIERARCHIES:
+        raise BadRequest(f"Hệ thống đơn vị '{hierarchy}' không hợp lệ (legacy hoặc 2025).",
+                         f"Hierarchy '{hierarchy}' is not valid; use legacy or 2025.")
+    if level not in LEVELS:
+        raise BadRequest(f"Cấp '{level}' không hợp lệ (province, district, commune).",
+                         f"Level '{level}' is not valid; use province, district or commune.")
+
+
+def query_indicators(session: Session, *, level: str, area: str | None, period: str, hierarchy: str = "legacy",
+                     indicators: list[str] | None = None, disaggregate_by: str | None = None,
+                     children: bool = False, suppress: bool = True, min_cell: int | None = None
+                     ) -> list[IndicatorRow]:
+    """Indicator rows for one period at one level: the org unit ``area`` (all units of the level when None), or
+    with ``children=True`` the units one level below it. ``disaggregate_by`` (sex, ethnicity, area_type,
+    age_group) gives one row per value, and only for indicators defined with that disaggregation. Cells whose
+    denominator is below ``min_cell`` (default settings.min_cell_size) are suppressed unless ``suppress=False``."""
+    _check(level, hierarchy)
+    per = parse_period(period).code
+    if disaggregate_by is not None and disaggregate_by not in defs.DIMENSIONS:
+        raise BadRequest(f"Không phân tổ được theo '{disaggregate_by}'.",
+                         f"Cannot disaggregate by '{disaggregate_by}'; use {', '.join(defs.DIMENSIONS)}.")
+    all_defs = defs.load()
+    chosen = [defs.get(c) for c in indicators] if indicators else list(all_defs.values())
+    if disaggregate_by:
+        chosen = [i for i in chosen if disaggregate_by in i.disaggregate]
+    units_level = org_units(level, hierarchy)
+    if area is not None and area not in units_level:
+        raise NotFound(f"Không có đơn vị '{area}' ở cấp {level} ({hierarchy}).",
+                       f"No org unit '{area}' at level {level} ({hierarchy}).")
+    if children:
+        if area is None:
+            raise BadRequest("Cần chọn đơn vị (area) để xem các đơn vị con.", "children=True needs an area.")
+        out_level, units = children_of(level, area, hierarchy)
+    else:
+        out_level, units = level, ({area: units_level[area]} if area is not None else units_level)
+    limit = get_settings().min_cell_size if min_cell is None else min_cell
+    conn = session.connection()
+    ensure_tables(conn.engine)
+    t = IndicatorValue.__table__  # type: ignore[attr-defined]
+    where = [t.c.hierarchy == hierarchy, t.c.level == out_level, t.c.period == per,
+             t.c.dis_key == (disaggregate_by or ""), t.c.indicator.in_([i.code for i in chosen])]
+    if len(units) < 500:
+        where.append(t.c.org_unit.in_(list(units)))
+    found = {(r.indicator, r.org_unit, r.dis_value): (r.numerator, r.denominator)
+             for r in conn.execute(select(t.c.indicator, t.c.org_unit, t.c.dis_value, t.c.numerator,
+                                          t.c.denominator).where(*where))}
+    values = defs.DIMENSION_VALUES[disaggregate_by] if disaggregate_by else ("",)
+    rows = []
+    for ind in chosen:
+        for code, name in units.items():
+            for dv in values:
+                n, d = found.get((ind.code, code, dv), (None, None))
+                value = ind.value(n, d)
+                status = ind.status(value)
+                if suppress and d is not None and 0 < d < limit:
+                    n, value, status = None, None, "suppressed"
+                rows.append(IndicatorRow(
+                    indicator=ind.code, name_vi=ind.name_vi, name_en=ind.name_en, unit=ind.unit, org_unit=code,
+                    org_unit_name=name, level=out_level, hierarchy=hierarchy, period=per, numerator=n,
+                    denominator=d, value=value, target=ind.target, status=status,
+                    disaggregation={disaggregate_by: dv} if disaggregate_by else None,
+                ))
+    return rows
+
+
+def trend(session: Session, *, indicator: str, org_unit: str, level: str, hierarchy: str,
+          periods: list[str]) -> list[IndicatorRow]:
+    """One indicator for one org unit over several periods (oldest first, as given)."""
+    out: list[IndicatorRow] = []
+    for p in periods:
+        out += query_indicators(session, level=level, area=org_unit, period=p, hierarchy=hierarchy,
+                                indicators=[indicator])
+    return out
+
+
+def table_exists(engine: Engine) -> bool:
+    return inspect(engine).has_table(IndicatorValue.__tablename__)
+
+
+__all__ = ["IndicatorValue", "IndicatorRow", "query_indicators", "trend", "rebuild", "refresh", "ensure_tables",
+           "org_units", "children_of"]
