@@ -64,8 +64,13 @@ class OpenRosaHeaders:
             await response(scope, receive, send_with_headers)
 
 
-def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+def _is_openrosa(request: Request) -> bool:
+    """Phone-facing paths get OpenRosa envelopes; /api and other operator pages get problem+json.
+
+    A phone set up with a wrong path prefix asks for ``…/formList`` or ``…/submission``: an envelope too.
+    """
+    path = request.url.path
+    return path.startswith("/forms/") or path.rstrip("/").endswith(("/formList", "/submission"))
 
 
 def _lang(request: Request) -> str:
@@ -82,7 +87,7 @@ def problem_response(
     challenges: list[str] | None = None,
 ) -> Response:
     """The one place a refusal is rendered: JSON problem details for /api, an OpenRosa envelope otherwise."""
-    if _is_api(request):
+    if not _is_openrosa(request):
         body: dict[str, Any] = {
             "type": "about:blank",
             "title": title,

@@ -127,3 +127,13 @@ def test_unexpected_error_gets_envelope_and_headers(server: Server, monkeypatch:
     r = server.client.get("/formList", auth=server.auth())
     assert r.status_code == 500 and r.headers["x-openrosa-version"] == "1.0"
     assert b"OpenRosaResponse" in r.content and b"disk on fire" not in r.content
+
+
+def test_envelopes_by_audience(server: Server) -> None:
+    c = server.client
+    phone = c.get("/odk/formList", auth=server.auth())  # a phone set up with a wrong path prefix
+    assert phone.status_code == 404 and phone.headers["content-type"] == "text/xml; charset=utf-8"
+    assert b"OpenRosaResponse" in phone.content
+    api = c.get("/api/v1/nothing-here", auth=server.auth("tinh"))
+    assert api.status_code == 404 and api.headers["content-type"] == "application/problem+json"
+    assert api.json()["status"] == 404 and api.headers["x-openrosa-version"] == "1.0"
