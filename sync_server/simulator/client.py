@@ -153,7 +153,7 @@ class OpenRosaClient:
             try:
                 try:
                     r = self.http.request(method, url, **kw)  # type: ignore[arg-type]
-                except httpx.TransportError as exc:  # timeouts, resets, a response that never came
+                except httpx.RequestError as exc:  # timeouts, resets, a response that never came, bad gzip
                     raise _Retry(f"{type(exc).__name__}: {exc}") from exc
                 if r.status_code >= 500:
                     raise _Retry(f"HTTP {r.status_code} {openrosa_message(r.content)}".strip(),
@@ -281,8 +281,13 @@ class _Resplit(Exception):
 def send_all(server: str, user: str, password: str, records: Iterable[tuple[Filled, str | None, str]], *,
              concurrency: int = 4, on_done: Callable[[Outcome], None] | None = None,
              **client_kw: object) -> list[Outcome]:
-    """Send (filled, device_id, tag) records from ``concurrency`` parallel phones; outcomes in input order."""
+    """Send (filled, device_id, tag) records from ``concurrency`` parallel phones; outcomes in input order.
+
+    Like Collect's upload batch, sending stops when a record could not reach the server within its time
+    budget: the records not yet tried are reported failed ("not sent") at once, not each after its budget.
+    """
     local = threading.local()
+    unreachable = threading.Event()
     clients: list[OpenRosaClient] = []
     lock = threading.Lock()
 
@@ -297,7 +302,13 @@ def send_all(server: str, user: str, password: str, records: Iterable[tuple[Fill
 
     def one(rec: tuple[Filled, str | None, str]) -> Outcome:
         filled, dev, tag = rec
-        o = phone().submit(filled, dev, tag)
+        if unreachable.is_set():
+            o = Outcome(filled.instance_id, "failed", None, "Not sent: the server could not be reached for "
+                        "an earlier record; run again to send the rest.", tag=tag)
+        else:
+            o = phone().submit(filled, dev, tag)
+            if o.status == "failed":
+                unreachable.set()
         if on_done is not None:
             on_done(o)
         return o

@@ -161,3 +161,17 @@ def test_the_proxy_relays_chunked_uploads_and_head(live_server: LiveServer, temp
         assert r.request.headers["transfer-encoding"] == "chunked"
     assert proxy.counts["forwarded"] >= 3 and proxy.counts["lost"] == 0
     assert live_server.couch.get(live_server.settings.submissions_db, h.instance_id) is not None
+
+
+def test_an_unreachable_server_stops_the_batch(scripted: Scripted) -> None:
+    """After one record used up its time budget, the rest are reported "not sent" without waiting each."""
+    scripted.script = [(503, {"Retry-After": "0"}, b"")]
+    records = [(Filled(f"uuid:{i:08d}-0000-4000-8000-000000000000", b"<x/>", {}), None, "911")
+               for i in range(12)]
+    t0 = time.monotonic()
+    outs = send_all(_url(scripted), "u", "p", records, concurrency=2, basic=True, backoff=0.05,
+                    max_retry_seconds=0.6)
+    assert time.monotonic() - t0 < 3.0
+    assert [o.instance_id for o in outs] == [r[0].instance_id for r in records]
+    assert all(o.status == "failed" for o in outs)
+    assert sum("Not sent" in o.message for o in outs) >= 8
