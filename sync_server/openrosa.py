@@ -165,8 +165,11 @@ def referenced_attachments(root: Any, paths: frozenset[tuple[str, ...]]) -> list
 
 
 def safe_attachment_name(name: str) -> bool:
-    """True for a bare filename (no directories, no '..', no control characters)."""
-    return bool(_SAFE_NAME.match(name)) and name not in (".", "..") and ".." not in name
+    """True for a bare filename (no directories, no '..', no control characters, no leading '_').
+
+    CouchDB reserves attachment names starting with '_'; phones never produce them.
+    """
+    return bool(_SAFE_NAME.match(name)) and ".." not in name and not name.startswith(("_", "."))
 
 
 def first_answer(root: Any, name: str) -> str | None:

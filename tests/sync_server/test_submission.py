@@ -166,6 +166,8 @@ def test_structural_errors_are_400_and_nothing_stored(server: Server) -> None:
             b'<data id="hh_test"><hamlet>&x;</hamlet><meta><instanceID>uuid:c</instanceID></meta></data>',
         ),
         "path attachment": post(server, instance(house_photo="a.jpg"), {"../../etc/a.jpg": PHOTO_A}),
+        "reserved name": post(server, instance(house_photo="_a.jpg"), {"_a.jpg": PHOTO_A}),
+        "dir name": post(server, instance(house_photo="a.jpg"), {"photos/a.jpg": PHOTO_A}),
         "not multipart": server.client.post("/submission", content=b"<data/>", auth=server.auth()),
     }
     for what, r in cases.items():
