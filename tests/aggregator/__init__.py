@@ -1,0 +1,1 @@
+"""Tests of the aggregator ingestion (real pouchdb-server, PostgreSQL, Redis, celery workers)."""
