@@ -238,10 +238,10 @@ class OpenRosaClient:
         if self.accept_length is None or device_id not in self._heard:
             self.head(device_id, deadline, out)
         resplit = False
+        first: tuple[int, str] | None = None  # the first part's answer says new vs already received
         while True:
             assert self.accept_length is not None
             parts = split_parts(filled.xml, filled.attachments, self.accept_length)
-            first: tuple[int, str] | None = None
             try:
                 for names in parts:
                     files = [("xml_submission_file", ("submission.xml", filled.xml, "text/xml"))]
