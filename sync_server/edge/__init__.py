@@ -1,1 +1,1 @@
-"""Edge nodes: a local store that takes submissions offline and replicates them to the province over bad links."""
+"""Edge nodes: local stores that take submissions offline and replicate to the province over bad links."""

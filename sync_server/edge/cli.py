@@ -18,8 +18,8 @@ def init(
     user: str = typer.Option(..., "--user", help="Province store account (admin)."),
     password: str = typer.Option(..., "--password", prompt=True, hide_input=True,
                                  help="Its password (asked if not given; never printed)."),
-    via: str = typer.Option("", "--via", help="Replicate through this edge's uplink relay (carecheck edge "
-                                              "uplink), e.g. http://127.0.0.1:5986: compresses what goes up."),
+    via: str = typer.Option("", "--via", help="Replicate through this edge's uplink relay (carecheck "
+                            "edge uplink), e.g. http://127.0.0.1:5986: compresses what goes up."),
 ) -> None:
     """Set up this node as an edge for AREA; safe to run again (replaces stale replications)."""
     from sync_server.edge.replication import init_edge

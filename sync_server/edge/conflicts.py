@@ -1,18 +1,19 @@
 """Records edited in two places: find them, keep every version, name the winner by one documented rule.
 
-Submissions are append-only and keyed by the phone's instanceID, so replication alone never collides. A conflict
-arises only when a record is edited in two places:
+Submissions are append-only and keyed by the phone's instanceID, so replication alone never collides. A
+conflict arises only when a record is edited in two places:
 
-- **forked edits**: two or more docs carry the same ``deprecated_id`` (the record was edited on a phone that sent to
-  the edge and on another that sent to the province). Each branch is represented by its newest version (the chain of
-  edits followed down while it does not fork again).
-- **CouchDB conflicts**: one ``_id`` with several leaf revisions (``_conflicts``), e.g. the same instanceID taken
-  with different XML by two servers before they replicated. The same XML arriving both ways (a phone that sent to
-  the edge and later, in town, to the province) also makes two leaf revisions, but it is one record: not listed.
+- **forked edits**: two or more docs carry the same ``deprecated_id`` (the record was edited on a phone that
+  sent to the edge and on another that sent to the province). Each branch is represented by its newest version
+  (the chain of edits followed down while it does not fork again).
+- **CouchDB conflicts**: one ``_id`` with several leaf revisions (``_conflicts``), e.g. the same instanceID
+  taken with different XML by two servers before they replicated. The same XML arriving both ways (a phone
+  that sent to the edge and later, in town, to the province) also makes two leaf revisions, but it is one
+  record: not listed.
 
-**Winner rule**: the latest form ``end`` time (the moment the collaborator finished the edit, in UTC); ties broken by
-the latest ``received_at``; then by the greatest instanceID (or revision). Nothing is deleted: losers stay stored
-and listed, and the operator can see every version with ``carecheck conflicts``.
+**Winner rule**: the latest form ``end`` time (the moment the collaborator finished the edit, in UTC); ties
+broken by the latest ``received_at``; then by the greatest instanceID (or revision). Nothing is deleted:
+losers stay stored and listed, and the operator can see every version with ``carecheck conflicts``.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def _all_submissions(couch: Couch, db: str) -> list[Doc]:
 
 
 def find_conflicts(couch: Couch, settings: Settings) -> list[ConflictGroup]:
-    """Every forked edit and every CouchDB conflict in the submissions database, winners chosen by the rule."""
+    """Every forked edit and every CouchDB conflict in the submissions database, winners by the rule."""
     db = settings.submissions_db
     docs = _all_submissions(couch, db)
     by_id = {str(d["_id"]): d for d in docs}
@@ -158,6 +159,6 @@ def render_conflicts(groups: list[ConflictGroup], lang: str = "vi") -> list[str]
         w = g.winner
         for v in sorted(g.versions, key=Version.key, reverse=True):
             mark = ("WINNER" if en else "CHỌN") if v is w else "      "
-            lines.append(f"    {mark} {v.id} rev {v.rev[:12]} end={v.end or '—'} received_at={v.received_at or '—'}"
-                         f" by={v.received_by or '—'}")
+            lines.append(f"    {mark} {v.id} rev {v.rev[:12]} end={v.end or '—'} "
+                         f"received_at={v.received_at or '—'} by={v.received_by or '—'}")
     return lines

@@ -1,11 +1,11 @@
-"""Forms travel to edges through CouchDB: the province publishes its build tree, each edge writes it back to disk.
+"""Forms travel to edges through CouchDB: the province publishes its build tree, edges write it back to disk.
 
-Province: ``publish`` puts every built form version (contracts §2) into the ``carecheck_forms`` database, one doc
-``form:<form_id>:<version>`` with ``form.xml``, ``form.json`` and each media file as attachments (``media:<name>``)
-and ``current: true`` on the version phones should download. Edges pull that database continuously
-(``carecheck-edge-forms-down``); ``apply`` writes what arrived into the edge's own build directory, each version via
-a temporary directory renamed into place, so the edge's sync server serves exactly the province's bytes (same md5
-hashes in the formList) and never a half-written form.
+Province: ``publish`` puts every built form version (contracts §2) into the ``carecheck_forms`` database, one
+doc ``form:<form_id>:<version>`` with ``form.xml``, ``form.json`` and each media file as attachments
+(``media:<name>``) and ``current: true`` on the version phones should download. Edges pull that database
+continuously (``carecheck-edge-forms-down``); ``apply`` writes what arrived into the edge's own build
+directory, each version via a temporary directory renamed into place, so the edge's sync server serves exactly
+the province's bytes (same md5 hashes in the formList) and never a half-written form.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _doc_id(form_id: str, version: str) -> str:
 
 
 def publish(couch: Couch, settings: Settings) -> list[str]:
-    """Put every built form version into ``carecheck_forms``; returns the doc ids written (unchanged ones skipped)."""
+    """Put every built form version into ``carecheck_forms``; returns the doc ids written."""
     couch.ensure_db(FORMS_DB)
     catalog = Catalog(settings.effective_forms_build_dir)
     written: list[str] = []
@@ -38,7 +38,7 @@ def publish(couch: Couch, settings: Settings) -> list[str]:
         media = {m.filename: m.hash for m in built.media}
         doc_id = _doc_id(built.form_id, built.version)
         old = couch.get(FORMS_DB, doc_id)
-        if old and old.get("hash") == built.hash and old.get("media") == media and old.get("current") == current:
+        if old and (old.get("hash"), old.get("media"), old.get("current")) == (built.hash, media, current):
             continue
         body: Doc = {"_id": doc_id, "type": "form", "form_id": built.form_id, "version": built.version,
                      "title": built.title, "hash": built.hash, "media": media, "current": current,
@@ -72,7 +72,8 @@ def apply(couch: Couch, settings: Settings) -> list[str]:
             continue
         target = build / form_id / version
         meta = target / "form.json"
-        if not (meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("hash") == doc.get("hash")):
+        have = json.loads(meta.read_text(encoding="utf-8")).get("hash") if meta.is_file() else None
+        if have != doc.get("hash"):
             _write_version(target, doc)
             written.append(f"{form_id}/{version}")
         if doc.get("current"):

@@ -5,17 +5,17 @@ What moves where (all continuous, all resuming from CouchDB replication checkpoi
 - ``submissions`` edge → province, filtered with ``carecheck/by_area`` (contracts §3) and ``query_params
   {area: <edge area>}``: only this area's records go up; design docs never do.
 - ``carecheck_accounts`` province → edge, filtered with ``carecheck_edge/accounts_for_area``: **collaborator
-  accounts of the edge's area only** (the commune, or a district and its communes). Least privilege: a stolen edge
-  laptop carries no district or province officer's password hash, and no other area's collaborators.
+  accounts of the edge's area only** (the commune, or a district and its communes). Least privilege: a stolen
+  edge laptop carries no district or province officer's password hash, and no other area's collaborators.
 - ``carecheck_forms`` province → edge, whole database: published forms are the same for every area
   (``sync_server.edge.forms``).
-- ``carecheck_edge`` edge → province ``carecheck_edges``: one doc ``edge:<area>`` holding this node's config and its
-  last status report, which the province reads for monitoring (``status.edge_summary``).
+- ``carecheck_edge`` edge → province ``carecheck_edges``: one doc ``edge:<area>`` holding this node's config
+  and its last status report, which the province reads for monitoring (``status.edge_summary``).
 
 pouchdb-server quirks handled here (DESIGN.md): the replicator needs credentials (we send them as an
-``Authorization`` header in the endpoint objects, never in a printed URL); a `_replicator` doc identical to an old
-stale one never runs, so every (re)run deletes ours first and writes a new generation. The replication id depends
-only on source, target, filter and query params, so a new generation resumes from the old checkpoint.
+``Authorization`` header in the endpoint objects, never in a printed URL); a `_replicator` doc identical to an
+old stale one never runs, so every (re)run deletes ours first and writes a new generation. The replication id
+depends only on source, target, filter and query params, so a new generation resumes from the old checkpoint.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ _FALLBACK_SUBMISSIONS_DDOC: Doc = {
     "_id": "_design/carecheck",
     "language": "javascript",
     "filters": {"by_area": _BY_AREA},
-    "views": {"by_deprecated": {"map": "function (doc) { if (doc.deprecated_id) { emit(doc.deprecated_id, null); } }"}},
+    "views": {"by_deprecated": {
+        "map": "function (doc) { if (doc.deprecated_id) { emit(doc.deprecated_id, null); } }"}},
 }
 
 
@@ -99,7 +100,7 @@ def now_iso() -> str:
 
 
 def covered_areas(area: str) -> list[str]:
-    """The account areas an edge serving ``area`` may hold: the area itself and, for a district, its communes."""
+    """The account areas an edge for ``area`` may hold: the area itself and, for a district, its communes."""
     out = [area]
     out += sorted(c.code for c in orgunits.communes().values() if c.district_code == area)
     return out
@@ -112,7 +113,8 @@ def check_area(area: str) -> str:
         raise BadRequest("Tỉnh không phải là nút biên: hãy chọn mã huyện hoặc mã xã.",
                          "The province is not an edge node: choose a legacy district or commune code.")
     if area not in districts and area not in orgunits.communes():
-        raise BadRequest(f"Mã vùng {area} không có trong danh mục Kiên Giang (mã huyện 3 số hoặc mã xã 5 số).",
+        raise BadRequest(f"Mã vùng {area} không có trong danh mục Kiên Giang "
+                         "(mã huyện 3 số hoặc mã xã 5 số).",
                          f"Area {area} is not a Kiên Giang district (3 digits) or commune (5 digits) code.")
     return area
 
@@ -122,7 +124,7 @@ def check_central_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadRequest(f"Địa chỉ kho dữ liệu tỉnh không hợp lệ: {url!r} (cần http:// hoặc https://).",
-                         f"The province store URL {url!r} is not valid; it must start with http:// or https://.")
+                         f"The province store URL {url!r} is not valid; it must start with http(s)://.")
     if parts.username or parts.password:
         raise BadRequest("Đừng ghi tài khoản trong địa chỉ; dùng --user và --password.",
                          "Do not put credentials in the URL; use --user and --password.")
@@ -196,8 +198,9 @@ def prepare_central(central: Couch, settings: Settings) -> None:
 
 def read_config(couch: Couch) -> EdgeConfig | None:
     """This node's edge config, or None when `carecheck edge init` has not run here."""
-    rows = couch.all_docs(EDGE_DB, include_docs=True, startkey="edge:", endkey="edge:\ufff0").get("rows", []) \
-        if _db_exists(couch, EDGE_DB) else []
+    if not _db_exists(couch, EDGE_DB):
+        return None
+    rows = couch.all_docs(EDGE_DB, include_docs=True, startkey="edge:", endkey="edge:\ufff0").get("rows", [])
     for row in rows:
         doc = row["doc"]
         return EdgeConfig(area=doc["area"], node_name=doc["node_name"], central_url=doc["central_url"],
@@ -237,11 +240,12 @@ def replicator_docs(couch: Couch) -> dict[str, Doc]:
 
 
 def central_from_replicator(couch: Couch, config: EdgeConfig) -> Couch:
-    """A connection to the province with the credentials stored in our own `_replicator` doc (never printed)."""
+    """A connection to the province with the credentials kept in our own `_replicator` doc (never printed)."""
     doc = replicator_docs(couch).get("submissions_up")
     if doc is None:
         raise ConfigError("Nút biên chưa được thiết lập đầy đủ: hãy chạy lại 'carecheck edge init'.",
-                          "This edge is not fully set up (no replication doc); run 'carecheck edge init' again.")
+                          "This edge is not fully set up (no replication doc); "
+                          "run 'carecheck edge init' again.")
     auth = str(doc["target"]["headers"]["Authorization"])
     user, _, password = base64.b64decode(auth.split(" ", 1)[1]).decode().partition(":")
     return Couch(config.central_url, user, password, timeout=30.0)
@@ -264,7 +268,8 @@ def init_edge(settings: Settings, area: str, central_url: str, user: str, passwo
     except ConfigError:
         raise ConfigError(
             f"Kho dữ liệu tỉnh {central_url} từ chối tài khoản {user}: cần tài khoản quản trị của kho tỉnh.",
-            f"The province store {central_url} refused account {user}: an admin account of that store is needed.",
+            f"The province store {central_url} refused account {user}: "
+            "an admin account of that store is needed.",
         ) from None
     except Problem as exc:
         raise Problem(
@@ -284,8 +289,9 @@ def init_edge(settings: Settings, area: str, central_url: str, user: str, passwo
 
     local_auth = basic_auth(settings.couchdb_user, settings.couchdb_password)
     generation = now_iso()
-    wanted = {s.doc_id: replicator_doc(s, local.url, local_auth, via or central_url, basic_auth(user, password),
-                                       generation) for s in specs(settings, area)}
+    central_auth = basic_auth(user, password)
+    wanted = {s.doc_id: replicator_doc(s, local.url, local_auth, via or central_url, central_auth, generation)
+              for s in specs(settings, area)}
     # Delete every doc we own first (also specs of an older version): an identical stale doc never runs.
     for doc in replicator_docs(local).values():
         local.delete(REPLICATOR_DB, doc["_id"], doc["_rev"])

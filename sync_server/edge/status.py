@@ -3,12 +3,12 @@
 pouchdb-server keeps `_replication_state` at "triggered" for a continuous replication whether or not anything
 moves (and `_active_tasks` is empty), so the state shown here is measured:
 
-- **waiting** = documents on the source (for submissions: this area's) whose current revision the target does not
-  have, asked of the target with `_revs_diff`. Only changes after ``verified_seq`` (the source sequence up to which
-  everything was already confirmed delivered) are checked again, so a status check over a slow link stays small.
-  When the other side cannot be reached, every unconfirmed document counts as waiting.
-- **last success** = the last check that confirmed new deliveries or an empty backlog. A timeout or refusal is an
-  error with its time, never a success (CHT #8303).
+- **waiting** = documents on the source (for submissions: this area's) whose current revision the target does
+  not have, asked of the target with `_revs_diff`. Only changes after ``verified_seq`` (the source sequence up
+  to which everything was already confirmed delivered) are checked again, so a status check over a slow link
+  stays small. When the other side cannot be reached, every unconfirmed document counts as waiting.
+- **last success** = the last check that confirmed new deliveries or an empty backlog. A timeout or refusal is
+  an error with its time, never a success (CHT #8303).
 - **state** = error when the replicator reports one or the other side does not answer; running otherwise.
 
 Each check is written into the edge's ``edge:<area>`` doc, which replicates up to the province; the province's
@@ -92,7 +92,7 @@ def _since_pages(couch: Couch, db: str, since: str | None, spec: rep.Replication
 
 def measure(source: Couch, target: Couch, spec: rep.ReplicationSpec, since: str | None,
             *, source_db: str, target_db: str) -> tuple[int, int, str | None]:
-    """(waiting, checked, verified_seq): how many source docs/revs the target lacks, asked with `_revs_diff`."""
+    """(waiting, checked, verified_seq): how many source docs the target lacks, asked with `_revs_diff`."""
     changes = _since_pages(source, source_db, since, spec, True)
     missing: set[tuple[str, str]] = set()
     for i in range(0, len(changes), 500):
@@ -214,14 +214,16 @@ def render(status: EdgeStatus, lang: str = "vi") -> list[str]:
         else:
             wait = f"{r.waiting} waiting" if en else f"{r.waiting} đang chờ"
         ok = _ago(r.last_success, now)
-        lines.append(f"- {label}: {state}; {wait}; " + ("last success " if en else "lần thành công gần nhất ") + ok)
+        last = "last success" if en else "lần thành công gần nhất"
+        lines.append(f"- {label}: {state}; {wait}; {last} {ok}")
         if r.last_error:
-            lines.append(("    last error " if en else "    lỗi gần nhất ") + f"{r.last_error_at}: {r.last_error}")
+            err = "last error" if en else "lỗi gần nhất"
+            lines.append(f"    {err} {r.last_error_at}: {r.last_error}")
     return lines
 
 
 def edge_summary(couch: Couch, settings: Settings) -> list[dict[str, Any]]:
-    """Province side: one dict per edge node — last report, last success, backlog, lag, records received from it.
+    """Province side: one dict per edge node — last report, last success, backlog, lag, records received.
 
     ``lag_seconds`` is the age of the edge's last confirmed delivery of submissions (None if never);
     ``report_age_seconds`` the age of its last status report; ``stale`` when no report for an hour.

@@ -1,17 +1,18 @@
 """The edge's uplink: a local HTTP relay that gzips what the replicator sends up to the province.
 
-CouchDB replication sends documents up as plain JSON (`_bulk_docs`, `_revs_diff`, checkpoints); the answers come
-back gzip-compressed already when the client accepts it. Over a 100 kbit/s island link the request bodies are the
-cost, so the edge's replicator talks to this relay on loopback (``carecheck edge init --via``) and the relay
-forwards every request to the province with its body gzip-compressed (``Content-Encoding: gzip``, which CouchDB
-and pouchdb-server both accept) and passes the answer through untouched, still compressed. Nothing is stored
-here: a cut link fails the request and the replicator retries from its checkpoint as before.
+CouchDB replication sends documents up as plain JSON (`_bulk_docs`, `_revs_diff`, checkpoints); the answers
+come back gzip-compressed already when the client accepts it. Over a 100 kbit/s island link the request bodies
+are the cost, so the edge's replicator talks to this relay on loopback (``carecheck edge init --via``) and the
+relay forwards every request to the province with its body gzip-compressed (``Content-Encoding: gzip``, which
+CouchDB and pouchdb-server both accept) and passes the answer through untouched, still compressed. Nothing is
+stored here: a cut link fails the request and the replicator retries from its checkpoint as before.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -27,7 +28,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
 
 
 def create_uplink(upstream: str, *, timeout: float = 120.0, level: int = 9) -> Starlette:
-    """An ASGI app forwarding everything to ``upstream`` (the province store) with compressed request bodies."""
+    """An ASGI app forwarding everything to ``upstream`` (the province store), request bodies compressed."""
     upstream = upstream.rstrip("/")
     client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=20.0), trust_env=False)
 
@@ -42,8 +43,8 @@ def create_uplink(upstream: str, *, timeout: float = 120.0, level: int = 9) -> S
             req = client.build_request(request.method, url, content=body, headers=headers)
             resp = await client.send(req, stream=True)
         except httpx.HTTPError as exc:
-            return Response(f'{{"error":"bad_gateway","reason":"uplink: {type(exc).__name__}"}}', status_code=502,
-                            media_type="application/json")
+            body = json.dumps({"error": "bad_gateway", "reason": f"uplink: {type(exc).__name__}"})
+            return Response(body, status_code=502, media_type="application/json")
         out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP}
 
         async def raw() -> AsyncIterator[bytes]:

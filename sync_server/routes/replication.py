@@ -1,14 +1,15 @@
-"""Area-scoped CouchDB replication for PouchDB devices (/sync/submissions, /sync/forms), and GET /api/v1/edges.
+"""Area-scoped CouchDB replication for PouchDB devices (/sync/submissions, /sync/forms); GET /api/v1/edges.
 
-A PouchDB app on a phone replicates with ``http(s)://server/sync/submissions`` (Basic auth) as its remote. Only
-the subset of the CouchDB API that replication uses is served, each call checked against the account:
+A PouchDB app on a phone replicates with ``http(s)://server/sync/submissions`` (Basic auth) as its remote.
+Only the subset of the CouchDB API that replication uses is served, each call checked against the account:
 
 - reads (``_changes``, ``_bulk_get``, ``GET /{doc}``) return only documents of the account's visible area:
-  ``_changes`` runs the store's ``carecheck/by_area`` filter *and* checks every doc again here;
-  a doc outside the area is ``forbidden`` (never its content);
-- writes (``_bulk_docs``) are for collaborators only, and each doc must be a submission of the account's own area
-  and name (``area`` = account area, ``submitted_by`` = account name, ``xml_sha256`` matching ``xml``); refused
-  docs get a per-doc ``forbidden`` error, the rest are stored as the device made them (``new_edits: false``);
+  ``_changes`` runs the store's ``carecheck/by_area`` filter *and* checks every doc again here; a doc outside
+  the area is ``forbidden`` (never its content);
+- writes (``_bulk_docs``) are for collaborators only, and each doc must be a submission of the account's own
+  area and name (``area`` = account area, ``submitted_by`` = account name, ``xml_sha256`` matching ``xml``);
+  refused docs get a per-doc ``forbidden`` error, the rest are stored as the device made them (``new_edits:
+  false``);
 - checkpoints (``_local/…``) are kept per account, so one device cannot move another's;
 - ``/sync/forms`` is the read-only ``carecheck_forms`` database (published forms, the same for everyone).
 
@@ -288,7 +289,7 @@ async def get_doc(db: str, docid: str, request: Request) -> Response:
 
 @router.get("/api/v1/edges")
 async def edges(request: Request) -> Response:
-    """Province monitoring: per edge node its last report, last success, backlog and lag (province accounts)."""
+    """Province monitoring: per edge node its last report, last success, backlog and lag (province only)."""
     ctx: ServerContext = request.app.state.ctx
     account = await current_account(request)
     if account.role != "province":

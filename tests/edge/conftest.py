@@ -1,4 +1,4 @@
-"""Fixtures for edge sync: an edge store and a province store, each a real pouchdb-server of the test's own."""
+"""Fixtures for edge sync: an edge store and a province store, each a real pouchdb-server of its own."""
 
 from __future__ import annotations
 

@@ -74,7 +74,6 @@ def submission_doc(i: int, commune: str, *, seed: int = 1, node: str = "province
     instance_id = f"uuid:{uuid.UUID(int=rng.getrandbits(128), version=4)}"
     end = end or datetime(2026, 11, 20, 8, 0, tzinfo=UTC) + timedelta(minutes=17 * i)
     xml = instance_xml(rng, instance_id, commune, end, deprecated_id)
-    c = orgunits.communes()[commune]
     return {
         "_id": instance_id, "type": "submission", "form_id": FORM_ID, "form_version": VERSION,
         "xml": xml, "xml_sha256": hashlib.sha256(xml.encode()).hexdigest(),

@@ -1,15 +1,15 @@
-"""A degraded link between an edge and the province, built from real kernel pieces, for tests and the benchmark.
+"""A degraded link between an edge and the province, from real kernel pieces, for tests and the benchmark.
 
-Two network namespaces joined by a veth pair; ``tc tbf`` limits the rate on both ends, ``nft`` drops a share of
-incoming packets on both ends, and a small asyncio relay adds latency and counts bytes. The stores stay on loopback
-in the root namespace; the relay owns one socket in each namespace (``setns`` per socket), so the only path from
-the edge's replicator to the province is across the veth:
+Two network namespaces joined by a veth pair; ``tc tbf`` limits the rate on both ends, ``nft`` drops a share
+of incoming packets on both ends, and a small asyncio relay adds latency and counts bytes. The stores stay on
+loopback in the root namespace; the relay owns one socket in each namespace (``setns`` per socket), so the
+only path from the edge's replicator to the province is across the veth:
 
-    edge replicator → 127.0.0.1:<relay port>  ─delay─→  [edge ns] ══ veth (tbf, loss) ══ [province ns]
-                                                         → 127.0.0.1:<province port>
+    edge replicator → 127.0.0.1:<relay port>  ─delay─→  [edge ns] ══ veth (tbf, loss) ══ [province ns] →
+    127.0.0.1:<province port>
 
-This kernel has no netem (DESIGN.md), hence the user-space delay. Byte counts are TCP payload through the relay;
-``wire_bytes`` reads the veth counters (headers and retransmissions included).
+This kernel has no netem (DESIGN.md), hence the user-space delay. Byte counts are TCP payload through the
+relay; ``wire_bytes`` reads the veth counters (headers and retransmissions included).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def _run(*args: str) -> None:
 
 @contextlib.contextmanager
 def in_netns(name: str) -> Iterator[None]:
-    """Switch the calling thread into a named network namespace for the block (sockets made here stay there)."""
+    """Switch the calling thread into a named network namespace for the block (its sockets stay there)."""
     own = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
     target = os.open(f"/var/run/netns/{name}", os.O_RDONLY)
     try:
@@ -109,13 +109,14 @@ class Link:
         _run("ip", "link", "add", self.if_edge, "type", "veth", "peer", "name", self.if_prov)
         _run("ip", "link", "set", self.if_edge, "netns", self.ns_edge)
         _run("ip", "link", "set", self.if_prov, "netns", self.ns_prov)
-        for ns, dev, ip in ((self.ns_edge, self.if_edge, self.ip_edge), (self.ns_prov, self.if_prov, self.ip_prov)):
+        ends = ((self.ns_edge, self.if_edge, self.ip_edge), (self.ns_prov, self.if_prov, self.ip_prov))
+        for ns, dev, ip in ends:
             _run("ip", "-n", ns, "addr", "add", f"{ip}/30", "dev", dev)
             _run("ip", "-n", ns, "link", "set", "lo", "up")
             _run("ip", "-n", ns, "link", "set", dev, "up")
             # A burst below the MTU silently drops full packets (DESIGN.md): 16kb.
-            _run("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", self.rate,
-                 "burst", "16kb", "latency", "500ms")
+            _run("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf",
+                 "rate", self.rate, "burst", "16kb", "latency", "500ms")
             if self.loss:
                 _run("ip", "netns", "exec", ns, "nft", "add", "table", "inet", "lossy")
                 _run("ip", "netns", "exec", ns, "nft", "add", "chain", "inet", "lossy", "in",
@@ -186,12 +187,13 @@ class Link:
         try:
             await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (self.ip_prov, 8000)), 20)
             r2, w2 = await asyncio.open_connection(sock=sock)
-        except (OSError, asyncio.TimeoutError):
+        except (OSError, TimeoutError):
             self.counters.failed_connects += 1
             sock.close()
             writer.close()
             return
-        await asyncio.gather(self._pipe(reader, w2, True, self.delay), self._pipe(r2, writer, False, self.delay))
+        await asyncio.gather(self._pipe(reader, w2, True, self.delay),
+                             self._pipe(r2, writer, False, self.delay))
 
     async def _start_relay(self) -> None:
         lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -300,8 +302,9 @@ def serve_in_thread(app: object) -> Iterator[str]:
     from core.services import free_port
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",  # type: ignore[arg-type]
-                                           access_log=False))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",  # type: ignore[arg-type]
+                            access_log=False)
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True, name=f"uvicorn-{port}")
     thread.start()
     deadline = time.monotonic() + 15

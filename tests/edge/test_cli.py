@@ -23,16 +23,14 @@ def _run(pair: Pair, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_edge_cli(pair: Pair) -> None:
-    bad = _run(pair, "edge", "init", "--area", "99999", "--central", pair.province.base_url, "--user", "admin",
-               "--password", "s3cret-province")
+    central = ("--central", pair.province.base_url, "--user", "admin")
+    bad = _run(pair, "edge", "init", "--area", "99999", *central, "--password", "s3cret-province")
     assert bad.returncode == 1 and "99999" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
-    out = _run(pair, "edge", "init", "--area", "31108", "--central", pair.province.base_url, "--user", "admin",
-               "--password", "s3cret-province")
+    out = _run(pair, "edge", "init", "--area", "31108", *central, "--password", "s3cret-province")
     # The province store here accepts admin/admin only: a wrong password is refused with one clear line.
     assert out.returncode == 1 and "admin" in out.stderr and "s3cret" not in out.stderr + out.stdout
-    out = _run(pair, "edge", "init", "--area", "31108", "--central", pair.province.base_url, "--user", "admin",
-               "--password", "admin")
+    out = _run(pair, "edge", "init", "--area", "31108", *central, "--password", "admin")
     assert out.returncode == 0, out.stderr
     assert "edge:31108" in out.stdout and "password" not in out.stdout.lower()
 

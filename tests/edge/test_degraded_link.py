@@ -1,8 +1,8 @@
-"""Edge → province over a degraded link: 100 kbit/s, 5 % loss, ~300 ms round trip, and the link cut three times.
+"""Edge → province over a degraded link: 100 kbit/s, 5 % loss, ~300 ms round trip, the link cut three times.
 
-Replication must converge with nothing lost and nothing duplicated, and resume from its checkpoint after each cut:
-the replicator's reads of the edge's changes never start again from 0, and the bytes sent up after a cut stay
-proportional to what was still missing, not to the whole payload.
+Replication must converge with nothing lost and nothing duplicated, and resume from its checkpoint after each
+cut: the replicator's reads of the edge's changes never start again from 0, and the bytes sent up after a cut
+stay proportional to what was still missing, not to the whole payload.
 """
 
 from __future__ import annotations
@@ -70,8 +70,10 @@ def test_degraded_link_converges_and_resumes(pair: Pair) -> None:
 
         up = link.counters.up
         total_up = sum(up.values())
-        print(f"\n{N} docs, payload {payload} B, took {took:.0f}s; delivered before each cut: {delivered_at_cut}; "
-              f"bytes up per phase: {dict(sorted(up.items()))}; total up {total_up} B ({total_up / payload:.2f}x); "
+        print(f"\n{N} docs, payload {payload} B, took {took:.0f}s; "
+              f"delivered before each cut: {delivered_at_cut}; "
+              f"bytes up per phase: {dict(sorted(up.items()))}; "
+              f"total up {total_up} B ({total_up / payload:.2f}x); "
               f"wire {link.wire_bytes()}; connections {link.counters.connections}, "
               f"failed connects {link.counters.failed_connects}")
         # At least one cut hit mid-transfer, or the test proves nothing.
@@ -86,12 +88,12 @@ def test_degraded_link_converges_and_resumes(pair: Pair) -> None:
         assert total_up <= 1.6 * payload + 40_000
         # The replicator's reads of the edge's changes resume from the checkpoint, never from 0 again.
         log = (pair.edge.data_dir / "log.txt").read_text()
-        sinces = re.findall(r"GET /%s/_changes\?[^ ]*filter=carecheck%%2Fby_area[^ ]*since=([^& ]+)"
-                            % re.escape(es.submissions_db), log)
+        db = re.escape(es.submissions_db)
+        sinces = re.findall(rf"GET /{db}/_changes\?[^ ]*filter=carecheck%2Fby_area[^ ]*since=([^& ]+)", log)
         first_checkpoint = next(i for i, s in enumerate(sinces) if s != "0")
         assert "0" not in sinces[first_checkpoint:], sinces[:20]
 
-        # Status over the same link: measured, so it may need a retry when a request times out on the lossy link.
+        # Status over the same link: measured, so a request timing out on the lossy link means a retry.
         def settled() -> bool:
             st = {r.kind: r for r in check(es, edge).replications}["submissions_up"]
             return st.waiting == 0 and st.state == "running"

@@ -1,4 +1,4 @@
-"""Edge ↔ province replication on two real pouchdb-servers: outage, area filter, accounts, status, monitoring."""
+"""Edge ↔ province replication on two real pouchdb-servers: outage, area filter, accounts, status, forms."""
 
 from __future__ import annotations
 
@@ -124,7 +124,8 @@ def test_accounts_pulled_down_are_this_areas_collaborators_only(pair: Pair) -> N
     province = pair.province_couch()
     province.ensure_db(ps.accounts_db)
     accounts = [("ctv_hontre", "collaborator", AREA), ("ctv_laison", "collaborator", OTHER),
-                ("cb_kienhai", "district", "912"), ("cb_tinh", "province", "91"), ("ctv_hontre2", "collaborator", AREA)]
+                ("cb_kienhai", "district", "912"), ("cb_tinh", "province", "91"),
+                ("ctv_hontre2", "collaborator", AREA)]
     province.bulk_docs(ps.accounts_db, [{"_id": f"user:{n}", "type": "user", "name": n, "role": r, "area": a,
                                          "active": True, "digest_ha1": "x", "password_argon2": "x"}
                                         for n, r, a in accounts])
@@ -152,13 +153,16 @@ def test_forms_published_at_the_province_reach_the_edge(pair: Pair) -> None:
     assert forms.publish(province, ps) == []  # unchanged: nothing rewritten
     rep.init_edge(es, AREA, pair.province.base_url, "admin", "admin", local=edge)
     wait_until(lambda: len(_ids(edge, rep.FORMS_DB)) == 2, timeout=30)
-    assert sorted(forms.apply(edge, es)) == ["household_child_check/2026110101", "household_child_check/2026112901"]
+    versions = ("2026110101", "2026112901")
+    assert sorted(forms.apply(edge, es)) == [f"household_child_check/{v}" for v in versions]
     assert forms.apply(edge, es) == []
     theirs, ours = Catalog(ps.effective_forms_build_dir), Catalog(es.effective_forms_build_dir)
     assert [(f.form_id, f.version, f.hash) for f in ours.current()] == \
         [(f.form_id, f.version, f.hash) for f in theirs.current()]
-    assert ours.get("household_child_check").xml_bytes() == theirs.get("household_child_check").xml_bytes()  # type: ignore[union-attr]
-    media = ours.get("household_child_check").media[0]  # type: ignore[union-attr]
+    mine, province_form = ours.get("household_child_check"), theirs.get("household_child_check")
+    assert mine is not None and province_form is not None
+    assert mine.xml_bytes() == province_form.xml_bytes()
+    media = mine.media[0]
     assert media.path.read_bytes() == b"list_name,name,label\ncommune,31108,H\xc3\xb2n Tre\n"
 
 
