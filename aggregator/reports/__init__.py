@@ -94,7 +94,7 @@ def guard(row: Any, min_cell: int) -> Any:
     return row
 
 
-def _sort_ranked(rows: list[Any], target: dict | None) -> list[Any]:
+def _sort_ranked(rows: list[Any], target: dict[str, Any] | None) -> list[Any]:
     high = better_high(target)
     with_value = sorted((r for r in rows if r.value is not None), key=lambda r: r.value, reverse=high)
     return with_value + sorted((r for r in rows if r.value is None), key=lambda r: r.org_unit_name)

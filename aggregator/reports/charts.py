@@ -56,7 +56,7 @@ def _nice_max(values: list[float], unit: str) -> float:
         return 100.0
     if top <= 0:
         return 1.0
-    mag = 10 ** math.floor(math.log10(top))
+    mag = 10.0 ** math.floor(math.log10(top))
     for step in (1, 2, 2.5, 5):
         if step * mag >= top:
             return step * mag

@@ -51,8 +51,11 @@ def charts(data: ReportData) -> dict[str, Any]:
     lang = data.lang
     out: dict[str, Any] = {"trend": {}, "ranking": {}, "disaggregation": {}}
     for row in data.summary:
-        rows = {r.period: r for r in data.trends.get(row.indicator, [])}
-        points = [(_short_period(p, lang), rows[p].value if p in rows else None) for p in data.trend_periods]
+        by_period = {r.period: r for r in data.trends.get(row.indicator, [])}
+        points = [
+            (_short_period(p, lang), by_period[p].value if p in by_period else None)
+            for p in data.trend_periods
+        ]
         if all(v is None for _, v in points):
             out["trend"][row.indicator] = None  # the card says "no data" instead of drawing empty axes
             continue

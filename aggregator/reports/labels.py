@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta, timezone
+from typing import Any
 
 from aggregator.periods import Period
 
+Target = dict[str, Any] | None  # {"op": "<", "value": 0.8, "clause": "..."} as the rollup gives it
 VIETNAM_TIME = timezone(timedelta(hours=7), "ICT")  # no daylight saving in Vietnam
 LANGS = ("vi", "en")
 LEVELS = ("commune", "district", "province")
@@ -78,6 +80,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "status_not_met": ("Chưa đạt", "Not met"),
     "status_no_target": ("Không có mục tiêu", "No target"),
     "status_no_data": ("Không có số liệu", "No data"),
+    "close_note": (
+        "Gần đạt: chưa đạt nhưng cách mục tiêu không quá 5 %. Ẩn (ô nhỏ): mẫu số dưới ngưỡng, không công bố.",
+        "Close: not met but within 5 % of the target. Suppressed: denominator below the threshold.",
+    ),
     "status_suppressed": ("Ẩn (ô nhỏ)", "Suppressed (small cell)"),
     # units
     "unit_percent": ("%", "%"),
@@ -160,13 +166,13 @@ def fmt_value(x: float | None, unit: str, lang: str) -> str:
     return fmt_number(x, lang, decimals) + sign
 
 
-def has_target(target: dict | None) -> bool:
+def has_target(target: Target) -> bool:
     """A plan target with a figure (some clauses name no figure: ``{"op": null, "value": null}``)."""
-    return bool(target) and target.get("op") is not None and target.get("value") is not None  # type: ignore[union-attr]
+    return target is not None and target.get("op") is not None and target.get("value") is not None
 
 
-def fmt_target(target: dict | None, unit: str, lang: str) -> str:
-    if not has_target(target):
+def fmt_target(target: Target, unit: str, lang: str) -> str:
+    if target is None or not has_target(target):
         return "—"
     op = {"<": "<", "<=": "≤", ">": ">", ">=": "≥", "==": "="}.get(
         str(target.get("op")), str(target.get("op"))
@@ -188,19 +194,19 @@ def fmt_seconds(s: float | None, lang: str) -> str:
 # --- traffic lights ---
 
 
-def light(status: str, value: float | None, target: dict | None) -> str:
+def light(status: str, value: float | None, target: Target) -> str:
     """The rollup's status, refined: a "not_met" within CLOSE_MARGIN of its target is "close"."""
-    if status != "not_met" or value is None or not has_target(target):
+    if status != "not_met" or value is None or target is None or not has_target(target):
         return status if status in STATUSES else "no_data"
-    tv = float(target["value"])  # type: ignore[index]
+    tv = float(target["value"])
     if tv == 0:
         return status
     return "close" if abs(value - tv) / abs(tv) <= CLOSE_MARGIN else "not_met"
 
 
-def better_high(target: dict | None) -> bool:
+def better_high(target: Target) -> bool:
     """Whether a higher value is better (for ranking): targets with ">" or ">=" say so; "<" the reverse."""
-    return not (has_target(target) and str(target.get("op", "")).startswith("<"))  # type: ignore[union-attr]
+    return not (target is not None and has_target(target) and str(target.get("op", "")).startswith("<"))
 
 
 # --- periods ---

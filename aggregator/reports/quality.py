@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_
-from sqlmodel import Session, select
+from sqlalchemy import false, func, or_
+from sqlmodel import Session, col, select
 
 from aggregator.models import QualityFlag, Quarantine, RawSubmission
 from aggregator.reports.labels import VIETNAM_TIME
@@ -49,10 +49,10 @@ def area_filter(level: str, area: str, hierarchy: str) -> list[Any]:
     if level == "province" or area == PROVINCE_CODE:
         return []
     if level == "district":
-        return [RawSubmission.district_code == area]
+        return [col(RawSubmission.district_code) == area]
     if hierarchy == "2025":
-        return [RawSubmission.commune_2025_code == area]
-    return [RawSubmission.commune_code == area]
+        return [col(RawSubmission.commune_2025_code) == area]
+    return [col(RawSubmission.commune_code) == area]
 
 
 def period_filter(start: date, end_inclusive: date) -> list[Any]:
@@ -73,7 +73,7 @@ def quality_panel(
     counts = session.exec(
         select(RawSubmission.superseded, RawSubmission.deleted, func.count())
         .where(*where)
-        .group_by(RawSubmission.superseded, RawSubmission.deleted)
+        .group_by(col(RawSubmission.superseded), col(RawSubmission.deleted))
     ).all()
     for superseded, deleted, n in counts:
         panel.received += n
@@ -88,13 +88,14 @@ def quality_panel(
     rows = session.exec(
         select(RawSubmission.area_type, RawSubmission.lag_seconds).where(
             *where,
-            RawSubmission.deleted == False,  # noqa: E712 - SQL expression
-            RawSubmission.superseded == False,  # noqa: E712
-            RawSubmission.lag_seconds.is_not(None),  # type: ignore[union-attr]
+            col(RawSubmission.deleted) == false(),
+            col(RawSubmission.superseded) == false(),
+            col(RawSubmission.lag_seconds).is_not(None),
         )
     ).all()
     for area_type, lag in rows:
-        lags.setdefault(area_type or "unknown", []).append(float(lag))
+        if lag is not None:
+            lags.setdefault(area_type or "unknown", []).append(float(lag))
     everything: list[float] = []
     for area_type, values in lags.items():
         everything += values
@@ -109,8 +110,8 @@ def quality_panel(
 
     flag_rows = session.exec(
         select(QualityFlag.code, func.count())
-        .join(RawSubmission, RawSubmission.id == QualityFlag.submission_id)
-        .where(*where, RawSubmission.deleted == False)  # noqa: E712
+        .join(RawSubmission, col(RawSubmission.id) == col(QualityFlag.submission_id))
+        .where(*where, col(RawSubmission.deleted) == false())
         .group_by(QualityFlag.code)
         .order_by(func.count().desc(), QualityFlag.code)
     ).all()
@@ -119,7 +120,7 @@ def quality_panel(
     q = (
         select(func.count())
         .select_from(Quarantine)
-        .join(RawSubmission, RawSubmission.id == Quarantine.submission_id, isouter=True)
+        .join(RawSubmission, col(RawSubmission.id) == col(Quarantine.submission_id), isouter=True)
     )
     scope = area_filter(level, area, hierarchy)
     if scope:
@@ -128,9 +129,9 @@ def quality_panel(
         # a record that never landed has no org unit: the province sees it
         q = q.where(
             or_(
-                RawSubmission.id.is_(None),
-                RawSubmission.org_unit_province.is_(None),  # type: ignore[union-attr]
-                RawSubmission.org_unit_province == PROVINCE_CODE,
+                col(RawSubmission.id).is_(None),
+                col(RawSubmission.org_unit_province).is_(None),
+                col(RawSubmission.org_unit_province) == PROVINCE_CODE,
             )
         )
     panel.quarantined = int(session.exec(q).one())
