@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from core.couch import Couch
+from core.settings import ROOT
 from sync_server.edge import replication as rep
 from sync_server.edge.status import check, edge_summary, render
 from tests.edge.conftest import Pair, wait_until
 from tests.edge.households import submission_doc
+from tests.edge.netlink import serve_in_thread
 
 AREA = "31108"        # Xã Hòn Tre, Kiên Hải (island)
 OTHER = "31111"       # Xã Lại Sơn, the next island
@@ -26,15 +29,41 @@ def _bulk(couch: Couch, db: str, docs: list[dict[str, object]]) -> None:
         assert all(r.get("ok") for r in res), res[:3]
 
 
-def test_province_down_500_households_arrive_once(pair: Pair) -> None:
-    es, ps = pair.edge_settings, pair.province_settings
-    edge = pair.edge_couch()
-    rep.init_edge(es, AREA, pair.province.base_url, "admin", "admin", local=edge)
-    pair.province.stop()
+def test_province_down_500_households_arrive_once(pair: Pair, tmp_path: Path) -> None:
+    """Two stores, two sync servers, real OpenRosa submissions to the edge while the province is down."""
+    from fastapi.testclient import TestClient
 
-    docs = [submission_doc(i, AREA, node="edge:31108") for i in range(500)]
-    foreign = [submission_doc(i, OTHER, node="edge:31108") for i in range(20)]
-    _bulk(edge, es.submissions_db, docs + foreign)
+    from forms.build import build_all
+    from forms.catalog import Catalog
+    from sync_server.app import create_app
+    from sync_server.auth import Accounts
+    from sync_server.simulator.client import OpenRosaClient, send_all
+    from sync_server.simulator.fill import fill, load_form
+    from sync_server.simulator.households import generate
+
+    built = tmp_path / "built"
+    build_all(ROOT / "forms" / "xlsforms", built)
+    es = pair.edge_settings.model_copy(update={"forms_build_dir": built})
+    ps = pair.province_settings.model_copy(update={"forms_build_dir": built})
+    edge, province = pair.edge_couch(), pair.province_couch()
+    # The collaborator is created at the province; the edge learns the account by replication.
+    province.ensure_db(ps.accounts_db)
+    Accounts(province, ps).add("ctv_hontre", "mat-khau-123", "collaborator", AREA)
+    Accounts(province, ps).add("cb_tinh", "tinh-pass", "province", "91")
+    rep.init_edge(es, AREA, pair.province.base_url, "admin", "admin", local=edge)
+    wait_until(lambda: edge.get(es.accounts_db, "user:ctv_hontre") is not None, timeout=30)
+    assert edge.get(es.accounts_db, "user:cb_tinh") is None  # least privilege: no officer hashes on the edge
+
+    pair.province.stop()
+    form = Catalog(built).get("household_child_check")
+    assert form is not None
+    template = load_form(form.xml_bytes())
+    households = [fill(template, hh, photo_bytes=1500) for hh in generate(500, seed=28)]
+    with serve_in_thread(create_app(es)) as edge_server:
+        outcomes = send_all(edge_server, "ctv_hontre", "mat-khau-123",
+                            [(f, "collect:edge-test", "") for f in households], concurrency=4)
+    assert [o.status for o in outcomes].count("accepted") == 500, {o.message for o in outcomes if not o.ok}
+    ids = {f.instance_id for f in households}
 
     down = check(es, edge)
     up = {r.kind: r for r in down.replications}["submissions_up"]
@@ -48,9 +77,10 @@ def test_province_down_500_households_arrive_once(pair: Pair) -> None:
     province = pair.province_couch()
     took = wait_until(lambda: len(_ids(province, ps.submissions_db)) >= 500, timeout=120)
     time.sleep(2)  # anything extra (a duplicate or another area's doc) would land now
-    ids = _ids(province, ps.submissions_db)
-    assert len(ids) == len(set(ids)) == 500
-    assert set(ids) == {d["_id"] for d in docs}
+    got = _ids(province, ps.submissions_db)
+    assert len(got) == len(set(got)) == 500 and set(got) == ids
+    assert {d["received_by"] for d in (province.get(ps.submissions_db, i) for i in list(ids)[:20]) if d} \
+        == {"edge:31108"}
     print(f"500 households reached the province {took:.1f}s after it came back")
 
     ok = check(es, edge)
@@ -61,23 +91,21 @@ def test_province_down_500_households_arrive_once(pair: Pair) -> None:
     again = {r.kind: r for r in check(es, edge).replications}["submissions_up"]
     assert again.checked == 0 and again.waiting == 0
 
+    # Ingested and counted at the province like direct submissions.
+    assert _ingested(ps, province) == (500, 500)
+    # In town, the phone sends household 0 again, straight to the province's sync server: one record still.
+    with serve_in_thread(create_app(ps)) as province_server, \
+            OpenRosaClient(province_server, "ctv_hontre", "mat-khau-123") as phone:
+        assert phone.submit(households[0], "collect:edge-test").status == "duplicate"
+    assert len(_ids(province, ps.submissions_db)) == 500
+    assert _ingested(ps, province) == (500, 500)
+
     # The province sees the edge: its report (replicated up) and the records it delivered.
-    summary = wait_until(lambda: (edge_summary(province, ps) or [{}])[0].get("backlog") == 0, timeout=30)
-    del summary
+    wait_until(lambda: (edge_summary(province, ps) or [{}])[0].get("backlog") == 0, timeout=30)
     (row,) = edge_summary(province, ps)
     assert row["node_name"] == "edge:31108" and row["received_at_province"] == 500
     assert row["state"] == "running" and row["lag_seconds"] is not None and not row["stale"]
-
-    # Ingested and counted at the province like direct submissions.
-    assert _ingested(ps, province) == (500, 500)
-
     # The operator API shows the same, to province accounts only.
-    from fastapi.testclient import TestClient
-
-    from sync_server.app import create_app
-    from sync_server.auth import Accounts
-
-    Accounts(province, ps).add("cb_tinh", "tinh-pass", "province", "91")
     Accounts(province, ps).add("ctv_x", "ctv-pass", "collaborator", AREA)
     client = TestClient(create_app(ps))
     r = client.get("/api/v1/edges", auth=("cb_tinh", "tinh-pass"))
