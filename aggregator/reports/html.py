@@ -49,7 +49,7 @@ def _target_value(row: Any) -> float | None:
 def charts(data: ReportData) -> dict[str, Any]:
     """Every chart of the report, as inline SVG markup."""
     lang = data.lang
-    out: dict[str, Any] = {"trend": {}, "ranking": {}, "disaggregation": {}}
+    out: dict[str, Any] = {"trend": {}, "ranking": {}, "ranking_missing": {}, "disaggregation": {}}
     for row in data.summary:
         by_period = {r.period: r for r in data.trends.get(row.indicator, [])}
         points = [
@@ -66,7 +66,12 @@ def charts(data: ReportData) -> dict[str, Any]:
         if not rows:
             continue
         head = rows[0]
-        bars = [Bar(r.org_unit_name, r.value, row_light(r)) for r in rows]
+        # units without data are listed under the chart, not drawn: 40 empty bars hide the 8 that matter
+        shown = [r for r in rows if row_light(r) != "no_data"]
+        out["ranking_missing"][ind] = [r.org_unit_name for r in rows if row_light(r) == "no_data"]
+        if not shown:
+            continue
+        bars = [Bar(r.org_unit_name, r.value, row_light(r)) for r in shown]
         out["ranking"][ind] = bar_chart(
             bars, target=_target_value(head), unit=head.unit, lang=lang, title=row_name(head, lang)
         )
