@@ -45,7 +45,6 @@ from core.couch import Couch
 from core.settings import Settings
 
 log = logging.getLogger("carecheck.follower")
-PAGE_SIZE = 200
 BACKOFF_BASE_S = 30
 BACKOFF_MAX_S = 6 * 3600
 
@@ -139,8 +138,18 @@ def apply_changes(session: Session, results: list[dict[str, Any]], couch: Couch,
     return out
 
 
-def run_page(settings: Settings, couch: Couch, *, limit: int = PAGE_SIZE) -> tuple[int, ingest.PageOutcome | None,
-                                                                                  str]:
+def _after_page(settings: Settings, session: Session, ids: list[str]) -> None:
+    if not settings.ingest_hooks or not ids:
+        return
+    try:
+        hooks.after_page(session, ids)
+    except Exception:  # noqa: BLE001 - indicators catch up later (or on rebuild); the page itself is committed
+        session.rollback()
+        log.exception("after_page hook failed")
+
+
+def run_page(settings: Settings, couch: Couch, *, limit: int | None = None) -> tuple[int, ingest.PageOutcome | None,
+                                                                                    str]:
     """One page: read from the checkpoint, apply, CAS the checkpoint, commit. Returns (n changes, outcome, seq).
 
     ``outcome`` is None when the page was empty or another worker moved the checkpoint first (nothing written).
@@ -149,7 +158,8 @@ def run_page(settings: Settings, couch: Couch, *, limit: int = PAGE_SIZE) -> tup
     name = checkpoint_name(settings)
     with Session(engine) as session:
         old = read_checkpoint(session, name)
-    results, last_seq = couch.changes(settings.submissions_db, since=old, limit=limit, include_docs=True)
+    results, last_seq = couch.changes(settings.submissions_db, since=old, limit=limit or settings.ingest_page_size,
+                                      include_docs=True)
     if not results:
         return 0, None, old
     with Session(engine) as session:
@@ -161,11 +171,7 @@ def run_page(settings: Settings, couch: Couch, *, limit: int = PAGE_SIZE) -> tup
             return len(results), None, old
         out = apply_changes(session, results, couch, settings.submissions_db)
         session.commit()
-        try:
-            hooks.after_page(session, out.touched)
-        except Exception:  # noqa: BLE001 - indicators catch up on the next page; the page itself is committed
-            session.rollback()
-            log.exception("after_page hook failed")
+        _after_page(settings, session, out.touched)
     return len(results), out, last_seq
 
 
@@ -198,7 +204,7 @@ def follower_lock(settings: Settings) -> Iterator[bool]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def follow(settings: Settings, *, budget_s: float = 10.0, limit: int = PAGE_SIZE, couch: Couch | None = None,
+def follow(settings: Settings, *, budget_s: float = 10.0, limit: int | None = None, couch: Couch | None = None,
            until_caught_up: bool = True) -> FollowStats:
     """Drain the feed page by page until caught up (or ``budget_s`` seconds pass). Safe to run concurrently."""
     init_db(settings)
@@ -226,7 +232,7 @@ def follow(settings: Settings, *, budget_s: float = 10.0, limit: int = PAGE_SIZE
                     stats.deleted += len(out.deleted)
                     stats.quarantined += len(out.failed)
                     stats.rows += out.rows
-                if n < limit and until_caught_up:
+                if n < (limit or settings.ingest_page_size) and until_caught_up:
                     stats.caught_up = True
                     break
                 if time.monotonic() - t0 > budget_s:
@@ -266,11 +272,7 @@ def retry_quarantine(settings: Settings, *, max_docs: int = 100, couch: Couch | 
                 else:
                     done += 1
                 session.commit()
-                try:
-                    hooks.after_page(session, out.touched)
-                except Exception:  # noqa: BLE001
-                    session.rollback()
-                    log.exception("after_page hook failed")
+                _after_page(settings, session, out.touched)
     finally:
         if own:
             couch.close()

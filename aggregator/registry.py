@@ -114,6 +114,7 @@ class Registry:
     session: Session
     by_pid: dict[str, Child] = field(default_factory=dict)
     by_hh: dict[tuple[str, str | None, date | None], Child] = field(default_factory=dict)
+    by_id: dict[str, Child] = field(default_factory=dict)
     conflicts: dict[str, RegistryConflict] = field(default_factory=dict)
 
     def preload(self, records: Iterable[ChildRecord]) -> None:
@@ -132,6 +133,7 @@ class Registry:
             self._index(child)
 
     def _index(self, child: Child) -> None:
+        self.by_id[child.id] = child
         if child.personal_id:
             self.by_pid.setdefault(child.personal_id, child)
         self.by_hh.setdefault((child.household_key or "", child.name_hash, child.dob), child)
@@ -143,7 +145,12 @@ class Registry:
                                                    created_at=datetime.now(timezone.utc), resolved=False)
 
     def _new(self, key: str, r: ChildRecord, keep_pid: bool = True) -> Child:
-        child = self.session.get(Child, _child_id(key))
+        # An id made from a "hh:"/"pid:"/"anon:" key belongs to a child carrying this record's household key or
+        # personal ID, so the preload already holds it if it exists: no query per child. A "pid-conflict:" child
+        # keeps neither the ID nor (necessarily) this household: look it up.
+        child = self.by_id.get(_child_id(key))
+        if child is None and key.startswith("pid-conflict:"):
+            child = self.session.get(Child, _child_id(key))
         if child is None:
             pid = r.personal_id if keep_pid else None
             child = Child(id=_child_id(key), personal_id=pid, household_key=r.household_key,

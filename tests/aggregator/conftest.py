@@ -45,7 +45,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a subprocess (worker, CLI) see exactly these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARECHECK_")}
     for name in ("var_dir", "couchdb_url", "couchdb_user", "couchdb_password", "submissions_db", "accounts_db",
-                 "database_url", "broker_url", "result_backend"):
+                 "database_url", "broker_url", "result_backend", "ingest_page_size", "ingest_hooks"):
         value = getattr(settings, name)
         if value not in ("", None):
             env[f"CARECHECK_{name.upper()}"] = str(value)
@@ -55,7 +55,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture()
 def pg_settings(tmp_path: Path, couch_server: CouchProcess, pg_url: str, redis_url: str) -> Iterator[Settings]:
-    s = make_settings(tmp_path, couch_server, database_url=pg_url, broker_url=redis_url, result_backend=redis_url)
+    # The indicators' refresh hook is off: these tests are about ingestion (the embedded-default test turns it on).
+    s = make_settings(tmp_path, couch_server, database_url=pg_url, broker_url=redis_url, result_backend=redis_url,
+                      ingest_hooks=False)
     Couch(couch_server.url, couch_server.user, couch_server.password).ensure_db(s.submissions_db)
     init_db(s)
     yield s
@@ -64,7 +66,7 @@ def pg_settings(tmp_path: Path, couch_server: CouchProcess, pg_url: str, redis_u
 
 @pytest.fixture()
 def sqlite_settings(tmp_path: Path, couch_server: CouchProcess) -> Iterator[Settings]:
-    s = make_settings(tmp_path, couch_server)
+    s = make_settings(tmp_path, couch_server, ingest_hooks=False)
     Couch(couch_server.url, couch_server.user, couch_server.password).ensure_db(s.submissions_db)
     init_db(s)
     yield s
@@ -102,7 +104,7 @@ class WorkerProc:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(20)
+                self.proc.wait(3)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)

@@ -25,7 +25,8 @@ from tests.aggregator.factory import (
     submission_doc,
 )
 
-VOLATILE = {"ingested_at", "created_at", "updated_at"}
+# timestamps, and the quarantine's retry bookkeeping (a replay is one more attempt at a poisoned document)
+VOLATILE = {"ingested_at", "created_at", "updated_at", "attempts", "next_attempt_at", "last_failed_at"}
 
 
 def couch_of(s: Settings) -> Couch:
