@@ -1,17 +1,205 @@
-"""`carecheck demo`: the main job, end to end, on embedded defaults."""
+"""`carecheck demo`: the main job, end to end, on embedded defaults.
+
+Forms are built, the local store started, accounts created, a real sync server and a real Celery worker started
+as separate processes (the worker on the server-less SQLite broker), a period of field work simulated across all 15
+districts through the OpenRosa API (island and border households are sent days after the visit), the feed ingested,
+the indicators rebuilt and the district report written to disk. Every step is a piece an operator also runs by hand.
+"""
 
 from __future__ import annotations
 
-from rich.console import Console
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from core.errors import BadRequest, Problem
 from core.settings import Settings
 
+DEMO_USERS = [
+    # name, password, role, area — a province-wide collaborator sends the simulated field work
+    ("ctv_demo", "ctv-demo-2026", "collaborator", "899"),
+    ("tinh_demo", "tinh-demo-2026", "province", "91"),
+    ("phuquoc_demo", "phuquoc-demo-2026", "district", "911"),
+]
+REPORT_DISTRICT = "911"  # Phú Quốc: an island district, the point of the product
 
-def run_demo(settings: Settings) -> None:
-    console = Console()
+
+def _carecheck() -> list[str]:
+    exe = Path(sys.executable).parent / "carecheck"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "cli"]
+
+
+def _env(settings: Settings, couch_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["CARECHECK_VAR_DIR"] = str(settings.var_dir)
+    env["CARECHECK_COUCHDB_URL"] = couch_url
+    return env
+
+
+@contextmanager
+def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise Problem(f"Máy chủ đồng bộ không khởi động được; xem {log}.",
+                          f"The sync server exited at start-up; see {log}.")
+        try:
+            if httpx.head(url, timeout=2).status_code in (204, 401):  # 401: up, asking phones to log in
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise Problem(f"Máy chủ đồng bộ không trả lời sau {timeout:.0f}s; xem {log}.",
+                  f"The sync server did not answer within {timeout:.0f}s; see {log}.")
+
+
+def run_demo(settings: Settings, *, households: int = 600, seed: int = 2026, period: str | None = None) -> Path:
+    """Run the whole main job; returns the path of the district report."""
+    from core.couch import Couch
+    from core.services import ensure_embedded_couch, free_port
     from forms.build import build_all
     from forms.cli import print_built
+    from sync_server.auth import Accounts
+    from sync_server.store import ensure_store
+
+    from sync_server.simulator.cli import default_period as current_quarter
+
+    console = Console(width=max(Console().width, 120))
+    period = period or current_quarter()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    logs = settings.var_dir / "logs"
 
     console.rule("[bold]1. Biên dịch biểu mẫu / Build the XLSForms")
     built = build_all(settings.forms_src_dir, settings.effective_forms_build_dir)
     print_built(built, console)
+
+    console.rule("[bold]2. Kho dữ liệu và tài khoản / Local store and accounts")
+    couch_url = settings.couchdb_url or ensure_embedded_couch(settings)
+    couch = Couch(couch_url, settings.couchdb_user, settings.couchdb_password)
+    ensure_store(couch, settings)
+    accounts = Accounts(couch, settings)
+    for name, password, role, area in DEMO_USERS:
+        try:
+            accounts.add(name, password, role, area)
+            console.print(f"  tạo / created {name} ({role}, {area})")
+        except BadRequest:
+            console.print(f"  có sẵn / exists {name} ({role}, {area})")
+    console.print(f"  CouchDB: {couch_url} (dữ liệu / data: {settings.var_dir / 'couch'})")
+
+    env = _env(settings, couch_url)
+    port = free_port()
+    server = f"http://127.0.0.1:{port}"
+    cli = _carecheck()
+    with _process([*cli, "serve", "--host", "127.0.0.1", "--port", str(port)], env, logs / "server.log") as srv, \
+         _process([*cli, "worker", "--beat", "--concurrency", "1"], env, logs / "worker.log") as worker:
+        _wait_http(f"{server}/submission", srv, logs / "server.log")
+        console.print(f"  máy chủ đồng bộ / sync server: {server}  (log {logs / 'server.log'})")
+        console.print(f"  Celery worker + beat (pid {worker.pid}, broker {settings.effective_broker_url})")
+
+        console.rule(f"[bold]3. Công tác thực địa / Field work: {households} hộ gia đình, 15 huyện")
+        from sync_server.simulator.cli import run_simulation
+
+        t0 = time.monotonic()
+        report = run_simulation(server, DEMO_USERS[0][0], DEMO_USERS[0][1], households, seed=seed,
+                                period=period, concurrency=4)
+        _print_arrivals(console, report, time.monotonic() - t0)
+        if report.failed:
+            raise Problem(f"{len(report.failed)} phiếu không gửi được; xem {logs / 'server.log'}.",
+                          f"{len(report.failed)} records were not sent; see {logs / 'server.log'}.")
+
+        console.rule("[bold]4. Tổng hợp / Ingestion by the Celery worker")
+        _wait_ingested(console, settings, couch, worker, logs / "worker.log")
+
+    console.rule("[bold]5. Chỉ tiêu và báo cáo / Indicators and the district report")
+    return _indicators_and_report(console, settings, period)
+
+
+def _print_arrivals(console: Console, report: object, seconds: float) -> None:
+    from core.orgunits import districts
+
+    names = districts()
+    by_district = report.by_district  # type: ignore[attr-defined]
+    table = Table(title=f"Phiếu đã nhận theo huyện / submissions received per district ({seconds:.0f} s)")
+    table.add_column("Huyện / district")
+    for head in ("gửi / sent", "mới / accepted", "đã nhận / already", "gửi lại / retried", "lỗi / failed"):
+        table.add_column(head, justify="right")
+    for code in sorted(by_district):
+        c = by_district[code]
+        table.add_row(f"{code} {names[code].name if code in names else ''}", str(c["sent"]), str(c["accepted"]),
+                      str(c["already_received"]), str(c["retried"]), str(c["failed"]))
+    console.print(table)
+
+
+def _wait_ingested(console: Console, settings: Settings, couch: object, worker: subprocess.Popen[bytes],
+                   log: Path, timeout: float = 300) -> None:
+    from aggregator.status import gather
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise Problem(f"Celery worker đã dừng; xem {log}.", f"The Celery worker exited; see {log}.")
+        st = gather(settings, ping=False)
+        console.print(f"  còn chờ / behind: {st.get('changes_behind')}  phiếu / submissions: "
+                      f"{st.get('raw_submissions')}  trẻ em / children: {st.get('children')}  "
+                      f"cảnh báo / flags: {st.get('quality_flags')}  cách ly / quarantined: {st.get('quarantine')}")
+        if st.get("changes_behind") == 0 and st.get("raw_submissions"):
+            return
+        time.sleep(3)
+    raise Problem(f"Chưa tổng hợp xong sau {timeout:.0f}s; xem {log}.",
+                  f"Ingestion did not catch up within {timeout:.0f}s; see {log}.")
+
+
+def _indicators_and_report(console: Console, settings: Settings, period: str) -> Path:
+    from aggregator.db import get_engine, session_scope
+    from aggregator.report_cli import render
+    from aggregator.rollup import query_indicators, rebuild
+
+    stats = rebuild(get_engine(settings))
+    console.print(f"  tính lại toàn bộ / full rebuild: {stats}")
+    out = settings.var_dir / "reports" / f"bao-cao-{REPORT_DISTRICT}-{period}.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(render(settings, level="district", area=REPORT_DISTRICT, period=period, hierarchy="legacy",
+                           fmt="html", lang="vi"))
+    with session_scope(settings) as session:
+        rows = query_indicators(session, level="province", area="91", period=period)
+    table = Table(title=f"Tỉnh Kiên Giang (cũ) — {period}: chỉ tiêu so với kế hoạch / indicators against the plan")
+    for head in ("Chỉ tiêu / indicator", "tử số", "mẫu số", "giá trị", "mục tiêu", "đánh giá"):
+        table.add_column(head, justify="left" if head.startswith("Chỉ") else "right")
+    marks = {"met": "[green]đạt[/]", "not_met": "[red]chưa đạt[/]", "no_target": "—", "no_data": "không có số liệu",
+             "suppressed": "ẩn (ô nhỏ)"}
+    for r in rows:
+        target = f"{r.target['op']} {r.target['value']}" if r.target and r.target.get("op") else ""
+        value = "" if r.value is None else f"{r.value:.1f}"
+        table.add_row(r.name_vi, _num(r.numerator), _num(r.denominator), value, target, marks.get(r.status, r.status))
+    console.print(table)
+    console.print(f"\n[bold]Báo cáo huyện / district report:[/] {out}")
+    return out
+
+
+def _num(x: float | None) -> str:
+    return "" if x is None else f"{x:,.0f}"

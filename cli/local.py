@@ -33,8 +33,12 @@ def register(app: typer.Typer) -> None:
     app.add_typer(local, name="local")
 
     @app.command("demo")
-    def demo() -> None:
-        """The main job end to end on embedded defaults (see README)."""
+    def demo(
+        households: int = typer.Option(600, "--households", min=1, help="Households visited in the simulation."),
+        seed: int = typer.Option(2026, "--seed", help="Same seed, same households: a rerun is a resend."),
+        period: str = typer.Option("", "--period", help="Quarter to simulate and report (default: current)."),
+    ) -> None:
+        """The main job end to end on embedded defaults: forms, store, server, field work, worker, report."""
         from cli.demo import run_demo
 
-        run_demo(get_settings())
+        run_demo(get_settings(), households=households, seed=seed, period=period or None)
