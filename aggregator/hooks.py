@@ -1,14 +1,28 @@
-"""Extension points the follower calls after each committed page (filled in by the indicators package)."""
+"""Extension points the follower calls after each committed page: refresh the indicator cells the page touched."""
 
 from __future__ import annotations
 
+import logging
+import time
+
 from sqlmodel import Session
+
+log = logging.getLogger("carecheck.indicators")
 
 
 def after_page(session: Session, submission_ids: list[str]) -> None:
-    """Called after a page of submissions is committed (ids landed, replaced or deleted). No-op by default.
+    """Called after a page of submissions is committed (ids landed, replaced or deleted).
 
-    Runs in the follower's process with an open session on the same database; it must be idempotent and should
-    commit its own work. An exception here is logged by the follower and does not undo the page.
+    Recomputes only the (commune, period) indicator cells those submissions touch, and the district, province
+    and 2025-commune cells above them (``aggregator.rollup.refresh``); idempotent, commits its own work. An
+    exception here is logged by the follower and does not undo the page; ``carecheck indicators rebuild``
+    recomputes everything.
     """
-    del session, submission_ids
+    if not submission_ids:
+        return
+    from aggregator.rollup import refresh
+
+    t0 = time.perf_counter()
+    stats = refresh(session, list(submission_ids))
+    log.info("indicators refreshed for %d submissions in %.3f s: %s", len(submission_ids),
+             time.perf_counter() - t0, stats)

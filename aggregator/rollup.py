@@ -21,11 +21,13 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Date,
     Engine,
     MetaData,
     String,
     Table,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -52,6 +54,7 @@ HIERARCHIES = ("legacy", "2025")
 LEVELS = ("province", "district", "commune")
 UNKNOWN_COMMUNE = ""  # rows without a (valid) commune count at province level only
 BATCH = 5000
+LOCK_KEY = 0x1D1C  # pg_advisory_xact_lock key shared by rebuild and refresh
 
 
 class IndicatorValue(SQLModel, table=True):
@@ -157,13 +160,25 @@ class CellQuery:
                     seen.append(d)
         return seen
 
+    @property
+    def incremental(self) -> bool:
+        return self.communes is not None
+
     def _row_filter(self, t: Table) -> ColumnElement[bool]:
         conds: list[ColumnElement[bool]] = [t.c.year.is_not(None), t.c.month.is_not(None)]
-        if self.years:
-            conds.append(or_(*[t.c.visit_date.between(a, b) for a, b in _date_range(self.ptype, self.years)]))
+        if self.incremental:
+            conds.append(t.c.visit_date.between(bindparam("lo", type_=Date), bindparam("hi", type_=Date)))
         return and_(*conds)
 
     def select(self, dialect: str) -> Any:
+        """The statement (cached: building these large expressions costs more than running them on small data)."""
+        key = (self.source.name, self.kind, self.ptype, tuple(i.code for i in self.indicators), dialect,
+               self.incremental)
+        if key not in _STATEMENTS:
+            _STATEMENTS[key] = self._build(dialect)
+        return _STATEMENTS[key]
+
+    def _build(self, dialect: str) -> Any:
         src, t = self.source, self.source.table
         commune = func.coalesce(t.c.commune_code, literal(UNKNOWN_COMMUNE)).label("commune")
         per_row: list[Any] = [period_sql(self.ptype, t).label("period"), commune]
@@ -171,24 +186,26 @@ class CellQuery:
         for i, ind in enumerate(self.indicators):
             per_row += [ind.numerator.sql().label(f"n{i}"), ind.denominator.sql().label(f"d{i}")]
         where = self._row_filter(t)
+        wanted = bindparam("communes", expanding=True)
         if self.kind == "stock":
             key = t.c[src.stock_key or ""]
             pk = list(t.primary_key.columns)
             per_row.append(func.row_number().over(
                 partition_by=[key, period_sql(self.ptype, t)],
                 order_by=[t.c.visit_date.desc(), *[c.desc() for c in pk]]).label("rn"))
-            if self.communes is not None:
+            if self.incremental:
                 # only units with an observation in the affected communes can change those communes' cells
-                movers = select(key).where(t.c.commune_code.in_(self.communes), where)
+                movers = select(key).where(
+                    func.coalesce(t.c.commune_code, literal(UNKNOWN_COMMUNE)).in_(wanted), where)
                 where = and_(where, key.in_(movers))
-        elif self.communes is not None:
-            where = and_(where, commune.in_(self.communes))
+        elif self.incremental:
+            where = and_(where, commune.in_(wanted))
         inner = select(*per_row).where(where).subquery("rows")
         outer_where: list[ColumnElement[bool]] = []
         if self.kind == "stock":
             outer_where.append(inner.c.rn == 1)
-            if self.communes is not None:
-                outer_where.append(inner.c.commune.in_(self.communes))
+            if self.incremental:
+                outer_where.append(inner.c.commune.in_(bindparam("communes2", expanding=True)))
         sums = []
         for i in range(len(self.indicators)):
             sums += [func.sum(inner.c[f"n{i}"]).label(f"n{i}"), func.sum(inner.c[f"d{i}"]).label(f"d{i}")]
@@ -202,32 +219,52 @@ class CellQuery:
             cols = [(inner.c[f"dim_{d}"] if d == chosen else literal(None, String)).label(f"dim_{d}")
                     for d in self.dims]
             grp = [inner.c.period, inner.c.commune] + ([inner.c[f"dim_{chosen}"]] if chosen else [])
-            parts.append(select(inner.c.period, inner.c.commune, *cols, *sums).where(*outer_where).group_by(*grp))
+            parts.append(select(inner.c.period, inner.c.commune, *cols, *sums).where(*outer_where)
+                         .group_by(*grp))
         return parts[0] if len(parts) == 1 else union_all(*parts)
+
+    def _runs(self) -> Iterator[tuple[dict[str, Any], set[str] | None]]:
+        """(parameters, period codes to keep) per execution: one for a rebuild, one per year when incremental."""
+        if not self.incremental:
+            yield {}, None
+            return
+        communes = sorted(self.communes or ())
+        for y in sorted(self.years or ()):
+            (lo, hi), = _date_range(self.ptype, [y])
+            yield {"lo": lo, "hi": hi, "communes": communes, "communes2": communes}, _period_codes([y])
 
     def cells(self, conn: Connection) -> Iterator[tuple[Any, ...]]:
         """Long rows (COLS order) for the legacy commune level; empty cells (0/0) are left out."""
-        dialect = conn.dialect.name
+        stmt = self.select(conn.dialect.name)
         dis_of = [set(ind.disaggregate) for ind in self.indicators]
         codes = [ind.code for ind in self.indicators]
-        wanted = _period_codes(self.years) if self.years else None
-        for row in conn.execute(self.select(dialect)):
-            period, commune = row[0], row[1]
-            if wanted is not None and period not in wanted:
-                continue
-            dim_key, dim_val = "", ""
-            for j, d in enumerate(self.dims):
-                if row[2 + j] is not None:
-                    dim_key, dim_val = d, row[2 + j]
-                    break
-            base = 2 + len(self.dims)
-            for i, code in enumerate(codes):
-                if dim_key and dim_key not in dis_of[i]:
+        seen: set[tuple[str, str, str, str]] = set()
+        for params, wanted in self._runs():
+            for row in conn.execute(stmt, params):
+                period, commune = row[0], row[1]
+                if wanted is not None and period not in wanted:
                     continue
-                n, d = row[base + 2 * i], row[base + 2 * i + 1]
-                if not n and not d:
-                    continue
-                yield ("legacy", "commune", period, commune, dim_key, dim_val, code, float(n or 0), float(d or 0))
+                dim_key, dim_val = "", ""
+                for j, d in enumerate(self.dims):
+                    if row[2 + j] is not None:
+                        dim_key, dim_val = d, row[2 + j]
+                        break
+                if wanted is not None:  # school years span two calendar years: keep the first answer
+                    if (period, commune, dim_key, dim_val) in seen:
+                        continue
+                    seen.add((period, commune, dim_key, dim_val))
+                base = 2 + len(self.dims)
+                for i, code in enumerate(codes):
+                    if dim_key and dim_key not in dis_of[i]:
+                        continue
+                    n, d = row[base + 2 * i], row[base + 2 * i + 1]
+                    if not n and not d:
+                        continue
+                    yield ("legacy", "commune", period, commune, dim_key, dim_val, code, float(n or 0),
+                           float(d or 0))
+
+
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
 
 
 def groups(indicators: Iterable[Indicator]) -> dict[tuple[str, str], list[Indicator]]:
@@ -323,19 +360,26 @@ def compute_into(conn: Connection, table: Table, indicators: Iterable[Indicator]
     return n
 
 
+def _lock(conn: Connection) -> None:
+    """Serialise rebuilds and refreshes on PostgreSQL (SQLite has one writer anyway)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
+
+
 def rebuild(engine: Engine) -> dict[str, Any]:
-    """Full rebuild into a side table, then swap it in by renaming: readers never see an empty table."""
+    """Full rebuild into a side table, then swap it in by renaming, in one transaction: readers keep seeing the
+    old values until the commit and never an empty table; refreshes wait for the swap (advisory lock)."""
     ensure_tables(engine)
     t0 = time.perf_counter()
     tag = uuid.uuid4().hex[:8]
     side = _side_table(f"indicator_value_build_{tag}")
     live = IndicatorValue.__tablename__
     with engine.begin() as conn:
+        _lock(conn)
         side.create(conn)
         commune_cells = compute_into(conn, side)
         total = conn.execute(select(func.count()).select_from(side)).scalar_one()
-    t_compute = time.perf_counter() - t0
-    with engine.begin() as conn:
+        t_compute = time.perf_counter() - t0
         if conn.dialect.name == "postgresql":
             conn.execute(text(f'LOCK TABLE "{live}" IN ACCESS EXCLUSIVE MODE'))
         conn.execute(text(f'ALTER TABLE "{live}" RENAME TO "indicator_value_old_{tag}"'))
@@ -353,6 +397,13 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
         return {"communes": 0, "years": 0}
     conn = session.connection()
     ensure_tables(conn.engine)
+    _lock(conn)
+    table = IndicatorValue.__table__  # type: ignore[attr-defined]
+    if conn.execute(select(table.c.indicator).limit(1)).first() is None:
+        # never built: commune cells alone would make every level above them wrong, so compute everything
+        cells = compute_into(conn, table)
+        session.commit()
+        return {"full": True, "cells": cells}
     ids = set(submission_ids)
     raw = RawSubmission.__table__  # type: ignore[attr-defined]
     prev = {r[0] for r in conn.execute(select(raw.c.deprecated_id).where(raw.c.id.in_(ids))) if r[0]}
@@ -384,8 +435,8 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
                                                         obs.c.visit_date.between(lo, hi))
         communes |= {r[0] or UNKNOWN_COMMUNE for r in conn.execute(q)}
     if not years:
+        session.commit()
         return {"communes": len(communes), "years": 0}
-    table = IndicatorValue.__table__  # type: ignore[attr-defined]
     periods = _period_codes(years)
     conn.execute(delete(table).where(table.c.hierarchy == "legacy", table.c.level == "commune",
                                      table.c.org_unit.in_(communes), table.c.period.in_(periods)))

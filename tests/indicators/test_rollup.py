@@ -1,0 +1,282 @@
+"""Each indicator on the hand-built dataset, at every level and in both hierarchies, on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, delete, select, text
+from sqlmodel import Session
+
+from aggregator import rollup
+from aggregator.db import dispose_engines, init_db
+from aggregator.indicators import load
+from aggregator.models import ChildObservation, Household, RawSubmission
+from core.settings import Settings
+from tests.conftest import PG_ADMIN_URL
+from tests.indicators import dataset as ds
+from tests.indicators.dataset import EXPECTED_YEAR, H1, H2, H3, P1, P2, PROVINCE_YEAR
+
+DISTRICTS = {"911": [P1, P2], "900": [H1, H2, H3]}
+COMMUNES_2025 = {"31078": [P1, P2], "30766": [H1, H2], "30769": [H3]}
+
+
+@contextmanager
+def database(kind: str, tmp: Path) -> Iterator[Engine]:
+    """A fresh PostgreSQL database (dropped afterwards) or SQLite file, with the tables created."""
+    if kind == "sqlite":
+        yield init_db(Settings(var_dir=tmp, database_url=f"sqlite:///{tmp}/t.db"))
+        dispose_engines()
+        return
+    name = f"carecheck_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield init_db(Settings(var_dir=tmp, database_url=PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"))
+    finally:
+        dispose_engines()
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An empty database of the test's own (for tests that change data)."""
+    with database(request.param, tmp_path) as eng:
+        yield eng
+
+
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """The whole dataset, rolled up once per backend (read-only tests share it)."""
+    with database(request.param, tmp_path_factory.mktemp("built")) as eng:
+        yield seeded(eng)
+
+
+def seeded(engine: Engine, only: set[str] | None = None) -> Engine:
+    with Session(engine) as s:
+        ds.seed(s, only)
+    rollup.rebuild(engine)
+    return engine
+
+
+def cells(engine: Engine) -> dict[tuple[str, ...], tuple[float, float]]:
+    t = rollup.IndicatorValue.__table__  # type: ignore[attr-defined]
+    with engine.connect() as c:
+        return {tuple(r[:7]): (r[7], r[8]) for r in c.execute(select(*[t.c[k] for k in rollup.COLS]))}
+
+
+def nd(rows: list[rollup.IndicatorRow]) -> dict[tuple[str, str], tuple[float | None, float | None]]:
+    return {(r.indicator, r.org_unit): (r.numerator, r.denominator) for r in rows}
+
+
+def add(parts: list[tuple[float, float]]) -> tuple[float, float] | None:
+    parts = [p for p in parts if p]
+    return (sum(p[0] for p in parts), sum(p[1] for p in parts)) if parts else None
+
+
+def test_every_indicator_has_a_hand_worked_answer() -> None:
+    assert set(EXPECTED_YEAR) == set(load()) == set(PROVINCE_YEAR)
+    for code, per_commune in EXPECTED_YEAR.items():  # the hand table adds up to the hand province totals
+        assert add(list(per_commune.values())) == PROVINCE_YEAR[code], code
+
+
+def test_each_indicator_at_every_level_and_both_hierarchies(built: Engine) -> None:
+    engine = built
+    with Session(engine) as s:
+        q = dict(period="2026", suppress=False)
+        communes = nd(rollup.query_indicators(s, level="commune", area=None, **q))
+        districts = nd(rollup.query_indicators(s, level="district", area=None, **q))
+        province = nd(rollup.query_indicators(s, level="province", area="91", **q))
+        c2025 = nd(rollup.query_indicators(s, level="commune", area=None, hierarchy="2025", **q))
+        d2025 = nd(rollup.query_indicators(s, level="district", area=None, hierarchy="2025", **q))
+        p2025 = nd(rollup.query_indicators(s, level="province", area=None, hierarchy="2025", **q))
+    for code, per_commune in EXPECTED_YEAR.items():
+        for commune in (P1, P2, H1, H2, H3, "30733"):
+            assert communes[(code, commune)] == per_commune.get(commune, (None, None)), (code, commune)
+        for district, members in DISTRICTS.items():
+            want = add([per_commune.get(c) for c in members]) or (None, None)
+            assert districts[(code, district)] == want, (code, district)
+            assert d2025[(code, district)] == want, (code, district, "2025")
+        assert districts[(code, "899")] == (None, None)
+        for c, members in COMMUNES_2025.items():
+            assert c2025[(code, c)] == (add([per_commune.get(m) for m in members]) or (None, None)), (code, c)
+        assert province[(code, "91")] == p2025[(code, "91")] == PROVINCE_YEAR[code], code
+    # a few by hand, written out: CEDC rate per district and 2025 unit
+    assert districts[("cedc_rate", "911")] == (0, 4) and districts[("cedc_rate", "900")] == (2, 4)
+    assert c2025[("cedc_rate", "30766")] == (1, 2) and c2025[("cedc_rate", "30769")] == (1, 2)
+    assert c2025[("abuse_referred_24h", "30766")] == (2, 3)
+
+
+def test_values_targets_and_status(built: Engine) -> None:
+    engine = built
+    with Session(engine) as s:
+        rows = {r.indicator: r for r in rollup.query_indicators(s, level="province", area="91", period="2026",
+                                                                 min_cell=0)}
+        q1 = rollup.query_indicators(s, level="province", area="91", period="2026Q1", min_cell=0,
+                                     indicators=["stations_national_immunisation"])[0]
+    assert rows["cedc_rate"].value == pytest.approx(100 * 2 / 9) and rows["cedc_rate"].status == "not_met"
+    assert rows["cedc_rate"].target == {"op": "<", "value": 0.8, "clause": rows["cedc_rate"].target["clause"]}
+    assert rows["primary_right_age"].value == 100 and rows["primary_right_age"].status == "met"
+    assert rows["lower_secondary_right_age"].value == 50 and rows["lower_secondary_right_age"].status == "not_met"
+    assert rows["u5_deaths_per_1000_births"].value == pytest.approx(1000 * 2 / 6)
+    assert rows["cedc_count"].value == 2 and rows["cedc_count"].unit == "count"
+    assert rows["stunting_u5"].status == "no_target" and rows["stunting_u5"].name_vi.startswith("Tỷ lệ")
+    assert rows["stations_national_immunisation"].status == "not_met"   # 1 of 2 stations (latest checks)
+    assert (q1.numerator, q1.denominator, q1.status) == (1, 1, "met")    # Q1: P1's February check only
+
+
+def test_stock_counts_a_child_once_flow_counts_every_visit(built: Engine) -> None:
+    engine = built
+    with Session(engine) as s:
+        def prov(ind: str, period: str) -> tuple[float | None, float | None]:
+            r = rollup.query_indicators(s, level="province", area="91", period=period, indicators=[ind],
+                                        suppress=False)[0]
+            return r.numerator, r.denominator
+
+        # c1 is CEDC in Q1 (Feb) and not in Q2 (May): each quarter sees its own latest state ...
+        assert prov("cedc_rate", "2026Q1") == (1, 3)       # c1, c2 (P1) and c9 (H2, 12 y)
+        assert prov("cedc_rate", "2026Q2") == (1, 3)       # c1 (no longer), c5 (CEDC), c6
+        assert prov("cedc_rate", "2026Q4") == (1, 6)
+        # ... and the year counts each child once, in its latest state: 9, not 3 + 3 + 6
+        assert prov("cedc_rate", "2026") == (2, 9)
+        assert prov("cedc_rate", "2026-02") == (1, 3)
+        assert prov("cedc_rate", "SY2025-2026") == (1, 5)  # Feb + May visits
+        assert prov("cedc_rate", "SY2026-2027") == (1, 6)  # Nov visits
+        # flow: c6's two visits (May, Nov) both count
+        assert prov("abuse_referred_24h", "2026Q2") == (1, 2)
+        assert prov("abuse_referred_24h", "2026Q4") == (1, 2)
+        assert prov("abuse_referred_24h", "2026") == (2, 4)
+        # c9 moved from H2 (Feb) to H3 (Nov): counted in H2 for Q1, in H3 for the year, never twice
+        h2 = rollup.query_indicators(s, level="commune", area=H2, period="2026Q1", indicators=["cedc_rate"],
+                                     suppress=False)[0]
+        assert (h2.numerator, h2.denominator) == (0, 1)
+
+
+def test_districts_add_up_to_the_province_for_every_cell(built: Engine) -> None:
+    engine = built
+    got = cells(engine)
+    communes: dict[tuple[str, ...], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    districts: dict[tuple[str, ...], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for (h, lvl, period, _ou, dk, dv, ind), (n, d) in got.items():
+        if h == "legacy" and lvl in ("commune", "district"):
+            acc = (communes if lvl == "commune" else districts)[(period, dk, dv, ind)]
+            acc[0] += n
+            acc[1] += d
+    province = {k: v for k, v in got.items() if k[1] == "province"}
+    assert len(province) > 100
+    for (_h, _lvl, period, _ou, dk, dv, ind), (n, d) in province.items():
+        assert communes[(period, dk, dv, ind)] == [n, d]
+        unknown = got.get(("legacy", "commune", period, "", dk, dv, ind), (0, 0))
+        dsum = districts[(period, dk, dv, ind)]
+        assert (dsum[0] + unknown[0], dsum[1] + unknown[1]) == (n, d)
+
+
+def test_disaggregation_rows(built: Engine) -> None:
+    engine = built
+    with Session(engine) as s:
+        rows = rollup.query_indicators(s, level="province", area="91", period="2026", indicators=["cedc_rate"],
+                                       disaggregate_by="sex", suppress=False)
+        by_area = rollup.query_indicators(s, level="province", area="91", period="2026",
+                                          disaggregate_by="area_type", suppress=False,
+                                          indicators=["cedc_rate", "hotline_111_awareness"])
+        monthly = rollup.query_indicators(s, level="province", area="91", period="2026-05",
+                                          indicators=["cedc_rate"], disaggregate_by="sex", suppress=False)
+    got = {r.disaggregation["sex"]: (r.numerator, r.denominator) for r in rows if r.disaggregation}
+    assert got == {"male": (2, 4), "female": (0, 5)}   # c1,c3,c5,c9 / c2,c4,c6,c8,c10
+    area = {(r.indicator, r.disaggregation["area_type"]): (r.numerator, r.denominator) for r in by_area
+            if r.disaggregation}
+    assert area[("cedc_rate", "island")] == (0, 4) and area[("cedc_rate", "border")] == (2, 4)
+    assert area[("hotline_111_awareness", "border")] == (2, 2)
+    assert {r.status for r in monthly} == {"no_data"}   # months are totals only
+
+
+def test_small_cells_are_suppressed(built: Engine) -> None:
+    engine = built
+    with Session(engine) as s:
+        rows = rollup.query_indicators(s, level="commune", area=P1, period="2026", indicators=["cedc_rate"],
+                                       min_cell=5)
+        prov = rollup.query_indicators(s, level="province", area="91", period="2026", indicators=["cedc_rate"],
+                                       min_cell=5)
+        kids = rollup.query_indicators(s, level="district", area="900", period="2026", indicators=["cedc_rate"],
+                                       min_cell=3, children=True)
+    assert (rows[0].numerator, rows[0].value, rows[0].status) == (None, None, "suppressed")
+    assert prov[0].status == "not_met" and prov[0].numerator == 2
+    assert {r.org_unit: r.status for r in kids} == {
+        "30766": "suppressed", "30769": "suppressed", "30772": "no_data", "30775": "no_data",
+        "30778": "no_data", "30781": "no_data", "30784": "no_data"}
+    assert all(r.numerator is None for r in kids)
+
+
+def test_rebuild_and_replay_change_no_number(engine: Engine) -> None:
+    seeded(engine)
+    first = cells(engine)
+    rollup.rebuild(engine)
+    assert cells(engine) == first
+    with Session(engine) as s:  # replaying every page through the incremental path
+        rollup.refresh(s, list(ds.SUBMISSIONS) + list(ds.FACILITIES))
+        rollup.refresh(s, list(ds.SUBMISSIONS))
+    assert cells(engine) == first
+
+
+def test_incremental_refresh_equals_full_rebuild(engine: Engine) -> None:
+    early = {"uuid:p1-feb", "uuid:h2-feb", "uuid:h1-may", "uuid:f-p1-feb"}
+    seeded(engine, early)
+    with Session(engine) as s:  # the rest arrives page by page (c9 moves from H2 to H3 on the way)
+        for page in (["uuid:p1-may", "uuid:h2-may"], ["uuid:h3-nov", "uuid:nowhere-nov", "uuid:p2-nov"],
+                     ["uuid:h1-nov", "uuid:f-p1-nov", "uuid:f-h1-may"]):
+            for r in ds.rows(set(page)):
+                s.add(r)
+            s.commit()
+            rollup.refresh(s, page)
+    incremental = cells(engine)
+    rollup.rebuild(engine)
+    assert incremental == cells(engine)
+    # a deleted submission (its rows removed by ingestion, the landing row kept) disappears from its cells
+    with Session(engine) as s:
+        for model in (ChildObservation, Household):
+            s.exec(delete(model).where(model.submission_id == "uuid:h2-may"))  # type: ignore[call-overload]
+        s.commit()
+        rollup.refresh(s, ["uuid:h2-may"])
+        h2 = rollup.query_indicators(s, level="commune", area=H2, period="2026", suppress=False,
+                                     indicators=["orphans_family_care"])[0]
+        prov = rollup.query_indicators(s, level="province", area="91", period="2026", suppress=False,
+                                       indicators=["orphans_family_care"])[0]
+    assert (h2.numerator, h2.denominator, h2.status) == (None, None, "no_data")
+    assert (prov.numerator, prov.denominator) == (2, 2)
+    after = cells(engine)
+    rollup.rebuild(engine)
+    assert after == cells(engine)
+
+
+def test_bad_requests_are_clear(engine: Engine) -> None:
+    from core.errors import BadRequest, NotFound
+
+    with Session(engine) as s:
+        with pytest.raises(BadRequest, match="2026Q4"):
+            rollup.query_indicators(s, level="province", area=None, period="2026Q5")
+        with pytest.raises(NotFound, match="99999"):
+            rollup.query_indicators(s, level="commune", area="99999", period="2026")
+        with pytest.raises(BadRequest, match="legacy or 2025"):
+            rollup.query_indicators(s, level="commune", area=None, period="2026", hierarchy="1975")
+        with pytest.raises(NotFound, match="No indicator"):
+            rollup.query_indicators(s, level="province", area=None, period="2026", indicators=["nope"])
+        # before any rebuild: every indicator is there, with no data
+        rows = rollup.query_indicators(s, level="province", area="91", period="2026")
+    assert len(rows) == len(load()) and {r.status for r in rows} == {"no_data"}
+
+
+def test_trend(built: Engine) -> None:
+    engine = built
+    with Session(engine) as s:
+        rows = rollup.trend(s, indicator="cedc_rate", org_unit="911", level="district", hierarchy="legacy",
+                            periods=["2026Q1", "2026Q2", "2026Q3", "2026Q4"])
+    assert [(r.period, r.numerator, r.denominator) for r in rows] == [
+        ("2026Q1", None, 2.0), ("2026Q2", None, 1.0), ("2026Q3", None, None), ("2026Q4", None, 2.0)]
+    assert [r.status for r in rows] == ["suppressed", "suppressed", "no_data", "suppressed"]
