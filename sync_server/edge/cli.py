@@ -53,6 +53,20 @@ def status(
         raise typer.Exit(2)
 
 
+@edge.command("sync-now")
+def sync_now_cmd(
+    timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for confirmed delivery."),
+    lang: str = typer.Option("", "--lang", help="vi or en."),
+) -> None:
+    """Restart replication now; wait until every submission is confirmed at the province (or say why not)."""
+    from sync_server.edge.status import render, sync_now
+
+    settings = get_settings()
+    st = sync_now(settings, timeout)
+    for line in render(st, lang or settings.language):
+        typer.echo(line)
+
+
 @edge.command("forms-publish")
 def forms_publish() -> None:
     """Province: put every built form version into carecheck_forms, for the edges to pull."""

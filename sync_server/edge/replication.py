@@ -308,3 +308,18 @@ def _write_var_file(settings: Settings, config: EdgeConfig) -> None:
     """var/edge.json: the same config for processes that start before the store (no secrets)."""
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     (settings.var_dir / "edge.json").write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
+
+
+def restart(local: Couch) -> int:
+    """Restart our replications now (new generation of each `_replicator` doc; they resume from checkpoints).
+
+    pouchdb's retry back-off grows to minutes during a long outage; once the link is back this skips the wait.
+    """
+    generation = now_iso()
+    docs = replicator_docs(local)
+    for doc in docs.values():
+        local.delete(REPLICATOR_DB, doc["_id"], doc["_rev"])
+        fresh = {k: v for k, v in doc.items() if not k.startswith("_replication") and k != "_rev"}
+        fresh["carecheck"] = dict(fresh.get("carecheck") or {}, generation=generation)
+        local.save(REPLICATOR_DB, fresh)
+    return len(docs)

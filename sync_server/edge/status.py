@@ -270,3 +270,32 @@ def _age(iso: str | None, now: datetime) -> int | None:
         return int((now - datetime.fromisoformat(iso.replace("Z", "+00:00"))).total_seconds())
     except ValueError:
         return None
+
+
+def sync_now(settings: Settings, timeout: float = 120.0, local: Couch | None = None) -> EdgeStatus:
+    """Restart the replications and wait until every submission is confirmed at the province.
+
+    Success means measured delivery (``waiting == 0`` by `_revs_diff`), never "the request was sent": on a
+    timeout this raises a Problem saying how many are still waiting (CHT #8303).
+    """
+    import time
+
+    local = local or rep.local_couch(settings)
+    rep.restart(local)
+    deadline = time.monotonic() + timeout
+    while True:
+        st = check(settings, local)
+        up = next(r for r in st.replications if r.kind == "submissions_up")
+        if st.central_reachable and up.waiting == 0:
+            return st
+        if time.monotonic() >= deadline:
+            waiting = "?" if up.waiting is None else str(up.waiting)
+            raise Problem(
+                f"Chưa đồng bộ xong sau {timeout:.0f} giây: còn {waiting} phiếu chưa xác nhận đã lên tỉnh "
+                f"({'mất kết nối tới tỉnh' if not st.central_reachable else 'đang gửi'}). "
+                "Dữ liệu vẫn an toàn trên máy này và sẽ tự gửi tiếp.",
+                f"Not synchronised after {timeout:.0f}s: {waiting} submissions not confirmed at the province "
+                f"({'province unreachable' if not st.central_reachable else 'still sending'}). "
+                "The data is safe on this node and replication keeps going.",
+            )
+        time.sleep(2.0)
