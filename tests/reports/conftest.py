@@ -32,6 +32,23 @@ class ReportDB:
         )
         return env
 
+    def render(
+        self,
+        *,
+        level: str,
+        area: str,
+        period: str = "2026Q4",
+        hierarchy: str = "legacy",
+        fmt: str = "html",
+        lang: str = "vi",
+    ) -> bytes:
+        """The same code path as the CLI, in-process (subprocesses cost seconds each on a loaded machine)."""
+        from aggregator.report_cli import render
+
+        return render(
+            self.settings, level=level, area=area, period=period, hierarchy=hierarchy, fmt=fmt, lang=lang
+        )
+
     def report(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run the real CLI (`carecheck report …`) in a subprocess against this database."""
         proc = subprocess.run(

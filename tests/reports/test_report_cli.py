@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from aggregator import indicators as defs
 from aggregator.reports.labels import light
+from core.errors import Problem
 from tests.reports.conftest import ReportDB
 from tests.reports.dataset import EXPECTED, NAMES, PERSONAL_IDS
 
@@ -103,10 +104,8 @@ def test_html_quality_panel_and_no_personal_data(ha_tien_html: str) -> None:
         assert needle not in low, needle
 
 
-def test_html_english(report_db: ReportDB, tmp_path: Path) -> None:
-    out = tmp_path / "en.html"
-    report_db.report(*HA_TIEN, *Q4, "--lang", "en", "--out", str(out))
-    text = out.read_text(encoding="utf-8")
+def test_html_english(report_db: ReportDB) -> None:
+    text = report_db.render(level="district", area="900", lang="en").decode("utf-8")
     assert "Right-age primary attendance (6–10)" in text and "92.0 %" in text and ">Met<" in text
     assert "Q4 2026" in text and "Suppressed (small cell)" in text
 
@@ -176,10 +175,9 @@ def test_csv_long_format_with_bom(report_db: ReportDB, tmp_path: Path) -> None:
     _no_personal_data(raw.decode("utf-8-sig"))
 
 
-def test_province_and_2025_commune(report_db: ReportDB, tmp_path: Path) -> None:
-    out = tmp_path / "p.csv"
-    report_db.report("--level", "province", "--area", "91", *Q4, "--format", "csv", "--out", str(out))
-    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+def test_province_and_2025_commune(report_db: ReportDB) -> None:
+    body = report_db.render(level="province", area="91", fmt="csv")
+    rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
     prov = next(
         r
         for r in rows
@@ -196,32 +194,37 @@ def test_province_and_2025_commune(report_db: ReportDB, tmp_path: Path) -> None:
     } - {"91"}
     assert {"900", "911"} <= ranked and len(ranked) == 15  # districts ranked at province level
     # 2025: Phường Hà Tiên (30769) took in Bình San, Đông Hồ, Pháo Đài, Mỹ Đức → Bình San's 12/12
-    out = tmp_path / "c.html"
-    report_db.report("--level", "commune", "--area", "30769", "--hierarchy", "2025", *Q4, "--out", str(out))
-    doc = lxml_html.fromstring(out.read_text(encoding="utf-8"))
+    doc = lxml_html.fromstring(report_db.render(level="commune", area="30769", hierarchy="2025"))
     tr = doc.xpath('//table[@class="summary"]//tr[@data-indicator="primary_right_age"]')[0]
     assert [td.text_content().strip() for td in tr.xpath("./td")][1:4] == ["100,0 %", "12", "12"]
     assert "Phường Hà Tiên" in doc.xpath('string(//dd[@id="org-unit"])')
 
 
-@pytest.mark.parametrize(
-    ("args", "needle"),
-    [
-        (["--level", "district", "--area", "900", "--period", "2026Q5"], "2026Q5"),
-        (["--level", "district", "--area", "999", "--period", "2026Q4"], "999"),
-        (["--level", "county", "--area", "900", "--period", "2026Q4"], "county"),
-        (["--level", "district", "--area", "900", "--period", "2026Q4", "--format", "pdf"], "pdf"),
-    ],
-)
-def test_bad_input_is_one_line_and_exit_1(
-    report_db: ReportDB, tmp_path: Path, args: list[str], needle: str
-) -> None:
+def test_bad_input_is_one_line_and_exit_1(report_db: ReportDB, tmp_path: Path) -> None:
     out = tmp_path / "bad.html"
-    proc = report_db.report(*args, "--out", str(out), check=False)
+    proc = report_db.report(*HA_TIEN, "--period", "2026Q5", "--out", str(out), check=False)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("carecheck: ") and needle in lines[0], proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("carecheck: ") and "2026Q5" in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"level": "district", "area": "999"}, "999"),
+        ({"level": "county", "area": "900"}, "county"),
+        ({"level": "district", "area": "900", "fmt": "pdf"}, "pdf"),
+        ({"level": "district", "area": "900", "lang": "fr"}, "fr"),
+        ({"level": "commune", "area": "30769", "hierarchy": "1975"}, "1975"),
+    ],
+)
+def test_bad_input_is_a_problem_naming_it(report_db: ReportDB, kwargs: dict[str, str], needle: str) -> None:
+    """What the CLI prints (``Problem.text()``) is one bilingual line naming the bad value."""
+    with pytest.raises(Problem) as info:
+        report_db.render(**kwargs)
+    assert needle in info.value.text() and "\n" not in info.value.text()
+    assert info.value.status in (400, 404)
 
 
 def test_postgresql_gives_the_same_report(report_db: ReportDB, pg_url: str, tmp_path: Path) -> None:
@@ -235,12 +238,11 @@ def test_postgresql_gives_the_same_report(report_db: ReportDB, pg_url: str, tmp_
         outputs = {}
         for name, db in (("sqlite", report_db), ("pg", pg)):
             for fmt in ("csv", "html"):
-                out = tmp_path / f"{name}.{fmt}"
-                db.report(*HA_TIEN, *Q4, "--format", fmt, "--out", str(out))
-                text = out.read_text(encoding="utf-8-sig")
+                text = db.render(level="district", area="900", fmt=fmt).decode("utf-8-sig")
                 outputs[name, fmt] = re.sub(r"\d\d/\d\d/\d{4} \d\d:\d\d \(UTC\+7\)", "", text)
         assert outputs["pg", "csv"] == outputs["sqlite", "csv"]
         assert outputs["pg", "html"] == outputs["sqlite", "html"]
+        assert "92,0 %" in outputs["pg", "html"]
     finally:
         from aggregator.db import get_engine
 
