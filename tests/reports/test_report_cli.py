@@ -139,6 +139,10 @@ def test_xlsx_sheets_headers_and_figures(report_db: ReportDB, tmp_path: Path) ->
     ]
     assert ranking[:2] == [("Phường Bình San", "Đạt"), ("Phường Tô Châu", "Gần đạt")]
     assert ("Xã Tiên Hải", "Ẩn (ô nhỏ)") in ranking
+    sheet = wb["Chất lượng dữ liệu"]
+    quality = {r[0].value: r[2].value for r in sheet.iter_rows(min_row=3) if r[1].value is None}
+    assert quality["Số phiếu đã nhận"] == 16 and quality["Bản ghi đang cách ly (lỗi xử lý)"] == 1
+    assert quality["Mã cờ: pid_invalid"] == 2
     everything = " ".join(str(c.value) for ws in wb.worksheets for row in ws.iter_rows() for c in row)
     _no_personal_data(everything)
 
