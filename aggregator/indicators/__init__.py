@@ -75,6 +75,10 @@ class Measure:
     column: str | None = None   # None = count rows
     where: str | None = None
 
+    def describe(self) -> str:
+        what = f"count {self.source}" if self.column is None else f"sum {self.column} of {self.source}"
+        return f"{what} where {self.where}" if self.where else what
+
     def sql(self) -> ColumnElement[Any]:
         """The per-row contribution: 1 (or the column's value) when the condition holds, else 0."""
         src = SOURCES[self.source]
@@ -417,6 +421,14 @@ def get(code: str) -> Indicator:
     return defs[code]
 
 
+def write_readme() -> Path:
+    """Regenerate the table at the end of README.md (``python -m aggregator.indicators``)."""
+    readme = HERE / "README.md"
+    head = readme.read_text(encoding="utf-8").split("| code | name (vi)")[0]
+    readme.write_text(head + readme_table(), encoding="utf-8")
+    return readme
+
+
 def readme_table() -> str:
     """The Markdown table of every indicator, as README.md carries it (a test checks it is up to date)."""
     lines = ["| code | name (vi) | name (en) | unit | kind | target | plan clause |",
@@ -431,3 +443,4 @@ def readme_table() -> str:
 
 __all__ = ["Indicator", "Measure", "Source", "SOURCES", "DIMENSIONS", "DIMENSION_VALUES", "load", "get",
            "compile_condition", "dimension_sql", "parse_definition", "readme_table", "ConditionError", "true"]
+

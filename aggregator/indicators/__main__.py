@@ -1,0 +1,6 @@
+"""`python -m aggregator.indicators`: regenerate the indicator table in README.md from the YAML definitions."""
+
+from aggregator.indicators import load, write_readme
+
+if __name__ == "__main__":
+    print(f"wrote {write_readme()} ({len(load())} indicators)")

@@ -1,0 +1,90 @@
+"""`carecheck indicators rebuild | list | show`: operator commands for the indicator definitions and their values."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(no_args_is_help=True, help="Chỉ tiêu / indicators: definitions, rebuild, values.")
+
+
+def _fmt(v: float | None, unit: str = "") -> str:
+    if v is None:
+        return "—"
+    if unit == "count" or float(v).is_integer():
+        return f"{v:,.0f}"
+    return f"{v:,.1f}"
+
+
+@app.command("rebuild")
+def rebuild_cmd() -> None:
+    """Recompute every indicator from the ingested rows into a side table, then swap it in."""
+    from aggregator.db import init_db
+    from aggregator.rollup import rebuild
+
+    engine = init_db()
+    stats = rebuild(engine)
+    typer.echo(f"Đã tính lại {stats['indicators']} chỉ tiêu: {stats['rows']:,} ô ({stats['commune_cells']:,} ô cấp xã) "
+               f"trong {stats['seconds']:.1f} s / rebuilt {stats['indicators']} indicators: {stats['rows']:,} cells "
+               f"in {stats['seconds']:.1f} s.")
+
+
+@app.command("list")
+def list_cmd(lang: Annotated[str, typer.Option(help="vi | en")] = "vi") -> None:
+    """Every indicator with its unit, kind and the plan's target."""
+    from aggregator.indicators import load
+
+    table = Table("code", "tên chỉ tiêu" if lang == "vi" else "name", "unit", "kind", "target")
+    for ind in load().values():
+        t = ind.target or {}
+        table.add_row(ind.code, ind.name_vi if lang == "vi" else ind.name_en, ind.unit, ind.kind,
+                      f"{t['op']} {t['value']}" if t.get("op") else "—")
+    Console().print(table)
+
+
+@app.command("show")
+def show_cmd(
+    code: str,
+    level: Annotated[str, typer.Option(help="province | district | commune")] = "province",
+    area: Annotated[str | None, typer.Option(help="org unit code; default: the province")] = None,
+    period: Annotated[str | None, typer.Option(help="2026, 2026Q4, 2026-11, SY2026-2027; default this year")]
+    = None,
+    hierarchy: Annotated[str, typer.Option(help="legacy | 2025")] = "legacy",
+) -> None:
+    """One indicator: its definition, and its values for an org unit and the units below it."""
+    from aggregator.db import init_db
+    from aggregator.indicators import get
+    from sqlmodel import Session
+
+    from aggregator.periods import default_period, parse_period
+    from aggregator.rollup import query_indicators
+
+    ind = get(code)
+    per = parse_period(period).code if period else default_period().code
+    console = Console()
+    console.print(f"[bold]{ind.code}[/bold] — {ind.name_vi} / {ind.name_en}")
+    console.print(ind.doc)
+    console.print(f"unit {ind.unit}, kind {ind.kind}, file {ind.file}")
+    console.print(f"numerator:   {ind.numerator.describe()}\ndenominator: {ind.denominator.describe()}")
+    if ind.target:
+        console.print(f"target: {ind.target.get('op') or '—'} {ind.target.get('value') or ''} ({ind.target['clause']})")
+    area = area or ("91" if level == "province" else None)
+    engine = init_db()
+    with Session(engine) as session:
+        rows = query_indicators(session, level=level, area=area, period=per, hierarchy=hierarchy,
+                                indicators=[code])
+        if area is not None and level != "commune":
+            rows += query_indicators(session, level=level, area=area, period=per, hierarchy=hierarchy,
+                                     indicators=[code], children=True)
+    table = Table("org unit", "name", "level", "numerator", "denominator", "value", "status", title=f"{code} {per}")
+    for r in rows:
+        table.add_row(r.org_unit, r.org_unit_name, r.level, _fmt(r.numerator), _fmt(r.denominator),
+                      _fmt(r.value, r.unit), r.status)
+    console.print(table)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="indicators", help="Chỉ tiêu / indicators: rebuild, list, show.")
