@@ -3,7 +3,7 @@
 They live in the database ``<submissions db>_devices``.
 
 Contact records are written at most once per device and account per minute (a burst of 200 submissions costs
-one write); last submission and counts are derived from the ``by_device`` view, so nothing is counted twice.
+one write); last submission and counts come from the ``device_stats`` view, so nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -88,25 +88,16 @@ class Devices:
                 "last_submission": None,
                 "submissions": 0,
             }
-        for r in self.submissions.by_device():
-            received_at, who, sub_area = r["value"]
-            device = r["key"] or f"unknown:{who}"
+        for device_id, who, sub_area, count, last in self.submissions.device_stats():
+            device = device_id or f"unknown:{who}"
             if not _visible(area, sub_area):
                 continue
-            row = rows.setdefault(
-                (device, who),
-                {
-                    "device_id": device,
-                    "collaborator": who,
-                    "area": sub_area,
-                    "last_contact": None,
-                    "last_submission": None,
-                    "submissions": 0,
-                },
-            )
-            row["submissions"] += 1
-            if row["last_submission"] is None or received_at > row["last_submission"]:
-                row["last_submission"] = received_at
+            row = rows.setdefault((device, who), {
+                "device_id": device, "collaborator": who, "area": sub_area, "last_contact": None,
+                "last_submission": None, "submissions": 0})  # fmt: skip
+            row["submissions"] += count
+            if row["last_submission"] is None or last > row["last_submission"]:
+                row["last_submission"] = last
         now = datetime.now(UTC)
         out = []
         for row in rows.values():

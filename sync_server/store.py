@@ -34,6 +34,16 @@ DESIGN_DOC: Doc = {
             "map": "function (doc) { if (doc.type === 'submission') { emit(doc.device_id, "
             "[doc.received_at, doc.submitted_by, doc.area]); } }"
         },
+        # Per (device, account, area): [count, last received_at], kept up to date incrementally by the store,
+        # so the devices report reads one row per phone instead of every submission.
+        "device_stats": {
+            "map": "function (doc) { if (doc.type === 'submission') { emit([doc.device_id || null, "
+            "doc.submitted_by, doc.area], doc.received_at); } }",
+            "reduce": "function (keys, values, rereduce) { var n = 0, last = ''; "
+            "for (var i = 0; i < values.length; i++) { var c = rereduce ? values[i][0] : 1; "
+            "var t = rereduce ? values[i][1] : values[i]; n += c; if (t > last) { last = t; } } "
+            "return [n, last]; }",
+        },
     },
     "filters": {
         "by_area": (
@@ -181,8 +191,10 @@ class Submissions:
         docs = self.couch.find(self.db, selector, fields=fields, limit=limit, sort=[{"received_at": "asc"}])
         return list(docs["docs"])
 
-    def by_device(self) -> list[Doc]:
-        return list(self.couch.view(self.db, DDOC, "by_device")["rows"])
+    def device_stats(self) -> list[tuple[str | None, str, str, int, str]]:
+        """(device_id, submitted_by, area, count, last received_at) per phone and account."""
+        rows = self.couch.view(self.db, DDOC, "device_stats", group=True)["rows"]
+        return [(r["key"][0], r["key"][1], r["key"][2], int(r["value"][0]), str(r["value"][1])) for r in rows]
 
 
 def encode_cursor(received_at: str, doc_id: str) -> str:
