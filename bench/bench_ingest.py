@@ -1,0 +1,179 @@
+"""Ingestion throughput (rows/s) and the worker's peak RSS at two backlog sizes, against same-run baselines.
+
+Same run, same feed: N household submissions are written to a fresh pouchdb-server with ``bulk_docs`` (in
+batches; ingestion is what is measured), then one real ``carecheck worker --pool=solo`` (Celery on Redis, with
+``carecheck beat``) drains the feed into a fresh PostgreSQL database. Figures:
+
+* ``rows_per_s_<n>``: SQL rows written (raw + households + child observations) per second of wall time from
+  worker start to checkpoint at the end of the feed (worker start-up included).
+* ``peak_rss_mb_<n>``: the worker process's VmHWM (/proc) at the end. ``rss_ratio`` = large / small backlog:
+  ~1.0 means memory stays flat (pages are streamed; the feed is never loaded into memory).
+* Baselines, measured in the same run on the small backlog: ``changes_read_rows_per_s`` — reading the same
+  ``_changes`` pages (include_docs, same page size) with nothing done to them, expressed in the same SQL rows;
+  ``bulk_insert_rows_per_s`` — a plain executemany INSERT of the very rows ingestion produced into empty copies
+  of the tables. ``ratio_vs_changes_read`` / ``ratio_vs_bulk_insert`` = ingestion / baseline.
+
+The indicators' per-page refresh hook is off (``ingest_hooks=false``): ingestion is what is measured.
+Sizes: 10 k and 100 k (quick: 2 k and 10 k).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy
+from sqlalchemy import MetaData, Table, func, select, text
+
+from aggregator.db import dispose_engines, get_engine, init_db
+from aggregator.follower import checkpoint_name
+from aggregator.models import Checkpoint, ChildObservation, Household, RawSubmission
+from core.couch import Couch
+from core.services import start_pouchdb
+from core.settings import ROOT, Settings
+from tests.aggregator.factory import households
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+REDIS = "redis://127.0.0.1:6379/15"
+CARECHECK = str(Path(sys.executable).with_name("carecheck"))
+BATCH = 2000
+
+
+def _env(s: Settings) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARECHECK_")}
+    for k in ("var_dir", "couchdb_url", "couchdb_user", "couchdb_password", "submissions_db", "database_url",
+              "broker_url", "result_backend", "ingest_hooks", "ingest_page_size"):
+        env[f"CARECHECK_{k.upper()}"] = str(getattr(s, k))
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _rows(s: Settings) -> int:
+    with get_engine(s).connect() as c:
+        return sum(int(c.execute(select(func.count()).select_from(m.__table__)).scalar_one())  # type: ignore
+                   for m in (RawSubmission, Household, ChildObservation))
+
+
+def _one(n: int, root: Path, couch_url: str, couch: Couch) -> dict[str, Any]:
+    import redis
+
+    redis.Redis.from_url(REDIS).flushdb()
+    db = f"carecheck_bench_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{db}"'))
+    var = root / f"var{n}"
+    var.mkdir()
+    s = Settings(var_dir=var, couchdb_url=couch_url, couchdb_user="admin", couchdb_password="admin",
+                 submissions_db=f"bench_{n}", database_url=PG_ADMIN.rsplit("/", 1)[0] + f"/{db}", broker_url=REDIS,
+                 result_backend=REDIS, ingest_hooks=False)
+    out: dict[str, Any] = {}
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        couch.ensure_db(s.submissions_db)
+        t = time.monotonic()
+        for start in range(0, n, BATCH):
+            couch.bulk_docs(s.submissions_db, households(min(BATCH, n - start), seed=99, start=start).docs)
+        out["load_s"] = round(time.monotonic() - t, 1)
+        end_seq = couch.update_seq(s.submissions_db)
+        init_db(s)
+        log = (var / "worker.log").open("wb")
+        t0 = time.monotonic()
+        procs.append(subprocess.Popen([CARECHECK, "beat"], env=_env(s), stdout=log, stderr=subprocess.STDOUT,
+                                      start_new_session=True))
+        worker = subprocess.Popen([CARECHECK, "worker", "--pool=solo"], env=_env(s), stdout=log,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(worker)
+        engine = get_engine(s)
+        while True:
+            with engine.connect() as c:
+                seq = c.execute(select(Checkpoint.seq).where(Checkpoint.name == checkpoint_name(s))).scalar()
+            if seq == end_seq:
+                break
+            if worker.poll() is not None:
+                raise RuntimeError(f"worker died: {(var / 'worker.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        elapsed = time.monotonic() - t0
+        out["peak_rss_mb"] = round(_peak_rss_mb(worker.pid), 1)
+        out["rows"] = _rows(s)
+        out["seconds"] = round(elapsed, 1)
+        out["rows_per_s"] = round(out["rows"] / elapsed, 1)
+        out["settings"] = s
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    return out
+
+
+def _baseline_changes(couch: Couch, s: Settings, rows: int) -> float:
+    """Read the same feed page by page (include_docs, same page size), doing nothing with it."""
+    t = time.monotonic()
+    since: str | None = None
+    while True:
+        page, since = couch.changes(s.submissions_db, since=since, limit=s.ingest_page_size, include_docs=True)
+        if len(page) < s.ingest_page_size:
+            break
+    return rows / (time.monotonic() - t)
+
+
+def _baseline_bulk_insert(s: Settings) -> float:
+    """Plain executemany INSERT of the rows ingestion produced, into empty copies of the same tables."""
+    engine = get_engine(s)
+    md = MetaData()
+    total, seconds = 0, 0.0
+    with engine.begin() as c:
+        for model in (RawSubmission, Household, ChildObservation):
+            src = model.__table__  # type: ignore[attr-defined]
+            rows = [dict(r._mapping) for r in c.execute(select(src))]
+            c.execute(text(f'CREATE TABLE "copy_{src.name}" (LIKE "{src.name}" INCLUDING ALL)'))
+            dst = Table(f"copy_{src.name}", md, *[col.copy() for col in src.columns])
+            t = time.monotonic()
+            for i in range(0, len(rows), 2000):
+                c.execute(dst.insert(), rows[i:i + 2000])
+            seconds += time.monotonic() - t
+            total += len(rows)
+    return total / seconds
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    small, large = (2_000, 10_000) if quick else (10_000, 100_000)
+    with tempfile.TemporaryDirectory(prefix="bench_ingest_") as tmp:
+        root = Path(tmp)
+        cp = start_pouchdb(root / "couch", user="admin", password="admin")
+        couch = Couch(cp.url, "admin", "admin", timeout=300)
+        try:
+            a = _one(small, root, cp.base_url, couch)
+            s_small: Settings = a.pop("settings")
+            read_rate = _baseline_changes(couch, s_small, a["rows"])
+            insert_rate = _baseline_bulk_insert(s_small)
+            b = _one(large, root, cp.base_url, couch)
+            b.pop("settings")
+        finally:
+            dispose_engines()
+            cp.stop()
+    return {
+        f"rows_per_s_{small}": a["rows_per_s"], f"rows_per_s_{large}": b["rows_per_s"],
+        f"seconds_{small}": a["seconds"], f"seconds_{large}": b["seconds"],
+        f"rows_{small}": a["rows"], f"rows_{large}": b["rows"],
+        f"peak_rss_mb_{small}": a["peak_rss_mb"], f"peak_rss_mb_{large}": b["peak_rss_mb"],
+        "rss_ratio": round(b["peak_rss_mb"] / a["peak_rss_mb"], 3),
+        "changes_read_rows_per_s": round(read_rate, 1), "bulk_insert_rows_per_s": round(insert_rate, 1),
+        "ratio_vs_changes_read": round(a["rows_per_s"] / read_rate, 3),
+        "ratio_vs_bulk_insert": round(a["rows_per_s"] / insert_rate, 3),
+        f"couch_load_s_{large}": b["load_s"],
+    }
