@@ -27,7 +27,7 @@ AREA = "31105"   # Xã Thổ Châu: the outermost island, 200 km offshore
 CUTS = 3
 # (households, seconds between cuts): through the uplink the same link carries ~4x as much, so more records
 # and shorter phases keep the cuts in the middle of the transfer.
-VARIANTS = {"direct": (100, 8.0), "uplink": (150, 4.0)}
+VARIANTS = {"direct": (80, 6.0), "uplink": (150, 4.0)}
 
 
 def _province_ids(pair: Pair) -> list[str]:
