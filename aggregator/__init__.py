@@ -1,1 +1,1 @@
-"""The aggregator: follows the submissions feed into SQL (Celery), keeps the child registry, rolls up indicators."""
+"""The aggregator: submissions feed → SQL (Celery), the child registry, indicator rollups."""

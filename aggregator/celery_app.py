@@ -1,7 +1,8 @@
-"""The Celery app: broker and result backend from settings, task routes, beat schedule, safe delivery settings.
+"""The Celery app: broker and result backend from settings, task routes, beat schedule, safe delivery.
 
 Embedded default: kombu's SQLAlchemy transport on SQLite under var/ (no server). Tests and production: Redis.
-``acks_late`` + prefetch 1: a task is acknowledged only when done, so a killed worker's task is redelivered; that
+``acks_late`` + prefetch 1: a task is acknowledged only when done, so a killed worker's task is redelivered;
+that
 is harmless because every task is idempotent (checkpoint compare-and-swap, upserts on the document id).
 """
 
@@ -37,11 +38,18 @@ def make_app() -> Celery:
         task_default_queue="carecheck",
         task_routes={"carecheck.*": {"queue": "carecheck"}},
         beat_schedule={
-            # Expiring beats: if no worker runs for a while, stale "follow" messages are dropped, not replayed.
-            "follow-changes": {"task": "carecheck.follow", "schedule": FOLLOW_EVERY_S,
-                               "options": {"expires": 2 * FOLLOW_EVERY_S}},
-            "retry-quarantine": {"task": "carecheck.retry_quarantine", "schedule": RETRY_QUARANTINE_EVERY_S,
-                                 "options": {"expires": RETRY_QUARANTINE_EVERY_S}},
+            # Expiring beats: if no worker runs for a while, stale "follow" messages are dropped, not
+            # replayed.
+            "follow-changes": {
+                "task": "carecheck.follow",
+                "schedule": FOLLOW_EVERY_S,
+                "options": {"expires": 2 * FOLLOW_EVERY_S},
+            },
+            "retry-quarantine": {
+                "task": "carecheck.retry_quarantine",
+                "schedule": RETRY_QUARANTINE_EVERY_S,
+                "options": {"expires": RETRY_QUARANTINE_EVERY_S},
+            },
         },
         beat_schedule_filename=str(settings.var_dir / "celerybeat-schedule"),
     )

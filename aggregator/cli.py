@@ -23,8 +23,16 @@ def worker(
     """Chạy tiến trình xử lý (Celery worker) / run a Celery worker that follows the submissions feed."""
     from aggregator.celery_app import app
 
-    argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", f"--pool={pool}", "-Q", "carecheck",
-            "--without-gossip", "--without-mingle"]
+    argv = [
+        "worker",
+        f"--loglevel={loglevel}",
+        f"--concurrency={concurrency}",
+        f"--pool={pool}",
+        "-Q",
+        "carecheck",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     if hostname:
         argv += ["-n", hostname]
     if beat:
@@ -33,7 +41,7 @@ def worker(
 
 
 def beat(loglevel: str = typer.Option("INFO", "--loglevel", "-l")) -> None:
-    """Chạy lịch gửi việc (Celery beat) / run the scheduler: follow the feed every second, retry quarantine."""
+    """Chạy lịch gửi việc (Celery beat) / run the scheduler: follow the feed each second, retry quarantine."""
     from aggregator.celery_app import app
 
     app.start(["beat", f"--loglevel={loglevel}", "-s", str(get_settings().var_dir / "celerybeat-schedule")])
@@ -53,8 +61,10 @@ def ingest(
         stats = follower.follow(settings, budget_s=30.0)
         total += stats.ingested
         if stats.pages:
-            console.print(f"Đã xử lý / ingested {stats.ingested} phiếu ({stats.rows} dòng / rows), "
-                          f"cách ly / quarantined {stats.quarantined}, seq {stats.seq}")
+            console.print(
+                f"Đã xử lý / ingested {stats.ingested} phiếu ({stats.rows} dòng / rows), "
+                f"cách ly / quarantined {stats.quarantined}, seq {stats.seq}"
+            )
         if stats.locked_out:
             console.print("Một tiến trình khác đang xử lý / another follower is running; waiting…")
         if stats.caught_up and not stats.locked_out:
@@ -65,8 +75,10 @@ def ingest(
                 break
         if stats.locked_out or stats.caught_up:
             time.sleep(1.0)  # nothing new (or another follower busy): poll again in a second
-    console.print(f"[green]Đã cập nhật đến seq {stats.seq}[/] / caught up: {total} submissions in "
-                  f"{time.monotonic() - t0:.1f} s")
+    console.print(
+        f"[green]Đã cập nhật đến seq {stats.seq}[/] / caught up: {total} submissions in "
+        f"{time.monotonic() - t0:.1f} s"
+    )
 
 
 def status(
@@ -81,7 +93,9 @@ def status(
         vi, en = LABELS.get(key, (key, key))
         label = vi if lang == "vi" else en if lang == "en" else f"{vi} / {en}"
         if key == "workers":
-            value = "không rõ / unknown (broker cannot broadcast)" if value is None else (", ".join(value) or "0")
+            value = (
+                "không rõ / unknown (broker cannot broadcast)" if value is None else (", ".join(value) or "0")
+            )
         table.add_row(label, "—" if value is None else str(value))
     Console().print(table)
 
@@ -105,11 +119,19 @@ def duplicates(
         if not rows:
             console.print("Không có hồ sơ trùng cần xem xét / no registry duplicates to review.")
             return
-        table = Table("id", "trẻ A / child A", "trẻ B / child B", "lý do / reason", "xã / commune", "ngày / at")
+        table = Table(
+            "id", "trẻ A / child A", "trẻ B / child B", "lý do / reason", "xã / commune", "ngày / at"
+        )
         for c in rows:
             a = s.get(Child, c.child_id_a)
-            table.add_row(c.id, c.child_id_a, c.child_id_b, c.reason, (a.commune_code if a else "") or "",
-                          c.created_at.isoformat(timespec="seconds") if c.created_at else "")
+            table.add_row(
+                c.id,
+                c.child_id_a,
+                c.child_id_b,
+                c.reason,
+                (a.commune_code if a else "") or "",
+                c.created_at.isoformat(timespec="seconds") if c.created_at else "",
+            )
         console.print(table)
         console.print(f"{len(rows)} mục / entries")
 

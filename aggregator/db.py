@@ -1,4 +1,4 @@
-"""SQL engine and sessions from settings (SQLite under var/ by default, PostgreSQL in production), and init_db()."""
+"""SQL engine and sessions from settings (SQLite under var/ by default, PostgreSQL in production)."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 def init_db(settings: Settings | None = None) -> Engine:
-    """Create the tables that do not exist yet (additive only). Safe to call from several processes at once."""
+    """Create the tables that do not exist yet (additive only). Safe from several processes at once."""
     from aggregator import models  # noqa: F401 - registers the tables on SQLModel.metadata
 
     engine = get_engine(settings)

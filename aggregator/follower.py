@@ -2,7 +2,8 @@
 
 Design (why it is exactly-once and crash-safe):
 
-* A page is ``_changes?since=<checkpoint>&limit=N&include_docs=true`` — bounded, so memory does not grow with the
+* A page is ``_changes?since=<checkpoint>&limit=N&include_docs=true`` — bounded, so memory does not grow with
+  the
   backlog. Its rows and the new checkpoint are written in **one transaction**. The transaction starts with a
   compare-and-swap ``UPDATE checkpoint SET seq=new WHERE name=… AND seq=old``: if another worker moved the
   checkpoint meanwhile (two workers racing, a replayed page), zero rows match and the page is rolled back. The
@@ -11,13 +12,18 @@ Design (why it is exactly-once and crash-safe):
   checkpoint reset to 0, a rebuild) leaves the same rows.
 * A worker killed mid-page (SIGKILL) leaves an open transaction the database rolls back: neither rows nor the
   checkpoint moved, and the next run re-reads the same page.
-* A document that fails goes to ``Quarantine`` in the same transaction and the feed moves on; ``retry_quarantine``
+* A document that fails goes to ``Quarantine`` in the same transaction and the feed moves on;
+  ``retry_quarantine``
   re-fetches due documents with exponential back-off (30 s, 1 min, 2 min … capped at 6 h).
 
-Near-real-time: Celery beat sends ``carecheck.follow`` every second (``expires`` 2 s, so a backlog of beats never
-piles up while no worker runs). Each run takes a non-blocking lock (a PostgreSQL advisory lock, or an exclusive
-``flock`` on a file next to the SQLite database — both released by the OS/server when the process dies, even by
-SIGKILL) so runs do not overlap, then drains pages until the feed is caught up or its time budget is spent. A new
+Near-real-time: Celery beat sends ``carecheck.follow`` every second (``expires`` 2 s, so a backlog of beats
+never
+piles up while no worker runs). Each run takes a non-blocking lock (a PostgreSQL advisory lock, or an
+exclusive
+``flock`` on a file next to the SQLite database — both released by the OS/server when the process dies, even
+by
+SIGKILL) so runs do not overlap, then drains pages until the feed is caught up or its time budget is spent. A
+new
 submission is therefore picked up within ~1 s (+ broker latency) of being stored.
 """
 
@@ -30,13 +36,13 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from aggregator import hooks, ingest
 from aggregator.db import get_engine, init_db
@@ -54,7 +60,7 @@ def checkpoint_name(settings: Settings) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def read_checkpoint(session: Session, name: str) -> str:
@@ -62,8 +68,8 @@ def read_checkpoint(session: Session, name: str) -> str:
     cp = session.get(Checkpoint, name)
     if cp is not None:
         return cp.seq
-    ins = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(
-        Checkpoint.__table__)  # type: ignore[attr-defined]
+    table = Checkpoint.__table__  # type: ignore[attr-defined]
+    ins = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
     session.execute(ins.values(name=name, seq="0", updated_at=_now()).on_conflict_do_nothing())
     session.commit()
     cp = session.get(Checkpoint, name)
@@ -101,12 +107,16 @@ def _quarantine(session: Session, failed: dict[str, str], seqs: dict[str, str], 
         q.seq = seqs.get(doc_id, q.seq)
         q.error = error[:2000]
         q.last_failed_at = now
-        q.next_attempt_at = now + timedelta(seconds=min(BACKOFF_BASE_S * 2 ** (q.attempts - 1), BACKOFF_MAX_S))
+        q.next_attempt_at = now + timedelta(
+            seconds=min(BACKOFF_BASE_S * 2 ** (q.attempts - 1), BACKOFF_MAX_S)
+        )
         log.warning("quarantined %s: %s", doc_id, error.splitlines()[0][:200])
 
 
-def apply_changes(session: Session, results: list[dict[str, Any]], couch: Couch, db: str) -> ingest.PageOutcome:
-    """Apply a page; if the batched write fails, redo it one document per savepoint so one bad row is isolated."""
+def apply_changes(
+    session: Session, results: list[dict[str, Any]], couch: Couch, db: str
+) -> ingest.PageOutcome:
+    """Apply a page; if the batched write fails, redo it one document per savepoint to isolate the bad one."""
     now = _now()
 
     def fetch(doc_id: str) -> dict[str, Any] | None:
@@ -148,24 +158,29 @@ def _after_page(settings: Settings, session: Session, ids: list[str]) -> None:
         log.exception("after_page hook failed")
 
 
-def run_page(settings: Settings, couch: Couch, *, limit: int | None = None) -> tuple[int, ingest.PageOutcome | None,
-                                                                                    str]:
-    """One page: read from the checkpoint, apply, CAS the checkpoint, commit. Returns (n changes, outcome, seq).
+def run_page(
+    settings: Settings, couch: Couch, *, limit: int | None = None
+) -> tuple[int, ingest.PageOutcome | None, str]:
+    """One page: read from the checkpoint, apply, CAS the checkpoint, commit. Returns (n, outcome, seq).
 
-    ``outcome`` is None when the page was empty or another worker moved the checkpoint first (nothing written).
+    ``outcome`` is None when the page was empty or another worker moved the checkpoint first (nothing
+    written).
     """
     engine = get_engine(settings)
     name = checkpoint_name(settings)
     with Session(engine) as session:
         old = read_checkpoint(session, name)
-    results, last_seq = couch.changes(settings.submissions_db, since=old, limit=limit or settings.ingest_page_size,
-                                      include_docs=True)
+    results, last_seq = couch.changes(
+        settings.submissions_db, since=old, limit=limit or settings.ingest_page_size, include_docs=True
+    )
     if not results:
         return 0, None, old
     with Session(engine) as session:
         moved = session.execute(
-            update(Checkpoint).where(Checkpoint.name == name, Checkpoint.seq == old)  # type: ignore[arg-type]
-            .values(seq=last_seq, updated_at=_now()))
+            update(Checkpoint)
+            .where(col(Checkpoint.name) == name, col(Checkpoint.seq) == old)
+            .values(seq=last_seq, updated_at=_now())
+        )
         if moved.rowcount != 1:  # type: ignore[attr-defined]
             session.rollback()
             return len(results), None, old
@@ -177,7 +192,7 @@ def run_page(settings: Settings, couch: Couch, *, limit: int | None = None) -> t
 
 @contextmanager
 def follower_lock(settings: Settings) -> Iterator[bool]:
-    """A non-blocking, crash-released lock so follower runs never overlap. Yields False if another run holds it."""
+    """A non-blocking, crash-released lock so follower runs never overlap. Yields False if it is taken."""
     engine = get_engine(settings)
     if engine.dialect.name == "postgresql":
         key = zlib.crc32(checkpoint_name(settings).encode()) & 0x7FFFFFFF
@@ -204,9 +219,15 @@ def follower_lock(settings: Settings) -> Iterator[bool]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def follow(settings: Settings, *, budget_s: float = 10.0, limit: int | None = None, couch: Couch | None = None,
-           until_caught_up: bool = True) -> FollowStats:
-    """Drain the feed page by page until caught up (or ``budget_s`` seconds pass). Safe to run concurrently."""
+def follow(
+    settings: Settings,
+    *,
+    budget_s: float = 10.0,
+    limit: int | None = None,
+    couch: Couch | None = None,
+    until_caught_up: bool = True,
+) -> FollowStats:
+    """Drain the feed page by page until caught up (or ``budget_s`` seconds pass). Safe concurrently."""
     init_db(settings)
     stats = FollowStats()
     t0 = time.monotonic()
@@ -244,7 +265,9 @@ def follow(settings: Settings, *, budget_s: float = 10.0, limit: int | None = No
     return stats
 
 
-def retry_quarantine(settings: Settings, *, max_docs: int = 100, couch: Couch | None = None) -> dict[str, int]:
+def retry_quarantine(
+    settings: Settings, *, max_docs: int = 100, couch: Couch | None = None
+) -> dict[str, int]:
     """Re-process quarantined documents whose back-off has expired (latest version fetched from CouchDB)."""
     init_db(settings)
     engine = get_engine(settings)
@@ -253,13 +276,22 @@ def retry_quarantine(settings: Settings, *, max_docs: int = 100, couch: Couch | 
     done = failed = gone = 0
     try:
         with Session(engine) as session:
-            due = list(session.exec(select(Quarantine).where(Quarantine.next_attempt_at <= _now())  # type: ignore
-                                    .order_by(Quarantine.next_attempt_at).limit(max_docs)))
+            due = list(
+                session.exec(
+                    select(Quarantine)
+                    .where(col(Quarantine.next_attempt_at) <= _now())
+                    .order_by(col(Quarantine.next_attempt_at))
+                    .limit(max_docs)
+                )
+            )
             ids = [(q.submission_id, q.seq) for q in due]
         for doc_id, seq in ids:
             doc = couch.get(settings.submissions_db, doc_id)
-            change = ({"id": doc_id, "seq": seq, "deleted": True, "doc": {"_id": doc_id, "_deleted": True}}
-                      if doc is None else {"id": doc_id, "seq": seq, "doc": doc})
+            change = (
+                {"id": doc_id, "seq": seq, "deleted": True, "doc": {"_id": doc_id, "_deleted": True}}
+                if doc is None
+                else {"id": doc_id, "seq": seq, "doc": doc}
+            )
             with Session(engine) as session:
                 out = apply_changes(session, [change], couch, settings.submissions_db)
                 if doc is None:

@@ -1,4 +1,4 @@
-"""Submission documents → SQL rows: raw landing (no personal data), flattening, derived fields, registry, flags.
+"""Submission documents → SQL rows: raw landing (no personal data), flattening, derived fields, flags.
 
 ``apply_page`` writes one page of the changes feed into an open session (the follower owns the transaction and
 the checkpoint). Every write is an upsert keyed on the CouchDB ``_id``: derived rows of a page's documents are
@@ -12,13 +12,13 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from lxml import etree
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, col
 
 from aggregator import quality
 from aggregator.anthropometry import zscores
@@ -43,8 +43,14 @@ REPEATS = {FORM_HOUSEHOLD: frozenset({"child"})}
 DERIVED = (Household, ChildObservation, FacilityCheck, QualityFlag)
 SPECIAL_GROUPS = frozenset(f"g{i:02d}" for i in range(1, 15))
 
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-                          remove_comments=True, remove_pis=True)
+_PARSER = etree.XMLParser(
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    huge_tree=False,
+    remove_comments=True,
+    remove_pis=True,
+)
 
 
 class BadSubmission(Exception):
@@ -85,7 +91,7 @@ def _to_dict(el: Any, repeats: frozenset[str], out: dict[str, Any] | None = None
             out.setdefault(name, []).append(_to_dict(child, repeats))
         elif len(child):
             _to_dict(child, repeats, out)  # a group: flattened away
-        elif (text := (child.text or "").strip()):
+        elif text := (child.text or "").strip():
             out[name] = text
     return out
 
@@ -133,14 +139,19 @@ def _datetime(v: Any) -> datetime | None:
         dt = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
     except ValueError:
         return None
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 def periods(d: date | None) -> dict[str, Any]:
     if d is None:
         return {"year": None, "quarter": None, "month": None, "school_year": None}
     sy = d.year if d.month >= 9 else d.year - 1
-    return {"year": d.year, "quarter": (d.month - 1) // 3 + 1, "month": d.month, "school_year": f"SY{sy}-{sy + 1}"}
+    return {
+        "year": d.year,
+        "quarter": (d.month - 1) // 3 + 1,
+        "month": d.month,
+        "school_year": f"SY{sy}-{sy + 1}",
+    }
 
 
 def age(dob: date | None, on: date | None) -> tuple[int | None, int | None]:
@@ -192,44 +203,79 @@ def build_rows(doc: Doc, now: datetime) -> DocRows:
     end = _datetime(data.get("end"))
     org = _org(data.get("district"), data.get("commune"))
     raw = {
-        "id": doc_id, "form_id": form_id, "form_version": doc.get("form_version"),
-        "received_at": received, "end_time": end,
+        "id": doc_id,
+        "form_id": form_id,
+        "form_version": doc.get("form_version"),
+        "received_at": received,
+        "end_time": end,
         "lag_seconds": (received - end).total_seconds() if received and end else None,
         "org_unit_province": orgunits.PROVINCE_CODE if org["commune_2025_code"] else None,
-        **org, "data": _strip_personal(data), "deprecated_id": doc.get("deprecated_id") or None,
-        "superseded": False, "deleted": False, "submitted_by": doc.get("submitted_by"),
-        "device_id": doc.get("device_id"), "ingested_at": now,
+        **org,
+        "data": _strip_personal(data),
+        "deprecated_id": doc.get("deprecated_id") or None,
+        "superseded": False,
+        "deleted": False,
+        "submitted_by": doc.get("submitted_by"),
+        "device_id": doc.get("device_id"),
+        "ingested_at": now,
     }
     rows = DocRows(doc_id, raw["deprecated_id"], raw)
-    visit = _date(data, "visit_date", "") or (end.date() if end else None) or (received.date() if received else None)
+    visit = (
+        _date(data, "visit_date", "")
+        or (end.date() if end else None)
+        or (received.date() if received else None)
+    )
     base = {"visit_date": visit, **periods(visit), **org}
     if form_id == FORM_FACILITY:
         base.pop("school_year")
-        rows.facility = {"submission_id": doc_id, **base,
-                         "uses_national_immunisation_system": _bool(data, "uses_national_immunisation_system"),
-                         "digital_child_health_records": _bool(data, "digital_child_health_records"),
-                         "commune_play_space": _bool(data, "commune_play_space")}
+        rows.facility = {
+            "submission_id": doc_id,
+            **base,
+            "uses_national_immunisation_system": _bool(data, "uses_national_immunisation_system"),
+            "digital_child_health_records": _bool(data, "digital_child_health_records"),
+            "commune_play_space": _bool(data, "commune_play_space"),
+        }
     elif form_id == FORM_HOUSEHOLD:
         _household(rows, data, base, visit, received, now)
     return rows
 
 
 def _flag(rows: DocRows, f: quality.Flag, now: datetime, obs_id: str | None = None) -> None:
-    rows.flags.append({"id": f"{obs_id or rows.doc_id}/{f.code}", "submission_id": rows.doc_id,
-                       "child_obs_id": obs_id, "code": f.code, "message": f.message, "created_at": now})
+    rows.flags.append(
+        {
+            "id": f"{obs_id or rows.doc_id}/{f.code}",
+            "submission_id": rows.doc_id,
+            "child_obs_id": obs_id,
+            "code": f.code,
+            "message": f.message,
+            "created_at": now,
+        }
+    )
 
 
-def _household(rows: DocRows, data: dict[str, Any], base: dict[str, Any], visit: date | None,
-               received: datetime | None, now: datetime) -> None:
+def _household(
+    rows: DocRows,
+    data: dict[str, Any],
+    base: dict[str, Any],
+    visit: date | None,
+    received: datetime | None,
+    now: datetime,
+) -> None:
     children = data.get("child") or []
     consent = _bool(data, "consent")
     hk = household_key(data.get("district"), data.get("commune"), data.get("hamlet"), data.get("head_name"))
     births, deaths = _int(data, "births_12m", ""), _int(data, "under5_deaths_12m", "")
     rows.household = {
-        "submission_id": rows.doc_id, **base, "poverty_status": data.get("poverty_status"),
-        "unfenced_water": _bool(data, "unfenced_water"), "hotline_111_aware": _bool(data, "hotline_111_aware"),
-        "births_12m": births, "under5_deaths_12m": deaths, "consent": consent,
-        "n_children": len(children) if consent else None, "household_key": hk,
+        "submission_id": rows.doc_id,
+        **base,
+        "poverty_status": data.get("poverty_status"),
+        "unfenced_water": _bool(data, "unfenced_water"),
+        "hotline_111_aware": _bool(data, "hotline_111_aware"),
+        "births_12m": births,
+        "under5_deaths_12m": deaths,
+        "consent": consent,
+        "n_children": len(children) if consent else None,
+        "household_key": hk,
     }
     for f in quality.household_flags(visit, received.date() if received else None, births, deaths):
         _flag(rows, f, now)
@@ -248,25 +294,52 @@ def _household(rows: DocRows, data: dict[str, Any], base: dict[str, Any], visit:
         pid_error = validate_personal_id(pid, sex, dob) if pid else "missing"
         groups = (c.get("special_groups") or "").split()
         obs = {
-            "id": obs_id, "submission_id": rows.doc_id, "child_id": None, **base,
-            "sex": sex, "ethnicity": c.get("ethnicity"), "age_years": years, "age_months": months,
-            "birth_registered": c.get("birth_registered"), "has_valid_personal_id": pid_error is None,
-            "attends_school": _bool(c, "attends_school"), "school_level": c.get("school_level"),
-            "imm_card_seen": _bool(c, "imm_card_seen"), "imm_antigens": c.get("imm_antigens"),
-            "weight_kg": weight, "height_cm": height,
-            "waz": z.waz if z else None, "haz": z.haz if z else None, "whz": z.whz if z else None,
-            "can_swim": _bool(c, "can_swim"), "functional_difficulty": _bool(c, "functional_difficulty"),
-            "orphan_status": c.get("orphan_status"), "care_arrangement": c.get("care_arrangement"),
-            "work_hours_week": _int(c, "work_hours_week", where), "chore_hours_week": _int(c, "chore_hours_week", where),
+            "id": obs_id,
+            "submission_id": rows.doc_id,
+            "child_id": None,
+            **base,
+            "sex": sex,
+            "ethnicity": c.get("ethnicity"),
+            "age_years": years,
+            "age_months": months,
+            "birth_registered": c.get("birth_registered"),
+            "has_valid_personal_id": pid_error is None,
+            "attends_school": _bool(c, "attends_school"),
+            "school_level": c.get("school_level"),
+            "imm_card_seen": _bool(c, "imm_card_seen"),
+            "imm_antigens": c.get("imm_antigens"),
+            "weight_kg": weight,
+            "height_cm": height,
+            "waz": z.waz if z else None,
+            "haz": z.haz if z else None,
+            "whz": z.whz if z else None,
+            "can_swim": _bool(c, "can_swim"),
+            "functional_difficulty": _bool(c, "functional_difficulty"),
+            "orphan_status": c.get("orphan_status"),
+            "care_arrangement": c.get("care_arrangement"),
+            "work_hours_week": _int(c, "work_hours_week", where),
+            "chore_hours_week": _int(c, "chore_hours_week", where),
             "special_groups": " ".join(groups) or None,
             "in_special_circumstance": any(g in SPECIAL_GROUPS for g in groups) if groups else None,
-            "at_risk": _bool(c, "at_risk"), "support_received": _bool(c, "support_received"),
-            "violence_signs": _bool(c, "violence_signs"), "referred": _bool(c, "referred"),
-            "referred_within_24h": _bool(c, "referred_within_24h"), "play_space_access": _bool(c, "play_space_access"),
+            "at_risk": _bool(c, "at_risk"),
+            "support_received": _bool(c, "support_received"),
+            "violence_signs": _bool(c, "violence_signs"),
+            "referred": _bool(c, "referred"),
+            "referred_within_24h": _bool(c, "referred_within_24h"),
+            "play_space_access": _bool(c, "play_space_access"),
         }
-        rec = ChildRecord(obs_id=obs_id, household_key=hk, name_hash=name_hash(c.get("child_name")), dob=dob,
-                          sex=sex, ethnicity=c.get("ethnicity"), personal_id=pid if pid_error is None else None,
-                          visit_date=visit, district_code=base["district_code"], commune_code=base["commune_code"])
+        rec = ChildRecord(
+            obs_id=obs_id,
+            household_key=hk,
+            name_hash=name_hash(c.get("child_name")),
+            dob=dob,
+            sex=sex,
+            ethnicity=c.get("ethnicity"),
+            personal_id=pid if pid_error is None else None,
+            visit_date=visit,
+            district_code=base["district_code"],
+            commune_code=base["commune_code"],
+        )
         rows.children.append((obs, rec))
         for f in quality.child_flags(obs, dob, visit, pid is not None, pid_error if pid else None):
             _flag(rows, f, now, obs_id)
@@ -275,11 +348,11 @@ def _household(rows: DocRows, data: dict[str, Any], base: dict[str, Any], visit:
 # ---------------------------------------------------------------- a page → the database
 @dataclass
 class PageOutcome:
-    ingested: list[str] = field(default_factory=list)      # landed (current or superseded)
+    ingested: list[str] = field(default_factory=list)  # landed (current or superseded)
     deleted: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)   # id → error (to quarantine)
-    skipped: int = 0                                       # design docs, non-submissions
-    rows: int = 0                                          # SQL rows written (raw + derived)
+    failed: dict[str, str] = field(default_factory=dict)  # id → error (to quarantine)
+    skipped: int = 0  # design docs, non-submissions
+    rows: int = 0  # SQL rows written (raw + derived)
 
     @property
     def touched(self) -> list[str]:
@@ -293,8 +366,9 @@ def upsert(session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) 
     table = model.__table__  # type: ignore[attr-defined]
     ins = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
     pk = [c.name for c in table.primary_key.columns]
-    stmt = ins.on_conflict_do_update(index_elements=pk,
-                                     set_={c.name: ins.excluded[c.name] for c in table.columns if c.name not in pk})
+    stmt = ins.on_conflict_do_update(
+        index_elements=pk, set_={c.name: ins.excluded[c.name] for c in table.columns if c.name not in pk}
+    )
     session.execute(stmt, rows)
 
 
@@ -306,7 +380,7 @@ def _insert(session: Session, model: type[SQLModel], rows: list[dict[str, Any]])
 def _chunks(ids: Iterable[str], n: int = 500) -> Iterable[list[str]]:
     ids = sorted(set(ids))
     for i in range(0, len(ids), n):
-        yield ids[i:i + n]
+        yield ids[i : i + n]
 
 
 def _delete_derived(session: Session, ids: Iterable[str]) -> None:
@@ -315,10 +389,15 @@ def _delete_derived(session: Session, ids: Iterable[str]) -> None:
             session.execute(delete(model).where(model.submission_id.in_(chunk)))  # type: ignore[attr-defined]
 
 
-def apply_page(session: Session, changes: list[Doc], *, now: datetime | None = None,
-               fetch: Callable[[str], Doc | None] | None = None) -> PageOutcome:
+def apply_page(
+    session: Session,
+    changes: list[Doc],
+    *,
+    now: datetime | None = None,
+    fetch: Callable[[str], Doc | None] | None = None,
+) -> PageOutcome:
     """Apply changes (``{"id", "seq", "deleted"?, "doc"}``) to the session without committing."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     out = PageOutcome()
     built: list[DocRows] = []
     deleted_ids: list[str] = []
@@ -341,14 +420,20 @@ def apply_page(session: Session, changes: list[Doc], *, now: datetime | None = N
     if deleted_ids:
         _delete_derived(session, deleted_ids)
         for chunk in _chunks(deleted_ids):
-            for rid, dep in session.execute(select(RawSubmission.id, RawSubmission.deprecated_id)
-                                            .where(RawSubmission.id.in_(chunk))):  # type: ignore[attr-defined]
+            for rid, dep in session.execute(
+                select(col(RawSubmission.id), col(RawSubmission.deprecated_id)).where(
+                    col(RawSubmission.id).in_(chunk)
+                )
+            ):
                 out.deleted.append(rid)
                 if dep:
                     restore.add(dep)
-            session.execute(update(RawSubmission).where(RawSubmission.id.in_(chunk))  # type: ignore[attr-defined]
-                            .values(deleted=True, superseded=False))
-            session.execute(delete(Quarantine).where(Quarantine.submission_id.in_(chunk)))  # type: ignore[attr-defined]
+            session.execute(
+                update(RawSubmission)
+                .where(col(RawSubmission.id).in_(chunk))
+                .values(deleted=True, superseded=False)
+            )
+            session.execute(delete(Quarantine).where(col(Quarantine.submission_id).in_(chunk)))
     page_ids = {r.doc_id for r in built}
     for rid in sorted(restore - page_ids):
         doc = fetch(rid) if fetch else None
@@ -364,15 +449,20 @@ def apply_page(session: Session, changes: list[Doc], *, now: datetime | None = N
     targets = {r.deprecated_id for r in built if r.deprecated_id}
     superseded = targets & page_ids
     for chunk in _chunks(page_ids):
-        superseded |= set(session.execute(
-            select(RawSubmission.deprecated_id).where(
-                RawSubmission.deprecated_id.in_(chunk),  # type: ignore[union-attr]
-                RawSubmission.deleted == False)).scalars())  # noqa: E712
+        superseded |= set(
+            session.execute(
+                select(col(RawSubmission.deprecated_id)).where(
+                    col(RawSubmission.deprecated_id).in_(chunk),
+                    col(RawSubmission.deleted).is_(False),
+                )
+            ).scalars()
+        )  # noqa: E712
     if targets:
         _delete_derived(session, targets)
         for chunk in _chunks(targets):
-            session.execute(update(RawSubmission).where(RawSubmission.id.in_(chunk))  # type: ignore[attr-defined]
-                            .values(superseded=True))
+            session.execute(
+                update(RawSubmission).where(col(RawSubmission.id).in_(chunk)).values(superseded=True)
+            )
     _delete_derived(session, page_ids)
 
     current = [r for r in built if r.doc_id not in superseded]
@@ -397,7 +487,7 @@ def apply_page(session: Session, changes: list[Doc], *, now: datetime | None = N
     _insert(session, ChildObservation, observations)
     _insert(session, QualityFlag, flags)
     for chunk in _chunks(page_ids):
-        session.execute(delete(Quarantine).where(Quarantine.submission_id.in_(chunk)))  # type: ignore[attr-defined]
+        session.execute(delete(Quarantine).where(col(Quarantine.submission_id).in_(chunk)))
     out.ingested = sorted(page_ids)
     out.rows = len(raws) + len(households) + len(facilities) + len(observations)
     return out

@@ -1,4 +1,4 @@
-"""SQL tables of the aggregator (docs/contracts.md §5): landing, flattened rows, registry, quarantine, checkpoint."""
+"""SQL tables of the aggregator (docs/contracts.md §5): landing, rows, registry, quarantine, checkpoint."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-# Ids are text everywhere; every table carrying answers also carries ``submission_id`` (the CouchDB _id) so that a
+# Ids are text everywhere; every table carrying answers also carries ``submission_id`` (the CouchDB _id) so
+# that a
 # replayed page upserts instead of inserting twice. Booleans are NULL when the question was not asked.
 
 

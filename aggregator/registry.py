@@ -2,19 +2,25 @@
 
 Matching rule (applied to each child of each visit, in feed order):
 
-1. **Valid personal ID** (``validate_personal_id`` returns no error): the child with that personal ID is the match
+1. **Valid personal ID** (``validate_personal_id`` returns no error): the child with that personal ID is the
+  match
    when its sex and date of birth agree. If they disagree, the record gets a child of its own and a
-   ``RegistryConflict`` ("same personal ID, different dob/sex") is written — never merged silently. If no child
-   carries the ID yet, fall through to rule 2, and a rule-2 match with *another* personal ID is also a conflict
-   ("same name+dob in one household, different personal IDs"); a rule-2 match without an ID gets this ID attached.
+   ``RegistryConflict`` ("same personal ID, different dob/sex") is written — never merged silently. If no
+   child
+   carries the ID yet, fall through to rule 2, and a rule-2 match with *another* personal ID is also a
+   conflict
+   ("same name+dob in one household, different personal IDs"); a rule-2 match without an ID gets this ID
+   attached.
 2. **Household + name + date of birth**: household key (sha256 of district | commune | normalised hamlet |
    normalised head-of-household name) + name hash (sha256 of the normalised child name) + exact dob. Names are
-   normalised by Unicode NFD, dropping diacritics (đ → d), lower-casing and collapsing spaces, so "Nguyễn Văn  An"
+   normalised by Unicode NFD, dropping diacritics (đ → d), lower-casing and collapsing spaces, so "Nguyễn Văn
+   An"
    and "nguyen van an" match; the dob and the household keep false matches rare.
 3. Otherwise a new child. Its id is derived from the key that created it (``ch-`` + 20 hex of a sha256), so a
    rebuild from an empty database assigns the same ids.
 
-Invalid personal IDs are kept on the observation only as ``has_valid_personal_id = false`` (quality flag) and are
+Invalid personal IDs are kept on the observation only as ``has_valid_personal_id = false`` (quality flag) and
+are
 not used for matching. Plain names never reach SQL: only hashes.
 """
 
@@ -25,10 +31,10 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from sqlalchemy import or_
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from aggregator.models import Child, RegistryConflict
 
@@ -36,7 +42,8 @@ from aggregator.models import Child, RegistryConflict
 # 63-province register shipped by vietnamadminunits (admin_units_legacy.provinceCode), the codes in force when
 # personal IDs were issued.
 PROVINCE_CODES = frozenset(
-    "01 02 04 06 08 10 11 12 14 15 17 19 20 22 24 25 26 27 30 31 33 34 35 36 37 38 40 42 44 45 46 48 49 51 52 54 "
+    "01 02 04 06 08 10 11 12 14 15 17 19 20 22 24 25 26 27 30 31 33 34 35 36 37 38 40 42 44 45 46 48 "
+    "49 51 52 54 "
     "56 58 60 62 64 66 67 68 70 72 74 75 77 79 80 82 83 84 86 87 89 91 92 93 94 95 96".split()
 )
 # 4th digit: century and sex (Circular 59/2021/TT-BCA): 0/1 = 1900s male/female, 2/3 = 2000s, 4/5 = 2100s, ...
@@ -45,7 +52,7 @@ _PID = re.compile(r"^[0-9]{12}$")
 
 
 def validate_personal_id(pid: str | None, sex: str | None, dob: date | None) -> str | None:
-    """None when ``pid`` is a plausible 12-digit personal ID for this sex and dob, else why not (English, no digits)."""
+    """None if ``pid`` is a plausible personal ID for this sex and dob, else why not (English, no digits)."""
     if not pid:
         return "missing"
     if not _PID.match(pid):
@@ -83,8 +90,12 @@ def name_hash(name: str | None) -> str | None:
     return _sha(n) if n else None
 
 
-def household_key(district: str | None, commune: str | None, hamlet: str | None, head_name: str | None) -> str:
-    return _sha("|".join([district or "", commune or "", normalise_name(hamlet), normalise_name(head_name)]))[:32]
+def household_key(
+    district: str | None, commune: str | None, hamlet: str | None, head_name: str | None
+) -> str:
+    return _sha("|".join([district or "", commune or "", normalise_name(hamlet), normalise_name(head_name)]))[
+        :32
+    ]
 
 
 def _child_id(key: str) -> str:
@@ -125,11 +136,13 @@ class Registry:
             return
         conds = []
         if pids:
-            conds.append(Child.personal_id.in_(sorted(pids)))  # type: ignore[union-attr]
+            conds.append(col(Child.personal_id).in_(sorted(pids)))
         if hks:
-            conds.append(Child.household_key.in_(sorted(hks)))  # type: ignore[union-attr]
+            conds.append(col(Child.household_key).in_(sorted(hks)))
         # Oldest first so that the first child registered under a personal ID stays its owner.
-        for child in self.session.exec(select(Child).where(or_(*conds)).order_by(Child.first_seen, Child.id)):
+        for child in self.session.exec(
+            select(Child).where(or_(*conds)).order_by(col(Child.first_seen), col(Child.id))
+        ):
             self._index(child)
 
     def _index(self, child: Child) -> None:
@@ -141,21 +154,39 @@ class Registry:
     def _conflict(self, a: str, b: str, reason: str) -> None:
         cid = "rc-" + _sha(f"{a}|{b}|{reason}")[:20]
         if cid not in self.conflicts:
-            self.conflicts[cid] = RegistryConflict(id=cid, child_id_a=a, child_id_b=b, reason=reason,
-                                                   created_at=datetime.now(timezone.utc), resolved=False)
+            self.conflicts[cid] = RegistryConflict(
+                id=cid,
+                child_id_a=a,
+                child_id_b=b,
+                reason=reason,
+                created_at=datetime.now(UTC),
+                resolved=False,
+            )
 
     def _new(self, key: str, r: ChildRecord, keep_pid: bool = True) -> Child:
-        # An id made from a "hh:"/"pid:"/"anon:" key belongs to a child carrying this record's household key or
-        # personal ID, so the preload already holds it if it exists: no query per child. A "pid-conflict:" child
+        # An id made from a "hh:"/"pid:"/"anon:" key belongs to a child carrying this record's household key
+        # or
+        # personal ID, so the preload already holds it if it exists: no query per child. A "pid-conflict:"
+        # child
         # keeps neither the ID nor (necessarily) this household: look it up.
         child = self.by_id.get(_child_id(key))
         if child is None and key.startswith("pid-conflict:"):
             child = self.session.get(Child, _child_id(key))
         if child is None:
             pid = r.personal_id if keep_pid else None
-            child = Child(id=_child_id(key), personal_id=pid, household_key=r.household_key,
-                          name_hash=r.name_hash, dob=r.dob, sex=r.sex, ethnicity=r.ethnicity, first_seen=r.visit_date,
-                          last_seen=r.visit_date, district_code=r.district_code, commune_code=r.commune_code)
+            child = Child(
+                id=_child_id(key),
+                personal_id=pid,
+                household_key=r.household_key,
+                name_hash=r.name_hash,
+                dob=r.dob,
+                sex=r.sex,
+                ethnicity=r.ethnicity,
+                first_seen=r.visit_date,
+                last_seen=r.visit_date,
+                district_code=r.district_code,
+                commune_code=r.commune_code,
+            )
             self.session.add(child)
         self._index(child)
         return child
@@ -169,7 +200,8 @@ class Registry:
                 if (owner.dob, owner.sex) == (r.dob, r.sex):
                     child = owner
                 else:
-                    # The ID stays with its first owner; this record's child is kept apart (without the ID) and
+                    # The ID stays with its first owner; this record's child is kept apart (without the ID)
+                    # and
                     # every later visit of the same record lands on that same separate child.
                     child = self._new(f"pid-conflict:{r.personal_id}|{r.dob}|{r.sex}", r, keep_pid=False)
                     self._conflict(owner.id, child.id, "same personal ID, different dob/sex")
@@ -209,7 +241,7 @@ class Registry:
 
 
 def list_conflicts(session: Session, include_resolved: bool = False) -> list[RegistryConflict]:
-    q = select(RegistryConflict).order_by(RegistryConflict.created_at)
+    q = select(RegistryConflict).order_by(col(RegistryConflict.created_at))
     if not include_resolved:
-        q = q.where(RegistryConflict.resolved == False)  # noqa: E712 - SQL expression
+        q = q.where(col(RegistryConflict.resolved).is_(False))
     return list(session.exec(q))

@@ -1,12 +1,12 @@
-"""Feed lag and health for operators: changes behind, oldest unprocessed change, checkpoint, quarantine, workers."""
+"""Feed lag and health for operators: changes behind, oldest pending change, quarantine, workers."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from aggregator.db import get_engine, init_db
 from aggregator.follower import checkpoint_name
@@ -30,8 +30,13 @@ COUNT_PAGE = 5000
 def pending_changes(couch: Couch, db: str, since: str) -> tuple[int, str | None]:
     """(changes after ``since``, received_at of the first of them). Uses CouchDB's ``pending`` when given,
     else counts id-only pages (pouchdb-server does not send ``pending``)."""
-    r = couch.request("GET", f"{db}/_changes", params={"since": since, "limit": 1, "include_docs": "true"},
-                      headers={"Accept-Encoding": "identity"}, action="read changes")
+    r = couch.request(
+        "GET",
+        f"{db}/_changes",
+        params={"since": since, "limit": 1, "include_docs": "true"},
+        headers={"Accept-Encoding": "identity"},
+        action="read changes",
+    )
     data = r.json()
     results = data.get("results") or []
     if not results:
@@ -49,7 +54,7 @@ def pending_changes(couch: Couch, db: str, since: str) -> tuple[int, str | None]
 
 
 def workers_seen(timeout: float = 1.0) -> list[str] | None:
-    """Worker names answering a broadcast ping, or None when the broker cannot broadcast (SQLite transport)."""
+    """Worker names answering a broadcast ping, or None if the broker cannot broadcast (SQLite transport)."""
     try:
         from aggregator.celery_app import app
 
@@ -61,21 +66,29 @@ def workers_seen(timeout: float = 1.0) -> list[str] | None:
 
 def gather(settings: Settings, *, ping: bool = True) -> dict[str, Any]:
     init_db(settings)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     out: dict[str, Any] = {}
     with Session(get_engine(settings)) as s:
         from aggregator.models import Checkpoint
 
         cp = s.get(Checkpoint, checkpoint_name(settings))
         out["checkpoint"] = cp.seq if cp else "0"
-        out["checkpoint_updated_at"] = cp.updated_at.isoformat(timespec="seconds") if cp and cp.updated_at else None
-        for key, model in (("raw_submissions", RawSubmission), ("households", Household),
-                           ("child_observations", ChildObservation), ("children", Child),
-                           ("facility_checks", FacilityCheck), ("quality_flags", QualityFlag),
-                           ("quarantine", Quarantine)):
+        out["checkpoint_updated_at"] = (
+            cp.updated_at.isoformat(timespec="seconds") if cp and cp.updated_at else None
+        )
+        for key, model in (
+            ("raw_submissions", RawSubmission),
+            ("households", Household),
+            ("child_observations", ChildObservation),
+            ("children", Child),
+            ("facility_checks", FacilityCheck),
+            ("quality_flags", QualityFlag),
+            ("quarantine", Quarantine),
+        ):
             out[key] = int(s.exec(select(func.count()).select_from(model)).one())
-        out["registry_conflicts_open"] = int(s.exec(select(func.count()).select_from(RegistryConflict)
-                                                    .where(RegistryConflict.resolved == False)).one())  # noqa: E712
+        open_conflicts = select(func.count()).select_from(RegistryConflict)
+        open_conflicts = open_conflicts.where(col(RegistryConflict.resolved).is_(False))
+        out["registry_conflicts_open"] = int(s.exec(open_conflicts).one())
     try:
         couch = Couch.from_settings(settings, timeout=10)
         try:
@@ -86,7 +99,7 @@ def gather(settings: Settings, *, ping: bool = True) -> dict[str, Any]:
         age = None
         if oldest:
             try:
-                ts = datetime.fromisoformat(oldest.replace("Z", "+00:00")).astimezone(timezone.utc)
+                ts = datetime.fromisoformat(oldest.replace("Z", "+00:00")).astimezone(UTC)
                 age = round((now - ts).total_seconds(), 1)
             except ValueError:
                 age = None

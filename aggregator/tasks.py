@@ -10,15 +10,21 @@ from core.errors import StoreUnavailable
 from core.settings import get_settings
 
 
-@app.task(name="carecheck.follow", acks_late=True, autoretry_for=(StoreUnavailable,), retry_backoff=2,
-          max_retries=3)
+@app.task(  # type: ignore[untyped-decorator]  # celery ships no type hints
+    name="carecheck.follow", acks_late=True, autoretry_for=(StoreUnavailable,), retry_backoff=2, max_retries=3
+)
 def follow(budget_s: float = 10.0) -> dict[str, Any]:
     """Drain the changes feed from the SQL checkpoint (no-op if another run holds the follower lock)."""
     return follower.follow(get_settings(), budget_s=budget_s).as_dict()
 
 
-@app.task(name="carecheck.retry_quarantine", acks_late=True, autoretry_for=(StoreUnavailable,), retry_backoff=5,
-          max_retries=3)
+@app.task(  # type: ignore[untyped-decorator]  # celery ships no type hints
+    name="carecheck.retry_quarantine",
+    acks_late=True,
+    autoretry_for=(StoreUnavailable,),
+    retry_backoff=5,
+    max_retries=3,
+)
 def retry_quarantine(max_docs: int = 100) -> dict[str, int]:
     """Re-process quarantined documents whose back-off has expired."""
     return follower.retry_quarantine(get_settings(), max_docs=max_docs)

@@ -10,7 +10,8 @@ batches; ingestion is what is measured), then one real ``carecheck worker --pool
   ~1.0 means memory stays flat (pages are streamed; the feed is never loaded into memory).
 * Baselines, measured in the same run on the small backlog: ``changes_read_rows_per_s`` — reading the same
   ``_changes`` pages (include_docs, same page size) with nothing done to them, expressed in the same SQL rows;
-  ``bulk_insert_rows_per_s`` — a plain executemany INSERT of the very rows ingestion produced into empty copies
+  ``bulk_insert_rows_per_s`` — a plain executemany INSERT of the very rows ingestion produced into empty
+  copies
   of the tables. ``ratio_vs_changes_read`` / ``ratio_vs_bulk_insert`` = ingestion / baseline.
 
 The indicators' per-page refresh hook is off (``ingest_hooks=false``): ingestion is what is measured.
@@ -48,8 +49,18 @@ def _env(s: Settings) -> dict[str, str]:
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARECHECK_")}
-    for k in ("var_dir", "couchdb_url", "couchdb_user", "couchdb_password", "submissions_db", "database_url",
-              "broker_url", "result_backend", "ingest_hooks", "ingest_page_size"):
+    for k in (
+        "var_dir",
+        "couchdb_url",
+        "couchdb_user",
+        "couchdb_password",
+        "submissions_db",
+        "database_url",
+        "broker_url",
+        "result_backend",
+        "ingest_hooks",
+        "ingest_page_size",
+    ):
         env[f"CARECHECK_{k.upper()}"] = str(getattr(s, k))
     env["PYTHONPATH"] = str(ROOT)
     return env
@@ -64,8 +75,10 @@ def _peak_rss_mb(pid: int) -> float:
 
 def _rows(s: Settings) -> int:
     with get_engine(s).connect() as c:
-        return sum(int(c.execute(select(func.count()).select_from(m.__table__)).scalar_one())  # type: ignore
-                   for m in (RawSubmission, Household, ChildObservation))
+        return sum(
+            int(c.execute(select(func.count()).select_from(m.__table__)).scalar_one())  # type: ignore
+            for m in (RawSubmission, Household, ChildObservation)
+        )
 
 
 def _one(n: int, root: Path, couch_url: str, couch: Couch) -> dict[str, Any]:
@@ -78,9 +91,17 @@ def _one(n: int, root: Path, couch_url: str, couch: Couch) -> dict[str, Any]:
         c.execute(text(f'CREATE DATABASE "{db}"'))
     var = root / f"var{n}"
     var.mkdir()
-    s = Settings(var_dir=var, couchdb_url=couch_url, couchdb_user="admin", couchdb_password="admin",
-                 submissions_db=f"bench_{n}", database_url=PG_ADMIN.rsplit("/", 1)[0] + f"/{db}", broker_url=REDIS,
-                 result_backend=REDIS, ingest_hooks=False)
+    s = Settings(
+        var_dir=var,
+        couchdb_url=couch_url,
+        couchdb_user="admin",
+        couchdb_password="admin",
+        submissions_db=f"bench_{n}",
+        database_url=PG_ADMIN.rsplit("/", 1)[0] + f"/{db}",
+        broker_url=REDIS,
+        result_backend=REDIS,
+        ingest_hooks=False,
+    )
     out: dict[str, Any] = {}
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -93,10 +114,18 @@ def _one(n: int, root: Path, couch_url: str, couch: Couch) -> dict[str, Any]:
         init_db(s)
         log = (var / "worker.log").open("wb")
         t0 = time.monotonic()
-        procs.append(subprocess.Popen([CARECHECK, "beat"], env=_env(s), stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True))
-        worker = subprocess.Popen([CARECHECK, "worker", "--pool=solo"], env=_env(s), stdout=log,
-                                  stderr=subprocess.STDOUT, start_new_session=True)
+        procs.append(
+            subprocess.Popen(
+                [CARECHECK, "beat"], env=_env(s), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        )
+        worker = subprocess.Popen(
+            [CARECHECK, "worker", "--pool=solo"],
+            env=_env(s),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         procs.append(worker)
         engine = get_engine(s)
         while True:
@@ -125,7 +154,9 @@ def _baseline_changes(couch: Couch, s: Settings, rows: int) -> float:
     t = time.monotonic()
     since: str | None = None
     while True:
-        page, since = couch.changes(s.submissions_db, since=since, limit=s.ingest_page_size, include_docs=True)
+        page, since = couch.changes(
+            s.submissions_db, since=since, limit=s.ingest_page_size, include_docs=True
+        )
         if len(page) < s.ingest_page_size:
             break
     return rows / (time.monotonic() - t)
@@ -144,7 +175,7 @@ def _baseline_bulk_insert(s: Settings) -> float:
             dst = Table(f"copy_{src.name}", md, *[col.copy() for col in src.columns])
             t = time.monotonic()
             for i in range(0, len(rows), 2000):
-                c.execute(dst.insert(), rows[i:i + 2000])
+                c.execute(dst.insert(), rows[i : i + 2000])
             seconds += time.monotonic() - t
             total += len(rows)
     return total / seconds
@@ -167,12 +198,17 @@ def run(quick: bool = False) -> dict[str, Any]:
             dispose_engines()
             cp.stop()
     return {
-        f"rows_per_s_{small}": a["rows_per_s"], f"rows_per_s_{large}": b["rows_per_s"],
-        f"seconds_{small}": a["seconds"], f"seconds_{large}": b["seconds"],
-        f"rows_{small}": a["rows"], f"rows_{large}": b["rows"],
-        f"peak_rss_mb_{small}": a["peak_rss_mb"], f"peak_rss_mb_{large}": b["peak_rss_mb"],
+        f"rows_per_s_{small}": a["rows_per_s"],
+        f"rows_per_s_{large}": b["rows_per_s"],
+        f"seconds_{small}": a["seconds"],
+        f"seconds_{large}": b["seconds"],
+        f"rows_{small}": a["rows"],
+        f"rows_{large}": b["rows"],
+        f"peak_rss_mb_{small}": a["peak_rss_mb"],
+        f"peak_rss_mb_{large}": b["peak_rss_mb"],
         "rss_ratio": round(b["peak_rss_mb"] / a["peak_rss_mb"], 3),
-        "changes_read_rows_per_s": round(read_rate, 1), "bulk_insert_rows_per_s": round(insert_rate, 1),
+        "changes_read_rows_per_s": round(read_rate, 1),
+        "bulk_insert_rows_per_s": round(insert_rate, 1),
         "ratio_vs_changes_read": round(a["rows_per_s"] / read_rate, 3),
         "ratio_vs_bulk_insert": round(a["rows_per_s"] / insert_rate, 3),
         f"couch_load_s_{large}": b["load_s"],

@@ -1,4 +1,4 @@
-"""Fixtures for aggregator tests: settings on PostgreSQL/SQLite, a submissions db, real `carecheck worker` processes."""
+"""Aggregator test fixtures: settings on PostgreSQL/SQLite, a submissions db, real `carecheck worker`s."""
 
 from __future__ import annotations
 
@@ -32,8 +32,16 @@ from core.settings import ROOT, Settings
 from tests.conftest import make_settings
 
 CARECHECK = str(Path(sys.executable).with_name("carecheck"))
-TABLES = {"raw": RawSubmission, "household": Household, "obs": ChildObservation, "child": Child,
-          "facility": FacilityCheck, "flag": QualityFlag, "quarantine": Quarantine, "conflict": RegistryConflict}
+TABLES = {
+    "raw": RawSubmission,
+    "household": Household,
+    "obs": ChildObservation,
+    "child": Child,
+    "facility": FacilityCheck,
+    "flag": QualityFlag,
+    "quarantine": Quarantine,
+    "conflict": RegistryConflict,
+}
 
 
 def counts(settings: Settings) -> dict[str, int]:
@@ -44,8 +52,19 @@ def counts(settings: Settings) -> dict[str, int]:
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a subprocess (worker, CLI) see exactly these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARECHECK_")}
-    for name in ("var_dir", "couchdb_url", "couchdb_user", "couchdb_password", "submissions_db", "accounts_db",
-                 "database_url", "broker_url", "result_backend", "ingest_page_size", "ingest_hooks"):
+    for name in (
+        "var_dir",
+        "couchdb_url",
+        "couchdb_user",
+        "couchdb_password",
+        "submissions_db",
+        "accounts_db",
+        "database_url",
+        "broker_url",
+        "result_backend",
+        "ingest_page_size",
+        "ingest_hooks",
+    ):
         value = getattr(settings, name)
         if value not in ("", None):
             env[f"CARECHECK_{name.upper()}"] = str(value)
@@ -54,10 +73,19 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture()
-def pg_settings(tmp_path: Path, couch_server: CouchProcess, pg_url: str, redis_url: str) -> Iterator[Settings]:
-    # The indicators' refresh hook is off: these tests are about ingestion (the embedded-default test turns it on).
-    s = make_settings(tmp_path, couch_server, database_url=pg_url, broker_url=redis_url, result_backend=redis_url,
-                      ingest_hooks=False)
+def pg_settings(
+    tmp_path: Path, couch_server: CouchProcess, pg_url: str, redis_url: str
+) -> Iterator[Settings]:
+    # The indicators' refresh hook is off: these tests are about ingestion (the embedded-default test turns it
+    # on).
+    s = make_settings(
+        tmp_path,
+        couch_server,
+        database_url=pg_url,
+        broker_url=redis_url,
+        result_backend=redis_url,
+        ingest_hooks=False,
+    )
     Couch(couch_server.url, couch_server.user, couch_server.password).ensure_db(s.submissions_db)
     init_db(s)
     yield s
@@ -80,13 +108,19 @@ class WorkerProc:
         self.log = log
         self.start = log.stat().st_size if log.exists() else 0
         self.fh = log.open("ab")
-        self.proc = subprocess.Popen([CARECHECK, *args], env=settings_env(settings), stdout=self.fh,
-                                     stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            [CARECHECK, *args],
+            env=settings_env(settings),
+            stdout=self.fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=ROOT,
+        )
 
     def wait_ready(self, timeout: float = 60.0, marker: bytes = b"ready.") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if marker in self.log.read_bytes()[self.start:]:
+            if marker in self.log.read_bytes()[self.start :]:
                 return
             if self.proc.poll() is not None:
                 break

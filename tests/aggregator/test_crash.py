@@ -1,4 +1,4 @@
-"""Crash test: a real worker is SIGKILLed every 1–3 s while ingesting 10,000 submissions; every one lands once."""
+"""Crash test: a real worker is SIGKILLed every 1–3 s while ingesting 10,000 submissions; each lands once."""
 
 from __future__ import annotations
 
@@ -52,19 +52,29 @@ def test_sigkill_while_ingesting_10000(pg_settings: Settings, spawn: Callable[..
     wait_for(lambda: _checkpoint(s) == end_seq, 240, "the feed to be ingested after the crashes", every=0.5)
     elapsed = time.monotonic() - t0
     beat.stop()
-    print(f"\n{kills} SIGKILLs ({mid_feed} mid-feed), checkpoints after each kill: {progress}; "
-          f"{N} submissions in {elapsed:.1f} s")
+    print(
+        f"\n{kills} SIGKILLs ({mid_feed} mid-feed), checkpoints after each kill: {progress}; "
+        f"{N} submissions in {elapsed:.1f} s"
+    )
     assert mid_feed >= 3, "the worker was never killed while ingesting: the test proves nothing"
 
     c = counts(s)
     assert (c["raw"], c["household"], c["quarantine"]) == (N, N, 0), c
     assert c["obs"] == sum(expected_children.values()) == c["child"], c
     with Session(get_engine(s)) as sess:
-        per_sub = dict(sess.execute(text(  # type: ignore[call-overload]
-            "SELECT submission_id, count(*) FROM childobservation GROUP BY submission_id")).all())
-        dup_children = sess.execute(text(
-            "SELECT count(*) FROM (SELECT child_id, count(*) FROM childobservation GROUP BY child_id "
-            "HAVING count(*) > 1) d")).scalar_one()
+        per_sub = dict(
+            sess.execute(
+                text(  # type: ignore[call-overload]
+                    "SELECT submission_id, count(*) FROM childobservation GROUP BY submission_id"
+                )
+            ).all()
+        )
+        dup_children = sess.execute(
+            text(
+                "SELECT count(*) FROM (SELECT child_id, count(*) FROM childobservation GROUP BY child_id "
+                "HAVING count(*) > 1) d"
+            )
+        ).scalar_one()
     assert per_sub == {k: v for k, v in expected_children.items() if v}
     assert dup_children == 0  # each synthetic child appears once: no double-counted observation
     assert _checkpoint(s) == end_seq

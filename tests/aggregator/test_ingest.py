@@ -1,10 +1,10 @@
-"""Ingestion in-process on PostgreSQL: counts, replay, edits, deletions, poison, registry, flags, racing pages."""
+"""Ingestion in-process on PostgreSQL: counts, replay, edits, deletions, poison, registry, flags, races."""
 
 from __future__ import annotations
 
 import random
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text, update
@@ -40,17 +40,36 @@ def snapshot(s: Settings) -> dict[str, list[tuple[Any, ...]]]:
         for name, model in TABLES.items():
             cols = [c for c in model.__table__.columns if c.name not in VOLATILE]  # type: ignore[attr-defined]
             rows = sess.execute(select(*cols)).all()
-            out[name] = sorted((tuple(str(v) for v in r) for r in rows))
+            out[name] = sorted(tuple(str(v) for v in r) for r in rows)
     return out
 
 
-def one_household(iid: str, kids: list[dict[str, Any]], *, head: str = "Trần Văn Hai", hamlet: str = "Ấp 3",
-                  visit: str = "2026-11-10", deprecated_id: str | None = None, commune: str = "31078",
-                  district: str = "911") -> dict[str, Any]:
-    answers = {"end": f"{visit}T10:00:00+07:00", "visit_date": visit, "district": district, "commune": commune,
-               "hamlet": hamlet, "consent": "yes", "head_name": head, "poverty_status": "poor",
-               "unfenced_water": "yes", "hotline_111_aware": "no", "births_12m": 1, "under5_deaths_12m": 0,
-               "children_count": len(kids)}
+def one_household(
+    iid: str,
+    kids: list[dict[str, Any]],
+    *,
+    head: str = "Trần Văn Hai",
+    hamlet: str = "Ấp 3",
+    visit: str = "2026-11-10",
+    deprecated_id: str | None = None,
+    commune: str = "31078",
+    district: str = "911",
+) -> dict[str, Any]:
+    answers = {
+        "end": f"{visit}T10:00:00+07:00",
+        "visit_date": visit,
+        "district": district,
+        "commune": commune,
+        "hamlet": hamlet,
+        "consent": "yes",
+        "head_name": head,
+        "poverty_status": "poor",
+        "unfenced_water": "yes",
+        "hotline_111_aware": "no",
+        "births_12m": 1,
+        "under5_deaths_12m": 0,
+        "children_count": len(kids),
+    }
     xml = household_xml(iid, answers, kids, deprecated_id=deprecated_id)
     return submission_doc(xml, iid, deprecated_id=deprecated_id, received_at=f"{visit}T08:00:00Z")
 
@@ -78,8 +97,7 @@ def test_counts_replay_and_privacy(pg_settings: Settings) -> None:
     assert snapshot(s) == before
 
     # No names or personal IDs anywhere in SQL except the registry's personal_id column.
-    dump = str({k: v for k, v in before.items() if k != "child"}) + str(
-        [r for r in before["child"]])
+    dump = str({k: v for k, v in before.items() if k != "child"}) + str([r for r in before["child"]])
     for doc in b.docs[:50]:
         for tag in ("head_name", "child_name"):
             for part in doc["xml"].split(f"<{tag}>")[1:]:
@@ -94,10 +112,12 @@ def test_edit_moves_answers_and_edit_before_original(pg_settings: Settings) -> N
     s = pg_settings
     couch = couch_of(s)
     rng = random.Random(3)
-    kid = child_answers(rng, date(2026, 11, 10), name="Lê Thị Mai", sex="female", dob=date(2016, 5, 2),
-                        with_pid=False)
-    kid2 = child_answers(rng, date(2026, 11, 10), name="Lê Văn Tâm", sex="male", dob=date(2019, 1, 9),
-                         with_pid=False)
+    kid = child_answers(
+        rng, date(2026, 11, 10), name="Lê Thị Mai", sex="female", dob=date(2016, 5, 2), with_pid=False
+    )
+    kid2 = child_answers(
+        rng, date(2026, 11, 10), name="Lê Văn Tâm", sex="male", dob=date(2019, 1, 9), with_pid=False
+    )
     a = one_household("uuid:a-1", [{**kid, "can_swim": "no"}, kid2])
     couch.bulk_docs(s.submissions_db, [a])
     follower.follow(s)
@@ -107,7 +127,8 @@ def test_edit_moves_answers_and_edit_before_original(pg_settings: Settings) -> N
         assert mai.can_swim is False
         child_id = mai.child_id
 
-    # The edit: one child fewer? No — same two children, one answer changed; then a third version (edit of edit).
+    # The edit: one child fewer? No — same two children, one answer changed; then a third version (edit of
+    # edit).
     b = one_household("uuid:a-2", [{**kid, "can_swim": "yes"}, kid2], deprecated_id="uuid:a-1")
     couch.bulk_docs(s.submissions_db, [b])
     follower.follow(s)
@@ -119,18 +140,29 @@ def test_edit_moves_answers_and_edit_before_original(pg_settings: Settings) -> N
         assert raw_a is not None and raw_a.superseded and not raw_a.deleted
 
     # An edit arriving before its original: the original lands superseded, only the edit counts.
-    kid3 = child_answers(rng, date(2026, 11, 12), name="Danh Sóc", sex="male", dob=date(2022, 3, 1),
-                         with_pid=False)
-    edit = one_household("uuid:e-2", [{**kid3, "weight_kg": "13.0"}], head="Danh Phol", deprecated_id="uuid:e-1",
-                         visit="2026-11-12")
+    kid3 = child_answers(
+        rng, date(2026, 11, 12), name="Danh Sóc", sex="male", dob=date(2022, 3, 1), with_pid=False
+    )
+    edit = one_household(
+        "uuid:e-2",
+        [{**kid3, "weight_kg": "13.0"}],
+        head="Danh Phol",
+        deprecated_id="uuid:e-1",
+        visit="2026-11-12",
+    )
     couch.bulk_docs(s.submissions_db, [edit])
     follower.follow(s)
     orig = one_household("uuid:e-1", [{**kid3, "weight_kg": "12.0"}], head="Danh Phol", visit="2026-11-12")
     couch.bulk_docs(s.submissions_db, [orig])
     follower.follow(s)
     with Session(get_engine(s)) as sess:
-        rows = sess.exec(select(ChildObservation).where(ChildObservation.submission_id.in_(  # type: ignore
-            ["uuid:e-1", "uuid:e-2"]))).all()
+        rows = sess.exec(
+            select(ChildObservation).where(
+                ChildObservation.submission_id.in_(  # type: ignore
+                    ["uuid:e-1", "uuid:e-2"]
+                )
+            )
+        ).all()
         assert [(r.submission_id, r.weight_kg) for r in rows] == [("uuid:e-2", 13.0)]
         assert sess.get(RawSubmission, "uuid:e-1").superseded  # type: ignore[union-attr]
         assert sess.get(Household, "uuid:e-1") is None
@@ -141,8 +173,13 @@ def test_edit_moves_answers_and_edit_before_original(pg_settings: Settings) -> N
     couch.delete(s.submissions_db, "uuid:e-2", doc["_rev"])
     follower.follow(s)
     with Session(get_engine(s)) as sess:
-        rows = sess.exec(select(ChildObservation).where(ChildObservation.submission_id.in_(  # type: ignore
-            ["uuid:e-1", "uuid:e-2"]))).all()
+        rows = sess.exec(
+            select(ChildObservation).where(
+                ChildObservation.submission_id.in_(  # type: ignore
+                    ["uuid:e-1", "uuid:e-2"]
+                )
+            )
+        ).all()
         assert [(r.submission_id, r.weight_kg) for r in rows] == [("uuid:e-1", 12.0)]
         assert sess.get(RawSubmission, "uuid:e-2").deleted  # type: ignore[union-attr]
     doc = couch.get(s.submissions_db, "uuid:e-1")
@@ -150,7 +187,9 @@ def test_edit_moves_answers_and_edit_before_original(pg_settings: Settings) -> N
     follower.follow(s)
     with Session(get_engine(s)) as sess:
         assert sess.get(Household, "uuid:e-1") is None
-        assert not sess.exec(select(ChildObservation).where(ChildObservation.submission_id == "uuid:e-1")).all()
+        assert not sess.exec(
+            select(ChildObservation).where(ChildObservation.submission_id == "uuid:e-1")
+        ).all()
 
 
 def test_poison_is_quarantined_and_retried_while_the_rest_flows(pg_settings: Settings) -> None:
@@ -159,8 +198,9 @@ def test_poison_is_quarantined_and_retried_while_the_rest_flows(pg_settings: Set
     b = households(40, seed=11)
     bad_xml = one_household("uuid:poison-1", [])
     bad_xml["xml"] = bad_xml["xml"][:-30]  # truncated upload
-    bad_num = one_household("uuid:poison-2", [{**child_answers(random.Random(1), date(2026, 11, 1)),
-                                               "work_hours_week": "nhiều"}])
+    bad_num = one_household(
+        "uuid:poison-2", [{**child_answers(random.Random(1), date(2026, 11, 1)), "work_hours_week": "nhiều"}]
+    )
     bulk_insert(couch, s.submissions_db, b.docs[:20] + [bad_xml, bad_num] + b.docs[20:])
     st = follower.follow(s, limit=7)
     assert st.caught_up and st.quarantined == 2 and st.ingested == 40
@@ -169,9 +209,9 @@ def test_poison_is_quarantined_and_retried_while_the_rest_flows(pg_settings: Set
     with Session(get_engine(s)) as sess:
         q = sess.get(Quarantine, "uuid:poison-2")
         assert q is not None and "work_hours_week" in q.error and "nhiều" in q.error and q.attempts == 1
-        assert q.next_attempt_at is not None and q.next_attempt_at > datetime.now(timezone.utc)
+        assert q.next_attempt_at is not None and q.next_attempt_at > datetime.now(UTC)
         # due now: the periodic retry tries again, it still fails, back-off grows
-        sess.execute(update(Quarantine).values(next_attempt_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+        sess.execute(update(Quarantine).values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1)))
         sess.commit()
     r = follower.retry_quarantine(s)
     assert r == {"retried": 2, "ingested": 0, "still_failing": 2, "gone": 0}
@@ -180,7 +220,7 @@ def test_poison_is_quarantined_and_retried_while_the_rest_flows(pg_settings: Set
         assert q is not None and q.attempts == 2
         assert q.next_attempt_at - q.last_failed_at >= timedelta(seconds=59)  # type: ignore[operator]
         # the poisoned doc is deleted on the phone side: the retry clears it
-        sess.execute(update(Quarantine).values(next_attempt_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+        sess.execute(update(Quarantine).values(next_attempt_at=datetime.now(UTC) - timedelta(seconds=1)))
         sess.commit()
     doc = couch.get(s.submissions_db, "uuid:poison-1")
     couch.delete(s.submissions_db, "uuid:poison-1", doc["_rev"])  # type: ignore[index]
@@ -196,16 +236,24 @@ def test_follow_up_visit_and_registry_conflicts(pg_settings: Settings, tmp_path:
     kid = child_answers(rng, date(2026, 10, 1), name="Nguyễn Thị Ánh", sex="female", dob=dob, with_pid=False)
     v1 = one_household("uuid:f-1", [kid], head="Phạm Văn Đức", visit="2026-10-01")
     # Follow-up visit three weeks later: names typed without diacritics and extra spaces, no personal ID.
-    v2 = one_household("uuid:f-2", [{**kid, "child_name": "nguyen  thi anh"}], head="Pham Van Duc",
-                       visit="2026-10-22")
+    v2 = one_household(
+        "uuid:f-2", [{**kid, "child_name": "nguyen  thi anh"}], head="Pham Van Duc", visit="2026-10-22"
+    )
     pid = personal_id("female", dob, rng)
     # Third visit brings the personal ID: attached to the same child.
     v3 = one_household("uuid:f-3", [{**kid, "personal_id": pid}], head="Phạm Văn Đức", visit="2026-11-05")
     # The same ID on a record with another dob: a conflict for a human, never merged.
-    other = child_answers(rng, date(2026, 11, 6), name="Trần Văn Bé", sex="female", dob=date(2018, 2, 2),
-                          with_pid=False)
-    v4 = one_household("uuid:f-4", [{**other, "personal_id": pid}], head="Trần Văn Lớn", visit="2026-11-06",
-                       commune="30280", district="899")
+    other = child_answers(
+        rng, date(2026, 11, 6), name="Trần Văn Bé", sex="female", dob=date(2018, 2, 2), with_pid=False
+    )
+    v4 = one_household(
+        "uuid:f-4",
+        [{**other, "personal_id": pid}],
+        head="Trần Văn Lớn",
+        visit="2026-11-06",
+        commune="30280",
+        district="899",
+    )
     # Same name + dob in the same household, but another (valid) personal ID: conflict too.
     pid2 = personal_id("female", dob, random.Random(99))
     v5 = one_household("uuid:f-5", [{**kid, "personal_id": pid2}], head="Phạm Văn Đức", visit="2026-11-20")
@@ -217,9 +265,12 @@ def test_follow_up_visit_and_registry_conflicts(pg_settings: Settings, tmp_path:
         assert ids["uuid:f-1"] == ids["uuid:f-2"] == ids["uuid:f-3"]
         assert ids["uuid:f-4"] != ids["uuid:f-1"] and ids["uuid:f-5"] != ids["uuid:f-1"]
         reasons = sorted(r[0] for r in sess.execute(text("SELECT reason FROM registryconflict")))
-        assert reasons == ["same name+dob in one household, different personal IDs",
-                           "same personal ID, different dob/sex"]
+        assert reasons == [
+            "same name+dob in one household, different personal IDs",
+            "same personal ID, different dob/sex",
+        ]
         from aggregator.models import Child
+
         child = sess.get(Child, ids["uuid:f-1"])
         assert child is not None and child.personal_id == pid
         assert (child.first_seen, child.last_seen) == (date(2026, 10, 1), date(2026, 11, 5))
@@ -237,13 +288,23 @@ def test_quality_flags_counted_not_dropped(pg_settings: Settings) -> None:
     rng = random.Random(8)
     visit = date(2026, 11, 10)
     kids = [
-        {**child_answers(rng, visit, dob=date(2025, 11, 10), sex="male", with_pid=False), "weight_kg": "30",
-         "height_cm": "75"},                                                               # WAZ/WHZ way off
-        {**child_answers(rng, visit, dob=date(2022, 1, 1), with_pid=False), "attends_school": "yes",
-         "school_level": "lower_secondary"},                                               # 4 years old in THCS
-        {**child_answers(rng, visit, dob=date(2027, 1, 1), with_pid=False)},               # born after the visit
-        {**child_answers(rng, visit, dob=date(2013, 1, 1), with_pid=False), "work_hours_week": "90",
-         "chore_hours_week": "40", "personal_id": "091299123456"},                         # 130 h; pid: wrong sex/year
+        {
+            **child_answers(rng, visit, dob=date(2025, 11, 10), sex="male", with_pid=False),
+            "weight_kg": "30",
+            "height_cm": "75",
+        },  # WAZ/WHZ way off
+        {
+            **child_answers(rng, visit, dob=date(2022, 1, 1), with_pid=False),
+            "attends_school": "yes",
+            "school_level": "lower_secondary",
+        },  # 4 years old in THCS
+        {**child_answers(rng, visit, dob=date(2027, 1, 1), with_pid=False)},  # born after the visit
+        {
+            **child_answers(rng, visit, dob=date(2013, 1, 1), with_pid=False),
+            "work_hours_week": "90",
+            "chore_hours_week": "40",
+            "personal_id": "091299123456",
+        },  # 130 h; pid: wrong sex/year
     ]
     couch_of(s).bulk_docs(s.submissions_db, [one_household("uuid:q-1", kids)])
     st = follower.follow(s)

@@ -1,4 +1,4 @@
-"""The real compiled form (forms/xlsforms) filled by the device simulator: every answer reaches its SQL column."""
+"""The real compiled form filled by the device simulator: every answer reaches its SQL column."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ N = 150
 @pytest.fixture(scope="module")
 def built_form(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     build = pytest.importorskip("forms.build")
-    built = build.build_one(ROOT / "forms" / "xlsforms" / "household_child_check.xlsx",
-                            tmp_path_factory.mktemp("forms"))
+    built = build.build_one(
+        ROOT / "forms" / "xlsforms" / "household_child_check.xlsx", tmp_path_factory.mktemp("forms")
+    )
     return bytes(built.xml_bytes())
 
 
@@ -45,15 +46,46 @@ def test_simulated_households_through_the_compiled_form(pg_settings: Settings, b
 
     with Session(get_engine(s)) as sess:
         # Every column the simulator answers for some child is filled for some child (no name mismatch).
-        for col in ("sex", "ethnicity", "age_years", "age_months", "birth_registered", "has_valid_personal_id",
-                    "attends_school", "school_level", "imm_card_seen", "weight_kg", "height_cm", "waz", "haz",
-                    "whz", "can_swim", "functional_difficulty", "orphan_status", "care_arrangement",
-                    "work_hours_week", "chore_hours_week", "special_groups", "in_special_circumstance",
-                    "at_risk", "play_space_access", "violence_signs", "area_type", "commune_2025_code"):
+        for col in (
+            "sex",
+            "ethnicity",
+            "age_years",
+            "age_months",
+            "birth_registered",
+            "has_valid_personal_id",
+            "attends_school",
+            "school_level",
+            "imm_card_seen",
+            "weight_kg",
+            "height_cm",
+            "waz",
+            "haz",
+            "whz",
+            "can_swim",
+            "functional_difficulty",
+            "orphan_status",
+            "care_arrangement",
+            "work_hours_week",
+            "chore_hours_week",
+            "special_groups",
+            "in_special_circumstance",
+            "at_risk",
+            "play_space_access",
+            "violence_signs",
+            "area_type",
+            "commune_2025_code",
+        ):
             filled = sess.exec(select(func.count()).where(getattr(ChildObservation, col).is_not(None))).one()
             assert filled > 0, f"ChildObservation.{col} is never filled from the real form"
-        for col in ("poverty_status", "unfenced_water", "hotline_111_aware", "births_12m", "consent",
-                    "school_year", "area_type"):
+        for col in (
+            "poverty_status",
+            "unfenced_water",
+            "hotline_111_aware",
+            "births_12m",
+            "consent",
+            "school_year",
+            "area_type",
+        ):
             assert sess.exec(select(func.count()).where(getattr(Household, col).is_not(None))).one() > 0, col
         # Our age agrees with the form's own calculate (age_years) for every child.
         by_id = {h.instance_id: h for h in hhs}
@@ -62,11 +94,18 @@ def test_simulated_households_through_the_compiled_form(pg_settings: Settings, b
             assert str(o.age_years) == by_id[sub].children[int(idx)]["age_years"]
         # The simulator's deliberately implausible weights are flagged, not dropped.
         odd = sum(h.odd.count("implausible_weight") for h in hhs)
-        flagged = sess.exec(select(func.count(func.distinct(QualityFlag.child_obs_id))).where(
-            QualityFlag.code.in_(["waz_implausible", "whz_implausible"]))).one()  # type: ignore[attr-defined]
+        flagged = sess.exec(
+            select(func.count(func.distinct(QualityFlag.child_obs_id))).where(
+                QualityFlag.code.in_(["waz_implausible", "whz_implausible"])
+            )
+        ).one()  # type: ignore[attr-defined]
         assert flagged >= odd
         # No names in the landed instance.
         for raw in sess.exec(select(RawSubmission)):
             h = by_id[raw.id]
             text = str(raw.data)
-            assert h.answers.get("head_name", "\x00") not in text and "head_name" not in text and "child_name" not in text
+            assert (
+                h.answers.get("head_name", "\x00") not in text
+                and "head_name" not in text
+                and "child_name" not in text
+            )

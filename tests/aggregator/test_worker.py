@@ -29,9 +29,10 @@ def _checkpoint(s: Settings) -> str:
         return cp.seq if cp else "0"
 
 
-def test_worker_ingests_2000_households_replay_poison_latency(pg_settings: Settings,
-                                                              spawn: Callable[..., WorkerProc]) -> None:
-    s = pg_settings  # ingestion under test: the indicators' refresh hook is off (it runs in the embedded test)
+def test_worker_ingests_2000_households_replay_poison_latency(
+    pg_settings: Settings, spawn: Callable[..., WorkerProc]
+) -> None:
+    s = pg_settings  # ingestion under test: the indicators' hook is off (it runs in the embedded test)
     couch = _couch(s)
     b = households(2000, seed=2026)
     poison = one_household("uuid:poison", [])
@@ -66,13 +67,15 @@ def test_worker_ingests_2000_households_replay_poison_latency(pg_settings: Setti
     assert max(lat) < 4.0, lat
 
     # Operators see the state: status (workers answer the ping on Redis) and the duplicates list.
-    out = subprocess.run([CARECHECK, "status", "--lang", "en"], env=settings_env(s), capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run(
+        [CARECHECK, "status", "--lang", "en"], env=settings_env(s), capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert "agg1@" in out.stdout and "Quarantined documents" in out.stdout
     assert "Changes behind" in out.stdout
-    dup = subprocess.run([CARECHECK, "registry", "duplicates"], env=settings_env(s), capture_output=True,
-                         text=True, timeout=60)
+    dup = subprocess.run(
+        [CARECHECK, "registry", "duplicates"], env=settings_env(s), capture_output=True, text=True, timeout=60
+    )
     assert dup.returncode == 0 and "no registry duplicates" in dup.stdout, dup.stdout + dup.stderr
 
     # Replay the whole feed from zero while the worker runs: nothing changes.
@@ -85,8 +88,9 @@ def test_worker_ingests_2000_households_replay_poison_latency(pg_settings: Setti
     assert snapshot(s) == before
 
 
-def test_embedded_default_sqlite_and_sqla_broker(sqlite_settings: Settings,
-                                                 spawn: Callable[..., WorkerProc]) -> None:
+def test_embedded_default_sqlite_and_sqla_broker(
+    sqlite_settings: Settings, spawn: Callable[..., WorkerProc]
+) -> None:
     s = sqlite_settings.model_copy(update={"ingest_hooks": True})  # the whole chain, indicators hook included
     assert not s.broker_url and s.effective_broker_url.startswith("sqla+sqlite:")
     assert s.effective_database_url.startswith("sqlite:")
