@@ -38,7 +38,9 @@ def create_uplink(upstream: str, *, timeout: float = 120.0, level: int = 9) -> S
         if len(body) >= MIN_COMPRESS and "content-encoding" not in {k.lower() for k in headers}:
             body = gzip.compress(body, compresslevel=level)
             headers["content-encoding"] = "gzip"
-        url = upstream + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        # The raw path: a decoded one would turn an id's %2F into a path separator.
+        raw = request.scope.get("raw_path") or request.url.path.encode()
+        url = upstream + raw.decode("latin-1") + (f"?{request.url.query}" if request.url.query else "")
         try:
             req = client.build_request(request.method, url, content=body, headers=headers)
             resp = await client.send(req, stream=True)

@@ -86,9 +86,10 @@ def _visible(account: Account, db: str, doc: dict[str, Any]) -> bool:
     return doc.get("type") == "submission" and doc_visible(visible_area(account), doc)
 
 
-def _local_id(account: Account, local: str) -> str:
-    # One namespace per account: checkpoint ids are derived from replication parameters, not secrets.
-    return f"_local/device-{hashlib.sha256(account.name.encode()).hexdigest()[:16]}-{local}"
+def _local_path(name: str, account: Account, local: str) -> str:
+    """The store path of a device checkpoint: one namespace per account (checkpoint ids are not secrets)."""
+    key = f"device-{hashlib.sha256(account.name.encode()).hexdigest()[:16]}-{local}"
+    return f"{quote(name, safe='')}/_local/{quote(key, safe='')}"
 
 
 @router.get("/sync/")
@@ -121,9 +122,11 @@ async def db_create(db: str, request: Request) -> Response:
 @couch_json
 async def get_local(db: str, local_id: str, request: Request) -> Response:
     ctx, account, name = await _setup(request, db)
-    doc = await run_in_threadpool(ctx.couch.get, name, _local_id(account, local_id))
-    if doc is None:
+    r = await run_in_threadpool(lambda: ctx.couch.request("GET", _local_path(name, account, local_id),
+                                                          action="read a checkpoint", ok=(200, 404)))
+    if r.status_code == 404:
         raise Refused(404, "not_found", "missing")
+    doc = dict(r.json())
     doc["_id"] = f"_local/{local_id}"
     return JSONResponse(doc)
 
@@ -133,10 +136,10 @@ async def get_local(db: str, local_id: str, request: Request) -> Response:
 async def put_local(db: str, local_id: str, request: Request) -> Response:
     ctx, account, name = await _setup(request, db)
     body = await request.json()
-    body["_id"] = _local_id(account, local_id)
+    body.pop("_id", None)
 
     def save() -> dict[str, Any]:
-        r = ctx.couch.request("PUT", f"{quote(name, safe='')}/{body['_id']}", json=body,
+        r = ctx.couch.request("PUT", _local_path(name, account, local_id), json=body,
                               action="store a checkpoint", ok=(200, 201, 409))
         return dict(r.json()) | {"status": r.status_code}
 

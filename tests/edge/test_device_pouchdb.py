@@ -77,3 +77,5 @@ def test_pouchdb_phone_syncs_own_area_only(server: tuple[Couch, object, int], tm
     assert set(pulled) == set(res["own"]) | {d["_id"] for d in mine}
     assert set(pulled.values()) == {AREA}
     assert res["direct_other"] == 404 and res["wrong_password"] == 401
+    # The phone's checkpoint (kept in the account's own namespace) holds: a second push reads nothing.
+    assert res["again"]["docs_read"] == 0
