@@ -80,7 +80,7 @@ def form_end(xml: str | None) -> str | None:
         return None
     for el in root.iter():
         if isinstance(el.tag, str) and etree.QName(el).localname == "end" and el.text:
-            return el.text.strip()
+            return str(el.text).strip()
     return None
 
 

@@ -39,32 +39,12 @@ REPLICATOR_DB = "_replicator"
 ACCOUNTS_DDOC = "_design/carecheck_edge"
 BATCH_SIZE = 25                     # small batches on bad links (DESIGN.md): a cut loses at most one batch
 
-# Contracts §3 filter, used only when sync_server.store is not importable. Strings compared with String(): on
-# pouchdb-server query params arrive JSON-parsed (area=911 is the number 911).
-_BY_AREA = """function (doc, req) {
-  if (doc._id.indexOf('_design/') === 0) { return false; }
-  var a = String(req.query.area);
-  if (doc.area === a) { return true; }
-  var o = doc.org_unit || [];
-  for (var i = 0; i < o.length; i++) { if (o[i] === a) { return true; } }
-  return false;
-}"""
-
 _ACCOUNTS_FOR_AREA = """function (doc, req) {
   if (doc._id.indexOf('_design/') === 0) { return false; }
   if (doc.type !== 'user' || doc.role !== 'collaborator') { return false; }
   var areas = String(req.query.areas).split(',');
   return areas.indexOf(String(doc.area)) >= 0;
 }"""
-
-_FALLBACK_SUBMISSIONS_DDOC: Doc = {
-    "_id": "_design/carecheck",
-    "language": "javascript",
-    "filters": {"by_area": _BY_AREA},
-    "views": {"by_deprecated": {
-        "map": "function (doc) { if (doc.deprecated_id) { emit(doc.deprecated_id, null); } }"}},
-}
-
 
 @dataclass(frozen=True)
 class EdgeConfig:
@@ -168,18 +148,9 @@ def replicator_doc(spec: ReplicationSpec, local_url: str, local_auth: str, centr
 
 
 def ensure_submissions_design(couch: Couch, settings: Settings) -> None:
-    """The `_design/carecheck` doc with the by_area filter: sync_server.store's if it is there, else ours."""
-    try:
-        from sync_server.store import ensure_store  # type: ignore[attr-defined]
-    except ImportError:
-        couch.ensure_db(settings.submissions_db)
-        current = couch.get(settings.submissions_db, "_design/carecheck")
-        if current is None:
-            try:
-                couch.create(settings.submissions_db, dict(_FALLBACK_SUBMISSIONS_DDOC))
-            except DocExists:
-                pass
-        return
+    """The sync server's databases and `_design/carecheck` with its by_area filter (contracts §3)."""
+    from sync_server.store import ensure_store
+
     ensure_store(couch, settings)
 
 

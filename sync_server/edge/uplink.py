@@ -39,24 +39,25 @@ def create_uplink(upstream: str, *, timeout: float = 120.0, level: int = 9) -> S
             body = gzip.compress(body, compresslevel=level)
             headers["content-encoding"] = "gzip"
         # The raw path: a decoded one would turn an id's %2F into a path separator.
-        raw = request.scope.get("raw_path") or request.url.path.encode()
-        url = upstream + raw.decode("latin-1") + (f"?{request.url.query}" if request.url.query else "")
+        raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
+        query = f"?{request.url.query}" if request.url.query else ""
+        url = upstream + raw_path.decode("latin-1") + query
         try:
             req = client.build_request(request.method, url, content=body, headers=headers)
             resp = await client.send(req, stream=True)
         except httpx.HTTPError as exc:
-            body = json.dumps({"error": "bad_gateway", "reason": f"uplink: {type(exc).__name__}"})
-            return Response(body, status_code=502, media_type="application/json")
+            err = json.dumps({"error": "bad_gateway", "reason": f"uplink: {type(exc).__name__}"})
+            return Response(err, status_code=502, media_type="application/json")
         out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP}
 
-        async def raw() -> AsyncIterator[bytes]:
+        async def passthrough() -> AsyncIterator[bytes]:
             try:
                 async for chunk in resp.aiter_raw():
                     yield chunk
             except httpx.HTTPError:
                 return  # the link dropped mid-answer: the replicator sees a short body and retries
 
-        return StreamingResponse(raw(), status_code=resp.status_code, headers=out_headers,
+        return StreamingResponse(passthrough(), status_code=resp.status_code, headers=out_headers,
                                  background=BackgroundTask(resp.aclose))
 
     @contextlib.asynccontextmanager
