@@ -34,12 +34,22 @@ class Server:
         return self.couch.get(self.settings.submissions_db, instance_id)
 
 
+_ACCOUNT_DOCS: list[dict[str, object]] = []
+
+
 def add_accounts(settings: Settings, couch: Couch) -> None:
-    acc = Accounts(couch, settings)
-    acc.add("ctv_pq", PASSWORD, "collaborator", "31078")  # a collaborator in a Phú Quốc commune
-    acc.add("ctv_rg", PASSWORD, "collaborator", "30742")  # a collaborator in Rạch Giá
-    acc.add("huyen_pq", PASSWORD, "district", "911")
-    acc.add("tinh", PASSWORD, "province", None)
+    """The test accounts: made by Accounts.add once per session (argon2 is slow on purpose), then copied."""
+    if not _ACCOUNT_DOCS:
+        acc = Accounts(couch, settings)
+        acc.add("ctv_pq", PASSWORD, "collaborator", "31078")  # a collaborator in a Phú Quốc commune
+        acc.add("ctv_rg", PASSWORD, "collaborator", "30742")  # a collaborator in Rạch Giá
+        acc.add("huyen_pq", PASSWORD, "district", "911")
+        acc.add("tinh", PASSWORD, "province", None)
+        rows = couch.all_docs(settings.accounts_db, include_docs=True)["rows"]
+        _ACCOUNT_DOCS.extend({k: v for k, v in r["doc"].items() if k != "_rev"} for r in rows)
+        return
+    couch.ensure_db(settings.accounts_db)
+    couch.bulk_docs(settings.accounts_db, [dict(d) for d in _ACCOUNT_DOCS])
 
 
 @pytest.fixture()

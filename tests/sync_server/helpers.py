@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from functools import lru_cache
 from pathlib import Path
 
 from lxml import etree
@@ -35,6 +36,11 @@ def md5(data: bytes) -> str:
     return "md5:" + hashlib.md5(data).hexdigest()
 
 
+@lru_cache(maxsize=32)
+def _compile(form_id: str, version: str) -> bytes:
+    return convert(xlsform=FORM_MD.format(form_id=form_id, version=version), file_type=".md").xform.encode()
+
+
 def write_form(
     build_dir: Path,
     form_id: str = "hh_test",
@@ -43,7 +49,7 @@ def write_form(
     current: bool = True,
 ) -> bytes:
     """Compile the test form with pyxform, lay it out like `carecheck forms build`; returns form.xml."""
-    xml = convert(xlsform=FORM_MD.format(form_id=form_id, version=version), file_type=".md").xform.encode()
+    xml = _compile(form_id, version)
     d = build_dir / form_id / version
     (d / "media").mkdir(parents=True, exist_ok=True)
     (d / "form.xml").write_bytes(xml)
