@@ -37,20 +37,35 @@ def init(
 def status(
     lang: str = typer.Option("", "--lang", help="vi or en (default: CARECHECK_LANGUAGE)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    every: float = typer.Option(0.0, "--every", help="Check again every N seconds (run as a service: the "
+                                "province sees each report within one replication)."),
 ) -> None:
     """Each replication: state, last success, documents waiting, last error (measured, not assumed)."""
+    import time
+
+    from core.errors import Problem
     from sync_server.edge.status import check, render
 
     settings = get_settings()
-    st = check(settings)
-    if as_json:
-        typer.echo(json.dumps({"area": st.area, "node_name": st.node_name, **st.as_report()}, indent=2,
-                              ensure_ascii=False))
-        return
-    for line in render(st, lang or settings.language):
-        typer.echo(line)
-    if any(r.state == "error" for r in st.replications):
-        raise typer.Exit(2)
+    while True:
+        try:
+            st = check(settings)
+        except Problem as exc:
+            if not every:
+                raise
+            typer.echo(f"carecheck: {exc.text()}", err=True)
+        else:
+            if as_json:
+                typer.echo(json.dumps({"area": st.area, "node_name": st.node_name, **st.as_report()},
+                                      indent=None if every else 2, ensure_ascii=False))
+            else:
+                for line in render(st, lang or settings.language):
+                    typer.echo(line)
+            if not every and any(r.state == "error" for r in st.replications):
+                raise typer.Exit(2)
+        if not every:
+            return
+        time.sleep(every)
 
 
 @edge.command("sync-now")
