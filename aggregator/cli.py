@@ -94,7 +94,9 @@ def status(
         label = vi if lang == "vi" else en if lang == "en" else f"{vi} / {en}"
         if key == "workers":
             value = (
-                "không rõ / unknown (broker cannot broadcast)" if value is None else (", ".join(value) or "0")
+                "không rõ / unknown"
+                if value is None
+                else (", ".join(value) or "0 (carecheck worker + beat?)")
             )
         table.add_row(label, "—" if value is None else str(value))
     Console().print(table)

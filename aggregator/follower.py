@@ -265,6 +265,16 @@ def follow(
     return stats
 
 
+def heartbeat(settings: Settings, name: str) -> None:
+    """Record that worker ``name`` is alive (one upsert; read by ``carecheck status``)."""
+    from aggregator.models import WorkerHeartbeat
+
+    init_db(settings)
+    with Session(get_engine(settings)) as session:
+        ingest.upsert(session, WorkerHeartbeat, [{"name": name, "seen_at": _now()}])
+        session.commit()
+
+
 def retry_quarantine(
     settings: Settings, *, max_docs: int = 100, couch: Couch | None = None
 ) -> dict[str, int]:

@@ -179,3 +179,10 @@ class RegistryConflict(SQLModel, table=True):
     reason: str
     created_at: datetime | None = None
     resolved: bool = False
+
+
+class WorkerHeartbeat(SQLModel, table=True):
+    """Additive: when each Celery worker last ran the follower (status works on brokers that cannot ping)."""
+
+    name: str = Field(primary_key=True)  # celery node name, e.g. celery@host
+    seen_at: datetime | None = None

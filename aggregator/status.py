@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func
@@ -19,12 +19,14 @@ from aggregator.models import (
     Quarantine,
     RawSubmission,
     RegistryConflict,
+    WorkerHeartbeat,
 )
 from core.couch import Couch
 from core.errors import Problem
 from core.settings import Settings
 
 COUNT_PAGE = 5000
+HEARTBEAT_WINDOW_S = 30
 
 
 def pending_changes(couch: Couch, db: str, since: str) -> tuple[int, str | None]:
@@ -108,7 +110,14 @@ def gather(settings: Settings, *, ping: bool = True) -> dict[str, Any]:
         out["changes_behind"] = None
         out["oldest_unprocessed_age_s"] = None
         out["couch_error"] = exc.message_en
-    out["workers"] = workers_seen() if ping else None
+    pinged = workers_seen() if ping else None
+    with Session(get_engine(settings)) as s:
+        recent = now - timedelta(seconds=HEARTBEAT_WINDOW_S)
+        beats = sorted(
+            h.name for h in s.exec(select(WorkerHeartbeat).where(col(WorkerHeartbeat.seen_at) >= recent))
+        )
+    # A ping answer is best; on a broker that cannot broadcast (SQLite) the follower's heartbeats tell.
+    out["workers"] = pinged if pinged else (beats or (None if pinged is None else []))
     return out
 
 
@@ -118,7 +127,7 @@ LABELS = {
     "changes_behind": ("Số thay đổi chưa xử lý", "Changes behind"),
     "oldest_unprocessed_age_s": ("Thay đổi cũ nhất chưa xử lý (giây)", "Oldest unprocessed change (s)"),
     "quarantine": ("Phiếu bị cách ly (lỗi)", "Quarantined documents"),
-    "workers": ("Tiến trình xử lý đang chạy", "Workers seen"),
+    "workers": ("Tiến trình xử lý đang chạy (30 giây qua)", "Workers seen (last 30 s)"),
     "raw_submissions": ("Phiếu đã nhận vào SQL", "Submissions landed"),
     "households": ("Hộ gia đình", "Households"),
     "child_observations": ("Lượt trẻ em được thăm", "Child observations"),

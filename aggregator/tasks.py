@@ -15,7 +15,9 @@ from core.settings import get_settings
 )
 def follow(budget_s: float = 10.0) -> dict[str, Any]:
     """Drain the changes feed from the SQL checkpoint (no-op if another run holds the follower lock)."""
-    return follower.follow(get_settings(), budget_s=budget_s).as_dict()
+    settings = get_settings()
+    follower.heartbeat(settings, str(follow.request.hostname or "worker"))
+    return follower.follow(settings, budget_s=budget_s).as_dict()
 
 
 @app.task(  # type: ignore[untyped-decorator]  # celery ships no type hints

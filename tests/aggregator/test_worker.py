@@ -102,3 +102,8 @@ def test_embedded_default_sqlite_and_sqla_broker(
     c = counts(s)
     assert (c["raw"], c["obs"]) == (60, b.children)
     assert (s.var_dir / "broker.sqlite").exists()
+    # The SQLite broker cannot broadcast a ping; status still names the worker from its heartbeat.
+    out = subprocess.run(
+        [CARECHECK, "status", "--lang", "en"], env=settings_env(s), capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and "celery@" in out.stdout, out.stdout + out.stderr
