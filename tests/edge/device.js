@@ -44,6 +44,12 @@ async function waitForServer() {
     const bad = new PouchDB(base + '/sync/submissions', { auth: { username: user, password: 'wrong-pass' }, skip_setup: true });
     await bad.get(own[0]._id); wrong = 'accepted';
   } catch (e) { wrong = e.status; }
+  // Forms: pulled read-only from /sync/forms; writing there is refused.
+  const formsRemote = new PouchDB(base + '/sync/forms', { auth, skip_setup: true });
+  const forms = new PouchDB(dir + '/phone-forms');
+  await forms.replicate.from(formsRemote);
+  const formIds = (await forms.allDocs()).rows.map((r) => r.id);
+  const formPush = await forms.replicate.to(formsRemote).catch((e) => ({ error: e.status }));
   // A second push sends nothing new: the checkpoint holds.
   const again = await local.replicate.to(remote);
   console.log(JSON.stringify({
@@ -52,5 +58,6 @@ async function waitForServer() {
     again: { docs_read: again.docs_read, docs_written: again.docs_written },
     pulled: pulled.rows.map((r) => ({ id: r.id, area: r.doc.area })),
     pull_written: pull.docs_written, direct_other: direct, wrong_password: wrong,
+    form_ids: formIds, form_push: formPush.error || formPush.doc_write_failures,
   }));
 })().catch((e) => { console.error('device failed:', e && (e.stack || JSON.stringify(e))); process.exit(1); });

@@ -15,6 +15,7 @@ import pytest
 from core.couch import Couch
 from core.services import CouchProcess, free_port
 from core.settings import ROOT
+from sync_server.edge.replication import FORMS_DB
 from tests.conftest import make_settings
 from tests.edge.households import submission_doc
 
@@ -57,6 +58,10 @@ def test_pouchdb_phone_syncs_own_area_only(server: tuple[Couch, object, int], tm
     mine = [submission_doc(i, AREA) for i in range(3)]
     theirs = [submission_doc(i, OTHER) for i in range(3)]
     couch.bulk_docs(settings.submissions_db, mine + theirs)
+    couch.delete_db(FORMS_DB)
+    couch.ensure_db(FORMS_DB)
+    form = {"_id": "form:household_child_check:2026112901", "type": "form", "current": True}
+    couch.bulk_docs(FORMS_DB, [form, {"_id": "_design/x", "views": {}}])
 
     # The phone starts offline: the server is not up yet.
     proc = subprocess.Popen([NODE, str(Path(__file__).with_name("device.js")), f"http://127.0.0.1:{port}",
@@ -77,5 +82,7 @@ def test_pouchdb_phone_syncs_own_area_only(server: tuple[Couch, object, int], tm
     assert set(pulled) == set(res["own"]) | {d["_id"] for d in mine}
     assert set(pulled.values()) == {AREA}
     assert res["direct_other"] == 404 and res["wrong_password"] == 401
+    assert res["form_ids"] == ["form:household_child_check:2026112901"]
+    assert res["form_push"] == 403, res["form_push"]
     # The phone's checkpoint (kept in the account's own namespace) holds: a second push reads nothing.
     assert res["again"]["docs_read"] == 0
