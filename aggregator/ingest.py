@@ -16,13 +16,14 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from lxml import etree
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col
 
 from aggregator import quality
 from aggregator.anthropometry import zscores
 from aggregator.models import (
+    Child,
     ChildObservation,
     FacilityCheck,
     Household,
@@ -383,8 +384,15 @@ def _chunks(ids: Iterable[str], n: int = 500) -> Iterable[list[str]]:
         yield ids[i : i + n]
 
 
-def _delete_derived(session: Session, ids: Iterable[str]) -> None:
+def _delete_derived(session: Session, ids: Iterable[str], children: set[str]) -> None:
+    """Delete the rows derived from these submissions; collect the registry children they referred to."""
+    obs = ChildObservation.__table__  # type: ignore[attr-defined]
     for chunk in _chunks(ids):
+        children.update(
+            c
+            for c in session.execute(select(obs.c.child_id).where(obs.c.submission_id.in_(chunk))).scalars()
+            if c
+        )
         for model in DERIVED:
             session.execute(delete(model).where(model.submission_id.in_(chunk)))  # type: ignore[attr-defined]
 
@@ -417,8 +425,9 @@ def apply_page(
 
     # Deletions: rows go, the raw row stays marked deleted; an edit's deletion brings its original back.
     restore: set[str] = set()
+    touched_children: set[str] = set()
     if deleted_ids:
-        _delete_derived(session, deleted_ids)
+        _delete_derived(session, deleted_ids, touched_children)
         for chunk in _chunks(deleted_ids):
             for rid, dep in session.execute(
                 select(col(RawSubmission.id), col(RawSubmission.deprecated_id)).where(
@@ -456,14 +465,14 @@ def apply_page(
                     col(RawSubmission.deleted).is_(False),
                 )
             ).scalars()
-        )  # noqa: E712
+        )
     if targets:
-        _delete_derived(session, targets)
+        _delete_derived(session, targets, touched_children)
         for chunk in _chunks(targets):
             session.execute(
                 update(RawSubmission).where(col(RawSubmission.id).in_(chunk)).values(superseded=True)
             )
-    _delete_derived(session, page_ids)
+    _delete_derived(session, page_ids, touched_children)
 
     current = [r for r in built if r.doc_id not in superseded]
     registry = Registry(session)
@@ -488,9 +497,18 @@ def apply_page(
     _insert(session, QualityFlag, flags)
     for chunk in _chunks(page_ids):
         session.execute(delete(Quarantine).where(col(Quarantine.submission_id).in_(chunk)))
+    _prune_orphans(session, touched_children)
     out.ingested = sorted(page_ids)
     out.rows = len(raws) + len(households) + len(facilities) + len(observations)
     return out
+
+
+def _prune_orphans(session: Session, child_ids: set[str]) -> None:
+    """Registry children left without any observation (their only visit was edited away or deleted) go."""
+    child, obs = Child.__table__, ChildObservation.__table__  # type: ignore[attr-defined]
+    for chunk in _chunks(child_ids):
+        orphan = ~exists().where(obs.c.child_id == child.c.id)
+        session.execute(delete(child).where(child.c.id.in_(chunk), orphan))
 
 
 def _describe(exc: Exception) -> str:

@@ -340,3 +340,25 @@ def test_racing_pages_apply_once(pg_settings: Settings) -> None:
     c = counts(s)
     assert (c["raw"], c["household"], c["obs"], c["child"]) == (150, 150, b.children, b.children)
     assert lost, "the threads never raced (no lost compare-and-swap): the test proves nothing"
+
+
+def test_edit_correcting_a_dob_leaves_no_orphan_child(pg_settings: Settings) -> None:
+    s = pg_settings
+    couch = couch_of(s)
+    rng = random.Random(12)
+    kid = child_answers(
+        rng, date(2026, 11, 3), name="Thạch Thị Sa", sex="female", dob=date(2021, 3, 3), with_pid=False
+    )
+    couch.bulk_docs(s.submissions_db, [one_household("uuid:d-1", [kid], head="Thạch Văn Rết")])
+    follower.follow(s)
+    assert counts(s)["child"] == 1
+    fixed = one_household(
+        "uuid:d-2", [{**kid, "dob": "2020-03-03"}], head="Thạch Văn Rết", deprecated_id="uuid:d-1"
+    )
+    couch.bulk_docs(s.submissions_db, [fixed])
+    follower.follow(s)
+    c = counts(s)
+    assert (c["obs"], c["child"], c["household"]) == (1, 1, 1)
+    with Session(get_engine(s)) as sess:
+        obs = sess.exec(select(ChildObservation)).one()
+        assert obs.submission_id == "uuid:d-2" and obs.age_years == 6
