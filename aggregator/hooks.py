@@ -1,4 +1,4 @@
-"""Extension points the follower calls after each committed page: refresh the indicator cells the page touched."""
+"""Extension points the follower calls after each committed page: refresh the indicator cells it touched."""
 
 from __future__ import annotations
 
@@ -24,5 +24,9 @@ def after_page(session: Session, submission_ids: list[str]) -> None:
 
     t0 = time.perf_counter()
     stats = refresh(session, list(submission_ids))
-    log.info("indicators refreshed for %d submissions in %.3f s: %s", len(submission_ids),
-             time.perf_counter() - t0, stats)
+    log.info(
+        "indicators refreshed for %d submissions in %.3f s: %s",
+        len(submission_ids),
+        time.perf_counter() - t0,
+        stats,
+    )

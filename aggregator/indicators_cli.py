@@ -1,4 +1,4 @@
-"""`carecheck indicators rebuild | list | show`: operator commands for the indicator definitions and their values."""
+"""`carecheck indicators rebuild | list | show`: operator commands for indicator definitions and values."""
 
 from __future__ import annotations
 
@@ -27,9 +27,11 @@ def rebuild_cmd() -> None:
 
     engine = init_db()
     stats = rebuild(engine)
-    typer.echo(f"Đã tính lại {stats['indicators']} chỉ tiêu: {stats['rows']:,} ô ({stats['commune_cells']:,} ô cấp xã) "
-               f"trong {stats['seconds']:.1f} s / rebuilt {stats['indicators']} indicators: {stats['rows']:,} cells "
-               f"in {stats['seconds']:.1f} s.")
+    n, rows, cells, secs = stats["indicators"], stats["rows"], stats["commune_cells"], stats["seconds"]
+    typer.echo(
+        f"Đã tính lại {n} chỉ tiêu: {rows:,} ô ({cells:,} ô cấp xã) trong {secs:.1f} s / "
+        f"rebuilt {n} indicators: {rows:,} cells in {secs:.1f} s."
+    )
 
 
 @app.command("list")
@@ -40,8 +42,13 @@ def list_cmd(lang: Annotated[str, typer.Option(help="vi | en")] = "vi") -> None:
     table = Table("code", "tên chỉ tiêu" if lang == "vi" else "name", "unit", "kind", "target")
     for ind in load().values():
         t = ind.target or {}
-        table.add_row(ind.code, ind.name_vi if lang == "vi" else ind.name_en, ind.unit, ind.kind,
-                      f"{t['op']} {t['value']}" if t.get("op") else "—")
+        table.add_row(
+            ind.code,
+            ind.name_vi if lang == "vi" else ind.name_en,
+            ind.unit,
+            ind.kind,
+            f"{t['op']} {t['value']}" if t.get("op") else "—",
+        )
     Console().print(table)
 
 
@@ -50,15 +57,16 @@ def show_cmd(
     code: str,
     level: Annotated[str, typer.Option(help="province | district | commune")] = "province",
     area: Annotated[str | None, typer.Option(help="org unit code; default: the province")] = None,
-    period: Annotated[str | None, typer.Option(help="2026, 2026Q4, 2026-11, SY2026-2027; default this year")]
-    = None,
+    period: Annotated[
+        str | None, typer.Option(help="2026, 2026Q4, 2026-11, SY2026-2027; default this year")
+    ] = None,
     hierarchy: Annotated[str, typer.Option(help="legacy | 2025")] = "legacy",
 ) -> None:
     """One indicator: its definition, and its values for an org unit and the units below it."""
-    from aggregator.db import init_db
-    from aggregator.indicators import get
     from sqlmodel import Session
 
+    from aggregator.db import init_db
+    from aggregator.indicators import get
     from aggregator.periods import default_period, parse_period
     from aggregator.rollup import query_indicators
 
@@ -70,19 +78,38 @@ def show_cmd(
     console.print(f"unit {ind.unit}, kind {ind.kind}, file {ind.file}")
     console.print(f"numerator:   {ind.numerator.describe()}\ndenominator: {ind.denominator.describe()}")
     if ind.target:
-        console.print(f"target: {ind.target.get('op') or '—'} {ind.target.get('value') or ''} ({ind.target['clause']})")
+        console.print(
+            f"target: {ind.target.get('op') or '—'} {ind.target.get('value') or ''} ({ind.target['clause']})"
+        )
     area = area or ("91" if level == "province" else None)
     engine = init_db()
     with Session(engine) as session:
-        rows = query_indicators(session, level=level, area=area, period=per, hierarchy=hierarchy,
-                                indicators=[code])
+        rows = query_indicators(
+            session, level=level, area=area, period=per, hierarchy=hierarchy, indicators=[code]
+        )
         if area is not None and level != "commune":
-            rows += query_indicators(session, level=level, area=area, period=per, hierarchy=hierarchy,
-                                     indicators=[code], children=True)
-    table = Table("org unit", "name", "level", "numerator", "denominator", "value", "status", title=f"{code} {per}")
+            rows += query_indicators(
+                session,
+                level=level,
+                area=area,
+                period=per,
+                hierarchy=hierarchy,
+                indicators=[code],
+                children=True,
+            )
+    table = Table(
+        "org unit", "name", "level", "numerator", "denominator", "value", "status", title=f"{code} {per}"
+    )
     for r in rows:
-        table.add_row(r.org_unit, r.org_unit_name, r.level, _fmt(r.numerator), _fmt(r.denominator),
-                      _fmt(r.value, r.unit), r.status)
+        table.add_row(
+            r.org_unit,
+            r.org_unit_name,
+            r.level,
+            _fmt(r.numerator),
+            _fmt(r.denominator),
+            _fmt(r.value, r.unit),
+            r.status,
+        )
     console.print(table)
 
 

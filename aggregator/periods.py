@@ -1,4 +1,4 @@
-"""Reporting periods: year `2026`, quarter `2026Q4`, month `2026-11`, school year `SY2026-2027` (September–August)."""
+"""Reporting periods: year `2026`, quarter `2026Q4`, month `2026-11`, school year `SY2026-2027` (Sep–Aug)."""
 
 from __future__ import annotations
 
@@ -60,8 +60,12 @@ def month(y: int, m: int) -> Period:
 
 def school_year(start_year: int) -> Period:
     """School year starting in September of ``start_year`` and ending in August of the next year."""
-    return Period(date(start_year, 9, 1), date(start_year + 1, 8, 31), "school_year",
-                  f"SY{start_year:04d}-{start_year + 1:04d}")
+    return Period(
+        date(start_year, 9, 1),
+        date(start_year + 1, 8, 31),
+        "school_year",
+        f"SY{start_year:04d}-{start_year + 1:04d}",
+    )
 
 
 def parse_period(text: str) -> Period:

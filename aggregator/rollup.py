@@ -2,8 +2,10 @@
 
 Only legacy-commune cells are computed from the ingested rows; every other level is a sum of commune cells:
 legacy district and province, the 2025 communes (through the static legacy → 2025 commune map of
-``core.orgunits``), and, for the 2025 hierarchy, the province and the legacy districts kept as a grouping. Stock
-indicators take the latest observation of each unit (child, station) within the period *before* grouping, so each
+``core.orgunits``), and, for the 2025 hierarchy, the province and the legacy districts kept as a grouping.
+Stock
+indicators take the latest observation of each unit (child, station) within the period *before* grouping,
+so each
 unit lands in exactly one commune and the sums stay exact at every level. Ratios are computed last, on read.
 
 Monthly cells are totals only; disaggregations are kept for quarters, years and school years.
@@ -60,15 +62,16 @@ LOCK_KEY = 0x1D1C  # pg_advisory_xact_lock key shared by rebuild and refresh
 
 
 class IndicatorValue(SQLModel, table=True):
-    """One indicator × hierarchy × level × org unit × period × disaggregation: numerator and denominator sums."""
+    """One indicator × hierarchy × level × org unit × period × disaggregation: numerator and denominator
+    sums."""
 
     __tablename__ = "indicator_value"
 
-    hierarchy: str = Field(primary_key=True)      # legacy | 2025
-    level: str = Field(primary_key=True)          # province | district | commune
-    period: str = Field(primary_key=True)         # 2026, 2026Q4, 2026-11, SY2026-2027
+    hierarchy: str = Field(primary_key=True)  # legacy | 2025
+    level: str = Field(primary_key=True)  # province | district | commune
+    period: str = Field(primary_key=True)  # 2026, 2026Q4, 2026-11, SY2026-2027
     org_unit: str = Field(primary_key=True)
-    dis_key: str = Field(primary_key=True, default="")    # '' for the total
+    dis_key: str = Field(primary_key=True, default="")  # '' for the total
     dis_value: str = Field(primary_key=True, default="")  # '' for the total
     indicator: str = Field(primary_key=True)
     numerator: float = 0.0
@@ -85,29 +88,49 @@ class IndicatorOrgUnit(SQLModel, table=True):
     commune_2025_code: str
 
 
-COLS = ["hierarchy", "level", "period", "org_unit", "dis_key", "dis_value", "indicator", "numerator", "denominator"]
+COLS = [
+    "hierarchy",
+    "level",
+    "period",
+    "org_unit",
+    "dis_key",
+    "dis_value",
+    "indicator",
+    "numerator",
+    "denominator",
+]
 _READY: set[str] = set()
 
 
 def ensure_tables(engine: Engine) -> None:
-    """Create the value and org-unit map tables once per process (additive; the map is filled from the register)."""
+    """Create the value and org-unit map tables once per process (additive; the map is filled from the
+    register)."""
     key = str(engine.url)
     if key in _READY:
         return
-    IndicatorOrgUnit.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+    om: Table = IndicatorOrgUnit.__table__  # type: ignore[attr-defined]
+    om.create(engine, checkfirst=True)
     IndicatorValue.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
     with engine.begin() as conn:
-        have = conn.execute(select(func.count()).select_from(IndicatorOrgUnit.__table__)).scalar_one()
+        have = conn.execute(select(func.count()).select_from(om)).scalar_one()
         if have != len(orgunits.communes()):
-            conn.execute(delete(IndicatorOrgUnit.__table__))
-            conn.execute(insert(IndicatorOrgUnit.__table__), [
-                {"commune_code": c.code, "district_code": c.district_code, "commune_2025_code": c.code_2025}
-                for c in orgunits.communes().values()
-            ])
+            conn.execute(delete(om))
+            conn.execute(
+                insert(om),
+                [
+                    {
+                        "commune_code": c.code,
+                        "district_code": c.district_code,
+                        "commune_2025_code": c.code_2025,
+                    }
+                    for c in orgunits.communes().values()
+                ],
+            )
     _READY.add(key)
 
 
 # ---------------------------------------------------------------- SQL building blocks
+
 
 def period_sql(ptype: str, t: Table) -> ColumnElement[str]:
     """The period code of a row, built from its integer year and month columns (portable SQL)."""
@@ -127,8 +150,11 @@ def period_sql(ptype: str, t: Table) -> ColumnElement[str]:
 def _date_range(ptype: str, years: Iterable[int]) -> list[tuple[date, date]]:
     out = []
     for y in sorted(set(years)):
-        out.append((date(y - 1, 9, 1), date(y + 1, 8, 31)) if ptype == "school_year" else
-                   (date(y, 1, 1), date(y, 12, 31)))
+        out.append(
+            (date(y - 1, 9, 1), date(y + 1, 8, 31))
+            if ptype == "school_year"
+            else (date(y, 1, 1), date(y, 12, 31))
+        )
     return out
 
 
@@ -142,14 +168,15 @@ def _period_codes(years: Iterable[int]) -> set[str]:
 
 @dataclass
 class CellQuery:
-    """One GROUP BY over a source table for one group of indicators (same table and kind) and one period type."""
+    """One GROUP BY over a source table for one group of indicators (same table and kind) and one period
+    type."""
 
     source: Source
     kind: str
     ptype: str
     indicators: list[Indicator]
-    communes: set[str] | None = None          # incremental: only these legacy communes
-    years: set[int] | None = None             # incremental: only the periods of these years
+    communes: set[str] | None = None  # incremental: only these legacy communes
+    years: set[int] | None = None  # incremental: only the periods of these years
 
     @property
     def dims(self) -> list[str]:
@@ -173,9 +200,16 @@ class CellQuery:
         return and_(*conds)
 
     def select(self, dialect: str) -> Any:
-        """The statement (cached: building these large expressions costs more than running them on small data)."""
-        key = (self.source.name, self.kind, self.ptype, tuple(i.code for i in self.indicators), dialect,
-               self.incremental)
+        """The statement (cached: building these large expressions costs more than running them on small
+        data)."""
+        key = (
+            self.source.name,
+            self.kind,
+            self.ptype,
+            tuple(i.code for i in self.indicators),
+            dialect,
+            self.incremental,
+        )
         if key not in _STATEMENTS:
             _STATEMENTS[key] = self._build(dialect)
         return _STATEMENTS[key]
@@ -188,17 +222,23 @@ class CellQuery:
         for i, ind in enumerate(self.indicators):
             per_row += [ind.numerator.sql().label(f"n{i}"), ind.denominator.sql().label(f"d{i}")]
         where = self._row_filter(t)
-        wanted = bindparam("communes", expanding=True)
+        wanted: Any = bindparam("communes", expanding=True)
         if self.kind == "stock":
             key = t.c[src.stock_key or ""]
             pk = list(t.primary_key.columns)
-            per_row.append(func.row_number().over(
-                partition_by=[key, period_sql(self.ptype, t)],
-                order_by=[t.c.visit_date.desc(), *[c.desc() for c in pk]]).label("rn"))
+            per_row.append(
+                func.row_number()
+                .over(
+                    partition_by=[key, period_sql(self.ptype, t)],
+                    order_by=[t.c.visit_date.desc(), *[c.desc() for c in pk]],
+                )
+                .label("rn")
+            )
             if self.incremental:
                 # only units with an observation in the affected communes can change those communes' cells
                 movers = select(key).where(
-                    func.coalesce(t.c.commune_code, literal(UNKNOWN_COMMUNE)).in_(wanted), where)
+                    func.coalesce(t.c.commune_code, literal(UNKNOWN_COMMUNE)).in_(wanted), where
+                )
                 where = and_(where, key.in_(movers))
         elif self.incremental:
             where = and_(where, commune.in_(wanted))
@@ -214,25 +254,32 @@ class CellQuery:
         dim_cols = [inner.c[f"dim_{d}"] for d in self.dims]
         if dialect in ("postgresql", "duckdb") and dim_cols:
             sets = [text("()")] + [tuple_(c) for c in dim_cols]
-            return (select(inner.c.period, inner.c.commune, *dim_cols, *sums).where(*outer_where)
-                    .group_by(inner.c.period, inner.c.commune, func.grouping_sets(*sets)))
+            return (
+                select(inner.c.period, inner.c.commune, *dim_cols, *sums)
+                .where(*outer_where)
+                .group_by(inner.c.period, inner.c.commune, func.grouping_sets(*sets))
+            )
         parts = []
         for chosen in [None, *self.dims]:
-            cols = [(inner.c[f"dim_{d}"] if d == chosen else literal(None, String)).label(f"dim_{d}")
-                    for d in self.dims]
+            cols = [
+                (inner.c[f"dim_{d}"] if d == chosen else literal(None, String)).label(f"dim_{d}")
+                for d in self.dims
+            ]
             grp = [inner.c.period, inner.c.commune] + ([inner.c[f"dim_{chosen}"]] if chosen else [])
-            parts.append(select(inner.c.period, inner.c.commune, *cols, *sums).where(*outer_where)
-                         .group_by(*grp))
+            parts.append(
+                select(inner.c.period, inner.c.commune, *cols, *sums).where(*outer_where).group_by(*grp)
+            )
         return parts[0] if len(parts) == 1 else union_all(*parts)
 
     def _runs(self) -> Iterator[tuple[dict[str, Any], set[str] | None]]:
-        """(parameters, period codes to keep) per execution: one for a rebuild, one per year when incremental."""
+        """(parameters, period codes to keep) per execution: one for a rebuild, one per year when
+        incremental."""
         if not self.incremental:
             yield {}, None
             return
         communes = sorted(self.communes or ())
         for y in sorted(self.years or ()):
-            (lo, hi), = _date_range(self.ptype, [y])
+            ((lo, hi),) = _date_range(self.ptype, [y])
             yield {"lo": lo, "hi": hi, "communes": communes, "communes2": communes}, _period_codes([y])
 
     def cells(self, conn: Connection) -> Iterator[tuple[Any, ...]]:
@@ -262,8 +309,17 @@ class CellQuery:
                     n, d = row[base + 2 * i], row[base + 2 * i + 1]
                     if not n and not d:
                         continue
-                    yield ("legacy", "commune", period, commune, dim_key, dim_val, code, float(n or 0),
-                           float(d or 0))
+                    yield (
+                        "legacy",
+                        "commune",
+                        period,
+                        commune,
+                        dim_key,
+                        dim_val,
+                        code,
+                        float(n or 0),
+                        float(d or 0),
+                    )
 
 
 _STATEMENTS: dict[tuple[Any, ...], Any] = {}
@@ -300,9 +356,11 @@ def _bulk_insert(conn: Connection, table: Table, rows: Iterable[tuple[Any, ...]]
     return n
 
 
-def _derive(conn: Connection, table: Table, *, periods: set[str] | None = None,
-            communes: set[str] | None = None) -> None:
-    """(Re)compute every level above the legacy commune from the commune cells, for these periods / communes."""
+def _derive(
+    conn: Connection, table: Table, *, periods: set[str] | None = None, communes: set[str] | None = None
+) -> None:
+    """(Re)compute every level above the legacy commune from the commune cells, for these periods /
+    communes."""
     m = IndicatorOrgUnit.__table__  # type: ignore[attr-defined]
     v = table
     base = [v.c.hierarchy == "legacy", v.c.level == "commune"]
@@ -310,8 +368,17 @@ def _derive(conn: Connection, table: Table, *, periods: set[str] | None = None,
         base.append(v.c.period.in_(periods))
     keys = [v.c.period, v.c.dis_key, v.c.dis_value, v.c.indicator]
     sums = [func.sum(v.c.numerator), func.sum(v.c.denominator)]
-    target_cols = ["hierarchy", "level", "org_unit", "period", "dis_key", "dis_value", "indicator",
-                   "numerator", "denominator"]
+    target_cols = [
+        "hierarchy",
+        "level",
+        "org_unit",
+        "period",
+        "dis_key",
+        "dis_value",
+        "indicator",
+        "numerator",
+        "denominator",
+    ]
     districts = c2025 = None
     if communes is not None:
         sel = select(m.c.district_code, m.c.commune_2025_code).where(m.c.commune_code.in_(communes))
@@ -320,43 +387,76 @@ def _derive(conn: Connection, table: Table, *, periods: set[str] | None = None,
     # delete what is about to be recomputed
     dele = [v.c.level != "commune"] + ([v.c.period.in_(periods)] if periods is not None else [])
     if communes is not None:
-        dele.append(or_(
-            v.c.level == "province",
-            and_(v.c.level == "district", v.c.org_unit.in_(districts or set())),
-        ))
+        dele.append(
+            or_(
+                v.c.level == "province",
+                and_(v.c.level == "district", v.c.org_unit.in_(districts or set())),
+            )
+        )
         conn.execute(delete(v).where(*dele))
-        conn.execute(delete(v).where(v.c.hierarchy == "2025", v.c.level == "commune",
-                                     v.c.org_unit.in_(c2025 or set()),
-                                     *([v.c.period.in_(periods)] if periods is not None else [])))
+        conn.execute(
+            delete(v).where(
+                v.c.hierarchy == "2025",
+                v.c.level == "commune",
+                v.c.org_unit.in_(c2025 or set()),
+                *([v.c.period.in_(periods)] if periods is not None else []),
+            )
+        )
     else:
-        conn.execute(delete(v).where(or_(v.c.level != "commune", v.c.hierarchy != "legacy"),
-                                     *([v.c.period.in_(periods)] if periods is not None else [])))
+        conn.execute(
+            delete(v).where(
+                or_(v.c.level != "commune", v.c.hierarchy != "legacy"),
+                *([v.c.period.in_(periods)] if periods is not None else []),
+            )
+        )
     joined = v.join(m, m.c.commune_code == v.c.org_unit)
     for hierarchy in HIERARCHIES:
-        conn.execute(insert(v).from_select(target_cols, select(
-            literal(hierarchy), literal("province"), literal(orgunits.PROVINCE_CODE), *keys, *sums
-        ).where(*base).group_by(*keys)))
+        conn.execute(
+            insert(v).from_select(
+                target_cols,
+                select(literal(hierarchy), literal("province"), literal(orgunits.PROVINCE_CODE), *keys, *sums)
+                .where(*base)
+                .group_by(*keys),
+            )
+        )
         where_d = base + ([m.c.district_code.in_(districts or set())] if communes is not None else [])
-        conn.execute(insert(v).from_select(target_cols, select(
-            literal(hierarchy), literal("district"), m.c.district_code, *keys, *sums
-        ).select_from(joined).where(*where_d).group_by(m.c.district_code, *keys)))
+        conn.execute(
+            insert(v).from_select(
+                target_cols,
+                select(literal(hierarchy), literal("district"), m.c.district_code, *keys, *sums)
+                .select_from(joined)
+                .where(*where_d)
+                .group_by(m.c.district_code, *keys),
+            )
+        )
     where_c = base + ([m.c.commune_2025_code.in_(c2025 or set())] if communes is not None else [])
-    conn.execute(insert(v).from_select(target_cols, select(
-        literal("2025"), literal("commune"), m.c.commune_2025_code, *keys, *sums
-    ).select_from(joined).where(*where_c).group_by(m.c.commune_2025_code, *keys)))
+    conn.execute(
+        insert(v).from_select(
+            target_cols,
+            select(literal("2025"), literal("commune"), m.c.commune_2025_code, *keys, *sums)
+            .select_from(joined)
+            .where(*where_c)
+            .group_by(m.c.commune_2025_code, *keys),
+        )
+    )
 
 
 # ---------------------------------------------------------------- full rebuild and incremental refresh
 
+
 def _side_table(name: str, dialect: str) -> Table:
-    """The build table: like IndicatorValue but without its primary key (added once, after the bulk load, which
+    """The build table: like IndicatorValue but without its primary key (added once, after the bulk load,
+    which
     is several times faster than maintaining it row by row); byte-order ("C") text on PostgreSQL, whose
     locale-aware comparisons would dominate the sorts."""
     meta = MetaData()
     cols = []
     for c in IndicatorValue.__table__.columns:  # type: ignore[attr-defined]
-        typ = String(collation="C") if dialect == "postgresql" and c.name not in ("numerator", "denominator") \
+        typ = (
+            String(collation="C")
+            if dialect == "postgresql" and c.name not in ("numerator", "denominator")
             else c.type
+        )
         cols.append(Column(c.name, typ, nullable=c.nullable))
     return Table(name, meta, *cols)
 
@@ -370,7 +470,8 @@ def _add_primary_key(conn: Connection, table: Table) -> None:
 
 
 def compute_into(conn: Connection, table: Table, indicators: Iterable[Indicator] | None = None) -> int:
-    """Compute every cell of ``indicators`` (default all) into ``table``; returns the number of commune cells."""
+    """Compute every cell of ``indicators`` (default all) into ``table``; returns the number of commune
+    cells."""
     n = 0
     for (source, kind), group in groups(indicators or defs.load().values()).items():
         for ptype in PERIOD_TYPES:
@@ -388,7 +489,8 @@ def _lock(conn: Connection) -> None:
 
 
 def rebuild(engine: Engine) -> dict[str, Any]:
-    """Full rebuild into a side table, then swap it in by renaming, in one transaction: readers keep seeing the
+    """Full rebuild into a side table, then swap it in by renaming, in one transaction: readers keep seeing
+    the
     old values until the commit and never an empty table; refreshes wait for the swap (advisory lock)."""
     ensure_tables(engine)
     t0 = time.perf_counter()
@@ -409,8 +511,13 @@ def rebuild(engine: Engine) -> dict[str, Any]:
         conn.execute(text(f'ALTER TABLE "{live}" RENAME TO "indicator_value_old_{tag}"'))
         conn.execute(text(f'ALTER TABLE "{side.name}" RENAME TO "{live}"'))
         conn.execute(text(f'DROP TABLE "indicator_value_old_{tag}"'))
-    return {"commune_cells": commune_cells, "rows": total, "seconds": time.perf_counter() - t0,
-            "compute_seconds": t_compute, "indicators": len(defs.load())}
+    return {
+        "commune_cells": commune_cells,
+        "rows": total,
+        "seconds": time.perf_counter() - t0,
+        "compute_seconds": t_compute,
+        "indicators": len(defs.load()),
+    }
 
 
 def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
@@ -444,7 +551,7 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
     children: set[str] = set()
     obs = ChildObservation.__table__  # type: ignore[attr-defined]
     for model in (ChildObservation, Household, FacilityCheck):
-        t = model.__table__  # type: ignore[attr-defined]
+        t = model.__table__  # type: ignore[union-attr]
         cols = [t.c.commune_code, t.c.year] + ([t.c.child_id] if model is ChildObservation else [])
         for r in conn.execute(select(*cols).where(t.c.submission_id.in_(ids))):
             communes.add(r[0] or UNKNOWN_COMMUNE)
@@ -455,26 +562,36 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
     if children and years:
         # a child seen elsewhere in the same periods may have moved: its old commune's stock cells change too
         lo, hi = date(min(years) - 1, 9, 1), date(max(years) + 1, 8, 31)
-        q = select(obs.c.commune_code).distinct().where(obs.c.child_id.in_(children),
-                                                        obs.c.visit_date.between(lo, hi))
+        q = (
+            select(obs.c.commune_code)
+            .distinct()
+            .where(obs.c.child_id.in_(children), obs.c.visit_date.between(lo, hi))
+        )
         communes |= {r[0] or UNKNOWN_COMMUNE for r in conn.execute(q)}
     if not years:
         session.commit()
         return {"communes": len(communes), "years": 0}
     periods = _period_codes(years)
-    conn.execute(delete(table).where(table.c.hierarchy == "legacy", table.c.level == "commune",
-                                     table.c.org_unit.in_(communes), table.c.period.in_(periods)))
+    conn.execute(
+        delete(table).where(
+            table.c.hierarchy == "legacy",
+            table.c.level == "commune",
+            table.c.org_unit.in_(communes),
+            table.c.period.in_(periods),
+        )
+    )
     cells = 0
     for (source, kind), group in groups(defs.load().values()).items():
         for ptype in PERIOD_TYPES:
-            q = CellQuery(SOURCES[source], kind, ptype, group, communes=communes, years=years)
-            cells += _bulk_insert(conn, table, q.cells(conn))
+            cq = CellQuery(SOURCES[source], kind, ptype, group, communes=communes, years=years)
+            cells += _bulk_insert(conn, table, cq.cells(conn))
     _derive(conn, table, periods=periods, communes=communes)
     session.commit()
     return {"communes": len(communes), "years": len(years), "cells": cells}
 
 
 # ---------------------------------------------------------------- reading: the public API
+
 
 @dataclass
 class IndicatorRow:
@@ -493,7 +610,7 @@ class IndicatorRow:
     denominator: float | None
     value: float | None
     target: dict[str, Any] | None
-    status: str                      # met | not_met | no_target | no_data | suppressed
+    status: str  # met | not_met | no_target | no_data | suppressed
     disaggregation: dict[str, str] | None
 
     def as_dict(self) -> dict[str, Any]:
@@ -503,8 +620,11 @@ class IndicatorRow:
 def org_units(level: str, hierarchy: str) -> dict[str, str]:
     """Every org unit of a level in a hierarchy: code → name."""
     if level == "province":
-        return {orgunits.PROVINCE_CODE: orgunits.PROVINCE_NAME if hierarchy == "legacy" else
-                orgunits.PROVINCE_2025_NAME}
+        return {
+            orgunits.PROVINCE_CODE: orgunits.PROVINCE_NAME
+            if hierarchy == "legacy"
+            else orgunits.PROVINCE_2025_NAME
+        }
     if level == "district":
         return {d.code: d.name for d in orgunits.districts().values()}
     if hierarchy == "legacy":
@@ -522,40 +642,61 @@ def children_of(level: str, area: str, hierarchy: str) -> tuple[str, dict[str, s
         if hierarchy == "legacy":
             return "commune", {c.code: c.name for c in cs}
         return "commune", dict(sorted({c.code_2025: c.name_2025 for c in cs}.items()))
-    raise BadRequest("Xã/phường là cấp thấp nhất, không có đơn vị con.",
-                     "A commune is the lowest level; it has no org units below it.")
+    raise BadRequest(
+        "Xã/phường là cấp thấp nhất, không có đơn vị con.",
+        "A commune is the lowest level; it has no org units below it.",
+    )
 
 
 def _check(level: str, hierarchy: str) -> None:
     if hierarchy not in HIERARCHIES:
-        raise BadRequest(f"Hệ thống đơn vị '{hierarchy}' không hợp lệ (legacy hoặc 2025).",
-                         f"Hierarchy '{hierarchy}' is not valid; use legacy or 2025.")
+        raise BadRequest(
+            f"Hệ thống đơn vị '{hierarchy}' không hợp lệ (legacy hoặc 2025).",
+            f"Hierarchy '{hierarchy}' is not valid; use legacy or 2025.",
+        )
     if level not in LEVELS:
-        raise BadRequest(f"Cấp '{level}' không hợp lệ (province, district, commune).",
-                         f"Level '{level}' is not valid; use province, district or commune.")
+        raise BadRequest(
+            f"Cấp '{level}' không hợp lệ (province, district, commune).",
+            f"Level '{level}' is not valid; use province, district or commune.",
+        )
 
 
-def query_indicators(session: Session, *, level: str, area: str | None, period: str, hierarchy: str = "legacy",
-                     indicators: list[str] | None = None, disaggregate_by: str | None = None,
-                     children: bool = False, suppress: bool = True, min_cell: int | None = None
-                     ) -> list[IndicatorRow]:
-    """Indicator rows for one period at one level: the org unit ``area`` (all units of the level when None), or
+def query_indicators(
+    session: Session,
+    *,
+    level: str,
+    area: str | None,
+    period: str,
+    hierarchy: str = "legacy",
+    indicators: list[str] | None = None,
+    disaggregate_by: str | None = None,
+    children: bool = False,
+    suppress: bool = True,
+    min_cell: int | None = None,
+) -> list[IndicatorRow]:
+    """Indicator rows for one period at one level: the org unit ``area`` (all units of the level when
+    None), or
     with ``children=True`` the units one level below it. ``disaggregate_by`` (sex, ethnicity, area_type,
     age_group) gives one row per value, and only for indicators defined with that disaggregation. Cells whose
-    denominator is below ``min_cell`` (default settings.min_cell_size) are suppressed unless ``suppress=False``."""
+    denominator is below ``min_cell`` (default settings.min_cell_size) are suppressed unless
+    ``suppress=False``."""
     _check(level, hierarchy)
     per = parse_period(period).code
     if disaggregate_by is not None and disaggregate_by not in defs.DIMENSIONS:
-        raise BadRequest(f"Không phân tổ được theo '{disaggregate_by}'.",
-                         f"Cannot disaggregate by '{disaggregate_by}'; use {', '.join(defs.DIMENSIONS)}.")
+        raise BadRequest(
+            f"Không phân tổ được theo '{disaggregate_by}'.",
+            f"Cannot disaggregate by '{disaggregate_by}'; use {', '.join(defs.DIMENSIONS)}.",
+        )
     all_defs = defs.load()
     chosen = [defs.get(c) for c in indicators] if indicators else list(all_defs.values())
     if disaggregate_by:
         chosen = [i for i in chosen if disaggregate_by in i.disaggregate]
     units_level = org_units(level, hierarchy)
     if area is not None and area not in units_level:
-        raise NotFound(f"Không có đơn vị '{area}' ở cấp {level} ({hierarchy}).",
-                       f"No org unit '{area}' at level {level} ({hierarchy}).")
+        raise NotFound(
+            f"Không có đơn vị '{area}' ở cấp {level} ({hierarchy}).",
+            f"No org unit '{area}' at level {level} ({hierarchy}).",
+        )
     if children:
         if area is None:
             raise BadRequest("Cần chọn đơn vị (area) để xem các đơn vị con.", "children=True needs an area.")
@@ -566,13 +707,21 @@ def query_indicators(session: Session, *, level: str, area: str | None, period: 
     conn = session.connection()
     ensure_tables(conn.engine)
     t = IndicatorValue.__table__  # type: ignore[attr-defined]
-    where = [t.c.hierarchy == hierarchy, t.c.level == out_level, t.c.period == per,
-             t.c.dis_key == (disaggregate_by or ""), t.c.indicator.in_([i.code for i in chosen])]
+    where = [
+        t.c.hierarchy == hierarchy,
+        t.c.level == out_level,
+        t.c.period == per,
+        t.c.dis_key == (disaggregate_by or ""),
+        t.c.indicator.in_([i.code for i in chosen]),
+    ]
     if len(units) < 500:
         where.append(t.c.org_unit.in_(list(units)))
-    found = {(r.indicator, r.org_unit, r.dis_value): (r.numerator, r.denominator)
-             for r in conn.execute(select(t.c.indicator, t.c.org_unit, t.c.dis_value, t.c.numerator,
-                                          t.c.denominator).where(*where))}
+    found = {
+        (r.indicator, r.org_unit, r.dis_value): (r.numerator, r.denominator)
+        for r in conn.execute(
+            select(t.c.indicator, t.c.org_unit, t.c.dis_value, t.c.numerator, t.c.denominator).where(*where)
+        )
+    }
     values = defs.DIMENSION_VALUES[disaggregate_by] if disaggregate_by else ("",)
     rows = []
     for ind in chosen:
@@ -583,22 +732,37 @@ def query_indicators(session: Session, *, level: str, area: str | None, period: 
                 status = ind.status(value)
                 if suppress and d is not None and 0 < d < limit:
                     n, value, status = None, None, "suppressed"
-                rows.append(IndicatorRow(
-                    indicator=ind.code, name_vi=ind.name_vi, name_en=ind.name_en, unit=ind.unit, org_unit=code,
-                    org_unit_name=name, level=out_level, hierarchy=hierarchy, period=per, numerator=n,
-                    denominator=d, value=value, target=ind.target, status=status,
-                    disaggregation={disaggregate_by: dv} if disaggregate_by else None,
-                ))
+                rows.append(
+                    IndicatorRow(
+                        indicator=ind.code,
+                        name_vi=ind.name_vi,
+                        name_en=ind.name_en,
+                        unit=ind.unit,
+                        org_unit=code,
+                        org_unit_name=name,
+                        level=out_level,
+                        hierarchy=hierarchy,
+                        period=per,
+                        numerator=n,
+                        denominator=d,
+                        value=value,
+                        target=ind.target,
+                        status=status,
+                        disaggregation={disaggregate_by: dv} if disaggregate_by else None,
+                    )
+                )
     return rows
 
 
-def trend(session: Session, *, indicator: str, org_unit: str, level: str, hierarchy: str,
-          periods: list[str]) -> list[IndicatorRow]:
+def trend(
+    session: Session, *, indicator: str, org_unit: str, level: str, hierarchy: str, periods: list[str]
+) -> list[IndicatorRow]:
     """One indicator for one org unit over several periods (oldest first, as given)."""
     out: list[IndicatorRow] = []
     for p in periods:
-        out += query_indicators(session, level=level, area=org_unit, period=p, hierarchy=hierarchy,
-                                indicators=[indicator])
+        out += query_indicators(
+            session, level=level, area=org_unit, period=p, hierarchy=hierarchy, indicators=[indicator]
+        )
     return out
 
 
@@ -606,5 +770,14 @@ def table_exists(engine: Engine) -> bool:
     return inspect(engine).has_table(IndicatorValue.__tablename__)
 
 
-__all__ = ["IndicatorValue", "IndicatorRow", "query_indicators", "trend", "rebuild", "refresh", "ensure_tables",
-           "org_units", "children_of"]
+__all__ = [
+    "IndicatorValue",
+    "IndicatorRow",
+    "query_indicators",
+    "trend",
+    "rebuild",
+    "refresh",
+    "ensure_tables",
+    "org_units",
+    "children_of",
+]

@@ -1,13 +1,18 @@
-"""Indicator rollup: full rebuild on PostgreSQL vs DuckDB over the same synthetic rows; submission → indicator latency.
+"""Indicator rollup: full rebuild, PostgreSQL vs DuckDB on the same rows; submission → indicator latency.
 
-1. Synthetic rows (1 M child observations, quick: 100 k; plus households and health-station checks) are generated
-   once, in DuckDB, with a fixed seed, exported to CSV and COPYed into a fresh PostgreSQL database: both engines
+1. Synthetic rows (1 M child observations, quick: 100 k; plus households and health-station checks) are
+generated
+   once, in DuckDB, with a fixed seed, exported to CSV and COPYed into a fresh PostgreSQL database: both
+   engines
    hold exactly the same rows.
-2. PostgreSQL: ``aggregator.rollup.rebuild`` (what `carecheck indicators rebuild` runs: side table, COPY, swap).
-3. DuckDB (baseline, same run): the same definitions compiled to the same SQL, grouped in DuckDB, unpivoted and
+2. PostgreSQL: ``aggregator.rollup.rebuild`` (what `carecheck indicators rebuild` runs: side table, COPY,
+swap).
+3. DuckDB (baseline, same run): the same definitions compiled to the same SQL, grouped in DuckDB, unpivoted
+and
    rolled up to every level in DuckDB SQL. Every cell must match PostgreSQL exactly, else the bench fails.
    Ratio = DuckDB seconds / PostgreSQL seconds (goal ≥ 0.5: PostgreSQL at least half DuckDB's speed).
-4. Latency (not quick): a real sync server, pouchdb-server and `carecheck worker` (PostgreSQL + Redis); household
+4. Latency (not quick): a real sync server, pouchdb-server and `carecheck worker` (PostgreSQL + Redis);
+household
    submissions POSTed at a steady rate through OpenRosa; for each, the time from the 201 to its commune's
    indicator cell changing in SQL (the follower's after_page hook refreshes it). Goal p95 ≤ 5 s.
 """
@@ -55,11 +60,14 @@ def sql(stmt: Any) -> str:
 
 # ---------------------------------------------------------------- synthetic data (generated in DuckDB)
 
+
 def _communes_values() -> str:
     from core.orgunits import communes
 
-    rows = [f"('{c.code}', '{c.district_code}', '{c.code_2025}', '{c.area_type}', {i})"
-            for i, c in enumerate(communes().values())]
+    rows = [
+        f"('{c.code}', '{c.district_code}', '{c.code_2025}', '{c.area_type}', {i})"
+        for i, c in enumerate(communes().values())
+    ]
     return ", ".join(rows)
 
 
@@ -70,8 +78,10 @@ def generate(con: Any, n_obs: int) -> dict[str, int]:
     for model in (ChildObservation, Household, FacilityCheck):
         con.execute(str(CreateTable(model.__table__).compile(dialect=PG_DIALECT)))  # type: ignore[attr-defined]
     con.execute(f"SELECT setseed({SEED})")
-    con.execute(f"CREATE TEMP TABLE cm AS SELECT * FROM (VALUES {_communes_values()}) "
-                "v(code, district, code_2025, area_type, idx)")
+    con.execute(
+        f"CREATE TEMP TABLE cm AS SELECT * FROM (VALUES {_communes_values()}) "
+        "v(code, district, code_2025, area_type, idx)"
+    )
     n_children = max(1, int(n_obs / 1.6))
     ncm = con.execute("SELECT count(*) FROM cm").fetchone()[0]
     # one row per observation; a child keeps its age, sex, ethnicity and (mostly) its commune across visits
@@ -109,9 +119,11 @@ def generate(con: Any, n_obs: int) -> dict[str, int]:
            CASE WHEN age < 5 AND r6 < 0.9 THEN round((r3 + r5 + r6 - 1.5) * 2.2 - 0.4, 2) END,
            CASE WHEN age >= 6 THEN r5 < 0.55 END,
            CASE WHEN age >= 2 THEN r6 < 0.04 END,
-           CASE WHEN r2 < 0.97 THEN 'none' WHEN r2 < 0.985 THEN 'father_died' WHEN r2 < 0.995 THEN 'mother_died'
+           CASE WHEN r2 < 0.97 THEN 'none' WHEN r2 < 0.985 THEN 'father_died' WHEN r2 < 0.995 THEN
+           'mother_died'
                 ELSE 'both_died' END,
-           CASE WHEN r3 < 0.85 THEN 'both_parents' WHEN r3 < 0.95 THEN 'one_parent' WHEN r3 < 0.99 THEN 'relatives'
+           CASE WHEN r3 < 0.85 THEN 'both_parents' WHEN r3 < 0.95 THEN 'one_parent' WHEN r3 < 0.99 THEN
+           'relatives'
                 WHEN r3 < 0.995 THEN 'institution' ELSE 'foster_family' END,
            CASE WHEN age >= 5 THEN (CASE WHEN r4 < 0.9 THEN 0 ELSE CAST(floor(r5 * 50) AS INTEGER) END) END,
            CASE WHEN age >= 5 THEN CAST(floor(r6 * 28) AS INTEGER) END,
@@ -129,7 +141,8 @@ def generate(con: Any, n_obs: int) -> dict[str, int]:
     INSERT INTO household
     SELECT 'hh' || CAST(i AS VARCHAR), vd, year(vd), quarter(vd), month(vd), NULL, cm.district, cm.code,
            cm.code_2025, cm.area_type, 'neither', CASE WHEN r1 < 0.97 THEN r2 < 0.35 END, CASE WHEN r1 < 0.97
-           THEN r3 < 0.6 END, CAST(floor(r4 * 1.3) AS INTEGER), CASE WHEN r5 < 0.02 THEN 1 ELSE 0 END, r1 < 0.97,
+           THEN r3 < 0.6 END, CAST(floor(r4 * 1.3) AS INTEGER), CASE WHEN r5 < 0.02 THEN 1 ELSE 0 END, r1 <
+           0.97,
            3, NULL
     FROM base b JOIN cm ON cm.idx = b.cidx WHERE i < {n_hh}""")
     con.execute("""
@@ -137,8 +150,10 @@ def generate(con: Any, n_obs: int) -> dict[str, int]:
     SELECT 'fc' || cm.code || '-' || CAST(q AS VARCHAR), vd, year(vd), quarter(vd), month(vd), cm.district,
            cm.code, cm.code_2025, cm.area_type, random() < 0.9, random() < 0.6, random() < 0.5
     FROM cm, (SELECT q, DATE '2025-09-15' + CAST(q AS INTEGER) * 91 AS vd FROM range(5) t(q)) p""")
-    return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            for t in ("childobservation", "household", "facilitycheck")}
+    return {
+        t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        for t in ("childobservation", "household", "facilitycheck")
+    }
 
 
 def copy_to_postgres(con: Any, engine: Engine, tmp: Path) -> float:
@@ -160,8 +175,10 @@ def copy_to_postgres(con: Any, engine: Engine, tmp: Path) -> float:
 
 # ---------------------------------------------------------------- the DuckDB baseline
 
+
 class DuckConn:
-    """Just enough of a SQLAlchemy Connection for rollup._derive: statements compiled to text, run in DuckDB."""
+    """Just enough of a SQLAlchemy Connection for rollup._derive: statements compiled to text, run in
+    DuckDB."""
 
     class dialect:  # noqa: N801 - mimics Connection.dialect
         name = "duckdb"
@@ -184,16 +201,21 @@ def duckdb_rebuild(con: Any) -> tuple[float, int]:
     con.execute(str(CreateTable(rollup._side_table("indicator_value", "duckdb")).compile(dialect=PG_DIALECT)))
     con.execute("DROP TABLE IF EXISTS indicator_orgunit")
     con.execute(str(CreateTable(rollup.IndicatorOrgUnit.__table__).compile(dialect=PG_DIALECT)))  # type: ignore
-    con.executemany("INSERT INTO indicator_orgunit VALUES (?, ?, ?)",
-                    [(c.code, c.district_code, c.code_2025) for c in communes().values()])
+    con.executemany(
+        "INSERT INTO indicator_orgunit VALUES (?, ?, ?)",
+        [(c.code, c.district_code, c.code_2025) for c in communes().values()],
+    )
     t0 = time.perf_counter()
     for (source, kind), group in rollup.groups(defs.load().values()).items():
         for ptype in PERIOD_TYPES:
             q = rollup.CellQuery(defs.SOURCES[source], kind, ptype, group)
             con.execute(f"CREATE OR REPLACE TEMP TABLE wide AS {sql(q.select('duckdb'))}")
             dims = q.dims
-            dim_key = "CASE " + " ".join(f"WHEN dim_{d} IS NOT NULL THEN '{d}'" for d in dims) + " ELSE '' END" \
-                if dims else "''"
+            dim_key = (
+                "CASE " + " ".join(f"WHEN dim_{d} IS NOT NULL THEN '{d}'" for d in dims) + " ELSE '' END"
+                if dims
+                else "''"
+            )
             dim_val = f"COALESCE({', '.join(f'dim_{d}' for d in dims)}, '')" if dims else "''"
             parts = []
             for i, ind in enumerate(group):
@@ -201,8 +223,11 @@ def duckdb_rebuild(con: Any) -> tuple[float, int]:
                 parts.append(
                     f"SELECT 'legacy', 'commune', period, commune, {dim_key} AS dk, {dim_val}, '{ind.code}', "
                     f"CAST(COALESCE(n{i}, 0) AS DOUBLE), CAST(COALESCE(d{i}, 0) AS DOUBLE) FROM wide "
-                    f"WHERE (COALESCE(n{i}, 0) <> 0 OR COALESCE(d{i}, 0) <> 0) AND {dim_key} IN ({allowed})")
-            con.execute(f"INSERT INTO indicator_value ({', '.join(rollup.COLS)}) " + " UNION ALL ".join(parts))
+                    f"WHERE (COALESCE(n{i}, 0) <> 0 OR COALESCE(d{i}, 0) <> 0) AND {dim_key} IN ({allowed})"
+                )
+            con.execute(
+                f"INSERT INTO indicator_value ({', '.join(rollup.COLS)}) " + " UNION ALL ".join(parts)
+            )
     rollup._derive(DuckConn(con), rollup.IndicatorValue.__table__)  # type: ignore[arg-type,attr-defined]
     seconds = time.perf_counter() - t0
     return seconds, con.execute("SELECT count(*) FROM indicator_value").fetchone()[0]
@@ -213,6 +238,7 @@ def cells_of(rows: Any) -> dict[tuple[Any, ...], tuple[float, float]]:
 
 
 # ---------------------------------------------------------------- the run
+
 
 def rebuild_figures(quick: bool, tmp: Path, latency: bool) -> dict[str, Any]:
     import duckdb
@@ -226,8 +252,12 @@ def rebuild_figures(quick: bool, tmp: Path, latency: bool) -> dict[str, Any]:
     t0 = time.perf_counter()
     counts = generate(con, n)
     gen_s = time.perf_counter() - t0
-    out: dict[str, Any] = {"child_rows": counts["childobservation"], "household_rows": counts["household"],
-                           "facility_rows": counts["facilitycheck"], "generate_s": round(gen_s, 2)}
+    out: dict[str, Any] = {
+        "child_rows": counts["childobservation"],
+        "household_rows": counts["household"],
+        "facility_rows": counts["facilitycheck"],
+        "generate_s": round(gen_s, 2),
+    }
     with pg_database() as url:
         engine = init_db(Settings(var_dir=tmp, database_url=url))
         out["load_pg_s"] = round(copy_to_postgres(con, engine, tmp), 2)
@@ -243,21 +273,29 @@ def rebuild_figures(quick: bool, tmp: Path, latency: bool) -> dict[str, Any]:
         duck_cells = cells_of(con.execute(f"SELECT {', '.join(rollup.COLS)} FROM indicator_value").fetchall())
         if pg_cells != duck_cells:
             diff = [k for k in set(pg_cells) | set(duck_cells) if pg_cells.get(k) != duck_cells.get(k)]
-            raise AssertionError(f"PostgreSQL and DuckDB disagree on {len(diff)} cells, e.g. "
-                                 f"{[(k, pg_cells.get(k), duck_cells.get(k)) for k in diff[:3]]}")
+            raise AssertionError(
+                f"PostgreSQL and DuckDB disagree on {len(diff)} cells, e.g. "
+                f"{[(k, pg_cells.get(k), duck_cells.get(k)) for k in diff[:3]]}"
+            )
         prov = {k[6]: v for k, v in pg_cells.items() if k[:6] == ("legacy", "province", "2026", "91", "", "")}
         if latency:
             out.update(latency_figures(tmp, url))
         else:
             out["latency"] = "not measured in --quick"
-        out.update({
-            "cells": len(pg_cells), "cells_match_exactly": True, "pg_rebuild_s": round(min(pg_times), 3),
-            "pg_rebuild_runs_s": [round(x, 2) for x in pg_times], "duckdb_s": round(min(duck_times), 3),
-            "duckdb_runs_s": [round(x, 2) for x in duck_times],
-            "speed_vs_duckdb": round(min(duck_times) / min(pg_times), 3), "goal_speed_vs_duckdb": 0.5,
-            "province_2026_cedc_rate_pct": round(100 * prov["cedc_rate"][0] / prov["cedc_rate"][1], 3),
-            "province_2026_stunting_pct": round(100 * prov["stunting_u5"][0] / prov["stunting_u5"][1], 2),
-        })
+        out.update(
+            {
+                "cells": len(pg_cells),
+                "cells_match_exactly": True,
+                "pg_rebuild_s": round(min(pg_times), 3),
+                "pg_rebuild_runs_s": [round(x, 2) for x in pg_times],
+                "duckdb_s": round(min(duck_times), 3),
+                "duckdb_runs_s": [round(x, 2) for x in duck_times],
+                "speed_vs_duckdb": round(min(duck_times) / min(pg_times), 3),
+                "goal_speed_vs_duckdb": 0.5,
+                "province_2026_cedc_rate_pct": round(100 * prov["cedc_rate"][0] / prov["cedc_rate"][1], 3),
+                "province_2026_stunting_pct": round(100 * prov["stunting_u5"][0] / prov["stunting_u5"][1], 2),
+            }
+        )
     con.close()
     return out
 
@@ -271,7 +309,8 @@ def run(quick: bool) -> dict[str, Any]:
 def latency_figures(tmp: Path, url: str, *, n: int = 90, rate_per_s: float = 1.0) -> dict[str, Any]:
     """Submissions through the real sync server at a steady rate; seconds from each 201 to its indicator cell.
 
-    Each household is in a commune of its own (so a cell change is that household's doing); the watched cell is
+    Each household is in a commune of its own (so a cell change is that household's doing); the watched
+    cell is
     ``cedc_count``'s denominator (children observed in the commune this year), which grows by the household's
     children once the worker has ingested the page and its after_page hook has refreshed the cells.
     """
@@ -302,24 +341,40 @@ def latency_figures(tmp: Path, url: str, *, n: int = 90, rate_per_s: float = 1.0
     var = tmp / "var"
     var.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARECHECK_")}
-    env.update(CARECHECK_VAR_DIR=str(var), CARECHECK_COUCHDB_URL=couch_proc.base_url,
-               CARECHECK_COUCHDB_USER="admin", CARECHECK_COUCHDB_PASSWORD="admin", CARECHECK_DATABASE_URL=url,
-               CARECHECK_BROKER_URL=redis_url, CARECHECK_RESULT_BACKEND=redis_url)
-    settings = Settings(var_dir=var, couchdb_url=couch_proc.base_url, couchdb_user="admin",
-                        couchdb_password="admin", database_url=url, broker_url=redis_url)
+    env.update(
+        CARECHECK_VAR_DIR=str(var),
+        CARECHECK_COUCHDB_URL=couch_proc.base_url,
+        CARECHECK_COUCHDB_USER="admin",
+        CARECHECK_COUCHDB_PASSWORD="admin",
+        CARECHECK_DATABASE_URL=url,
+        CARECHECK_BROKER_URL=redis_url,
+        CARECHECK_RESULT_BACKEND=redis_url,
+    )
+    settings = Settings(
+        var_dir=var,
+        couchdb_url=couch_proc.base_url,
+        couchdb_user="admin",
+        couchdb_password="admin",
+        database_url=url,
+        broker_url=redis_url,
+    )
     build_all(settings.forms_src_dir, settings.effective_forms_build_dir)
     couch = Couch(couch_proc.base_url, "admin", "admin")
     ensure_store(couch, settings)
-    Accounts(couch, settings).add("ctv_bench", "bench-pass-2026", "collaborator", "91")
+    # a collaborator account sends households province-wide, as the demo's does
+    Accounts(couch, settings).add("ctv_bench", "bench-pass-2026", "collaborator", "899")
     exe = str(Path(sys.executable).parent / "carecheck")
     port = free_port()
     server = f"http://127.0.0.1:{port}"
     procs = []
-    for args, log in (([exe, "serve", "--host", "127.0.0.1", "--port", str(port)], "server.log"),
-                      ([exe, "worker", "--beat", "--concurrency", "1"], "worker.log")):
+    for args, log in (
+        ([exe, "serve", "--host", "127.0.0.1", "--port", str(port)], "server.log"),
+        ([exe, "worker", "--beat", "--concurrency", "1"], "worker.log"),
+    ):
         with (var / log).open("ab") as out:
-            procs.append(subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                          start_new_session=True))
+            procs.append(
+                subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            )
     engine = create_engine(url)
     try:
         deadline = time.monotonic() + 60
@@ -341,8 +396,10 @@ def latency_figures(tmp: Path, url: str, *, n: int = 90, rate_per_s: float = 1.0
         chosen = chosen[:n]
 
         def cell(commune: str, year: str) -> float:
-            q = text("SELECT denominator FROM indicator_value WHERE indicator = 'cedc_count' AND hierarchy = "
-                     "'legacy' AND level = 'commune' AND org_unit = :c AND period = :p AND dis_key = ''")
+            q = text(
+                "SELECT denominator FROM indicator_value WHERE indicator = 'cedc_count' AND hierarchy = "
+                "'legacy' AND level = 'commune' AND org_unit = :c AND period = :p AND dis_key = ''"
+            )
             with engine.connect() as c:
                 return float(c.execute(q, {"c": commune, "p": year}).scalar() or 0)
 
@@ -388,10 +445,16 @@ def latency_figures(tmp: Path, url: str, *, n: int = 90, rate_per_s: float = 1.0
         def pct(p: float) -> float:
             return round(lat[min(len(lat) - 1, int(p * len(lat)))], 3) if lat else float("nan")
 
-        return {"latency_submissions": len(chosen), "latency_rate_per_s": rate_per_s,
-                "latency_updated": len(lat), "latency_not_updated": len(failed), "latency_p50_s": pct(0.5),
-                "latency_p95_s": pct(0.95), "latency_max_s": round(lat[-1], 3) if lat else float("nan"),
-                "goal_latency_p95_s": 5.0}
+        return {
+            "latency_submissions": len(chosen),
+            "latency_rate_per_s": rate_per_s,
+            "latency_updated": len(lat),
+            "latency_not_updated": len(failed),
+            "latency_p50_s": pct(0.5),
+            "latency_p95_s": pct(0.95),
+            "latency_max_s": round(lat[-1], 3) if lat else float("nan"),
+            "goal_latency_p95_s": 5.0,
+        }
     finally:
         engine.dispose()
         for p in procs:

@@ -1,7 +1,9 @@
-"""Indicator definitions: load the YAML files beside this module, validate them, compile their conditions to SQL.
+"""Indicator definitions: load the YAML files beside this module, validate them, compile conditions to SQL.
 
-A definition is data (DHIS2-style): a numerator and a denominator, each ``{count: <table>, where: "<condition>"}`` or
-``{sum: <column>, of: <table>, where: "<condition>"}``. Conditions use a tiny, safe language (no function calls, no
+A definition is data (DHIS2-style): a numerator and a denominator, each ``{count: <table>, where:
+"<condition>"}`` or
+``{sum: <column>, of: <table>, where: "<condition>"}``. Conditions use a tiny, safe language (no function
+calls, no
 arithmetic, columns checked against the model):
 
     age_years < 16 and in_special_circumstance            a bare boolean column means "is true"
@@ -9,7 +11,8 @@ arithmetic, columns checked against the model):
     haz is not null / not at_risk / (a or b)              null tests, negation, grouping
     imm_antigens has 'bcg' / imm_antigens has_all [...]   words of a space-separated select_multiple column
 
-Comparison operators: ``< <= > >= == !=``. Every error names the file, the indicator and the field, and says what
+Comparison operators: ``< <= > >= == !=``. Every error names the file, the indicator and the field, and
+says what
 to write instead.
 """
 
@@ -72,7 +75,7 @@ class Measure:
     """One side of the ratio: count rows (or sum a column) of ``source`` where ``where`` holds."""
 
     source: str
-    column: str | None = None   # None = count rows
+    column: str | None = None  # None = count rows
     where: str | None = None
 
     def describe(self) -> str:
@@ -101,7 +104,7 @@ class Indicator:
     kind: str
     source: str
     numerator: Measure
-    denominator: Measure      # for unit "count": the population observed (suppression, no-data), not divided by
+    denominator: Measure  # for unit "count": the population observed (suppression, no-data), not divided by
     disaggregate: tuple[str, ...]
     target: dict[str, Any] | None
     file: str = ""
@@ -143,12 +146,13 @@ class ConditionError(ValueError):
 
 
 def _tokenize(text: str) -> list[tuple[str, Any]]:
-    pos, out = 0, []
+    pos = 0
+    out: list[tuple[str, Any]] = []
     text = text.strip()
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise ConditionError(f"cannot read {text[pos:pos + 20]!r} (at character {pos})")
+            raise ConditionError(f"cannot read {text[pos : pos + 20]!r} (at character {pos})")
         pos = m.end()
         kind = m.lastgroup
         raw = m.group(kind or "")
@@ -225,7 +229,9 @@ class _Parser:
         if tok in (("kw", "true"), ("kw", "false")):
             self.i += 1
             return tok[1] == "true"
-        raise ConditionError(f"expected a number, 'text', true or false but found {tok[1] if tok else 'the end'!r}")
+        raise ConditionError(
+            f"expected a number, 'text', true or false but found {tok[1] if tok else 'the end'!r}"
+        )
 
     def column(self, name: str) -> Column[Any]:
         if name not in self.src.table.c:
@@ -246,8 +252,15 @@ class _Parser:
             self.take()
             value = self.literal()
             _check_type(col, value, name)
-            return {"<": col < value, "<=": col <= value, ">": col > value, ">=": col >= value,
-                    "==": col == value, "!=": col != value}[tok[1]]
+            compared: dict[str, ColumnElement[bool]] = {
+                "<": col < value,
+                "<=": col <= value,
+                ">": col > value,
+                ">=": col >= value,
+                "==": col == value,
+                "!=": col != value,
+            }
+            return compared[tok[1]]
         if tok == ("kw", "in"):
             self.take()
             values = self.literal_list()
@@ -276,16 +289,24 @@ class _Parser:
 def _pytype(col: Column[Any]) -> type | None:
     sql_type = getattr(col.type, "impl", col.type)  # SQLModel's AutoString decorates String
     try:
-        return sql_type.python_type  # type: ignore[no-any-return]
+        found: type = sql_type.python_type
+        return found
     except NotImplementedError:
         return None
 
 
 def _check_type(col: Column[Any], value: Any, name: str) -> None:
     t = _pytype(col)
-    ok = {bool: isinstance(value, bool), str: isinstance(value, str),
-          int: isinstance(value, (int, float)) and not isinstance(value, bool),
-          float: isinstance(value, (int, float)) and not isinstance(value, bool)}.get(t, True)  # type: ignore[call-overload]
+    ok = (
+        {
+            bool: isinstance(value, bool),
+            str: isinstance(value, str),
+            int: isinstance(value, (int, float)) and not isinstance(value, bool),
+            float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        }.get(t, True)
+        if t is not None
+        else True
+    )
     if not ok:
         raise ConditionError(f"{name!r} cannot be compared with {value!r} (wrong type)")
 
@@ -298,7 +319,9 @@ def compile_condition(text: str, src: Source) -> ColumnElement[bool]:
 def age_group_sql(src: Source) -> ColumnElement[str]:
     """The age_group disaggregation as SQL (from age_years)."""
     age = src.column("age_years")
-    return case((age < 5, "0-4"), (age <= 10, "5-10"), (age <= 15, "11-15"), (age <= 17, "16-17"), else_="unknown")
+    return case(
+        (age < 5, "0-4"), (age <= 10, "5-10"), (age <= 15, "11-15"), (age <= 17, "16-17"), else_="unknown"
+    )
 
 
 def dimension_sql(dim: str, src: Source) -> ColumnElement[str]:
@@ -311,9 +334,12 @@ def dimension_sql(dim: str, src: Source) -> ColumnElement[str]:
 
 # ---------------------------------------------------------------- loading and validation
 
+
 def _measure(spec: Any, where: str) -> Measure:
     if not isinstance(spec, dict):
-        raise ConfigError(f"{where}: expected {{count: child, where: \"...\"}} or {{sum: column, of: household}}")
+        raise ConfigError(
+            f'{where}: expected {{count: child, where: "..."}} or {{sum: column, of: household}}'
+        )
     unknown = set(spec) - {"count", "sum", "of", "where"}
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; use count/sum/of/where")
@@ -377,15 +403,28 @@ def parse_definition(d: dict[str, Any], file: str = "<inline>") -> Indicator:
     target = d.get("target")
     if target is not None:
         if not isinstance(target, dict) or not target.get("clause"):
-            raise ConfigError(f"{here}: target needs a clause (the plan's words), op and value (null if none)")
-        if target.get("op") is not None and (target["op"] not in TARGET_OPS or
-                                             not isinstance(target.get("value"), (int, float))):
+            raise ConfigError(
+                f"{here}: target needs a clause (the plan's words), op and value (null if none)"
+            )
+        if target.get("op") is not None and (
+            target["op"] not in TARGET_OPS or not isinstance(target.get("value"), (int, float))
+        ):
             raise ConfigError(f"{here}: target op must be one of {TARGET_OPS} with a numeric value")
         target = {"op": target.get("op"), "value": target.get("value"), "clause": str(target["clause"])}
     return Indicator(
-        code=str(code), name_vi=str(name["vi"]), name_en=str(name["en"]), doc=" ".join(str(d["doc"]).split()),
-        unit=d["unit"], kind=d["kind"], source=num.source, numerator=num, denominator=den, disaggregate=dis,
-        target=target, file=file, tags=tuple(d.get("tags") or ()),
+        code=str(code),
+        name_vi=str(name["vi"]),
+        name_en=str(name["en"]),
+        doc=" ".join(str(d["doc"]).split()),
+        unit=d["unit"],
+        kind=d["kind"],
+        source=num.source,
+        numerator=num,
+        denominator=den,
+        disaggregate=dis,
+        target=target,
+        file=file,
+        tags=tuple(d.get("tags") or ()),
     )
 
 
@@ -407,7 +446,9 @@ def load(directory: Path = HERE) -> dict[str, Indicator]:
     for path in sorted(directory.glob("*.yaml")):
         for ind in load_file(path):
             if ind.code in out:
-                raise ConfigError(f"{path.name}: indicator {ind.code!r} is also defined in {out[ind.code].file}")
+                raise ConfigError(
+                    f"{path.name}: indicator {ind.code!r} is also defined in {out[ind.code].file}"
+                )
             out[ind.code] = ind
     return out
 
@@ -431,16 +472,33 @@ def write_readme() -> Path:
 
 def readme_table() -> str:
     """The Markdown table of every indicator, as README.md carries it (a test checks it is up to date)."""
-    lines = ["| code | name (vi) | name (en) | unit | kind | target | plan clause |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| code | name (vi) | name (en) | unit | kind | target | plan clause |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for ind in load().values():
         t = ind.target or {}
         target = f"{t['op']} {t['value']}" if t.get("op") else "—"
-        lines.append(f"| `{ind.code}` | {ind.name_vi} | {ind.name_en} | {ind.unit} | {ind.kind} | {target} | "
-                     f"{t.get('clause', '—')} |")
+        lines.append(
+            f"| `{ind.code}` | {ind.name_vi} | {ind.name_en} | {ind.unit} | {ind.kind} | {target} | "
+            f"{t.get('clause', '—')} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["Indicator", "Measure", "Source", "SOURCES", "DIMENSIONS", "DIMENSION_VALUES", "load", "get",
-           "compile_condition", "dimension_sql", "parse_definition", "readme_table", "ConditionError", "true"]
-
+__all__ = [
+    "Indicator",
+    "Measure",
+    "Source",
+    "SOURCES",
+    "DIMENSIONS",
+    "DIMENSION_VALUES",
+    "load",
+    "get",
+    "compile_condition",
+    "dimension_sql",
+    "parse_definition",
+    "readme_table",
+    "ConditionError",
+    "true",
+]

@@ -1,4 +1,4 @@
-"""`python -m aggregator.indicators`: regenerate the indicator table in README.md from the YAML definitions."""
+"""`python -m aggregator.indicators`: regenerate the README.md indicator table from the YAML definitions."""
 
 from aggregator.indicators import load, write_readme
 

@@ -1,4 +1,4 @@
-"""GET /api/v1/indicators: indicator values (numerator, denominator, value, target, status) as JSON, area-scoped.
+"""GET /api/v1/indicators: indicator values (numerator, denominator, value, target, status), area-scoped JSON.
 
 District officers read their district, its communes and the 2025 communes lying wholly inside it; province
 accounts read everything; collaborators get 403. An org unit outside the reader's area is a 403 problem.
@@ -19,8 +19,23 @@ from sync_server.deps import Ctx
 router = APIRouter(prefix="/api/v1", tags=["indicators"])
 Officer = Annotated[Account, Depends(require_roles("district", "province"))]
 
-FIELDS = ("indicator", "name_vi", "name_en", "unit", "org_unit", "org_unit_name", "level", "hierarchy", "period",
-          "numerator", "denominator", "value", "target", "status", "disaggregation")
+FIELDS = (
+    "indicator",
+    "name_vi",
+    "name_en",
+    "unit",
+    "org_unit",
+    "org_unit_name",
+    "level",
+    "hierarchy",
+    "period",
+    "numerator",
+    "denominator",
+    "value",
+    "target",
+    "status",
+    "disaggregation",
+)
 
 
 def unit_visible(visible: str, level: str, org_unit: str, hierarchy: str) -> bool:
@@ -51,13 +66,17 @@ def get_indicators(
     ctx: Ctx,
     account: Officer,
     level: Annotated[str, Query(description="province | district | commune")] = "province",
-    area: Annotated[str | None, Query(description="org unit code at `level`; default: every unit you may read")]
-    = None,
-    period: Annotated[str | None, Query(description="2026, 2026Q4, 2026-11 or SY2026-2027; default this year")]
-    = None,
+    area: Annotated[
+        str | None, Query(description="org unit code at `level`; default: every unit you may read")
+    ] = None,
+    period: Annotated[
+        str | None, Query(description="2026, 2026Q4, 2026-11 or SY2026-2027; default this year")
+    ] = None,
     hierarchy: Annotated[str, Query(description="legacy | 2025")] = "legacy",
     indicator: Annotated[list[str] | None, Query(description="indicator codes; default all")] = None,
-    disaggregate_by: Annotated[str | None, Query(description="sex | ethnicity | area_type | age_group")] = None,
+    disaggregate_by: Annotated[
+        str | None, Query(description="sex | ethnicity | area_type | age_group")
+    ] = None,
     children: Annotated[bool, Query(description="the org units one level below `area`")] = False,
 ) -> dict[str, Any]:
     """One row per indicator, org unit and period (and disaggregation value, when asked)."""
@@ -73,11 +92,28 @@ def get_indicators(
         raise _forbidden(account, level, area)
     with session_scope(ctx.settings) as session:
         rows = query_indicators(
-            session, level=level, area=area, period=per, hierarchy=hierarchy, indicators=indicator,
-            disaggregate_by=disaggregate_by, children=children, suppress=True,
+            session,
+            level=level,
+            area=area,
+            period=per,
+            hierarchy=hierarchy,
+            indicators=indicator,
+            disaggregate_by=disaggregate_by,
+            children=children,
+            suppress=True,
             min_cell=ctx.settings.min_cell_size,
         )
-    items = [{k: getattr(r, k) for k in FIELDS} for r in rows
-             if unit_visible(visible, r.level, r.org_unit, hierarchy)]
-    return {"level": level, "area": area, "period": per, "hierarchy": hierarchy, "reader_area": visible,
-            "min_cell_size": ctx.settings.min_cell_size, "items": items}
+    items = [
+        {k: getattr(r, k) for k in FIELDS}
+        for r in rows
+        if unit_visible(visible, r.level, r.org_unit, hierarchy)
+    ]
+    return {
+        "level": level,
+        "area": area,
+        "period": per,
+        "hierarchy": hierarchy,
+        "reader_area": visible,
+        "min_cell_size": ctx.settings.min_cell_size,
+        "items": items,
+    }

@@ -45,8 +45,9 @@ def auth(name: str) -> httpx.DigestAuth:
 
 
 def test_province_reads_the_province(client: TestClient) -> None:
-    r = client.get("/api/v1/indicators", params={"level": "province", "area": "91", "period": "2026"},
-                   auth=auth("tinh"))
+    r = client.get(
+        "/api/v1/indicators", params={"level": "province", "area": "91", "period": "2026"}, auth=auth("tinh")
+    )
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["period"] == "2026" and body["hierarchy"] == "legacy"
@@ -62,36 +63,75 @@ def test_province_reads_the_province(client: TestClient) -> None:
 
 
 def test_period_defaults_to_this_year_and_2025_hierarchy(client: TestClient) -> None:
-    r = client.get("/api/v1/indicators", params={"level": "commune", "hierarchy": "2025",
-                                                  "indicator": ["cedc_rate", "orphans_family_care"]},
-                   auth=auth("tinh"))
+    r = client.get(
+        "/api/v1/indicators",
+        params={"level": "commune", "hierarchy": "2025", "indicator": ["cedc_rate", "orphans_family_care"]},
+        auth=auth("tinh"),
+    )
     assert r.status_code == 200 and r.json()["period"] == str(date.today().year)
-    r = client.get("/api/v1/indicators", params={"level": "commune", "area": "30769", "hierarchy": "2025",
-                                                  "period": "2026", "indicator": "cedc_rate"},
-                   auth=auth("huyen_ht"))
+    r = client.get(
+        "/api/v1/indicators",
+        params={
+            "level": "commune",
+            "area": "30769",
+            "hierarchy": "2025",
+            "period": "2026",
+            "indicator": "cedc_rate",
+        },
+        auth=auth("huyen_ht"),
+    )
     assert r.status_code == 200, r.text
     [row] = r.json()["items"]
     assert (row["org_unit"], row["numerator"], row["denominator"], row["value"]) == ("30769", 1, 2, 50)
     # 2025 ward 30766 also took in Dương Hòa (30805) of Kiên Lương (902): not wholly the officer's district
-    r = client.get("/api/v1/indicators", params={"level": "commune", "area": "30766", "hierarchy": "2025"},
-                   auth=auth("huyen_ht"))
+    r = client.get(
+        "/api/v1/indicators",
+        params={"level": "commune", "area": "30766", "hierarchy": "2025"},
+        auth=auth("huyen_ht"),
+    )
     assert r.status_code == 403
 
 
 def test_district_officer_is_scoped_to_their_district(client: TestClient) -> None:
-    r = client.get("/api/v1/indicators", params={"level": "district", "period": "2026", "indicator": "cedc_rate"},
-                   auth=auth("huyen_ht"))
+    r = client.get(
+        "/api/v1/indicators",
+        params={"level": "district", "period": "2026", "indicator": "cedc_rate"},
+        auth=auth("huyen_ht"),
+    )
     assert r.status_code == 200
     assert [x["org_unit"] for x in r.json()["items"]] == ["900"]
-    r = client.get("/api/v1/indicators", params={"level": "commune", "period": "2026", "indicator": "cedc_rate"},
-                   auth=auth("huyen_ht"))
-    assert {x["org_unit"] for x in r.json()["items"]} == {"30766", "30769", "30772", "30775", "30778", "30781",
-                                                          "30784"}
-    r = client.get("/api/v1/indicators", params={"level": "district", "area": "900", "children": "true",
-                                                  "period": "2026", "indicator": "cedc_rate"}, auth=auth("huyen_ht"))
+    r = client.get(
+        "/api/v1/indicators",
+        params={"level": "commune", "period": "2026", "indicator": "cedc_rate"},
+        auth=auth("huyen_ht"),
+    )
+    assert {x["org_unit"] for x in r.json()["items"]} == {
+        "30766",
+        "30769",
+        "30772",
+        "30775",
+        "30778",
+        "30781",
+        "30784",
+    }
+    r = client.get(
+        "/api/v1/indicators",
+        params={
+            "level": "district",
+            "area": "900",
+            "children": "true",
+            "period": "2026",
+            "indicator": "cedc_rate",
+        },
+        auth=auth("huyen_ht"),
+    )
     assert {x["org_unit"]: x["status"] for x in r.json()["items"]}["30766"] == "not_met"
-    for params in ({"level": "district", "area": "911"}, {"level": "province"},
-                   {"level": "commune", "area": ds.P1}, {"level": "commune", "area": "31078", "hierarchy": "2025"}):
+    for params in (
+        {"level": "district", "area": "911"},
+        {"level": "province"},
+        {"level": "commune", "area": ds.P1},
+        {"level": "commune", "area": "31078", "hierarchy": "2025"},
+    ):
         r = client.get("/api/v1/indicators", params=params, auth=auth("huyen_ht"))
         assert r.status_code == 403, params
         assert r.headers["content-type"].startswith("application/problem+json")
@@ -113,7 +153,10 @@ def test_bad_parameters_get_a_json_problem(client: TestClient) -> None:
 
 
 def test_small_cells_are_suppressed_in_the_api(client: TestClient) -> None:
-    r = client.get("/api/v1/indicators", params={"level": "commune", "area": ds.H2, "period": "2026",
-                                                  "indicator": "orphans_family_care"}, auth=auth("tinh"))
+    r = client.get(
+        "/api/v1/indicators",
+        params={"level": "commune", "area": ds.H2, "period": "2026", "indicator": "orphans_family_care"},
+        auth=auth("tinh"),
+    )
     [row] = r.json()["items"]  # 0 of 1: below min_cell_size 2
     assert (row["numerator"], row["value"], row["status"]) == (None, None, "suppressed")

@@ -1,4 +1,4 @@
-"""`carecheck indicators rebuild | list | show` through the real CLI (subprocesses), against a seeded database."""
+"""`carecheck indicators rebuild | list | show` through the real CLI (subprocesses) on a seeded database."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ CARECHECK = Path(sys.executable).parent / "carecheck"
 
 
 def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(CARECHECK), "indicators", *args], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [str(CARECHECK), "indicators", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_rebuild_list_show(tmp_path: Path) -> None:
@@ -28,8 +29,12 @@ def test_rebuild_list_show(tmp_path: Path) -> None:
     with Session(init_db(settings)) as s:
         ds.seed(s)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARECHECK_")}
-    env.update(CARECHECK_DATABASE_URL=url, CARECHECK_VAR_DIR=str(tmp_path), CARECHECK_MIN_CELL_SIZE="1",
-               COLUMNS="200")
+    env.update(
+        CARECHECK_DATABASE_URL=url,
+        CARECHECK_VAR_DIR=str(tmp_path),
+        CARECHECK_MIN_CELL_SIZE="1",
+        COLUMNS="200",
+    )
     r = run(env, "rebuild")
     assert r.returncode == 0, r.stderr
     assert "rebuilt 25 indicators" in r.stdout and "Đã tính lại" in r.stdout

@@ -8,14 +8,19 @@ import pytest
 import yaml
 
 from aggregator import indicators as I
-from aggregator.indicators import ConditionError, SOURCES, compile_condition, load, parse_definition
+from aggregator.indicators import SOURCES, ConditionError, compile_condition, load, parse_definition
 from core.errors import ConfigError
 
 README = Path(I.__file__).parent / "README.md"
 GOOD = {
-    "code": "x_rate", "name": {"vi": "Tỷ lệ x", "en": "X rate"}, "doc": "What x is.", "unit": "percent",
-    "kind": "stock", "numerator": {"count": "child", "where": "can_swim"},
-    "denominator": {"count": "child", "where": "can_swim is not null"}, "disaggregate": ["sex"],
+    "code": "x_rate",
+    "name": {"vi": "Tỷ lệ x", "en": "X rate"},
+    "doc": "What x is.",
+    "unit": "percent",
+    "kind": "stock",
+    "numerator": {"count": "child", "where": "can_swim"},
+    "denominator": {"count": "child", "where": "can_swim is not null"},
+    "disaggregate": ["sex"],
     "target": {"op": ">", "value": 50, "clause": "Plan II.2"},
 }
 
@@ -24,11 +29,29 @@ def test_at_least_fifteen_indicators_covering_the_plan() -> None:
     defs = load()
     assert len(defs) >= 15
     required = {  # the domain brief's table, clause by clause
-        "cedc_rate", "cedc_supported", "at_risk_share", "preschool_age5", "ece_36_59m", "primary_right_age",
-        "lower_secondary_right_age", "birth_registration_u5", "personal_id_coverage", "full_immunisation_12_23m",
-        "stunting_u5", "underweight_u5", "wasting_u5", "can_swim_6_15", "unfenced_water_households",
-        "u5_deaths_per_1000_births", "child_labour", "orphans_family_care", "functional_difficulty",
-        "abuse_referred_24h", "hotline_111_awareness", "play_space_access", "stations_national_immunisation",
+        "cedc_rate",
+        "cedc_supported",
+        "at_risk_share",
+        "preschool_age5",
+        "ece_36_59m",
+        "primary_right_age",
+        "lower_secondary_right_age",
+        "birth_registration_u5",
+        "personal_id_coverage",
+        "full_immunisation_12_23m",
+        "stunting_u5",
+        "underweight_u5",
+        "wasting_u5",
+        "can_swim_6_15",
+        "unfenced_water_households",
+        "u5_deaths_per_1000_births",
+        "child_labour",
+        "orphans_family_care",
+        "functional_difficulty",
+        "abuse_referred_24h",
+        "hotline_111_awareness",
+        "play_space_access",
+        "stations_national_immunisation",
     }
     assert required <= set(defs)
     assert defs["cedc_rate"].target == {"op": "<", "value": 0.8, "clause": defs["cedc_rate"].target["clause"]}
@@ -48,29 +71,34 @@ def test_every_indicator_is_documented_and_complete() -> None:
 
 def test_readme_lists_every_indicator_with_target_and_clause() -> None:
     text = README.read_text(encoding="utf-8")
-    assert I.readme_table() in text, "aggregator/indicators/README.md is stale: python -m aggregator.indicators"
+    assert I.readme_table() in text, (
+        "aggregator/indicators/README.md is stale: python -m aggregator.indicators"
+    )
     for ind in load().values():
         assert f"`{ind.code}`" in text
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"doc": ""}, "missing field 'doc'"),
-    ({"name": {"vi": "x"}}, "name needs both vi and en"),
-    ({"unit": "ratio"}, "unit must be one of"),
-    ({"kind": "snapshot"}, "kind must be flow or stock"),
-    ({"numerator": {"count": "child", "where": "swims"}}, "unknown column 'swims'"),
-    ({"numerator": {"count": "child", "where": "age_years < 'ten'"}}, "wrong type"),
-    ({"numerator": {"count": "child", "where": "age_years"}}, "not a yes/no column"),
-    ({"numerator": {"count": "child", "where": "can_swim and"}}, "expected"),
-    ({"numerator": {"count": "child", "where": "can_swim; drop table x"}}, "cannot read"),
-    ({"numerator": {"count": "pets"}}, "unknown table 'pets'"),
-    ({"numerator": {"sum": "births_12m", "of": "household"}}, "same table"),
-    ({"denominator": None}, "missing field 'denominator'"),
-    ({"disaggregate": ["religion"]}, "unknown disaggregation"),
-    ({"target": {"op": "<", "value": 1}}, "target needs a clause"),
-    ({"target": {"op": "~", "value": 1, "clause": "x"}}, "target op must be one of"),
-    ({"colour": "red"}, "unknown field"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"doc": ""}, "missing field 'doc'"),
+        ({"name": {"vi": "x"}}, "name needs both vi and en"),
+        ({"unit": "ratio"}, "unit must be one of"),
+        ({"kind": "snapshot"}, "kind must be flow or stock"),
+        ({"numerator": {"count": "child", "where": "swims"}}, "unknown column 'swims'"),
+        ({"numerator": {"count": "child", "where": "age_years < 'ten'"}}, "wrong type"),
+        ({"numerator": {"count": "child", "where": "age_years"}}, "not a yes/no column"),
+        ({"numerator": {"count": "child", "where": "can_swim and"}}, "expected"),
+        ({"numerator": {"count": "child", "where": "can_swim; drop table x"}}, "cannot read"),
+        ({"numerator": {"count": "pets"}}, "unknown table 'pets'"),
+        ({"numerator": {"sum": "births_12m", "of": "household"}}, "same table"),
+        ({"denominator": None}, "missing field 'denominator'"),
+        ({"disaggregate": ["religion"]}, "unknown disaggregation"),
+        ({"target": {"op": "<", "value": 1}}, "target needs a clause"),
+        ({"target": {"op": "~", "value": 1, "clause": "x"}}, "target op must be one of"),
+        ({"colour": "red"}, "unknown field"),
+    ],
+)
 def test_bad_definitions_are_refused_with_a_clear_message(change: dict, message: str) -> None:
     d = {**GOOD, **change}
     with pytest.raises(ConfigError, match=message) as exc:
@@ -79,8 +107,12 @@ def test_bad_definitions_are_refused_with_a_clear_message(change: dict, message:
 
 
 def test_household_indicators_must_be_flows() -> None:
-    d = {**GOOD, "numerator": {"count": "household", "where": "consent"},
-         "denominator": {"count": "household"}, "disaggregate": []}
+    d = {
+        **GOOD,
+        "numerator": {"count": "household", "where": "consent"},
+        "denominator": {"count": "household"},
+        "disaggregate": [],
+    }
     with pytest.raises(ConfigError, match="must be a flow"):
         parse_definition(d, "t.yaml")
     assert parse_definition({**d, "kind": "flow"}, "t.yaml").source == "household"
@@ -100,8 +132,11 @@ def test_condition_language() -> None:
     from sqlalchemy.dialects import sqlite
 
     src = SOURCES["child"]
-    sql = str(compile_condition("not (age_years >= 5 or sex in ['male']) and imm_antigens has 'bcg'", src)
-              .compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+    sql = str(
+        compile_condition("not (age_years >= 5 or sex in ['male']) and imm_antigens has 'bcg'", src).compile(
+            dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}
+        )
+    )
     assert "NOT" in sql and "IN ('male')" in sql and "LIKE '% bcg %'" in sql
     for bad in ("age_years <", "(can_swim", "can_swim can_swim", "sex in 'male'", "age_years has 'x'"):
         with pytest.raises(ConditionError):

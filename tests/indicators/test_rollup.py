@@ -1,4 +1,4 @@
-"""Each indicator on the hand-built dataset, at every level and in both hierarchies, on PostgreSQL and SQLite."""
+"""Each indicator on the hand-built dataset, at every level, both hierarchies, on PostgreSQL and SQLite."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlmodel import Session
 from aggregator import rollup
 from aggregator.db import dispose_engines, init_db
 from aggregator.indicators import load
-from aggregator.models import ChildObservation, Household, RawSubmission
+from aggregator.models import ChildObservation, Household
 from core.settings import Settings
 from tests.conftest import PG_ADMIN_URL
 from tests.indicators import dataset as ds
@@ -117,32 +117,45 @@ def test_each_indicator_at_every_level_and_both_hierarchies(built: Engine) -> No
 def test_values_targets_and_status(built: Engine) -> None:
     engine = built
     with Session(engine) as s:
-        rows = {r.indicator: r for r in rollup.query_indicators(s, level="province", area="91", period="2026",
-                                                                 min_cell=0)}
-        q1 = rollup.query_indicators(s, level="province", area="91", period="2026Q1", min_cell=0,
-                                     indicators=["stations_national_immunisation"])[0]
+        rows = {
+            r.indicator: r
+            for r in rollup.query_indicators(s, level="province", area="91", period="2026", min_cell=0)
+        }
+        q1 = rollup.query_indicators(
+            s,
+            level="province",
+            area="91",
+            period="2026Q1",
+            min_cell=0,
+            indicators=["stations_national_immunisation"],
+        )[0]
     assert rows["cedc_rate"].value == pytest.approx(100 * 2 / 9) and rows["cedc_rate"].status == "not_met"
     assert rows["cedc_rate"].target == {"op": "<", "value": 0.8, "clause": rows["cedc_rate"].target["clause"]}
     assert rows["primary_right_age"].value == 100 and rows["primary_right_age"].status == "met"
-    assert rows["lower_secondary_right_age"].value == 50 and rows["lower_secondary_right_age"].status == "not_met"
+    assert (
+        rows["lower_secondary_right_age"].value == 50
+        and rows["lower_secondary_right_age"].status == "not_met"
+    )
     assert rows["u5_deaths_per_1000_births"].value == pytest.approx(1000 * 2 / 6)
     assert rows["cedc_count"].value == 2 and rows["cedc_count"].unit == "count"
     assert rows["stunting_u5"].status == "no_target" and rows["stunting_u5"].name_vi.startswith("Tỷ lệ")
-    assert rows["stations_national_immunisation"].status == "not_met"   # 1 of 2 stations (latest checks)
-    assert (q1.numerator, q1.denominator, q1.status) == (1, 1, "met")    # Q1: P1's February check only
+    assert rows["stations_national_immunisation"].status == "not_met"  # 1 of 2 stations (latest checks)
+    assert (q1.numerator, q1.denominator, q1.status) == (1, 1, "met")  # Q1: P1's February check only
 
 
 def test_stock_counts_a_child_once_flow_counts_every_visit(built: Engine) -> None:
     engine = built
     with Session(engine) as s:
+
         def prov(ind: str, period: str) -> tuple[float | None, float | None]:
-            r = rollup.query_indicators(s, level="province", area="91", period=period, indicators=[ind],
-                                        suppress=False)[0]
+            r = rollup.query_indicators(
+                s, level="province", area="91", period=period, indicators=[ind], suppress=False
+            )[0]
             return r.numerator, r.denominator
 
         # c1 is CEDC in Q1 (Feb) and not in Q2 (May): each quarter sees its own latest state ...
-        assert prov("cedc_rate", "2026Q1") == (1, 3)       # c1, c2 (P1) and c9 (H2, 12 y)
-        assert prov("cedc_rate", "2026Q2") == (1, 3)       # c1 (no longer), c5 (CEDC), c6
+        assert prov("cedc_rate", "2026Q1") == (1, 3)  # c1, c2 (P1) and c9 (H2, 12 y)
+        assert prov("cedc_rate", "2026Q2") == (1, 3)  # c1 (no longer), c5 (CEDC), c6
         assert prov("cedc_rate", "2026Q4") == (1, 6)
         # ... and the year counts each child once, in its latest state: 9, not 3 + 3 + 6
         assert prov("cedc_rate", "2026") == (2, 9)
@@ -154,8 +167,9 @@ def test_stock_counts_a_child_once_flow_counts_every_visit(built: Engine) -> Non
         assert prov("abuse_referred_24h", "2026Q4") == (1, 2)
         assert prov("abuse_referred_24h", "2026") == (2, 4)
         # c9 moved from H2 (Feb) to H3 (Nov): counted in H2 for Q1, in H3 for the year, never twice
-        h2 = rollup.query_indicators(s, level="commune", area=H2, period="2026Q1", indicators=["cedc_rate"],
-                                     suppress=False)[0]
+        h2 = rollup.query_indicators(
+            s, level="commune", area=H2, period="2026Q1", indicators=["cedc_rate"], suppress=False
+        )[0]
         assert (h2.numerator, h2.denominator) == (0, 1)
 
 
@@ -181,36 +195,74 @@ def test_districts_add_up_to_the_province_for_every_cell(built: Engine) -> None:
 def test_disaggregation_rows(built: Engine) -> None:
     engine = built
     with Session(engine) as s:
-        rows = rollup.query_indicators(s, level="province", area="91", period="2026", indicators=["cedc_rate"],
-                                       disaggregate_by="sex", suppress=False)
-        by_area = rollup.query_indicators(s, level="province", area="91", period="2026",
-                                          disaggregate_by="area_type", suppress=False,
-                                          indicators=["cedc_rate", "hotline_111_awareness"])
-        monthly = rollup.query_indicators(s, level="province", area="91", period="2026-05",
-                                          indicators=["cedc_rate"], disaggregate_by="sex", suppress=False)
+        rows = rollup.query_indicators(
+            s,
+            level="province",
+            area="91",
+            period="2026",
+            indicators=["cedc_rate"],
+            disaggregate_by="sex",
+            suppress=False,
+        )
+        by_area = rollup.query_indicators(
+            s,
+            level="province",
+            area="91",
+            period="2026",
+            disaggregate_by="area_type",
+            suppress=False,
+            indicators=["cedc_rate", "hotline_111_awareness"],
+        )
+        monthly = rollup.query_indicators(
+            s,
+            level="province",
+            area="91",
+            period="2026-05",
+            indicators=["cedc_rate"],
+            disaggregate_by="sex",
+            suppress=False,
+        )
     got = {r.disaggregation["sex"]: (r.numerator, r.denominator) for r in rows if r.disaggregation}
-    assert got == {"male": (2, 4), "female": (0, 5)}   # c1,c3,c5,c9 / c2,c4,c6,c8,c10
-    area = {(r.indicator, r.disaggregation["area_type"]): (r.numerator, r.denominator) for r in by_area
-            if r.disaggregation}
+    assert got == {"male": (2, 4), "female": (0, 5)}  # c1,c3,c5,c9 / c2,c4,c6,c8,c10
+    area = {
+        (r.indicator, r.disaggregation["area_type"]): (r.numerator, r.denominator)
+        for r in by_area
+        if r.disaggregation
+    }
     assert area[("cedc_rate", "island")] == (0, 4) and area[("cedc_rate", "border")] == (2, 4)
     assert area[("hotline_111_awareness", "border")] == (2, 2)
-    assert {r.status for r in monthly} == {"no_data"}   # months are totals only
+    assert {r.status for r in monthly} == {"no_data"}  # months are totals only
 
 
 def test_small_cells_are_suppressed(built: Engine) -> None:
     engine = built
     with Session(engine) as s:
-        rows = rollup.query_indicators(s, level="commune", area=P1, period="2026", indicators=["cedc_rate"],
-                                       min_cell=5)
-        prov = rollup.query_indicators(s, level="province", area="91", period="2026", indicators=["cedc_rate"],
-                                       min_cell=5)
-        kids = rollup.query_indicators(s, level="district", area="900", period="2026", indicators=["cedc_rate"],
-                                       min_cell=3, children=True)
+        rows = rollup.query_indicators(
+            s, level="commune", area=P1, period="2026", indicators=["cedc_rate"], min_cell=5
+        )
+        prov = rollup.query_indicators(
+            s, level="province", area="91", period="2026", indicators=["cedc_rate"], min_cell=5
+        )
+        kids = rollup.query_indicators(
+            s,
+            level="district",
+            area="900",
+            period="2026",
+            indicators=["cedc_rate"],
+            min_cell=3,
+            children=True,
+        )
     assert (rows[0].numerator, rows[0].value, rows[0].status) == (None, None, "suppressed")
     assert prov[0].status == "not_met" and prov[0].numerator == 2
     assert {r.org_unit: r.status for r in kids} == {
-        "30766": "suppressed", "30769": "suppressed", "30772": "no_data", "30775": "no_data",
-        "30778": "no_data", "30781": "no_data", "30784": "no_data"}
+        "30766": "suppressed",
+        "30769": "suppressed",
+        "30772": "no_data",
+        "30775": "no_data",
+        "30778": "no_data",
+        "30781": "no_data",
+        "30784": "no_data",
+    }
     assert all(r.numerator is None for r in kids)
 
 
@@ -229,8 +281,11 @@ def test_incremental_refresh_equals_full_rebuild(engine: Engine) -> None:
     early = {"uuid:p1-feb", "uuid:h2-feb", "uuid:h1-may", "uuid:f-p1-feb"}
     seeded(engine, early)
     with Session(engine) as s:  # the rest arrives page by page (c9 moves from H2 to H3 on the way)
-        for page in (["uuid:p1-may", "uuid:h2-may"], ["uuid:h3-nov", "uuid:nowhere-nov", "uuid:p2-nov"],
-                     ["uuid:h1-nov", "uuid:f-p1-nov", "uuid:f-h1-may"]):
+        for page in (
+            ["uuid:p1-may", "uuid:h2-may"],
+            ["uuid:h3-nov", "uuid:nowhere-nov", "uuid:p2-nov"],
+            ["uuid:h1-nov", "uuid:f-p1-nov", "uuid:f-h1-may"],
+        ):
             for r in ds.rows(set(page)):
                 s.add(r)
             s.commit()
@@ -244,10 +299,12 @@ def test_incremental_refresh_equals_full_rebuild(engine: Engine) -> None:
             s.exec(delete(model).where(model.submission_id == "uuid:h2-may"))  # type: ignore[call-overload]
         s.commit()
         rollup.refresh(s, ["uuid:h2-may"])
-        h2 = rollup.query_indicators(s, level="commune", area=H2, period="2026", suppress=False,
-                                     indicators=["orphans_family_care"])[0]
-        prov = rollup.query_indicators(s, level="province", area="91", period="2026", suppress=False,
-                                       indicators=["orphans_family_care"])[0]
+        h2 = rollup.query_indicators(
+            s, level="commune", area=H2, period="2026", suppress=False, indicators=["orphans_family_care"]
+        )[0]
+        prov = rollup.query_indicators(
+            s, level="province", area="91", period="2026", suppress=False, indicators=["orphans_family_care"]
+        )[0]
     assert (h2.numerator, h2.denominator, h2.status) == (None, None, "no_data")
     assert (prov.numerator, prov.denominator) == (2, 2)
     after = cells(engine)
@@ -275,8 +332,18 @@ def test_bad_requests_are_clear(engine: Engine) -> None:
 def test_trend(built: Engine) -> None:
     engine = built
     with Session(engine) as s:
-        rows = rollup.trend(s, indicator="cedc_rate", org_unit="911", level="district", hierarchy="legacy",
-                            periods=["2026Q1", "2026Q2", "2026Q3", "2026Q4"])
+        rows = rollup.trend(
+            s,
+            indicator="cedc_rate",
+            org_unit="911",
+            level="district",
+            hierarchy="legacy",
+            periods=["2026Q1", "2026Q2", "2026Q3", "2026Q4"],
+        )
     assert [(r.period, r.numerator, r.denominator) for r in rows] == [
-        ("2026Q1", None, 2.0), ("2026Q2", None, 1.0), ("2026Q3", None, None), ("2026Q4", None, 2.0)]
+        ("2026Q1", None, 2.0),
+        ("2026Q2", None, 1.0),
+        ("2026Q3", None, None),
+        ("2026Q4", None, 2.0),
+    ]
     assert [r.status for r in rows] == ["suppressed", "suppressed", "no_data", "suppressed"]
