@@ -21,6 +21,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Column,
     ColumnElement,
     Connection,
@@ -216,13 +217,24 @@ class CellQuery:
 
     def _build(self, dialect: str) -> Any:
         src, t = self.source, self.source.table
-        commune = func.coalesce(t.c.commune_code, literal(UNKNOWN_COMMUNE)).label("commune")
+        known = sorted(orgunits.communes())
+        # a commune outside the register (or none) counts at province level only
+        commune = case((t.c.commune_code.in_(known), t.c.commune_code), else_=literal(UNKNOWN_COMMUNE)).label(
+            "commune"
+        )
+        # index-friendly filter on the raw column for incremental runs
+        in_wanted = or_(
+            t.c.commune_code.in_(bindparam("communes", expanding=True)),
+            and_(
+                bindparam("unknown", type_=Boolean),
+                or_(t.c.commune_code.is_(None), t.c.commune_code.not_in(known)),
+            ),
+        )
         per_row: list[Any] = [period_sql(self.ptype, t).label("period"), commune]
         per_row += [defs.dimension_sql(d, src).label(f"dim_{d}") for d in self.dims]
         for i, ind in enumerate(self.indicators):
             per_row += [ind.numerator.sql().label(f"n{i}"), ind.denominator.sql().label(f"d{i}")]
         where = self._row_filter(t)
-        wanted: Any = bindparam("communes", expanding=True)
         if self.kind == "stock":
             key = t.c[src.stock_key or ""]
             pk = list(t.primary_key.columns)
@@ -236,12 +248,10 @@ class CellQuery:
             )
             if self.incremental:
                 # only units with an observation in the affected communes can change those communes' cells
-                movers = select(key).where(
-                    func.coalesce(t.c.commune_code, literal(UNKNOWN_COMMUNE)).in_(wanted), where
-                )
+                movers = select(key).where(in_wanted, where)
                 where = and_(where, key.in_(movers))
         elif self.incremental:
-            where = and_(where, commune.in_(wanted))
+            where = and_(where, in_wanted)
         inner = select(*per_row).where(where).subquery("rows")
         outer_where: list[ColumnElement[bool]] = []
         if self.kind == "stock":
@@ -280,7 +290,14 @@ class CellQuery:
         communes = sorted(self.communes or ())
         for y in sorted(self.years or ()):
             ((lo, hi),) = _date_range(self.ptype, [y])
-            yield {"lo": lo, "hi": hi, "communes": communes, "communes2": communes}, _period_codes([y])
+            params = {
+                "lo": lo,
+                "hi": hi,
+                "communes": communes,
+                "communes2": communes,
+                "unknown": UNKNOWN_COMMUNE in communes,
+            }
+            yield params, _period_codes([y])
 
     def cells(self, conn: Connection) -> Iterator[tuple[Any, ...]]:
         """Long rows (COLS order) for the legacy commune level; empty cells (0/0) are left out."""
@@ -410,25 +427,19 @@ def _derive(
             )
         )
     joined = v.join(m, m.c.commune_code == v.c.org_unit)
-    for hierarchy in HIERARCHIES:
-        conn.execute(
-            insert(v).from_select(
-                target_cols,
-                select(literal(hierarchy), literal("province"), literal(orgunits.PROVINCE_CODE), *keys, *sums)
-                .where(*base)
-                .group_by(*keys),
-            )
+    only_periods = [v.c.period.in_(periods)] if periods is not None else []
+    # legacy districts from their communes' cells
+    where_d = base + ([m.c.district_code.in_(districts or set())] if communes is not None else [])
+    conn.execute(
+        insert(v).from_select(
+            target_cols,
+            select(literal("legacy"), literal("district"), m.c.district_code, *keys, *sums)
+            .select_from(joined)
+            .where(*where_d)
+            .group_by(m.c.district_code, *keys),
         )
-        where_d = base + ([m.c.district_code.in_(districts or set())] if communes is not None else [])
-        conn.execute(
-            insert(v).from_select(
-                target_cols,
-                select(literal(hierarchy), literal("district"), m.c.district_code, *keys, *sums)
-                .select_from(joined)
-                .where(*where_d)
-                .group_by(m.c.district_code, *keys),
-            )
-        )
+    )
+    # the 2025 communes from the legacy communes they took in
     where_c = base + ([m.c.commune_2025_code.in_(c2025 or set())] if communes is not None else [])
     conn.execute(
         insert(v).from_select(
@@ -439,6 +450,31 @@ def _derive(
             .group_by(m.c.commune_2025_code, *keys),
         )
     )
+    # the province from its 15 districts plus the rows without a commune: cheap even when refreshing
+    from_districts = and_(v.c.hierarchy == "legacy", v.c.level == "district")
+    no_commune = and_(v.c.hierarchy == "legacy", v.c.level == "commune", v.c.org_unit == UNKNOWN_COMMUNE)
+    conn.execute(
+        insert(v).from_select(
+            target_cols,
+            select(literal("legacy"), literal("province"), literal(orgunits.PROVINCE_CODE), *keys, *sums)
+            .where(or_(from_districts, no_commune), *only_periods)
+            .group_by(*keys),
+        )
+    )
+    # the 2025 hierarchy keeps the province and the legacy districts (as a grouping): the same numbers
+    copied = [c for c in target_cols if c != "hierarchy"]
+    for level, extra in (("province", []), ("district", [v.c.org_unit.in_(districts or set())])):
+        conn.execute(
+            insert(v).from_select(
+                target_cols,
+                select(literal("2025"), *[v.c[c] for c in copied]).where(
+                    v.c.hierarchy == "legacy",
+                    v.c.level == level,
+                    *only_periods,
+                    *(extra if communes is not None else []),
+                ),
+            )
+        )
 
 
 # ---------------------------------------------------------------- full rebuild and incremental refresh
