@@ -13,6 +13,7 @@ from core.couch import Couch
 from core.services import CouchProcess, start_pouchdb
 from core.settings import Settings
 from tests.conftest import make_settings
+from tests.edge.netlink import Link, NetnsUnavailable
 
 
 @dataclass
@@ -43,6 +44,19 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
     finally:
         edge.stop()
         province.stop()
+
+
+@pytest.fixture()
+def degraded_link(pair: Pair) -> Iterator[Link]:
+    """The degraded link to the pair's province; skipped only where network namespaces cannot be created."""
+    try:
+        link = Link(pair.province.port).__enter__()
+    except NetnsUnavailable as exc:
+        pytest.skip(f"network namespaces cannot be created here: {exc}")
+    try:
+        yield link
+    finally:
+        link.close()  # namespaces (and with them the veth pair) are deleted whatever happened
 
 
 def wait_until(cond: Callable[[], bool], timeout: float, every: float = 0.5) -> float:

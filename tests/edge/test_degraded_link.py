@@ -19,7 +19,7 @@ from sync_server.edge.status import check
 from sync_server.edge.uplink import create_uplink
 from tests.edge.conftest import Pair, wait_until
 from tests.edge.households import submission_doc
-from tests.edge.netlink import Link, NetnsUnavailable, serve_in_thread
+from tests.edge.netlink import Link, serve_in_thread
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -36,13 +36,10 @@ def _province_ids(pair: Pair) -> list[str]:
 
 
 @pytest.mark.parametrize("path", sorted(VARIANTS))
-def test_degraded_link_converges_and_resumes(pair: Pair, path: str) -> None:
+def test_degraded_link_converges_and_resumes(pair: Pair, degraded_link: Link, path: str) -> None:
     """``direct``: the replicator straight over the link; ``uplink``: through the edge's gzip relay."""
     n, phase_s = VARIANTS[path]
-    try:
-        link = Link(pair.province.port).__enter__()
-    except NetnsUnavailable as exc:
-        pytest.skip(f"network namespaces cannot be created here: {exc}")
+    link = degraded_link
     relay = serve_in_thread(create_uplink(link.url)) if path == "uplink" else None
     try:
         via = relay.__enter__() if relay else ""
@@ -113,4 +110,3 @@ def test_degraded_link_converges_and_resumes(pair: Pair, path: str) -> None:
     finally:
         if relay:
             relay.__exit__(None, None, None)
-        link.close()
