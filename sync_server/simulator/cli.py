@@ -19,7 +19,11 @@ from sync_server.simulator.households import FORM_ID, Household, corrected, gene
 
 @dataclass
 class Report:
-    """Everything a run did: the households (in sending order) and one outcome per household."""
+    """Everything a run did: the households (in sending order) and one outcome per household.
+
+    ``by_district[code]`` counts ``sent``, ``accepted``, ``already_received``, ``retried``, ``failed`` and
+    ``posts`` (cli/demo.py prints them); ``failed`` includes rejected records.
+    """
 
     form_version: str
     households: list[Household]
