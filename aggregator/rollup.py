@@ -34,6 +34,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    collate,
     delete,
     func,
     insert,
@@ -219,9 +220,7 @@ class CellQuery:
         src, t = self.source, self.source.table
         known = sorted(orgunits.communes())
         # a commune outside the register (or none) counts at province level only
-        commune = case((t.c.commune_code.in_(known), t.c.commune_code), else_=literal(UNKNOWN_COMMUNE)).label(
-            "commune"
-        )
+        commune = case((t.c.commune_code.in_(known), t.c.commune_code), else_=literal(UNKNOWN_COMMUNE))
         # index-friendly filter on the raw column for incremental runs
         in_wanted = or_(
             t.c.commune_code.in_(bindparam("communes", expanding=True)),
@@ -230,8 +229,13 @@ class CellQuery:
                 or_(t.c.commune_code.is_(None), t.c.commune_code.not_in(known)),
             ),
         )
-        per_row: list[Any] = [period_sql(self.ptype, t).label("period"), commune]
-        per_row += [defs.dimension_sql(d, src).label(f"dim_{d}") for d in self.dims]
+
+        def c(expr: Any) -> Any:
+            # byte-order sorting and grouping on PostgreSQL: locale-aware text comparison dominates the sorts
+            return collate(expr, "C") if dialect == "postgresql" else expr
+
+        per_row: list[Any] = [c(period_sql(self.ptype, t)).label("period"), c(commune).label("commune")]
+        per_row += [c(defs.dimension_sql(d, src)).label(f"dim_{d}") for d in self.dims]
         for i, ind in enumerate(self.indicators):
             per_row += [ind.numerator.sql().label(f"n{i}"), ind.denominator.sql().label(f"d{i}")]
         where = self._row_filter(t)
@@ -241,7 +245,7 @@ class CellQuery:
             per_row.append(
                 func.row_number()
                 .over(
-                    partition_by=[key, period_sql(self.ptype, t)],
+                    partition_by=[c(key), c(period_sql(self.ptype, t))],
                     order_by=[t.c.visit_date.desc(), *[c.desc() for c in pk]],
                 )
                 .label("rn")
