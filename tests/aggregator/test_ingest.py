@@ -362,3 +362,50 @@ def test_edit_correcting_a_dob_leaves_no_orphan_child(pg_settings: Settings) -> 
     with Session(get_engine(s)) as sess:
         obs = sess.exec(select(ChildObservation)).one()
         assert obs.submission_id == "uuid:d-2" and obs.age_years == 6
+
+
+def test_facility_check_and_unknown_forms(pg_settings: Settings) -> None:
+    from lxml import etree
+
+    s = pg_settings
+    root = etree.Element("commune_facility_check", id="commune_facility_check", version="1")
+    for k, v in (
+        ("visit_date", "2026-10-15"),
+        ("district", "911"),
+        ("commune", "31078"),
+        ("station_name", "Trạm y tế xã"),
+        ("uses_national_immunisation_system", "yes"),
+        ("digital_child_health_records", "no"),
+        ("commune_play_space", "yes"),
+        ("children_under_1_registered", "31"),
+    ):
+        etree.SubElement(root, k).text = v
+    etree.SubElement(etree.SubElement(root, "meta"), "instanceID").text = "uuid:fac-1"
+    fac = submission_doc(
+        etree.tostring(root, encoding="unicode"), "uuid:fac-1", form_id="commune_facility_check"
+    )
+    other = submission_doc(
+        "<other_form id='other_form'><q>1</q></other_form>", "uuid:o-1", form_id="other_form"
+    )
+    couch_of(s).bulk_docs(s.submissions_db, [fac, other, {"_id": "note-1", "type": "note"}])
+    st = follower.follow(s)
+    assert (st.ingested, st.quarantined) == (2, 0)
+    with Session(get_engine(s)) as sess:
+        from aggregator.models import FacilityCheck
+
+        f = sess.get(FacilityCheck, "uuid:fac-1")
+        assert f is not None
+        assert (
+            f.uses_national_immunisation_system,
+            f.digital_child_health_records,
+            f.commune_play_space,
+        ) == (True, False, True)
+        assert (f.year, f.quarter, f.month, f.area_type, f.commune_2025_code) == (
+            2026,
+            4,
+            10,
+            "island",
+            "31078",
+        )
+        assert sess.get(RawSubmission, "uuid:o-1") is not None  # landed raw, nothing to flatten
+    assert counts(s)["household"] == 0
