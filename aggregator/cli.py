@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import typer
@@ -9,6 +10,12 @@ from rich.console import Console
 from rich.table import Table
 
 from core.settings import get_settings
+
+
+def _console() -> Console:
+    # Piped into a file or grep, rich would wrap tables at 80 columns and split ids; keep rows whole there.
+    return Console() if sys.stdout.isatty() else Console(width=220)
+
 
 registry_app = typer.Typer(no_args_is_help=True, help="Sổ đăng ký trẻ em / the child registry.")
 
@@ -99,7 +106,7 @@ def status(
                 else (", ".join(value) or "0 (carecheck worker + beat?)")
             )
         table.add_row(label, "—" if value is None else str(value))
-    Console().print(table)
+    _console().print(table)
 
 
 @registry_app.command("duplicates")
@@ -115,7 +122,7 @@ def duplicates(
 
     settings = get_settings()
     init_db(settings)
-    console = Console()
+    console = _console()
     with Session(get_engine(settings)) as s:
         rows = list_conflicts(s, include_resolved=all_)
         if not rows:

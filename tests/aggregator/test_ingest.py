@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import subprocess
 import threading
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from aggregator.db import get_engine
 from aggregator.models import Checkpoint, ChildObservation, Household, QualityFlag, Quarantine, RawSubmission
 from core.couch import Couch
 from core.settings import Settings
-from tests.aggregator.conftest import TABLES, counts
+from tests.aggregator.conftest import CARECHECK, TABLES, counts, settings_env
 from tests.aggregator.factory import (
     bulk_insert,
     child_answers,
@@ -274,6 +275,14 @@ def test_follow_up_visit_and_registry_conflicts(pg_settings: Settings, tmp_path:
         child = sess.get(Child, ids["uuid:f-1"])
         assert child is not None and child.personal_id == pid
         assert (child.first_seen, child.last_seen) == (date(2026, 10, 1), date(2026, 11, 5))
+    # Operators see both conflicts, for a person to resolve (no names, no personal IDs printed).
+    out = subprocess.run(
+        [CARECHECK, "registry", "duplicates"], env=settings_env(s), capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert "2 mục / entries" in out.stdout and "same personal ID" in out.stdout
+    assert ids["uuid:f-4"] in out.stdout.replace("\n", "") or ids["uuid:f-4"][:12] in out.stdout
+    assert pid not in out.stdout and "Ánh" not in out.stdout
     # Replaying all five changes nothing (no new children, no new conflicts).
     before = snapshot(s)
     with Session(get_engine(s)) as sess:
