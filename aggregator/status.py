@@ -88,6 +88,12 @@ def gather(settings: Settings, *, ping: bool = True) -> dict[str, Any]:
             ("quarantine", Quarantine),
         ):
             out[key] = int(s.exec(select(func.count()).select_from(model)).one())
+        by_code = s.exec(
+            select(QualityFlag.code, func.count())
+            .group_by(col(QualityFlag.code))
+            .order_by(func.count().desc())
+        ).all()
+        out["quality_flags_by_code"] = ", ".join(f"{code} {n}" for code, n in by_code) or None
         open_conflicts = select(func.count()).select_from(RegistryConflict)
         open_conflicts = open_conflicts.where(col(RegistryConflict.resolved).is_(False))
         out["registry_conflicts_open"] = int(s.exec(open_conflicts).one())
@@ -134,6 +140,7 @@ LABELS = {
     "children": ("Trẻ em trong sổ đăng ký", "Children in the registry"),
     "facility_checks": ("Phiếu trạm y tế", "Facility checks"),
     "quality_flags": ("Cảnh báo chất lượng dữ liệu", "Data-quality flags"),
+    "quality_flags_by_code": ("Cảnh báo theo loại", "Flags by kind"),
     "registry_conflicts_open": ("Trùng lặp cần xem xét", "Registry duplicates to review"),
     "couch_error": ("Lỗi kho dữ liệu", "Store error"),
 }
