@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,8 +90,9 @@ def run_demo(settings: Settings, *, households: int = 600, seed: int = 2026, per
 
     from sync_server.simulator.cli import default_period as current_quarter
 
-    console = Console(width=max(Console().width, 120))
-    period = period or current_quarter()
+    console = Console(width=max(Console().width, 130))
+    day = date.today() - timedelta(days=1)  # the phones send yesterday's work (islands: days older)
+    period = period or current_quarter(day)
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     logs = settings.var_dir / "logs"
 
@@ -121,16 +123,18 @@ def run_demo(settings: Settings, *, households: int = 600, seed: int = 2026, per
         console.print(f"  máy chủ đồng bộ / sync server: {server}  (log {logs / 'server.log'})")
         console.print(f"  Celery worker + beat (pid {worker.pid}, broker {settings.effective_broker_url})")
 
-        console.rule(f"[bold]3. Công tác thực địa / Field work: {households} hộ gia đình, 15 huyện")
+        console.rule(f"[bold]3. Một ngày công tác thực địa / A day of field work ({day}): {households} hộ, 15 huyện")
         from sync_server.simulator.cli import run_simulation
 
         t0 = time.monotonic()
-        report = run_simulation(server, DEMO_USERS[0][0], DEMO_USERS[0][1], households, seed=seed,
-                                period=period, concurrency=4)
+        user, password = DEMO_USERS[0][0], DEMO_USERS[0][1]
+        report = run_simulation(server, user, password, households, seed=seed, day=day, concurrency=4,
+                                edits=max(1, households // 100))
         _print_arrivals(console, report, time.monotonic() - t0)
-        if report.failed:
-            raise Problem(f"{len(report.failed)} phiếu không gửi được; xem {logs / 'server.log'}.",
-                          f"{len(report.failed)} records were not sent; see {logs / 'server.log'}.")
+        failed = len(report.failed) + _send_facility_checks(console, server, user, password, seed, day)
+        if failed:
+            raise Problem(f"{failed} phiếu không gửi được; xem {logs / 'server.log'}.",
+                          f"{failed} records were not sent; see {logs / 'server.log'}.")
 
         console.rule("[bold]4. Tổng hợp / Ingestion by the Celery worker")
         _wait_ingested(console, settings, couch, worker, logs / "worker.log")
@@ -139,19 +143,43 @@ def run_demo(settings: Settings, *, households: int = 600, seed: int = 2026, per
     return _indicators_and_report(console, settings, period)
 
 
+def _send_facility_checks(console: Console, server: str, user: str, password: str, seed: int, day: date) -> int:
+    """One health-station checklist per commune, sent like the households; returns how many failed."""
+    from sync_server.simulator.cli import download_form
+    from sync_server.simulator.client import send_all
+    from sync_server.simulator.facilities import FORM_ID, generate_facilities
+    from sync_server.simulator.fill import fill
+
+    template = download_form(server, user, password, form_id=FORM_ID)
+    visits = generate_facilities(seed, day)
+    records = ((fill(template, v), v.device_id, v.district) for v in visits)  # type: ignore[arg-type]
+    outcomes = send_all(server, user, password, records, concurrency=4)
+    failed = sum(1 for o in outcomes if o.status == "failed")
+    console.print(f"  Phiếu trạm y tế xã / commune health-station checklists: {len(outcomes) - failed} gửi / sent, "
+                  f"{failed} lỗi / failed")
+    return failed
+
+
 def _print_arrivals(console: Console, report: object, seconds: float) -> None:
+    from statistics import median
+
     from core.orgunits import districts
 
     names = districts()
     by_district = report.by_district  # type: ignore[attr-defined]
+    lags: dict[str, list[float]] = {}
+    for h in report.households:  # type: ignore[attr-defined]
+        lags.setdefault(h.district, []).append((h.send_after - h.captured_at).total_seconds() / 3600)
     table = Table(title=f"Phiếu đã nhận theo huyện / submissions received per district ({seconds:.0f} s)")
-    table.add_column("Huyện / district")
-    for head in ("gửi / sent", "mới / accepted", "đã nhận / already", "gửi lại / retried", "lỗi / failed"):
+    table.add_column("Huyện / district", min_width=28, no_wrap=True)
+    for head in ("gửi / sent", "mới / accepted", "đã nhận / already", "gửi lại / retried", "lỗi / failed",
+                 "trễ (giờ) / lag h, median"):
         table.add_column(head, justify="right")
     for code in sorted(by_district):
         c = by_district[code]
+        lag = f"{median(lags[code]):.0f}" if lags.get(code) else ""
         table.add_row(f"{code} {names[code].name if code in names else ''}", str(c["sent"]), str(c["accepted"]),
-                      str(c["already_received"]), str(c["retried"]), str(c["failed"]))
+                      str(c["already_received"]), str(c["retried"]), str(c["failed"]), lag)
     console.print(table)
 
 
@@ -180,7 +208,8 @@ def _indicators_and_report(console: Console, settings: Settings, period: str) ->
     from aggregator.rollup import query_indicators, rebuild
 
     stats = rebuild(get_engine(settings))
-    console.print(f"  tính lại toàn bộ / full rebuild: {stats}")
+    console.print(f"  tính lại toàn bộ / full rebuild: {stats['indicators']} chỉ tiêu / indicators, "
+                  f"{stats['rows']:,} ô / cells in {stats['seconds']:.1f} s")
     out = settings.var_dir / "reports" / f"bao-cao-{REPORT_DISTRICT}-{period}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(render(settings, level="district", area=REPORT_DISTRICT, period=period, hierarchy="legacy",

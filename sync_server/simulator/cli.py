@@ -56,16 +56,16 @@ def visit_window(period: str, today: date | None = None) -> tuple[date, date]:
 
 
 def download_form(server: str, user: str, password: str, *, timeout: float = 30.0,
-                  max_retry_seconds: float = 120.0, basic: bool = False) -> FormTemplate:
-    """The server's current household form, fetched like a phone does (formList, then the download)."""
+                  max_retry_seconds: float = 120.0, basic: bool = False, form_id: str = FORM_ID) -> FormTemplate:
+    """The server's current form (household by default), fetched like a phone does (formList, then download)."""
     phone = OpenRosaClient(server, user, password, timeout=timeout, max_retry_seconds=max_retry_seconds,
                            basic=basic)
     with phone:
         forms = {f.form_id: f for f in phone.form_list()}
-        remote = forms.get(FORM_ID)
+        remote = forms.get(form_id)
         if remote is None:
-            raise Problem(f"Máy chủ {server} không có biểu mẫu {FORM_ID} (chạy 'carecheck forms build').",
-                          f"The server {server} does not offer form {FORM_ID}; "
+            raise Problem(f"Máy chủ {server} không có biểu mẫu {form_id} (chạy 'carecheck forms build').",
+                          f"The server {server} does not offer form {form_id}; "
                           "run 'carecheck forms build' there.")
         return load_form(phone.download(remote))
 
