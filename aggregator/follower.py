@@ -113,11 +113,25 @@ def _quarantine(session: Session, failed: dict[str, str], seqs: dict[str, str], 
         log.warning("quarantined %s: %s", doc_id, error.splitlines()[0][:200])
 
 
+_REPEATS: dict[str, ingest.RepeatsOf] = {}
+
+
+def _repeats_of(settings: Settings | None) -> ingest.RepeatsOf:
+    """The compiled forms' repeat names (cached per build directory), or the contract's defaults."""
+    if settings is None:
+        return ingest._default_repeats
+    key = str(settings.effective_forms_build_dir)
+    if key not in _REPEATS:
+        _REPEATS[key] = ingest.compiled_repeats(settings.effective_forms_build_dir)
+    return _REPEATS[key]
+
+
 def apply_changes(
-    session: Session, results: list[dict[str, Any]], couch: Couch, db: str
+    session: Session, results: list[dict[str, Any]], couch: Couch, db: str, settings: Settings | None = None
 ) -> ingest.PageOutcome:
     """Apply a page; if the batched write fails, redo it one document per savepoint to isolate the bad one."""
     now = _now()
+    repeats_of = _repeats_of(settings)
 
     def fetch(doc_id: str) -> dict[str, Any] | None:
         return couch.get(db, doc_id)
@@ -125,7 +139,7 @@ def apply_changes(
     seqs = {str(r.get("id")): str(r.get("seq")) for r in results}
     sp = session.begin_nested()
     try:
-        out = ingest.apply_page(session, results, now=now, fetch=fetch)
+        out = ingest.apply_page(session, results, now=now, fetch=fetch, repeats_of=repeats_of)
         sp.commit()
     except Exception:  # noqa: BLE001 - a database error on the batch: find the culprit document by document
         sp.rollback()
@@ -134,7 +148,7 @@ def apply_changes(
         for r in results:
             one = session.begin_nested()
             try:
-                o = ingest.apply_page(session, [r], now=now, fetch=fetch)
+                o = ingest.apply_page(session, [r], now=now, fetch=fetch, repeats_of=repeats_of)
                 one.commit()
             except Exception as exc:  # noqa: BLE001
                 one.rollback()
@@ -184,7 +198,7 @@ def run_page(
         if moved.rowcount != 1:  # type: ignore[attr-defined]
             session.rollback()
             return len(results), None, old
-        out = apply_changes(session, results, couch, settings.submissions_db)
+        out = apply_changes(session, results, couch, settings.submissions_db, settings)
         session.commit()
         _after_page(settings, session, out.touched)
     return len(results), out, last_seq
@@ -303,7 +317,7 @@ def retry_quarantine(
                 else {"id": doc_id, "seq": seq, "doc": doc}
             )
             with Session(engine) as session:
-                out = apply_changes(session, [change], couch, settings.submissions_db)
+                out = apply_changes(session, [change], couch, settings.submissions_db, settings)
                 if doc is None:
                     q = session.get(Quarantine, doc_id)
                     if q is not None:

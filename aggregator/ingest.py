@@ -9,10 +9,13 @@ A document that cannot be turned into rows is returned as a failure (the followe
 
 from __future__ import annotations
 
+import logging
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from lxml import etree
@@ -36,6 +39,7 @@ from core import orgunits
 from core.errors import Problem
 
 Doc = dict[str, Any]
+log = logging.getLogger("carecheck.ingest")
 FORM_HOUSEHOLD = "household_child_check"
 FORM_FACILITY = "commune_facility_check"
 # Never stored in RawSubmission.data: names and personal IDs stay in CouchDB (the registry keeps hashes).
@@ -59,9 +63,39 @@ class BadSubmission(Exception):
 
 
 # ---------------------------------------------------------------- parsing and typed values
-def instance_dict(xml: str, form_id: str) -> dict[str, Any]:
+RepeatsOf = Callable[[str, str | None], frozenset[str]]
+
+
+def compiled_repeats(build_dir: Path) -> RepeatsOf:
+    """Repeat names per (form, version) from the compiled XForm in ``build_dir`` (cached), else defaults.
+
+    The aggregator may run where forms were never built (a separate province machine): then the contract's
+    repeats (``REPEATS``) are used, and forms.instance also treats any element occurring twice as a repeat.
+    """
+
+    @lru_cache(maxsize=64)
+    def repeats_of(form_id: str, version: str | None) -> frozenset[str]:
+        try:
+            from forms.catalog import Catalog
+            from forms.fields import repeat_names
+
+            built = Catalog(build_dir).get(form_id, version or None)
+            if built is not None:
+                return frozenset(repeat_names(built)) | REPEATS.get(form_id, frozenset())
+        except Exception:  # noqa: BLE001 - a broken build dir must not stop ingestion; defaults still apply
+            log.warning("could not read the compiled form %s %s; using default repeats", form_id, version)
+        return REPEATS.get(form_id, frozenset())
+
+    return repeats_of
+
+
+def _default_repeats(form_id: str, version: str | None) -> frozenset[str]:
+    return REPEATS.get(form_id, frozenset())
+
+
+def instance_dict(xml: str, form_id: str, repeats: frozenset[str] | None = None) -> dict[str, Any]:
     """The instance as a dict (groups flattened, repeats as lists, empty values absent), per contracts §2."""
-    repeats = REPEATS.get(form_id, frozenset())
+    repeats = REPEATS.get(form_id, frozenset()) if repeats is None else repeats
     try:  # the forms package's hardened parser (refuses DOCTYPE/entities) when present
         from forms.instance import instance_to_dict, parse_xml
     except ImportError:
@@ -193,13 +227,13 @@ class DocRows:
     flags: list[dict[str, Any]] = field(default_factory=list)
 
 
-def build_rows(doc: Doc, now: datetime) -> DocRows:
+def build_rows(doc: Doc, now: datetime, repeats_of: RepeatsOf = _default_repeats) -> DocRows:
     """Everything one submission contributes, computed in memory; raises BadSubmission."""
     doc_id = str(doc["_id"])
     form_id = doc.get("form_id")
     if not form_id or not isinstance(doc.get("xml"), str):
         raise BadSubmission("document has no form_id or no xml")
-    data = instance_dict(doc["xml"], form_id)
+    data = instance_dict(doc["xml"], form_id, repeats_of(form_id, doc.get("form_version")))
     received = _datetime(doc.get("received_at"))
     end = _datetime(data.get("end"))
     org = _org(data.get("district"), data.get("commune"))
@@ -403,6 +437,7 @@ def apply_page(
     *,
     now: datetime | None = None,
     fetch: Callable[[str], Doc | None] | None = None,
+    repeats_of: RepeatsOf = _default_repeats,
 ) -> PageOutcome:
     """Apply changes (``{"id", "seq", "deleted"?, "doc"}``) to the session without committing."""
     now = now or datetime.now(UTC)
@@ -419,7 +454,7 @@ def apply_page(
             out.skipped += 1
             continue
         try:
-            built.append(build_rows(doc, now))
+            built.append(build_rows(doc, now, repeats_of))
         except Exception as exc:  # noqa: BLE001 - any failure of one document must not block the feed
             out.failed[doc_id] = _describe(exc)
 
@@ -448,7 +483,7 @@ def apply_page(
         doc = fetch(rid) if fetch else None
         if doc and doc.get("type") == "submission":
             try:
-                built.append(build_rows(doc, now))
+                built.append(build_rows(doc, now, repeats_of))
                 page_ids.add(rid)
             except Exception as exc:  # noqa: BLE001
                 out.failed[rid] = _describe(exc)

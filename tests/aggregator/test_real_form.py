@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -18,20 +20,24 @@ N = 150
 
 
 @pytest.fixture(scope="module")
-def built_form(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+def built_form(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, Path, str]:
     build = pytest.importorskip("forms.build")
-    built = build.build_one(
-        ROOT / "forms" / "xlsforms" / "household_child_check.xlsx", tmp_path_factory.mktemp("forms")
-    )
-    return bytes(built.xml_bytes())
+    out = tmp_path_factory.mktemp("forms")
+    built = build.build_one(ROOT / "forms" / "xlsforms" / "household_child_check.xlsx", out)
+    return bytes(built.xml_bytes()), out, built.version
 
 
-def test_simulated_households_through_the_compiled_form(pg_settings: Settings, built_form: bytes) -> None:
+def test_simulated_households_through_the_compiled_form(
+    pg_settings: Settings, built_form: tuple[bytes, Path, str]
+) -> None:
     from sync_server.simulator.fill import fill, load_form
     from sync_server.simulator.households import generate
 
-    s = pg_settings
-    form = load_form(built_form)
+    xml, build_dir, version = built_form
+    s = pg_settings.model_copy(update={"forms_build_dir": build_dir})
+    # The follower reads the repeats from the compiled form in the build directory.
+    assert follower._repeats_of(s)("household_child_check", version) == {"child"}
+    form = load_form(xml)
     hhs = generate(N, seed=404)
     docs = []
     for h in hhs:
