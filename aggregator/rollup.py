@@ -149,23 +149,15 @@ def period_sql(ptype: str, t: Table) -> ColumnElement[str]:
     return literal("SY") + cast(start, String) + literal("-") + cast(start + 1, String)
 
 
-def _date_range(ptype: str, years: Iterable[int]) -> list[tuple[date, date]]:
-    out = []
-    for y in sorted(set(years)):
-        out.append(
-            (date(y - 1, 9, 1), date(y + 1, 8, 31))
-            if ptype == "school_year"
-            else (date(y, 1, 1), date(y, 12, 31))
-        )
+def periods_by_type(dates: Iterable[date], years: Iterable[int] = ()) -> dict[str, set[str]]:
+    """The period codes, by type, that visits on ``dates`` belong to (plus every period of ``years``: records
+    whose visit date is unknown, e.g. deleted ones)."""
+    out: dict[str, set[str]] = {p: set() for p in PERIOD_TYPES}
+    days = set(dates) | {date(y, mo, 1) for y in years for mo in range(1, 13)}
+    for d in days:
+        for ptype, p in periods_of(d).items():
+            out[ptype].add(p.code)
     return out
-
-
-def _period_codes(years: Iterable[int]) -> set[str]:
-    codes: set[str] = set()
-    for y in years:
-        for mo in range(1, 13):
-            codes.update(p.code for p in periods_of(date(y, mo, 1)).values())
-    return codes
 
 
 @dataclass
@@ -178,7 +170,7 @@ class CellQuery:
     ptype: str
     indicators: list[Indicator]
     communes: set[str] | None = None  # incremental: only these legacy communes
-    years: set[int] | None = None  # incremental: only the periods of these years
+    periods: set[str] | None = None  # incremental: only these periods (codes of this period type)
 
     @property
     def dims(self) -> list[str]:
@@ -292,23 +284,22 @@ class CellQuery:
             yield {}, None
             return
         communes = sorted(self.communes or ())
-        for y in sorted(self.years or ()):
-            ((lo, hi),) = _date_range(self.ptype, [y])
+        for code in sorted(self.periods or ()):
+            p = parse_period(code)
             params = {
-                "lo": lo,
-                "hi": hi,
+                "lo": p.start,
+                "hi": p.end,
                 "communes": communes,
                 "communes2": communes,
                 "unknown": UNKNOWN_COMMUNE in communes,
             }
-            yield params, _period_codes([y])
+            yield params, {code}
 
     def cells(self, conn: Connection) -> Iterator[tuple[Any, ...]]:
         """Long rows (COLS order) for the legacy commune level; empty cells (0/0) are left out."""
         stmt = self.select(conn.dialect.name)
         dis_of = [set(ind.disaggregate) for ind in self.indicators]
         codes = [ind.code for ind in self.indicators]
-        seen: set[tuple[str, str, str, str]] = set()
         for params, wanted in self._runs():
             for row in conn.execute(stmt, params):
                 period, commune = row[0], row[1]
@@ -319,10 +310,6 @@ class CellQuery:
                     if row[2 + j] is not None:
                         dim_key, dim_val = d, row[2 + j]
                         break
-                if wanted is not None:  # school years span two calendar years: keep the first answer
-                    if (period, commune, dim_key, dim_val) in seen:
-                        continue
-                    seen.add((period, commune, dim_key, dim_val))
                 base = 2 + len(self.dims)
                 for i, code in enumerate(codes):
                     if dim_key and dim_key not in dis_of[i]:
@@ -565,7 +552,7 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
     from aggregator.models import ChildObservation, FacilityCheck, Household, RawSubmission
 
     if not submission_ids:
-        return {"communes": 0, "years": 0}
+        return {"communes": 0, "periods": 0}
     conn = session.connection()
     ensure_tables(conn.engine)
     _lock(conn)
@@ -579,39 +566,44 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
     raw = RawSubmission.__table__  # type: ignore[attr-defined]
     prev = {r[0] for r in conn.execute(select(raw.c.deprecated_id).where(raw.c.id.in_(ids))) if r[0]}
     ids |= prev
+    known = orgunits.communes()
     communes: set[str] = set()
-    years: set[int] = set()
+    dates: set[date] = set()
+    years: set[int] = set()  # records without a visit date: every period of the year they came in
     for r in conn.execute(select(raw.c.commune_code, raw.c.data, raw.c.received_at).where(raw.c.id.in_(ids))):
-        communes.add(r[0] or UNKNOWN_COMMUNE)
+        communes.add(r[0] if r[0] in known else UNKNOWN_COMMUNE)
         vd = (r[1] or {}).get("visit_date") if isinstance(r[1], dict) else None
-        if vd and str(vd)[:4].isdigit():
-            years.add(int(str(vd)[:4]))
-        elif r[2] is not None:
-            years.add(r[2].year)
+        try:
+            dates.add(date.fromisoformat(str(vd)[:10]))
+        except ValueError:
+            if r[2] is not None:
+                years.add(r[2].year)
     children: set[str] = set()
     obs = ChildObservation.__table__  # type: ignore[attr-defined]
     for model in (ChildObservation, Household, FacilityCheck):
         t = model.__table__  # type: ignore[union-attr]
-        cols = [t.c.commune_code, t.c.year] + ([t.c.child_id] if model is ChildObservation else [])
+        cols = [t.c.commune_code, t.c.visit_date] + ([t.c.child_id] if model is ChildObservation else [])
         for r in conn.execute(select(*cols).where(t.c.submission_id.in_(ids))):
-            communes.add(r[0] or UNKNOWN_COMMUNE)
+            communes.add(r[0] if r[0] in known else UNKNOWN_COMMUNE)
             if r[1] is not None:
-                years.add(int(r[1]))
+                dates.add(r[1])
             if len(r) > 2 and r[2]:
                 children.add(r[2])
-    if children and years:
+    by_type = periods_by_type(dates, years)
+    periods = set().union(*by_type.values())
+    if not periods:
+        session.commit()
+        return {"communes": len(communes), "periods": 0}
+    if children:
         # a child seen elsewhere in the same periods may have moved: its old commune's stock cells change too
-        lo, hi = date(min(years) - 1, 9, 1), date(max(years) + 1, 8, 31)
+        spans = [parse_period(p) for p in periods]
+        lo, hi = min(p.start for p in spans), max(p.end for p in spans)
         q = (
             select(obs.c.commune_code)
             .distinct()
             .where(obs.c.child_id.in_(children), obs.c.visit_date.between(lo, hi))
         )
-        communes |= {r[0] or UNKNOWN_COMMUNE for r in conn.execute(q)}
-    if not years:
-        session.commit()
-        return {"communes": len(communes), "years": 0}
-    periods = _period_codes(years)
+        communes |= {r[0] if r[0] in known else UNKNOWN_COMMUNE for r in conn.execute(q)}
     conn.execute(
         delete(table).where(
             table.c.hierarchy == "legacy",
@@ -623,11 +615,12 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
     cells = 0
     for (source, kind), group in groups(defs.load().values()).items():
         for ptype in PERIOD_TYPES:
-            cq = CellQuery(SOURCES[source], kind, ptype, group, communes=communes, years=years)
-            cells += _bulk_insert(conn, table, cq.cells(conn))
+            if by_type[ptype]:
+                cq = CellQuery(SOURCES[source], kind, ptype, group, communes=communes, periods=by_type[ptype])
+                cells += _bulk_insert(conn, table, cq.cells(conn))
     _derive(conn, table, periods=periods, communes=communes)
     session.commit()
-    return {"communes": len(communes), "years": len(years), "cells": cells}
+    return {"communes": len(communes), "periods": len(periods), "cells": cells}
 
 
 # ---------------------------------------------------------------- reading: the public API
