@@ -347,3 +347,34 @@ def test_trend(built: Engine) -> None:
         ("2026Q4", None, 2.0),
     ]
     assert [r.status for r in rows] == ["suppressed", "suppressed", "no_data", "suppressed"]
+
+
+def test_refresh_touches_only_the_periods_of_the_page(engine: Engine) -> None:
+    seeded(engine)
+    t = rollup.IndicatorValue.__table__  # type: ignore[attr-defined]
+
+    def cedc_p1(period: str) -> float:
+        with engine.connect() as c:
+            return c.execute(
+                select(t.c.numerator).where(
+                    t.c.indicator == "cedc_rate",
+                    t.c.level == "commune",
+                    t.c.hierarchy == "legacy",
+                    t.c.org_unit == P1,
+                    t.c.period == period,
+                    t.c.dis_key == "",
+                )
+            ).scalar_one()
+
+    with engine.begin() as c:  # tamper with two cells: one the page covers, one it does not
+        for period in ("2026Q1", "2026"):
+            c.execute(
+                t.update()
+                .where(t.c.indicator == "cedc_rate", t.c.org_unit == P1, t.c.period == period)
+                .values(numerator=99)
+            )
+    with Session(engine) as s:
+        stats = rollup.refresh(s, ["uuid:p1-may"])  # a May visit: 2026-05, 2026Q2, 2026, SY2025-2026
+    assert stats["periods"] == 4
+    assert cedc_p1("2026") == 0  # recomputed
+    assert cedc_p1("2026Q1") == 99  # not the page's period: left alone
