@@ -338,45 +338,47 @@ def latency_figures(tmp: Path, url: str, *, n: int = 90, rate_per_s: float = 1.0
 
     redis.Redis.from_url(redis_url).flushdb()
     couch_proc = start_pouchdb(tmp / "couch", user="admin", password="admin")
-    var = tmp / "var"
-    var.mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CARECHECK_")}
-    env.update(
-        CARECHECK_VAR_DIR=str(var),
-        CARECHECK_COUCHDB_URL=couch_proc.base_url,
-        CARECHECK_COUCHDB_USER="admin",
-        CARECHECK_COUCHDB_PASSWORD="admin",
-        CARECHECK_DATABASE_URL=url,
-        CARECHECK_BROKER_URL=redis_url,
-        CARECHECK_RESULT_BACKEND=redis_url,
-    )
-    settings = Settings(
-        var_dir=var,
-        couchdb_url=couch_proc.base_url,
-        couchdb_user="admin",
-        couchdb_password="admin",
-        database_url=url,
-        broker_url=redis_url,
-    )
-    build_all(settings.forms_src_dir, settings.effective_forms_build_dir)
-    couch = Couch(couch_proc.base_url, "admin", "admin")
-    ensure_store(couch, settings)
-    # a collaborator account sends households province-wide, as the demo's does
-    Accounts(couch, settings).add("ctv_bench", "bench-pass-2026", "collaborator", "899")
-    exe = str(Path(sys.executable).parent / "carecheck")
-    port = free_port()
-    server = f"http://127.0.0.1:{port}"
-    procs = []
-    for args, log in (
-        ([exe, "serve", "--host", "127.0.0.1", "--port", str(port)], "server.log"),
-        ([exe, "worker", "--beat", "--concurrency", "1"], "worker.log"),
-    ):
-        with (var / log).open("ab") as out:
-            procs.append(
-                subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-            )
+    procs: list[subprocess.Popen[bytes]] = []
     engine = create_engine(url)
     try:
+        var = tmp / "var"
+        var.mkdir(exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CARECHECK_")}
+        env.update(
+            CARECHECK_VAR_DIR=str(var),
+            CARECHECK_COUCHDB_URL=couch_proc.base_url,
+            CARECHECK_COUCHDB_USER="admin",
+            CARECHECK_COUCHDB_PASSWORD="admin",
+            CARECHECK_DATABASE_URL=url,
+            CARECHECK_BROKER_URL=redis_url,
+            CARECHECK_RESULT_BACKEND=redis_url,
+        )
+        settings = Settings(
+            var_dir=var,
+            couchdb_url=couch_proc.base_url,
+            couchdb_user="admin",
+            couchdb_password="admin",
+            database_url=url,
+            broker_url=redis_url,
+        )
+        build_all(settings.forms_src_dir, settings.effective_forms_build_dir)
+        couch = Couch(couch_proc.base_url, "admin", "admin")
+        ensure_store(couch, settings)
+        # a collaborator account sends households province-wide, as the demo's does
+        Accounts(couch, settings).add("ctv_bench", "bench-pass-2026", "collaborator", "899")
+        exe = str(Path(sys.executable).parent / "carecheck")
+        port = free_port()
+        server = f"http://127.0.0.1:{port}"
+        for args, log in (
+            ([exe, "serve", "--host", "127.0.0.1", "--port", str(port)], "server.log"),
+            ([exe, "worker", "--beat", "--concurrency", "1"], "worker.log"),
+        ):
+            with (var / log).open("ab") as out:
+                procs.append(
+                    subprocess.Popen(
+                        args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                    )
+                )
         deadline = time.monotonic() + 60
         while True:
             try:
