@@ -1,1 +1,1 @@
-"""Benchmarks: one command (`make bench` / `python -m bench`), ratios against a baseline measured in the same run."""
+"""Benchmarks: one command (`make bench`), ratios against a baseline measured in the same run."""

@@ -1,8 +1,8 @@
 """Run every benchmark module (bench/bench_*.py) or the ones named: `python -m bench [name ...] [--quick]`.
 
 Each module exposes ``run(quick: bool) -> dict`` returning its figures; ratios are computed against a baseline
-measured in the same run (the machines are noisy, so absolute timings mean little). Results are printed as a table
-and written to bench/results/<name>.json.
+measured in the same run (the machines are noisy, so absolute timings mean little). Results are printed
+as a table and written to bench/results/<name>.json.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ def main() -> None:
     ap.add_argument("names", nargs="*", help="benchmark names (bench_<name>.py); default: all")
     ap.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
     args = ap.parse_args()
-    available = sorted(m.name[len("bench_"):] for m in pkgutil.iter_modules([str(HERE)]) if m.name.startswith("bench_"))
+    available = sorted(
+        m.name[len("bench_") :] for m in pkgutil.iter_modules([str(HERE)]) if m.name.startswith("bench_")
+    )
     names = args.names or available
     console = Console()
     out_dir = HERE / "results"

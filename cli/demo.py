@@ -1,9 +1,10 @@
 """`carecheck demo`: the main job, end to end, on embedded defaults.
 
-Forms are built, the local store started, accounts created, a real sync server and a real Celery worker started
-as separate processes (the worker on the server-less SQLite broker), a period of field work simulated across all 15
-districts through the OpenRosa API (island and border households are sent days after the visit), the feed ingested,
-the indicators rebuilt and the district report written to disk. Every step is a piece an operator also runs by hand.
+Forms are built, the local store started, accounts created, a real sync server and a real Celery worker
+started as separate processes (the worker on the server-less SQLite broker), a day of field work simulated
+across all 15 districts through the OpenRosa API (island and border households are sent days after the
+visit), the feed ingested, the indicators rebuilt and the district report written to disk. Every step is a
+piece an operator also runs by hand.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date, timedelta
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date, timedelta
 from pathlib import Path
 
 import httpx
@@ -67,28 +68,33 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: floa
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise Problem(f"Máy chủ đồng bộ không khởi động được; xem {log}.",
-                          f"The sync server exited at start-up; see {log}.")
+            raise Problem(
+                f"Máy chủ đồng bộ không khởi động được; xem {log}.",
+                f"The sync server exited at start-up; see {log}.",
+            )
         try:
             if httpx.head(url, timeout=2).status_code in (204, 401):  # 401: up, asking phones to log in
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
-    raise Problem(f"Máy chủ đồng bộ không trả lời sau {timeout:.0f}s; xem {log}.",
-                  f"The sync server did not answer within {timeout:.0f}s; see {log}.")
+    raise Problem(
+        f"Máy chủ đồng bộ không trả lời sau {timeout:.0f}s; xem {log}.",
+        f"The sync server did not answer within {timeout:.0f}s; see {log}.",
+    )
 
 
-def run_demo(settings: Settings, *, households: int = 600, seed: int = 2026, period: str | None = None) -> Path:
+def run_demo(
+    settings: Settings, *, households: int = 600, seed: int = 2026, period: str | None = None
+) -> Path:
     """Run the whole main job; returns the path of the district report."""
     from core.couch import Couch
     from core.services import ensure_embedded_couch, free_port
     from forms.build import build_all
     from forms.cli import print_built
     from sync_server.auth import Accounts
-    from sync_server.store import ensure_store
-
     from sync_server.simulator.cli import default_period as current_quarter
+    from sync_server.store import ensure_store
 
     console = Console(width=max(Console().width, 130))
     day = date.today() - timedelta(days=1)  # the phones send yesterday's work (islands: days older)
@@ -117,24 +123,40 @@ def run_demo(settings: Settings, *, households: int = 600, seed: int = 2026, per
     port = free_port()
     server = f"http://127.0.0.1:{port}"
     cli = _carecheck()
-    with _process([*cli, "serve", "--host", "127.0.0.1", "--port", str(port)], env, logs / "server.log") as srv, \
-         _process([*cli, "worker", "--beat", "--concurrency", "1"], env, logs / "worker.log") as worker:
+    with (
+        _process(
+            [*cli, "serve", "--host", "127.0.0.1", "--port", str(port)], env, logs / "server.log"
+        ) as srv,
+        _process([*cli, "worker", "--beat", "--concurrency", "1"], env, logs / "worker.log") as worker,
+    ):
         _wait_http(f"{server}/submission", srv, logs / "server.log")
         console.print(f"  máy chủ đồng bộ / sync server: {server}  (log {logs / 'server.log'})")
         console.print(f"  Celery worker + beat (pid {worker.pid}, broker {settings.effective_broker_url})")
 
-        console.rule(f"[bold]3. Một ngày công tác thực địa / A day of field work ({day}): {households} hộ, 15 huyện")
+        console.rule(
+            f"[bold]3. Một ngày công tác thực địa / A day of field work ({day}): {households} hộ, 15 huyện"
+        )
         from sync_server.simulator.cli import run_simulation
 
         t0 = time.monotonic()
         user, password = DEMO_USERS[0][0], DEMO_USERS[0][1]
-        report = run_simulation(server, user, password, households, seed=seed, day=day, concurrency=4,
-                                edits=max(1, households // 100))
+        report = run_simulation(
+            server,
+            user,
+            password,
+            households,
+            seed=seed,
+            day=day,
+            concurrency=4,
+            edits=max(1, households // 100),
+        )
         _print_arrivals(console, report, time.monotonic() - t0)
         failed = len(report.failed) + _send_facility_checks(console, server, user, password, seed, day)
         if failed:
-            raise Problem(f"{failed} phiếu không gửi được; xem {logs / 'server.log'}.",
-                          f"{failed} records were not sent; see {logs / 'server.log'}.")
+            raise Problem(
+                f"{failed} phiếu không gửi được; xem {logs / 'server.log'}.",
+                f"{failed} records were not sent; see {logs / 'server.log'}.",
+            )
 
         console.rule("[bold]4. Tổng hợp / Ingestion by the Celery worker")
         _wait_ingested(console, settings, couch, worker, logs / "worker.log")
@@ -143,7 +165,9 @@ def run_demo(settings: Settings, *, households: int = 600, seed: int = 2026, per
     return _indicators_and_report(console, settings, period)
 
 
-def _send_facility_checks(console: Console, server: str, user: str, password: str, seed: int, day: date) -> int:
+def _send_facility_checks(
+    console: Console, server: str, user: str, password: str, seed: int, day: date
+) -> int:
     """One health-station checklist per commune, sent like the households; returns how many failed."""
     from sync_server.simulator.cli import download_form
     from sync_server.simulator.client import send_all
@@ -155,8 +179,10 @@ def _send_facility_checks(console: Console, server: str, user: str, password: st
     records = ((fill(template, v), v.device_id, v.district) for v in visits)  # type: ignore[arg-type]
     outcomes = send_all(server, user, password, records, concurrency=4)
     failed = sum(1 for o in outcomes if o.status == "failed")
-    console.print(f"  Phiếu trạm y tế xã / commune health-station checklists: {len(outcomes) - failed} gửi / sent, "
-                  f"{failed} lỗi / failed")
+    console.print(
+        f"  Phiếu trạm y tế xã / commune health-station checklists: {len(outcomes) - failed} gửi / sent, "
+        f"{failed} lỗi / failed"
+    )
     return failed
 
 
@@ -172,19 +198,38 @@ def _print_arrivals(console: Console, report: object, seconds: float) -> None:
         lags.setdefault(h.district, []).append((h.send_after - h.captured_at).total_seconds() / 3600)
     table = Table(title=f"Phiếu đã nhận theo huyện / submissions received per district ({seconds:.0f} s)")
     table.add_column("Huyện / district", min_width=28, no_wrap=True)
-    for head in ("gửi / sent", "mới / accepted", "đã nhận / already", "gửi lại / retried", "lỗi / failed",
-                 "trễ (giờ) / lag h, median"):
+    for head in (
+        "gửi / sent",
+        "mới / accepted",
+        "đã nhận / already",
+        "gửi lại / retried",
+        "lỗi / failed",
+        "trễ (giờ) / lag h, median",
+    ):
         table.add_column(head, justify="right")
     for code in sorted(by_district):
         c = by_district[code]
         lag = f"{median(lags[code]):.0f}" if lags.get(code) else ""
-        table.add_row(f"{code} {names[code].name if code in names else ''}", str(c["sent"]), str(c["accepted"]),
-                      str(c["already_received"]), str(c["retried"]), str(c["failed"]), lag)
+        table.add_row(
+            f"{code} {names[code].name if code in names else ''}",
+            str(c["sent"]),
+            str(c["accepted"]),
+            str(c["already_received"]),
+            str(c["retried"]),
+            str(c["failed"]),
+            lag,
+        )
     console.print(table)
 
 
-def _wait_ingested(console: Console, settings: Settings, couch: object, worker: subprocess.Popen[bytes],
-                   log: Path, timeout: float = 300) -> None:
+def _wait_ingested(
+    console: Console,
+    settings: Settings,
+    couch: object,
+    worker: subprocess.Popen[bytes],
+    log: Path,
+    timeout: float = 300,
+) -> None:
     from aggregator.status import gather
 
     deadline = time.monotonic() + timeout
@@ -192,14 +237,18 @@ def _wait_ingested(console: Console, settings: Settings, couch: object, worker: 
         if worker.poll() is not None:
             raise Problem(f"Celery worker đã dừng; xem {log}.", f"The Celery worker exited; see {log}.")
         st = gather(settings, ping=False)
-        console.print(f"  còn chờ / behind: {st.get('changes_behind')}  phiếu / submissions: "
-                      f"{st.get('raw_submissions')}  trẻ em / children: {st.get('children')}  "
-                      f"cảnh báo / flags: {st.get('quality_flags')}  cách ly / quarantined: {st.get('quarantine')}")
+        console.print(
+            f"  còn chờ / behind: {st.get('changes_behind')}  phiếu / submissions: "
+            f"{st.get('raw_submissions')}  trẻ em / children: {st.get('children')}  "
+            f"cảnh báo / flags: {st.get('quality_flags')}  cách ly / quarantined: {st.get('quarantine')}"
+        )
         if st.get("changes_behind") == 0 and st.get("raw_submissions"):
             return
         time.sleep(3)
-    raise Problem(f"Chưa tổng hợp xong sau {timeout:.0f}s; xem {log}.",
-                  f"Ingestion did not catch up within {timeout:.0f}s; see {log}.")
+    raise Problem(
+        f"Chưa tổng hợp xong sau {timeout:.0f}s; xem {log}.",
+        f"Ingestion did not catch up within {timeout:.0f}s; see {log}.",
+    )
 
 
 def _indicators_and_report(console: Console, settings: Settings, period: str) -> Path:
@@ -208,23 +257,43 @@ def _indicators_and_report(console: Console, settings: Settings, period: str) ->
     from aggregator.rollup import query_indicators, rebuild
 
     stats = rebuild(get_engine(settings))
-    console.print(f"  tính lại toàn bộ / full rebuild: {stats['indicators']} chỉ tiêu / indicators, "
-                  f"{stats['rows']:,} ô / cells in {stats['seconds']:.1f} s")
+    console.print(
+        f"  tính lại toàn bộ / full rebuild: {stats['indicators']} chỉ tiêu / indicators, "
+        f"{stats['rows']:,} ô / cells in {stats['seconds']:.1f} s"
+    )
     out = settings.var_dir / "reports" / f"bao-cao-{REPORT_DISTRICT}-{period}.html"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(render(settings, level="district", area=REPORT_DISTRICT, period=period, hierarchy="legacy",
-                           fmt="html", lang="vi"))
+    out.write_bytes(
+        render(
+            settings,
+            level="district",
+            area=REPORT_DISTRICT,
+            period=period,
+            hierarchy="legacy",
+            fmt="html",
+            lang="vi",
+        )
+    )
     with session_scope(settings) as session:
         rows = query_indicators(session, level="province", area="91", period=period)
-    table = Table(title=f"Tỉnh Kiên Giang (cũ) — {period}: chỉ tiêu so với kế hoạch / indicators against the plan")
+    table = Table(
+        title=f"Tỉnh Kiên Giang (cũ) — {period}: chỉ tiêu so với kế hoạch / indicators against the plan"
+    )
     for head in ("Chỉ tiêu / indicator", "tử số", "mẫu số", "giá trị", "mục tiêu", "đánh giá"):
         table.add_column(head, justify="left" if head.startswith("Chỉ") else "right")
-    marks = {"met": "[green]đạt[/]", "not_met": "[red]chưa đạt[/]", "no_target": "—", "no_data": "không có số liệu",
-             "suppressed": "ẩn (ô nhỏ)"}
+    marks = {
+        "met": "[green]đạt[/]",
+        "not_met": "[red]chưa đạt[/]",
+        "no_target": "—",
+        "no_data": "không có số liệu",
+        "suppressed": "ẩn (ô nhỏ)",
+    }
     for r in rows:
         target = f"{r.target['op']} {r.target['value']}" if r.target and r.target.get("op") else ""
         value = "" if r.value is None else f"{r.value:.1f}"
-        table.add_row(r.name_vi, _num(r.numerator), _num(r.denominator), value, target, marks.get(r.status, r.status))
+        table.add_row(
+            r.name_vi, _num(r.numerator), _num(r.denominator), value, target, marks.get(r.status, r.status)
+        )
     console.print(table)
     console.print(f"\n[bold]Báo cáo huyện / district report:[/] {out}")
     return out

@@ -1,4 +1,4 @@
-"""`carecheck local …`: the embedded stack for one machine (pouchdb-server under var/), and `carecheck demo`."""
+"""`carecheck local …`: the embedded store (pouchdb-server under var/), and `carecheck demo`."""
 
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("demo")
     def demo(
-        households: int = typer.Option(600, "--households", min=1, help="Households visited in the simulation."),
+        households: int = typer.Option(
+            600, "--households", min=1, help="Households visited in the simulation."
+        ),
         seed: int = typer.Option(2026, "--seed", help="Same seed, same households: a rerun is a resend."),
         period: str = typer.Option("", "--period", help="Quarter to simulate and report (default: current)."),
     ) -> None:

@@ -13,8 +13,11 @@ import typer
 
 from core.errors import Problem
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="carecheck: household child-care checks — forms, sync, indicators.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="carecheck: household child-care checks — forms, sync, indicators.",
+)
 
 # Each package exposes a Typer app (or a registration function) in its own cli module; a package that is not
 # there yet simply contributes nothing.
@@ -22,13 +25,13 @@ _MOUNTS = [
     ("forms.cli", "forms", "Build and inspect the XLSForms."),
 ]
 _REGISTER = [
-    "sync_server.cli",             # serve, user
-    "sync_server.simulator.cli",   # simulate
-    "sync_server.edge.cli",        # edge init/status, conflicts
-    "aggregator.cli",              # worker, beat, ingest, status, registry
-    "aggregator.indicators_cli",   # indicators rebuild, report
-    "aggregator.report_cli",       # report (HTML / XLSX / CSV for officers)
-    "cli.local",                   # local start/stop, demo
+    "sync_server.cli",  # serve, user
+    "sync_server.simulator.cli",  # simulate
+    "sync_server.edge.cli",  # edge init/status, conflicts
+    "aggregator.cli",  # worker, beat, ingest, status, registry
+    "aggregator.indicators_cli",  # indicators rebuild, report
+    "aggregator.report_cli",  # report (HTML / XLSX / CSV for officers)
+    "cli.local",  # local start/stop, demo
 ]
 
 for module, name, help_text in _MOUNTS:

@@ -55,10 +55,13 @@ class Couch:
         self.timeout = timeout
         with _couch_errors("connect"):
             if user:
-                self.client = CouchDB(user, password, url=self.url, connect=False, timeout=timeout,
-                                      use_basic_auth=True)
+                self.client = CouchDB(
+                    user, password, url=self.url, connect=False, timeout=timeout, use_basic_auth=True
+                )
             else:
-                self.client = CouchDB(None, None, url=self.url, admin_party=True, connect=False, timeout=timeout)
+                self.client = CouchDB(
+                    None, None, url=self.url, admin_party=True, connect=False, timeout=timeout
+                )
             self.client.connect()
         self.session: requests.Session = self.client.r_session
 
@@ -75,8 +78,9 @@ class Couch:
         self.client.disconnect()
 
     # --- raw HTTP through cloudant's session ---
-    def request(self, method: str, path: str, *, action: str, ok: tuple[int, ...] = (200, 201, 202),
-                **kw: Any) -> requests.Response:
+    def request(
+        self, method: str, path: str, *, action: str, ok: tuple[int, ...] = (200, 201, 202), **kw: Any
+    ) -> requests.Response:
         # python-cloudant's session imposes its own timeout; a longer one (long-poll) swaps it for the call.
         timeout = kw.pop("timeout", None)
         with _couch_errors(action):
@@ -97,8 +101,10 @@ class Couch:
                 f"The data store failed ({action}: HTTP {r.status_code}). Send again later.",
             )
         if r.status_code in (401, 403):
-            raise ConfigError(f"CouchDB refused our credentials while trying to {action} (HTTP {r.status_code}); "
-                              "check CARECHECK_COUCHDB_USER / CARECHECK_COUCHDB_PASSWORD.")
+            raise ConfigError(
+                f"CouchDB refused our credentials while trying to {action} (HTTP {r.status_code}); "
+                "check CARECHECK_COUCHDB_USER / CARECHECK_COUCHDB_PASSWORD."
+            )
         raise Problem(f"CouchDB: {action} failed: HTTP {r.status_code} {r.text[:200]}")
 
     # --- databases ---
@@ -117,8 +123,9 @@ class Couch:
 
     # --- documents ---
     def get(self, db: str, docid: str, **params: Any) -> Doc | None:
-        r = self.request("GET", f"{_q(db)}/{_q(docid)}", params=_params(params), action=f"read {docid}",
-                         ok=(200, 404))
+        r = self.request(
+            "GET", f"{_q(db)}/{_q(docid)}", params=_params(params), action=f"read {docid}", ok=(200, 404)
+        )
         return None if r.status_code == 404 else dict(r.json())
 
     def create(self, db: str, doc: Doc, attachments: dict[str, tuple[str, bytes]] | None = None) -> str:
@@ -129,39 +136,61 @@ class Couch:
                 name: {"content_type": ctype, "data": base64.b64encode(data).decode("ascii")}
                 for name, (ctype, data) in attachments.items()
             }
-        r = self.request("PUT", f"{_q(db)}/{_q(doc['_id'])}", data=json.dumps(body),
-                         headers={"Content-Type": "application/json"}, action=f"store {doc['_id']}",
-                         ok=(201, 202, 409))
+        r = self.request(
+            "PUT",
+            f"{_q(db)}/{_q(doc['_id'])}",
+            data=json.dumps(body),
+            headers={"Content-Type": "application/json"},
+            action=f"store {doc['_id']}",
+            ok=(201, 202, 409),
+        )
         if r.status_code == 409:
             raise DocExists(f"Document {doc['_id']} already exists.")
         return str(r.json()["rev"])
 
     def save(self, db: str, doc: Doc) -> str:
         """Create or update (doc carries ``_rev`` for updates). Raises DocExists on a conflict."""
-        r = self.request("PUT", f"{_q(db)}/{_q(doc['_id'])}", data=json.dumps(doc),
-                         headers={"Content-Type": "application/json"}, action=f"save {doc['_id']}",
-                         ok=(201, 202, 409))
+        r = self.request(
+            "PUT",
+            f"{_q(db)}/{_q(doc['_id'])}",
+            data=json.dumps(doc),
+            headers={"Content-Type": "application/json"},
+            action=f"save {doc['_id']}",
+            ok=(201, 202, 409),
+        )
         if r.status_code == 409:
             raise DocExists(f"Document {doc['_id']} changed meanwhile.")
         return str(r.json()["rev"])
 
     def delete(self, db: str, docid: str, rev: str) -> None:
-        self.request("DELETE", f"{_q(db)}/{_q(docid)}", params={"rev": rev}, action=f"delete {docid}",
-                     ok=(200, 202, 404))
+        self.request(
+            "DELETE",
+            f"{_q(db)}/{_q(docid)}",
+            params={"rev": rev},
+            action=f"delete {docid}",
+            ok=(200, 202, 404),
+        )
 
     def put_attachment(self, db: str, docid: str, rev: str, name: str, content_type: str, data: bytes) -> str:
         # python-cloudant's put_attachment sends the rev as If-Match, which pouchdb-server answers with 409;
         # ?rev= works on both servers (DESIGN.md).
-        r = self.request("PUT", f"{_q(db)}/{_q(docid)}/{_q(name)}", params={"rev": rev}, data=data,
-                         headers={"Content-Type": content_type}, action=f"store attachment {name}",
-                         ok=(201, 202, 409))
+        r = self.request(
+            "PUT",
+            f"{_q(db)}/{_q(docid)}/{_q(name)}",
+            params={"rev": rev},
+            data=data,
+            headers={"Content-Type": content_type},
+            action=f"store attachment {name}",
+            ok=(201, 202, 409),
+        )
         if r.status_code == 409:
             raise DocExists(f"Document {docid} changed while adding {name}.")
         return str(r.json()["rev"])
 
     def get_attachment(self, db: str, docid: str, name: str) -> bytes | None:
-        r = self.request("GET", f"{_q(db)}/{_q(docid)}/{_q(name)}", action=f"read attachment {name}",
-                         ok=(200, 404))
+        r = self.request(
+            "GET", f"{_q(db)}/{_q(docid)}/{_q(name)}", action=f"read attachment {name}", ok=(200, 404)
+        )
         return None if r.status_code == 404 else r.content
 
     def bulk_docs(self, db: str, docs: list[Doc], *, new_edits: bool = True) -> list[Doc]:
@@ -172,10 +201,20 @@ class Couch:
         return list(r.json())
 
     def all_docs(self, db: str, **params: Any) -> Doc:
-        return dict(self.request("GET", f"{_q(db)}/_all_docs", params=_params(params), action="list documents").json())
+        return dict(
+            self.request("GET", f"{_q(db)}/_all_docs", params=_params(params), action="list documents").json()
+        )
 
-    def find(self, db: str, selector: Doc, *, fields: list[str] | None = None, limit: int = 1000,
-             sort: list[Any] | None = None, bookmark: str | None = None) -> Doc:
+    def find(
+        self,
+        db: str,
+        selector: Doc,
+        *,
+        fields: list[str] | None = None,
+        limit: int = 1000,
+        sort: list[Any] | None = None,
+        bookmark: str | None = None,
+    ) -> Doc:
         body: Doc = {"selector": selector, "limit": limit}
         if fields:
             body["fields"] = fields
@@ -186,8 +225,12 @@ class Couch:
         return dict(self.request("POST", f"{_q(db)}/_find", json=body, action="query").json())
 
     def ensure_index(self, db: str, fields: list[str], name: str) -> None:
-        self.request("POST", f"{_q(db)}/_index", json={"index": {"fields": fields}, "name": name, "type": "json"},
-                     action=f"create index {name}")
+        self.request(
+            "POST",
+            f"{_q(db)}/_index",
+            json={"index": {"fields": fields}, "name": name, "type": "json"},
+            action=f"create index {name}",
+        )
 
     def put_design(self, db: str, ddoc: Doc) -> None:
         """Create or replace a design document if its content differs."""
@@ -200,12 +243,26 @@ class Couch:
         self.save(db, body)
 
     def view(self, db: str, ddoc: str, view: str, **params: Any) -> Doc:
-        return dict(self.request("GET", f"{_q(db)}/_design/{ddoc}/_view/{view}", params=_params(params),
-                                 action=f"read view {ddoc}/{view}").json())
+        return dict(
+            self.request(
+                "GET",
+                f"{_q(db)}/_design/{ddoc}/_view/{view}",
+                params=_params(params),
+                action=f"read view {ddoc}/{view}",
+            ).json()
+        )
 
     # --- changes feed ---
-    def changes(self, db: str, since: str | None = None, *, limit: int = 500, include_docs: bool = True,
-                timeout: float | None = None, **params: Any) -> tuple[list[Doc], str]:
+    def changes(
+        self,
+        db: str,
+        since: str | None = None,
+        *,
+        limit: int = 500,
+        include_docs: bool = True,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> tuple[list[Doc], str]:
         """One page of the changes feed after ``since`` (opaque). Returns (results, last_seq as text).
 
         We GET through the session and parse JSON ourselves: python-cloudant's ``db.changes()`` expects
@@ -214,8 +271,14 @@ class Couch:
         p: dict[str, Any] = {"limit": limit, "include_docs": include_docs, **params}
         if since not in (None, ""):
             p["since"] = since
-        r = self.request("GET", f"{_q(db)}/_changes", params=_params(p), action="read changes",
-                         headers={"Accept-Encoding": "identity"}, timeout=timeout or self.timeout)
+        r = self.request(
+            "GET",
+            f"{_q(db)}/_changes",
+            params=_params(p),
+            action="read changes",
+            headers={"Accept-Encoding": "identity"},
+            timeout=timeout or self.timeout,
+        )
         data = r.json()
         return list(data.get("results", [])), str(data.get("last_seq", since or "0"))
 

@@ -1,11 +1,11 @@
-"""Org units of Kiên Giang: legacy province → district → commune and the 2025 province → commune, with area types.
+"""Org units of Kiên Giang: legacy province → district → commune, the 2025 communes, and area types.
 
 Source of names and codes: the official register shipped by the PyPI package ``vietnamadminunits`` (legacy
 63-province table and the 2025 34-province table, plus its converter). The commune → area type table
-(island / border / mainland) is data in ``core/data/area_types.csv`` with its source per row; a test checks every
-row names a commune or district that exists in the register. ``core/data/orgunits_kien_giang.csv`` is generated
-from both (``python -m core.orgunits``) and committed, so runtime needs no converter call; a test regenerates it
-and compares.
+(island / border / mainland) is data in ``core/data/area_types.csv`` with its source per row; a test checks
+every row names a commune or district that exists in the register. ``core/data/orgunits_kien_giang.csv`` is
+generated from both (``python -m core.orgunits``) and committed, so runtime needs no converter call; a test
+regenerates it and compares.
 """
 
 from __future__ import annotations
@@ -26,13 +26,13 @@ AREA_TYPES_ALL = ("island", "border", "mainland")
 
 @dataclass(frozen=True)
 class Commune:
-    code: str            # legacy commune/ward code (5 digits), as captured by the form
+    code: str  # legacy commune/ward code (5 digits), as captured by the form
     name: str
-    district_code: str   # legacy district code (3 digits)
+    district_code: str  # legacy district code (3 digits)
     district_name: str
-    code_2025: str       # the 2025 commune/ward/special-zone it became part of
+    code_2025: str  # the 2025 commune/ward/special-zone it became part of
     name_2025: str
-    area_type: str       # island | border | mainland
+    area_type: str  # island | border | mainland
     lat: float
     lon: float
 
@@ -60,12 +60,19 @@ def generate_rows() -> list[dict[str, str]]:
     for r in rows:
         new = convert_address(f"{r['ward']}, {r['district']}, {PROVINCE_NAME}")
         area = overrides.get(r["wardCode"]) or overrides.get(f"district:{r['districtCode']}") or "mainland"
-        out.append({
-            "commune_code": r["wardCode"], "commune_name": r["ward"],
-            "district_code": r["districtCode"], "district_name": r["district"],
-            "commune_2025_code": new.ward_code or "", "commune_2025_name": new.ward or "",
-            "area_type": area, "lat": f"{r['wardLat']:.5f}", "lon": f"{r['wardLon']:.5f}",
-        })
+        out.append(
+            {
+                "commune_code": r["wardCode"],
+                "commune_name": r["ward"],
+                "district_code": r["districtCode"],
+                "district_name": r["district"],
+                "commune_2025_code": new.ward_code or "",
+                "commune_2025_name": new.ward or "",
+                "area_type": area,
+                "lat": f"{r['wardLat']:.5f}",
+                "lon": f"{r['wardLon']:.5f}",
+            }
+        )
     return out
 
 
@@ -83,9 +90,14 @@ def communes() -> dict[str, Commune]:
     with TABLE.open(encoding="utf-8") as f:
         return {
             r["commune_code"]: Commune(
-                code=r["commune_code"], name=r["commune_name"], district_code=r["district_code"],
-                district_name=r["district_name"], code_2025=r["commune_2025_code"],
-                name_2025=r["commune_2025_name"], area_type=r["area_type"], lat=float(r["lat"]),
+                code=r["commune_code"],
+                name=r["commune_name"],
+                district_code=r["district_code"],
+                district_name=r["district_name"],
+                code_2025=r["commune_2025_code"],
+                name_2025=r["commune_2025_name"],
+                area_type=r["area_type"],
+                lat=float(r["lat"]),
                 lon=float(r["lon"]),
             )
             for r in csv.DictReader(f)

@@ -59,7 +59,9 @@ class CouchProcess:
         wait_for_couch(self.base_url, self.user, self.password)
 
 
-def _spawn(data_dir: Path, port: int, user: str, password: str, in_memory: bool = False) -> subprocess.Popen[bytes]:
+def _spawn(
+    data_dir: Path, port: int, user: str, password: str, in_memory: bool = False
+) -> subprocess.Popen[bytes]:
     if not POUCHDB_BIN.exists():
         raise ConfigError(
             f"pouchdb-server is not installed at {POUCHDB_BIN}. Run 'make install' (npm install) first.",
@@ -68,14 +70,18 @@ def _spawn(data_dir: Path, port: int, user: str, password: str, in_memory: bool 
     config = data_dir / "config.json"
     if not config.exists():
         # pouchdb-server hashes the plain password in place on first start, like CouchDB's local.ini.
-        config.write_text(json.dumps({"admins": {user: password}, "log": {"file": str(data_dir / "log.txt")}}))
+        config.write_text(
+            json.dumps({"admins": {user: password}, "log": {"file": str(data_dir / "log.txt")}})
+        )
     env = dict(os.environ)
     # Without this some requests (filtered _changes, anonymous PUT /db) crash the whole server (DESIGN.md).
     env["NODE_OPTIONS"] = "--unhandled-rejections=warn"
     args = [str(POUCHDB_BIN), "--port", str(port), "--config", str(config), "-n"]
     args += ["--in-memory"] if in_memory else ["--dir", str(data_dir)]
     log = open(data_dir / "stdout.txt", "ab")  # noqa: SIM115 - handed to the child process
-    return subprocess.Popen(args, cwd=data_dir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    return subprocess.Popen(
+        args, cwd=data_dir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+    )
 
 
 def wait_for_couch(base_url: str, user: str, password: str, timeout: float = 30.0) -> None:
@@ -92,8 +98,13 @@ def wait_for_couch(base_url: str, user: str, password: str, timeout: float = 30.
     raise ConfigError(f"pouchdb-server at {base_url} did not answer within {timeout:.0f}s ({last}).")
 
 
-def start_pouchdb(data_dir: Path, port: int | None = None, user: str = "admin", password: str = "admin",
-                  in_memory: bool = False) -> CouchProcess:
+def start_pouchdb(
+    data_dir: Path,
+    port: int | None = None,
+    user: str = "admin",
+    password: str = "admin",
+    in_memory: bool = False,
+) -> CouchProcess:
     port = port or free_port()
     proc = _spawn(data_dir, port, user, password, in_memory=in_memory)
     base = f"http://127.0.0.1:{port}"

@@ -42,7 +42,8 @@ class Settings(BaseSettings):
     # Which node this is: "province" or "edge:<area code>" (written on each stored submission as received_by).
     node_name: str = "province"
     # Aggregator: changes per page (one SQL transaction each), and whether to run aggregator.hooks.after_page
-    # (incremental indicator refresh) after each page — turn off for a bulk backfill, then rebuild indicators once.
+    # (incremental indicator refresh) after each page — turn off for a bulk backfill, then rebuild
+    # indicators once.
     ingest_page_size: int = Field(default=200, ge=1, le=5000)
     ingest_hooks: bool = True
 

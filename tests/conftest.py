@@ -1,4 +1,4 @@
-"""Shared fixtures: real servers started by the test run (pouchdb-server, a fresh PostgreSQL database, Redis)."""
+"""Shared fixtures: real servers started by the test run (pouchdb-server, PostgreSQL databases, Redis)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from core.services import CouchProcess, start_pouchdb
 from core.settings import ROOT, Settings
 
 ARTIFACTS = ROOT / "test-artifacts"
-PG_ADMIN_URL = os.environ.get("CARECHECK_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get(
+    "CARECHECK_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 REDIS_URL = os.environ.get("CARECHECK_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import Settings
 from core.services import stop_embedded_couch
+from core.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -21,8 +21,13 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     env["CARECHECK_VAR_DIR"] = str(var)
     exe = Path(sys.executable).parent / "carecheck"
     try:
-        run = subprocess.run([str(exe), "demo", "--households", "80", "--seed", "7"], env=env,
-                             capture_output=True, text=True, timeout=600)
+        run = subprocess.run(
+            [str(exe), "demo", "--households", "80", "--seed", "7"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     finally:
         stop_embedded_couch(Settings(var_dir=var))
     out = run.stdout + run.stderr

@@ -18,6 +18,9 @@ async def healthz(ctx: Ctx) -> JSONResponse:
     try:
         await run_in_threadpool(ctx.couch.db_info, ctx.settings.submissions_db)
     except Problem:
-        return JSONResponse({"status": "store_unavailable", "node": ctx.settings.node_name}, status_code=503,
-                            headers={"Retry-After": "30"})
+        return JSONResponse(
+            {"status": "store_unavailable", "node": ctx.settings.node_name},
+            status_code=503,
+            headers={"Retry-After": "30"},
+        )
     return JSONResponse({"status": "ok", "node": ctx.settings.node_name})

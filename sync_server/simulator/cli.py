@@ -56,8 +56,9 @@ def visit_window(period: str, today: date | None = None) -> tuple[date, date]:
 
 
 def download_form(server: str, user: str, password: str, *, timeout: float = 30.0,
-                  max_retry_seconds: float = 120.0, basic: bool = False, form_id: str = FORM_ID) -> FormTemplate:
-    """The server's current form (household by default), fetched like a phone does (formList, then download)."""
+                  max_retry_seconds: float = 120.0, basic: bool = False,
+                  form_id: str = FORM_ID) -> FormTemplate:
+    """The server's current form (household by default), fetched like a phone: formList, then download."""
     phone = OpenRosaClient(server, user, password, timeout=timeout, max_retry_seconds=max_retry_seconds,
                            basic=basic)
     with phone:

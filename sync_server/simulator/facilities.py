@@ -1,7 +1,7 @@
-"""Commune health-station checklists (form `commune_facility_check`): one visit per commune, deterministic by seed.
+"""Health-station checklists (form `commune_facility_check`): one per commune, deterministic by seed.
 
-Shares are plausible for 2026, not official figures: almost every station records immunisations in the national
-system; fewer keep digital child health records; island and border stations lag a little.
+Shares are plausible for 2026, not official figures: almost every station records immunisations in the
+national system; fewer keep digital child health records; island and border stations lag a little.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ TZ_OFFSET = timedelta(hours=7)
 
 @dataclass(frozen=True)
 class FacilityVisit:
-    """The answers of one facility checklist, shaped like a simulator Household so the same filler sends it."""
+    """The answers of one facility checklist, shaped like a Household so the same filler sends it."""
 
     instance_id: str
     device_id: str
@@ -37,7 +37,9 @@ def generate_facilities(seed: int, visit_day: date) -> list[FacilityVisit]:
     for code, c in sorted(communes().items()):
         rng = random.Random(f"facility:{seed}:{code}")
         remote = c.area_type in ("island", "border")
-        start = datetime(visit_day.year, visit_day.month, visit_day.day, 8, 0) + timedelta(minutes=rng.randint(0, 480))
+        start = datetime(visit_day.year, visit_day.month, visit_day.day, 8, 0) + timedelta(
+            minutes=rng.randint(0, 480)
+        )
         end = start + timedelta(minutes=rng.randint(10, 30))
         tz = "+07:00"
         dev = f"collect:facility-{c.district_code}"

@@ -18,7 +18,9 @@ def test_one_checklist_per_commune_filled_on_the_real_form(tmp_path: Path) -> No
     template = load_form(built[FORM_ID].xml_bytes())
     visits = generate_facilities(3, date(2026, 11, 20))
     assert len(visits) == len(communes()) == 143
-    assert [v.instance_id for v in visits] == [v.instance_id for v in generate_facilities(3, date(2026, 11, 20))]
+    assert [v.instance_id for v in visits] == [
+        v.instance_id for v in generate_facilities(3, date(2026, 11, 20))
+    ]
     assert len({v.instance_id for v in visits}) == 143
     filled = fill(template, visits[0])  # type: ignore[arg-type]  # duck-typed like a Household
     inst = parse_instance(filled.xml)
