@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from core.errors import BadRequest
+from core.xmlsafe import hardened_parser
 
 # Repeats of our forms; a repeat answered once must still come out as a list. ``forms.fields.repeat_names``
 # gives them for any built form.
@@ -29,15 +30,7 @@ class Instance:
 
 
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        load_dtd=False,
-        dtd_validation=False,
-        no_network=True,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    return hardened_parser(remove_comments=True)
 
 
 def _bad(vi: str, en: str) -> BadRequest:

@@ -14,6 +14,7 @@ from typing import Any
 
 from lxml import etree
 
+from core.xmlsafe import hardened_parser
 from forms.instance import Instance as Instance  # re-exported: the sync server reads instances through here
 from forms.instance import instance_to_dict as instance_to_dict
 from forms.instance import parse_instance as parse_instance
@@ -31,15 +32,7 @@ _SAFE_NAME = re.compile(r"^[^/\\\x00-\x1f]{1,255}$")
 
 
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        huge_tree=False,
-        dtd_validation=False,
-        load_dtd=False,
-        remove_pis=True,
-        remove_comments=False,
-    )
+    return hardened_parser()
 
 
 # --- responses we write -------------------------------------------------------------------------------------

@@ -26,8 +26,9 @@ from lxml import etree
 
 from core.couch import Couch, Doc
 from core.settings import Settings
+from core.xmlsafe import hardened_parser
 
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+_PARSER = hardened_parser()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

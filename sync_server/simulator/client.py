@@ -25,13 +25,14 @@ import httpx
 from lxml import etree
 
 from core.errors import Problem
+from core.xmlsafe import hardened_parser
 from sync_server.simulator.fill import Filled
 
 NS_RESPONSE = "http://openrosa.org/http/response"
 NS_XFORMS_LIST = "http://openrosa.org/xforms/xformsList"
 DEFAULT_ACCEPT_LENGTH = 10_000_000  # what Collect assumes when the server does not say
 PART_OVERHEAD = 512                 # multipart headers and boundaries per part, generously
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+_PARSER = hardened_parser()
 
 Status = Literal["accepted", "duplicate", "rejected", "failed"]
 

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from core.errors import Problem
+from core.xmlsafe import hardened_parser
 from sync_server.simulator.households import Household
 
 JR_TEMPLATE = "{http://openrosa.org/javarosa}template"
 XF = "http://www.w3.org/2002/xforms"
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True, huge_tree=False)
+_PARSER = hardened_parser(remove_blank_text=True)
 
 
 @dataclass(frozen=True)
