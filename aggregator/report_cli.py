@@ -33,6 +33,9 @@ def render(
             lang=lang,
             min_cell=settings.min_cell_size,
         )
+    from aggregator.reports.quality import edge_rows
+
+    data.quality.edges, data.quality.edges_unavailable = edge_rows(settings, level=level, area=area)
     if fmt == "html":
         from aggregator.reports.html import render_html
 

@@ -126,6 +126,19 @@ def pouchdb_server(data_dir: Path, user: str = "admin", password: str = "admin")
         cp.stop()
 
 
+def running_embedded_couch(settings: Settings) -> str | None:
+    """The embedded store's base URL if it is running now; never starts it."""
+    state = settings.var_dir / "couch" / "server.json"
+    if not state.exists():
+        return None
+    base = f"http://127.0.0.1:{json.loads(state.read_text())['port']}"
+    try:
+        wait_for_couch(base, settings.couchdb_user, settings.couchdb_password, timeout=1.5)
+    except ConfigError:
+        return None
+    return base
+
+
 def ensure_embedded_couch(settings: Settings) -> str:
     """The embedded default: one pouchdb-server under var/couch, started once and left running.
 
@@ -133,14 +146,8 @@ def ensure_embedded_couch(settings: Settings) -> str:
     """
     data_dir = settings.var_dir / "couch"
     state = data_dir / "server.json"
-    if state.exists():
-        info = json.loads(state.read_text())
-        base = f"http://127.0.0.1:{info['port']}"
-        try:
-            wait_for_couch(base, settings.couchdb_user, settings.couchdb_password, timeout=1.5)
-            return base
-        except ConfigError:
-            pass
+    if running := running_embedded_couch(settings):
+        return running
     port = 5984 if _port_free(5984) else free_port()
     cp = start_pouchdb(data_dir, port=port, user=settings.couchdb_user, password=settings.couchdb_password)
     state.write_text(json.dumps({"port": cp.port, "pid": cp.proc.pid if cp.proc else None}))

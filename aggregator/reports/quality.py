@@ -34,6 +34,42 @@ class QualityPanel:
     flags: list[tuple[str, int]] = field(default_factory=list)
     quarantined: int = 0
     suppressed_cells: int = 0
+    # Edge nodes (island / border stores) of this area: replication state as they last reported it.
+    edges: list[dict[str, Any]] = field(default_factory=list)
+    edges_unavailable: bool = False  # the store could not be asked; the panel says so instead of "no edges"
+
+
+def edge_rows(settings: Any, *, level: str, area: str) -> tuple[list[dict[str, Any]], bool]:
+    """Edge nodes whose area lies in the report's org unit, from the province store (best effort)."""
+    from core.couch import Couch
+    from core.errors import Problem
+    from core.orgunits import communes, districts
+    from core.services import running_embedded_couch
+    from sync_server.edge.status import edge_summary
+
+    url = settings.couchdb_url or running_embedded_couch(settings)
+    if not url:  # the embedded store is not running: a report never starts servers as a side effect
+        return [], True
+    try:
+        couch = Couch(url, settings.couchdb_user, settings.couchdb_password, timeout=10)
+        try:
+            rows = edge_summary(couch, settings)
+        finally:
+            couch.close()
+    except Problem:
+        return [], True
+
+    def inside(edge_area: str | None) -> bool:
+        if level == "province" or area == PROVINCE_CODE:
+            return True
+        if not edge_area:
+            return False
+        if edge_area == area:
+            return True
+        c = communes().get(edge_area)
+        return level == "district" and c is not None and c.district_code == area and area in districts()
+
+    return [r for r in rows if inside(r.get("area"))], False
 
 
 def _p90(values: list[float]) -> float | None:

@@ -163,6 +163,14 @@ def render_xlsx(data: ReportData) -> bytes:
         ws.cell(row=r, column=1, value=f"{t('q_flag_code', lang)}: {code}")
         ws.cell(row=r, column=3, value=n).number_format = "#,##0"
         r += 1
+    for e in q.edges:  # edge nodes: backlog under "Value", lag since the last success under "Median (hours)"
+        ws.cell(row=r, column=1, value=f"{t('q_edges', lang)}: {e.get('node_name')}")
+        ws.cell(row=r, column=2, value=e.get("state") or "")
+        ws.cell(row=r, column=3, value=e.get("backlog")).number_format = "#,##0"
+        edge_lag = e.get("lag_seconds")
+        hours = None if edge_lag is None else round(edge_lag / 3600, 2)
+        ws.cell(row=r, column=4, value=hours).number_format = "0.00"
+        r += 1
     out = BytesIO()
     wb.save(out)
     return out.getvalue()
