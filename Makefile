@@ -6,11 +6,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast bench lint typecheck clean services
+.PHONY: install demo test test-fast bench lint typecheck check clean
 
 install: $(VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: pyproject.toml
+	@bash scripts/system-deps.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
@@ -34,6 +35,8 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check core forms sync_server aggregator cli tests bench
+
+check: lint typecheck test
 
 typecheck: install
 	$(BIN)/mypy core forms sync_server aggregator cli

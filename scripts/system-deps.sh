@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Debian/Ubuntu packages carecheck needs beyond Python and Node: Java for ODK Validate (form builds) and the
+# venv module. Installed with apt-get when running as root; otherwise one line says what to install.
+set -euo pipefail
+missing=()
+command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing ${missing[*]} (apt-get)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+  echo "carecheck needs: ${missing[*]} — install them (sudo apt-get install ${missing[*]}) and run make again." >&2
+  exit 1
+fi
