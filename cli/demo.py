@@ -138,8 +138,23 @@ def run_demo(
         )
         from sync_server.simulator.cli import run_simulation
 
-        t0 = time.monotonic()
         user, password = DEMO_USERS[0][0], DEMO_USERS[0][1]
+        # Earlier rounds of visits (the three quarters before), so the report's trends have a history.
+        earlier = _previous_quarters(period, 3)
+        for k, quarter in enumerate(earlier, start=1):
+            past = run_simulation(
+                server, user, password, max(1, households // 3), seed=seed + k, period=quarter, concurrency=4
+            )
+            console.print(
+                f"  vòng thăm trước / earlier round {quarter}: {len(past.outcomes)} hộ / households, "
+                f"{len(past.failed)} lỗi / failed"
+            )
+            if past.failed:
+                raise Problem(
+                    f"{len(past.failed)} phiếu {quarter} không gửi được; xem {logs / 'server.log'}.",
+                    f"{len(past.failed)} records of {quarter} were not sent; see {logs / 'server.log'}.",
+                )
+        t0 = time.monotonic()
         report = run_simulation(
             server,
             user,
@@ -163,6 +178,16 @@ def run_demo(
 
     console.rule("[bold]5. Chỉ tiêu và báo cáo / Indicators and the district report")
     return _indicators_and_report(console, settings, period)
+
+
+def _previous_quarters(quarter: str, n: int) -> list[str]:
+    """The ``n`` quarters before ``quarter``, oldest first (``2026Q4``, 3 → ``2026Q1`` … ``2026Q3``)."""
+    year, q = int(quarter[:4]), int(quarter[-1])
+    out = []
+    for _ in range(n):
+        year, q = (year - 1, 4) if q == 1 else (year, q - 1)
+        out.append(f"{year}Q{q}")
+    return out[::-1]
 
 
 def _send_facility_checks(
