@@ -27,6 +27,7 @@ from sqlalchemy import (
     Connection,
     Date,
     Engine,
+    Integer,
     MetaData,
     String,
     Table,
@@ -174,7 +175,7 @@ class CellQuery:
 
     @property
     def dims(self) -> list[str]:
-        if self.ptype == "month":
+        if self.ptype == "month":  # ALL_PERIODS: the month rows carry NULL dimensions
             return []
         seen: list[str] = []
         for ind in self.indicators:
@@ -186,6 +187,16 @@ class CellQuery:
     @property
     def incremental(self) -> bool:
         return self.communes is not None
+
+    @property
+    def exact_rollup(self) -> bool:
+        """Whether partial sums can be summed again without changing a digit: counts and integer columns
+        only (float sums would depend on the order of additions)."""
+        for ind in self.indicators:
+            for m in (ind.numerator, ind.denominator):
+                if m.column is not None and not isinstance(SOURCES[m.source].column(m.column).type, Integer):
+                    return False
+        return True
 
     def _row_filter(self, t: Table) -> ColumnElement[bool]:
         conds: list[ColumnElement[bool]] = [t.c.year.is_not(None), t.c.month.is_not(None)]
@@ -205,7 +216,7 @@ class CellQuery:
             self.incremental,
         )
         if key not in _STATEMENTS:
-            _STATEMENTS[key] = self._build(dialect)
+            _STATEMENTS[key] = self._build_all(dialect) if self.ptype == ALL_PERIODS else self._build(dialect)
         return _STATEMENTS[key]
 
     def _build(self, dialect: str) -> Any:
@@ -277,6 +288,99 @@ class CellQuery:
             )
         return parts[0] if len(parts) == 1 else union_all(*parts)
 
+    def _build_all(self, dialect: str) -> Any:
+        """Full rebuild, every period type in one statement and one pass over the rows: (1) one window pass
+        (stock: the next observation of the same unit, ordered as the per-period ``row_number`` orders them,
+        marks the latest row of each month, quarter, year and school year), (2) one hash aggregate of the
+        rows by month × commune × every dimension (× those marks), (3) small group-bys of that per period
+        type. Counts and integer sums only (``exact_rollup``): the sums are exactly those of ``_build``."""
+        src, t = self.source, self.source.table
+        known = sorted(orgunits.communes())
+        commune = case((t.c.commune_code.in_(known), t.c.commune_code), else_=literal(UNKNOWN_COMMUNE))
+
+        def c(expr: Any) -> Any:
+            return collate(expr, "C") if dialect == "postgresql" else expr
+
+        dims = self.dims
+        n_ind = len(self.indicators)
+        per_row: list[Any] = [t.c.year.label("year"), t.c.month.label("month"), c(commune).label("commune")]
+        per_row += [c(defs.dimension_sql(d, src)).label(f"dim_{d}") for d in dims]
+        for i, ind in enumerate(self.indicators):
+            per_row += [ind.numerator.sql().label(f"n{i}"), ind.denominator.sql().label(f"d{i}")]
+        stock = self.kind == "stock"
+        has_period = [t.c.year.is_not(None), t.c.month.is_not(None)]
+
+        def quarter(m: Any) -> Any:
+            return case((m <= 3, 1), (m <= 6, 2), (m <= 9, 3), else_=4)
+
+        def sy_start(y: Any, m: Any) -> Any:
+            return y - case((m < 9, 1), else_=0)
+
+        if stock:
+            key = t.c[src.stock_key or ""]
+            pk = list(t.primary_key.columns)
+            # ascending (visit_date, pk): the last row of a period is row_number() = 1 of _build
+            window = {"partition_by": [c(key)], "order_by": [t.c.visit_date, *pk]}
+            per_row += [
+                func.lead(t.c.year).over(**window).label("next_year"),
+                func.lead(t.c.month).over(**window).label("next_month"),
+            ]
+        rows = select(*per_row).where(*has_period).subquery("rows")
+        keys1: list[Any] = [rows.c.year, rows.c.month, rows.c.commune] + [rows.c[f"dim_{d}"] for d in dims]
+        where1: list[Any] = []
+        if stock:
+            y, m, ny, nm = rows.c.year, rows.c.month, rows.c.next_year, rows.c.next_month
+            last = ny.is_(None)
+            # latest in its month; latest in its quarter / year / school year implies latest in its month
+            where1.append(or_(last, ny != y, nm != m))
+            flags = {
+                "quarter": or_(last, ny != y, quarter(nm) != quarter(m)),
+                "year": or_(last, ny != y),
+                "school_year": or_(last, sy_start(ny, nm) != sy_start(y, m)),
+            }
+            keys1 += [case((cond, 1), else_=0).label(f"last_{p}") for p, cond in flags.items()]
+        sums1 = []
+        for i in range(n_ind):
+            sums1 += [func.sum(rows.c[f"n{i}"]).label(f"n{i}"), func.sum(rows.c[f"d{i}"]).label(f"d{i}")]
+        part = select(*keys1, *sums1).where(*where1).group_by(*keys1).cte("part")
+        out = []
+        for ptype in PERIOD_TYPES:
+            pdims = [] if ptype == "month" else dims
+            cols: list[Any] = [c(period_sql(ptype, part)).label("period"), part.c.commune]
+            cols += [part.c[f"dim_{d}"] for d in pdims]
+            for i in range(n_ind):
+                cols += [part.c[f"n{i}"], part.c[f"d{i}"]]
+            where2 = [part.c[f"last_{ptype}"] == 1] if stock and ptype != "month" else []
+            inner = select(*cols).where(*where2).subquery(f"rows_{ptype}")
+            sums = []
+            for i in range(n_ind):
+                sums += [func.sum(inner.c[f"n{i}"]).label(f"n{i}"), func.sum(inner.c[f"d{i}"]).label(f"d{i}")]
+            if not pdims:
+                nulls = [literal(None, String).label(f"dim_{d}") for d in dims]
+                out.append(
+                    select(inner.c.period, inner.c.commune, *nulls, *sums).group_by(
+                        inner.c.period, inner.c.commune
+                    )
+                )
+                continue
+            dim_cols = [inner.c[f"dim_{d}"] for d in pdims]
+            if dialect in ("postgresql", "duckdb"):
+                sets = [text("()")] + [tuple_(x) for x in dim_cols]
+                out.append(
+                    select(inner.c.period, inner.c.commune, *dim_cols, *sums).group_by(
+                        inner.c.period, inner.c.commune, func.grouping_sets(*sets)
+                    )
+                )
+                continue
+            for chosen in [None, *pdims]:
+                dcols = [
+                    (inner.c[f"dim_{d}"] if d == chosen else literal(None, String)).label(f"dim_{d}")
+                    for d in pdims
+                ]
+                grp = [inner.c.period, inner.c.commune] + ([inner.c[f"dim_{chosen}"]] if chosen else [])
+                out.append(select(inner.c.period, inner.c.commune, *dcols, *sums).group_by(*grp))
+        return union_all(*out)
+
     def _runs(self) -> Iterator[tuple[dict[str, Any], set[str] | None]]:
         """(parameters, period codes to keep) per execution: one for a rebuild, one per year when
         incremental."""
@@ -331,6 +435,7 @@ class CellQuery:
 
 
 _STATEMENTS: dict[tuple[Any, ...], Any] = {}
+ALL_PERIODS = "all"  # CellQuery.ptype of a full rebuild: every period type in one statement
 
 
 def groups(indicators: Iterable[Indicator]) -> dict[tuple[str, str], list[Indicator]]:
@@ -501,6 +606,9 @@ def compute_into(conn: Connection, table: Table, indicators: Iterable[Indicator]
     cells."""
     n = 0
     for (source, kind), group in groups(indicators or defs.load().values()).items():
+        if CellQuery(SOURCES[source], kind, ALL_PERIODS, group).exact_rollup:
+            n += _bulk_insert(conn, table, CellQuery(SOURCES[source], kind, ALL_PERIODS, group).cells(conn))
+            continue
         for ptype in PERIOD_TYPES:
             n += _bulk_insert(conn, table, CellQuery(SOURCES[source], kind, ptype, group).cells(conn))
     if conn.dialect.name == "postgresql":  # fresh statistics, else the roll-up joins are planned blind
@@ -528,6 +636,10 @@ def rebuild(engine: Engine) -> dict[str, Any]:
         _lock(conn)
         if conn.dialect.name == "postgresql":  # in-memory hash aggregates instead of external merge sorts
             conn.execute(text(f"SET LOCAL work_mem = '{REBUILD_WORK_MEM}'"))
+            # and the compile time of JIT (seconds on these wide expressions) exceeds what it saves
+            conn.execute(text("SET LOCAL jit = off"))
+            # the primary key's index build sorts every cell: in memory
+            conn.execute(text(f"SET LOCAL maintenance_work_mem = '{REBUILD_WORK_MEM}'"))
         side.create(conn)
         commune_cells = compute_into(conn, side)
         _add_primary_key(conn, side)
