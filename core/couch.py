@@ -23,6 +23,7 @@ from core.errors import ConfigError, Problem, StoreUnavailable
 from core.settings import Settings
 
 Doc = dict[str, Any]
+ADMIN_ONLY: Doc = {"admins": {"names": [], "roles": []}, "members": {"names": [], "roles": ["_admin"]}}
 
 
 class DocExists(Problem):
@@ -109,8 +110,17 @@ class Couch:
 
     # --- databases ---
     def ensure_db(self, name: str) -> None:
-        r = self.request("PUT", _q(name), action=f"create database {name}", ok=(201, 202, 412))
-        del r
+        """Create the database if missing and make sure it is admin-only.
+
+        Every carecheck database holds children's data or credentials. Apache CouchDB 3 creates databases
+        admin-only, but pouchdb-server (and a CouchDB whose default was changed) leaves them readable by
+        anyone: an empty ``_security`` gets members = role ``_admin``; one an operator set is left alone.
+        """
+        self.request("PUT", _q(name), action=f"create database {name}", ok=(201, 202, 412))
+        sec = self.request("GET", f"{_q(name)}/_security", action=f"read security of {name}").json()
+        members = sec.get("members") or {}
+        if not members.get("names") and not members.get("roles"):
+            self.put_security(name, ADMIN_ONLY)
 
     def db_info(self, name: str) -> Doc:
         return dict(self.request("GET", _q(name), action=f"read database {name}").json())
