@@ -21,6 +21,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     ColumnElement,
@@ -354,7 +355,8 @@ class CellQuery:
             inner = select(*cols).where(*where2).subquery(f"rows_{ptype}")
             sums = []
             for i in range(n_ind):
-                sums += [func.sum(inner.c[f"n{i}"]).label(f"n{i}"), func.sum(inner.c[f"d{i}"]).label(f"d{i}")]
+                # sums of integer sums: NUMERIC on PostgreSQL, read as Decimal; BIGINT holds them exactly
+                sums += [cast(func.sum(inner.c[f"{x}{i}"]), BigInteger).label(f"{x}{i}") for x in ("n", "d")]
             if not pdims:
                 nulls = [literal(None, String).label(f"dim_{d}") for d in dims]
                 out.append(
@@ -404,17 +406,18 @@ class CellQuery:
         stmt = self.select(conn.dialect.name)
         dis_of = [set(ind.disaggregate) for ind in self.indicators]
         codes = [ind.code for ind in self.indicators]
+        dims = self.dims
+        base = 2 + len(dims)
         for params, wanted in self._runs():
             for row in conn.execute(stmt, params):
                 period, commune = row[0], row[1]
                 if wanted is not None and period not in wanted:
                     continue
                 dim_key, dim_val = "", ""
-                for j, d in enumerate(self.dims):
+                for j, d in enumerate(dims):
                     if row[2 + j] is not None:
                         dim_key, dim_val = d, row[2 + j]
                         break
-                base = 2 + len(self.dims)
                 for i, code in enumerate(codes):
                     if dim_key and dim_key not in dis_of[i]:
                         continue
