@@ -340,9 +340,14 @@ class CellQuery:
                 "school_year": or_(last, sy_start(ny, nm) != sy_start(y, m)),
             }
             keys1 += [case((cond, 1), else_=0).label(f"last_{p}") for p, cond in flags.items()]
-        sums1 = []
-        for i in range(n_ind):
-            sums1 += [func.sum(rows.c[f"n{i}"]).label(f"n{i}"), func.sum(rows.c[f"d{i}"]).label(f"d{i}")]
+        # INTEGER partial sums (one month, commune and combination of dimensions: far below 2^31; an
+        # overflow would raise, not wrap): PostgreSQL sums INTEGER with a 64-bit accumulator, BIGINT with a
+        # slower 128-bit one
+        sums1 = [
+            cast(func.sum(rows.c[f"{x}{i}"]), Integer).label(f"{x}{i}")
+            for i in range(n_ind)
+            for x in ("n", "d")
+        ]
         part = select(*keys1, *sums1).where(*where1).group_by(*keys1).cte("part")
         out = []
         for ptype in PERIOD_TYPES:
