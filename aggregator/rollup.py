@@ -28,6 +28,7 @@ from sqlalchemy import (
     Connection,
     Date,
     Engine,
+    FromClause,
     Integer,
     MetaData,
     String,
@@ -136,7 +137,7 @@ def ensure_tables(engine: Engine) -> None:
 # ---------------------------------------------------------------- SQL building blocks
 
 
-def period_sql(ptype: str, t: Table) -> ColumnElement[str]:
+def period_sql(ptype: str, t: FromClause) -> ColumnElement[str]:
     """The period code of a row, built from its integer year and month columns (portable SQL)."""
     y, m = t.c.year, t.c.month
     ytxt = cast(y, String)
@@ -321,10 +322,10 @@ class CellQuery:
             key = t.c[src.stock_key or ""]
             pk = list(t.primary_key.columns)
             # ascending (visit_date, pk): the last row of a period is row_number() = 1 of _build
-            window = {"partition_by": [c(key)], "order_by": [t.c.visit_date, *pk]}
+            order = [t.c.visit_date, *pk]
             per_row += [
-                func.lead(t.c.year).over(**window).label("next_year"),
-                func.lead(t.c.month).over(**window).label("next_month"),
+                func.lead(t.c.year).over(partition_by=[c(key)], order_by=order).label("next_year"),
+                func.lead(t.c.month).over(partition_by=[c(key)], order_by=order).label("next_month"),
             ]
         rows = select(*per_row).where(*has_period).subquery("rows")
         keys1: list[Any] = [rows.c.year, rows.c.month, rows.c.commune] + [rows.c[f"dim_{d}"] for d in dims]
