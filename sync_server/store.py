@@ -17,6 +17,14 @@ from core.settings import Settings
 log = logging.getLogger("carecheck.sync.store")
 DDOC = "carecheck"
 
+# Reduce for [count, latest value] per key (values are ISO timestamps, which sort as text).
+_COUNT_AND_LAST = (
+    "function (keys, values, rereduce) { var n = 0, last = ''; "
+    "for (var i = 0; i < values.length; i++) { var c = rereduce ? values[i][0] : 1; "
+    "var t = rereduce ? values[i][1] : values[i]; n += c; if (t > last) { last = t; } } "
+    "return [n, last]; }"
+)
+
 # Views and the replication filter of contracts §3, in JavaScript: they run on CouchDB and pouchdb-server.
 DESIGN_DOC: Doc = {
     "_id": f"_design/{DDOC}",
@@ -39,10 +47,13 @@ DESIGN_DOC: Doc = {
         "device_stats": {
             "map": "function (doc) { if (doc.type === 'submission') { emit([doc.device_id || null, "
             "doc.submitted_by, doc.area], doc.received_at); } }",
-            "reduce": "function (keys, values, rereduce) { var n = 0, last = ''; "
-            "for (var i = 0; i < values.length; i++) { var c = rereduce ? values[i][0] : 1; "
-            "var t = rereduce ? values[i][1] : values[i]; n += c; if (t > last) { last = t; } } "
-            "return [n, last]; }",
+            "reduce": _COUNT_AND_LAST,
+        },
+        # Per receiving node ("province", "edge:<area>"): [count, last received_at], for the edge monitor.
+        "received_by_stats": {
+            "map": "function (doc) { if (doc.type === 'submission') { emit(doc.received_by || null, "
+            "doc.received_at); } }",
+            "reduce": _COUNT_AND_LAST,
         },
     },
     "filters": {

@@ -164,9 +164,7 @@ def prepare_central(central: Couch, settings: Settings) -> None:
         central.ensure_db(db)
     central.put_design(settings.accounts_db, {"_id": ACCOUNTS_DDOC, "language": "javascript",
                                               "filters": {"accounts_for_area": _ACCOUNTS_FOR_AREA}})
-    ensure_submissions_design(central, settings)
-    # edge_summary counts each edge's records at the province by received_by.
-    central.ensure_index(settings.submissions_db, ["received_by"], "by_received_by")
+    ensure_submissions_design(central, settings)  # includes the received_by_stats view edge_summary reads
 
 
 def read_config(couch: Couch) -> EdgeConfig | None:

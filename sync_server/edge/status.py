@@ -25,6 +25,7 @@ from core.couch import Couch, Doc
 from core.errors import ConfigError, Problem
 from core.settings import Settings
 from sync_server.edge import replication as rep
+from sync_server.store import DDOC
 
 LABELS = {
     "submissions_up": ("Phiếu gửi lên tỉnh", "Submissions up to the province"),
@@ -240,9 +241,10 @@ def edge_summary(couch: Couch, settings: Settings) -> list[dict[str, Any]]:
         doc: Doc = row["doc"]
         report = doc.get("report") or {}
         sub = (report.get("replications") or {}).get("submissions_up") or {}
-        received = couch.find(settings.submissions_db, {"received_by": doc.get("node_name")},
-                              fields=["received_at"], limit=100000).get("docs", [])
-        newest = max((d.get("received_at") or "" for d in received), default="") or None
+        # one reduced row per node from the store's view, not every submission the edge ever sent
+        stats = couch.view(settings.submissions_db, DDOC, "received_by_stats", key=doc.get("node_name"),
+                           group=True).get("rows", [])
+        received, newest = (stats[0]["value"][0], stats[0]["value"][1] or None) if stats else (0, None)
         out.append({
             "area": doc.get("area"),
             "node_name": doc.get("node_name"),
@@ -257,7 +259,7 @@ def edge_summary(couch: Couch, settings: Settings) -> list[dict[str, Any]]:
             "lag_seconds": _age(sub.get("last_success"), now),
             "last_error": sub.get("last_error"),
             "last_error_at": sub.get("last_error_at"),
-            "received_at_province": len(received),
+            "received_at_province": received,
             "newest_received_at": newest,
         })
     return out

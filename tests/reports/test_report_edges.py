@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from core.couch import Couch
 from core.services import CouchProcess
 from sync_server.edge.replication import EDGES_DB
+from sync_server.store import ensure_store
 from tests.reports.conftest import ReportDB
 
 
@@ -27,7 +28,7 @@ def _edge_doc(area: str, waiting: int, last_success: datetime) -> dict[str, obje
 def test_edges_in_the_quality_panel(report_db: ReportDB, couch_server: CouchProcess) -> None:
     couch = Couch(couch_server.url, couch_server.user, couch_server.password)
     couch.ensure_db(EDGES_DB)
-    couch.ensure_db(report_db.settings.submissions_db)  # the province store holds submissions too
+    ensure_store(couch, report_db.settings)  # the province store: submissions and their views
     now = datetime.now(UTC)
     for doc in (_edge_doc("912", 7, now - timedelta(hours=3)), _edge_doc("31108", 2, now)):
         if existing := couch.get(EDGES_DB, str(doc["_id"])):
