@@ -52,6 +52,7 @@ from sqlalchemy import (
 from sqlmodel import Field, Session, SQLModel
 
 from aggregator import indicators as defs
+from aggregator import suppression
 from aggregator.indicators import SOURCES, Indicator, Source
 from aggregator.periods import PERIOD_TYPES, parse_period, periods_of
 from core import orgunits
@@ -93,6 +94,26 @@ class IndicatorOrgUnit(SQLModel, table=True):
     commune_2025_code: str
 
 
+class IndicatorGeneration(SQLModel, table=True):
+    """One row: bumped by every rebuild and refresh, so readers can cache what they derive from the cells
+    (the suppression pattern) until the cells change."""
+
+    __tablename__ = "indicator_generation"
+
+    id: int = Field(default=1, primary_key=True)
+    generation: int = 0
+
+
+def bump_generation(conn: Connection) -> None:
+    t = IndicatorGeneration.__table__  # type: ignore[attr-defined]
+    conn.execute(t.update().where(t.c.id == 1).values(generation=t.c.generation + 1))
+
+
+def generation(conn: Connection) -> int:
+    t = IndicatorGeneration.__table__  # type: ignore[attr-defined]
+    return int(conn.execute(select(t.c.generation).where(t.c.id == 1)).scalar_one_or_none() or 0)
+
+
 COLS = [
     "hierarchy",
     "level",
@@ -116,7 +137,11 @@ def ensure_tables(engine: Engine) -> None:
     om: Table = IndicatorOrgUnit.__table__  # type: ignore[attr-defined]
     om.create(engine, checkfirst=True)
     IndicatorValue.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+    gen: Table = IndicatorGeneration.__table__  # type: ignore[attr-defined]
+    gen.create(engine, checkfirst=True)
     with engine.begin() as conn:
+        if conn.execute(select(gen.c.id)).first() is None:
+            conn.execute(insert(gen).values(id=1, generation=0))
         have = conn.execute(select(func.count()).select_from(om)).scalar_one()
         if have != len(orgunits.communes()):
             conn.execute(delete(om))
@@ -659,6 +684,7 @@ def rebuild(engine: Engine) -> dict[str, Any]:
         conn.execute(text(f'ALTER TABLE "{live}" RENAME TO "indicator_value_old_{tag}"'))
         conn.execute(text(f'ALTER TABLE "{side.name}" RENAME TO "{live}"'))
         conn.execute(text(f'DROP TABLE "indicator_value_old_{tag}"'))
+        bump_generation(conn)
     return {
         "commune_cells": commune_cells,
         "rows": total,
@@ -681,6 +707,7 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
     if conn.execute(select(table.c.indicator).limit(1)).first() is None:
         # never built: commune cells alone would make every level above them wrong, so compute everything
         cells = compute_into(conn, table)
+        bump_generation(conn)
         session.commit()
         return {"full": True, "cells": cells}
     ids = set(submission_ids)
@@ -740,6 +767,7 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
                 cq = CellQuery(SOURCES[source], kind, ptype, group, communes=communes, periods=by_type[ptype])
                 cells += _bulk_insert(conn, table, cq.cells(conn))
     _derive(conn, table, periods=periods, communes=communes)
+    bump_generation(conn)
     session.commit()
     return {"communes": len(communes), "periods": len(periods), "cells": cells}
 
@@ -833,7 +861,8 @@ def query_indicators(
     with ``children=True`` the units one level below it. ``disaggregate_by`` (sex, ethnicity, area_type,
     age_group) gives one row per value, and only for indicators defined with that disaggregation. Cells whose
     denominator is below ``min_cell`` (default settings.min_cell_size) are suppressed unless
-    ``suppress=False``."""
+    ``suppress=False``, and so are their complements (``aggregator.suppression``): the cells that would give a
+    hidden one away by subtraction, the same in every answer."""
     _check(level, hierarchy)
     per = parse_period(period).code
     if disaggregate_by is not None and disaggregate_by not in defs.DIMENSIONS:
@@ -884,8 +913,6 @@ def query_indicators(
                 n, d = found.get((ind.code, code, dv), (None, None))
                 value = ind.value(n, d)
                 status = ind.status(value)
-                if suppress and d is not None and 0 < d < limit:
-                    n, value, status = None, None, "suppressed"
                 rows.append(
                     IndicatorRow(
                         indicator=ind.code,
@@ -905,6 +932,14 @@ def query_indicators(
                         disaggregation={disaggregate_by: dv} if disaggregate_by else None,
                     )
                 )
+    if suppress:
+        hidden = suppression.hidden_cells(conn, per, [i.code for i in chosen], limit)
+        kind = suppression.unit_kind(out_level, hierarchy)
+        dis_key = disaggregate_by or ""
+        for r in rows:
+            dis_value = (r.disaggregation or {}).get(dis_key, "")
+            if (r.indicator, kind, r.org_unit, dis_key, dis_value) in hidden:
+                r.numerator, r.value, r.status = None, None, "suppressed"
     return rows
 
 

@@ -117,8 +117,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "q_quarantined": ("Bản ghi đang cách ly (lỗi xử lý)", "Quarantined records (processing errors)"),
     "q_suppressed": ("Số ô bị ẩn trong báo cáo này", "Suppressed cells in this report"),
     "q_no_flags": ("Không có câu trả lời bị gắn cờ.", "No flagged answers."),
-    "q_edges": ("Trạm biên (đảo, biên giới): đồng bộ lên tỉnh",
-                "Edge nodes (islands, border): sync to the province"),
+    "q_edges": (
+        "Trạm biên (đảo, biên giới): đồng bộ lên tỉnh",
+        "Edge nodes (islands, border): sync to the province",
+    ),
     "q_edge_node": ("Trạm", "Node"),
     "q_edge_state": ("Trạng thái", "State"),
     "q_edge_last_success": ("Lần đồng bộ thành công gần nhất", "Last successful sync"),
@@ -127,12 +129,17 @@ TEXT: dict[str, tuple[str, str]] = {
     "q_edge_report": ("Báo cáo trạng thái cách đây", "Status reported"),
     "q_edge_stale": ("quá 1 giờ", "over 1 hour ago"),
     "q_no_edges": ("Không có trạm biên nào trong khu vực này.", "No edge nodes in this area."),
-    "q_edges_unavailable": ("Không đọc được trạng thái trạm biên (kho dữ liệu không trả lời).",
-                            "Edge-node status unavailable (the store did not answer)."),
+    "q_edges_unavailable": (
+        "Không đọc được trạng thái trạm biên (kho dữ liệu không trả lời).",
+        "Edge-node status unavailable (the store did not answer).",
+    ),
     "q_all": ("Tất cả", "All"),
     "footer": (
-        "Báo cáo chỉ chứa số liệu tổng hợp; không có thông tin cá nhân. Ô có mẫu số nhỏ hơn ngưỡng được ẩn.",
-        "Aggregates only; no personal data. Cells whose denominator is below the threshold are suppressed.",
+        "Báo cáo chỉ chứa số liệu tổng hợp; không có thông tin cá nhân. Ô có mẫu số nhỏ hơn ngưỡng được ẩn,"
+        " cùng với ô nhỏ nhất kế tiếp khi cần, để không thể suy ra ô bị ẩn từ số tổng.",
+        "Aggregates only; no personal data. Cells whose denominator is below the threshold are suppressed,"
+        " with the next smallest cell where needed, so that a suppressed cell cannot be worked out from the"
+        " totals.",
     ),
     "sheet_summary": ("Tổng hợp", "Summary"),
     "sheet_trend": ("Xu hướng", "Trend"),

@@ -1,0 +1,163 @@
+"""Small-cell suppression for shared outputs: primary, then complementary, over the whole published cube.
+
+Primary: a cell whose denominator is below the threshold (``settings.min_cell_size``) is hidden.
+
+Complementary: a hidden cell must not be recoverable by subtraction, neither within one answer nor by
+combining answers (the commune list of one query with the district total of another). So the pattern is
+worked out once per indicator and period over every cell anyone can ask for — every level, both hierarchies,
+every disaggregation — and every answer applies the same pattern. The cells that add up to another cell form
+a group (the parent first):
+
+- a legacy district and its communes; the province and its districts;
+- a 2025 commune and the legacy communes it took in; the province and the 2025 communes;
+- an org unit's total and the values of one disaggregation (male + female, the four ethnicities, …);
+
+each of these for every disaggregation value and for the totals. A group with exactly one hidden cell gives
+it away (parent − the others, or the sum of the children), so another member is hidden too, the one with the
+least loss: a few candidates (the smallest, and the parent) are tried, each with everything hiding it drags
+along (a cell that is the only one with data under its parent is equal to it, so both go, and so on), and the
+one that hides the fewest children in all is kept. Hiding one cell can leave another group with a single
+hidden cell, so this runs until no group has one. A greedy heuristic: safe, not always minimal. Cells without
+data (0/0) are known zeros and never hidden.
+
+Hidden cells keep their denominator in the API (how many children the cell is about: what explains the
+hiding) and lose numerator and value: status ``suppressed``. The reports hide the denominator too.
+
+Not covered (documented in the README): differences between *periods* (three months against their quarter,
+the quarters against the year). That needs a disclosure-control tool over every period at once (e.g.
+τ-ARGUS); out of scope here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Iterable
+
+from sqlalchemy import Connection, select
+
+from core import orgunits
+
+# a cell of the cube: (indicator, unit kind, org unit, dis_key, dis_value); unit kinds: province, district,
+# commune (legacy), commune2025. dis_key "" is the total.
+Key = tuple[str, str, str, str, str]
+
+
+def unit_kind(level: str, hierarchy: str) -> str:
+    return "commune2025" if level == "commune" and hierarchy == "2025" else level
+
+
+def groups_of(keys: Iterable[Key]) -> list[list[Key]]:
+    """The additive groups (parent first) among the cells that have data, in a fixed order."""
+    communes = orgunits.communes()
+    have = set(keys)
+    by_parent: dict[tuple[Key, str], list[Key]] = defaultdict(list)  # (parent, kind of the children)
+    totals: dict[tuple[str, str, str, str], list[Key]] = defaultdict(list)
+    for k in have:
+        ind, kind, unit, dk, dv = k
+        if kind == "commune" and unit in communes:
+            c = communes[unit]
+            by_parent[((ind, "district", c.district_code, dk, dv), kind)].append(k)
+            by_parent[((ind, "commune2025", c.code_2025, dk, dv), kind)].append(k)
+        elif kind in ("district", "commune2025"):
+            by_parent[((ind, "province", orgunits.PROVINCE_CODE, dk, dv), kind)].append(k)
+        if dk:
+            totals[(ind, kind, unit, dk)].append(k)
+    out = [[parent, *sorted(kids)] for (parent, _kind), kids in by_parent.items()]
+    out += [[(ind, kind, unit, "", ""), *sorted(kids)] for (ind, kind, unit, _dk), kids in totals.items()]
+    # a fixed order: the greedy pattern depends on it, and every answer must get the same pattern
+    return sorted(out)
+
+
+LOOKAHEAD = 4  # candidates tried (the smallest, plus the parent) before choosing a complement
+
+
+def pattern(denominators: dict[Key, float], min_cell: int) -> tuple[set[Key], set[Key]]:
+    """(primary, complementary) hidden cells for these cells (denominator > 0: cells with data)."""
+    primary = {k for k, d in denominators.items() if d < min_cell}
+    hidden = set(primary)
+    groups = [[k for k in g if k in denominators] for g in groups_of(denominators)]
+    groups = [g for g in groups if len(g) > 1]
+    member_of: dict[Key, list[int]] = defaultdict(list)
+    for i, g in enumerate(groups):
+        for k in g:
+            member_of[k].append(i)
+
+    def settle(start: Key) -> set[Key]:
+        """The cells hidden by hiding ``start`` and then, greedily, the smallest open member of every group
+        left with a single hidden cell."""
+        extra = {start}
+        work = deque(member_of[start])
+        while work:
+            g = groups[work.popleft()]
+            if sum(1 for k in g if k in hidden or k in extra) != 1:
+                continue
+            open_ = [k for k in g if k not in hidden and k not in extra]
+            if open_:
+                pick = min(open_, key=lambda k: (denominators[k], k))
+                extra.add(pick)
+                work.extend(member_of[pick])
+        return extra
+
+    queue = deque(range(len(groups)))
+    while queue:
+        g = groups[queue.popleft()]
+        if sum(1 for k in g if k in hidden) != 1:
+            continue
+        open_ = sorted((k for k in g if k not in hidden), key=lambda k: (denominators[k], k))
+        if not open_:
+            continue
+        # look ahead: what each of a few candidates drags along (cells equal to it, groups it leaves with a
+        # single hidden cell, …), and take the one that hides the fewest children in all
+        candidates = open_[:LOOKAHEAD] + ([g[0]] if g[0] in open_[LOOKAHEAD:] else [])
+        outcomes = [
+            (sum(denominators[k] for k in ext), denominators[c], c, ext)
+            for c in candidates
+            for ext in [settle(c)]
+        ]
+        *_, chosen = min(outcomes, key=lambda o: o[:3])
+        hidden |= chosen
+        for k in chosen:
+            queue.extend(member_of[k])
+    return primary, hidden - primary
+
+
+_CACHE: dict[tuple[str, int, str, int, str], frozenset[Key]] = {}
+CACHE_ENTRIES = 5000  # (period, indicator) patterns kept per process
+
+
+def hidden_cells(conn: Connection, period: str, indicators: list[str], min_cell: int) -> set[Key]:
+    """Every hidden cell of these indicators in this period (primary and complementary). Patterns are cached
+    per indicator until the cells change (``rollup.generation``): a report asks for the same ones many
+    times."""
+    from aggregator.rollup import IndicatorValue, generation
+
+    scope = (str(conn.engine.url), generation(conn), period, min_cell)
+    missing = [i for i in indicators if (*scope, i) not in _CACHE]
+    if missing:
+        t = IndicatorValue.__table__  # type: ignore[attr-defined]
+        cols = ("hierarchy", "level", "org_unit", "dis_key", "dis_value", "indicator", "denominator")
+        q = select(*[t.c[c] for c in cols]).where(
+            t.c.period == period, t.c.indicator.in_(missing), t.c.denominator > 0
+        )
+        denominators: dict[Key, float] = {}
+        for hierarchy, level, unit, dk, dv, ind, d in conn.execute(q):
+            if hierarchy == "2025" and level != "commune":
+                continue  # the 2025 province and district grouping are copies of the legacy ones
+            if level == "commune" and hierarchy == "legacy" and unit == "":
+                continue  # rows without a commune: never published as a unit
+            denominators[(ind, unit_kind(level, hierarchy), unit, dk, dv)] = float(d)
+        primary, complementary = pattern(denominators, min_cell)
+        if len(_CACHE) > CACHE_ENTRIES:
+            _CACHE.clear()
+        by_indicator: dict[str, set[Key]] = {i: set() for i in missing}
+        for k in primary | complementary:
+            by_indicator[k[0]].add(k)
+        for i, keys in by_indicator.items():
+            _CACHE[(*scope, i)] = frozenset(keys)
+    out: set[Key] = set()
+    for i in indicators:
+        out |= _CACHE[(*scope, i)]
+    return out
+
+
+__all__ = ["Key", "groups_of", "hidden_cells", "pattern", "unit_kind"]
