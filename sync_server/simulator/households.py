@@ -54,16 +54,17 @@ AT_RISK_RATE = 0.064    # at risk (> 26,000 of > 409,000)
 CEDC_GROUPS = [("g01", 8), ("g02", 3), ("g03", 4), ("g04", 45), ("g05", 2), ("g06", 2), ("g07", 1),
                ("g08", 6), ("g09", 4), ("g10", 1), ("g11", 3), ("g12", 1), ("g13", 18), ("g14", 2)]
 ODD_WEIGHT_RATE = 0.005  # under-5s with an implausible weight, so the aggregator's quality flags have work
-# Injuries (plan II.2): children with an injury that needed care or kept them from usual activities in the last
-# 12 months (≈ 5 %), of them drowning or near-drowning (≈ 0.3 % of children), and drowning deaths of a
-# household's children under 16 (≈ 10 per 100,000 households a year: very rare). Drawn from streams of their
-# own, so every other answer of a seeded run is what it was before these questions existed.
+# Injuries (plan II.2): children with an injury that needed care or kept them from usual activities in
+# the last 12 months (≈ 5 %), of them drowning or near-drowning (≈ 0.3 % of children), and drowning deaths
+# of a household's children under 16 (≈ 10 per 100,000 households a year: very rare). Drawn from streams
+# of their own, so every other answer of a seeded run is what it was before these questions existed.
 INJURY_RATE = 0.05
 DROWNING_EVENT_RATE = 0.003
 CHILD_DROWNING_DEATH_RATE = 0.0001
 DROWNING_DEATH_UNDER5_SHARE = 0.4  # drowning peaks at 1–4 years: such a death is also an under-5 death
 INJURY_TYPES = ("drowning", "traffic", "fall", "burn", "animal", "poisoning", "other")  # the form's order
-_INJURY_BY_AGE: list[tuple[int, list[tuple[str, float]]]] = [  # (up to age in years, kinds other than drowning)
+# (up to age in years, kinds of injury other than drowning with their weights)
+_INJURY_BY_AGE: list[tuple[int, list[tuple[str, float]]]] = [
     (4, [("fall", 45), ("burn", 20), ("animal", 12), ("traffic", 7), ("poisoning", 6), ("other", 10)]),
     (14, [("fall", 35), ("traffic", 25), ("animal", 15), ("burn", 5), ("poisoning", 2), ("other", 18)]),
     (17, [("traffic", 50), ("fall", 20), ("animal", 8), ("burn", 4), ("poisoning", 2), ("other", 16)]),

@@ -114,7 +114,7 @@ def test_skip_logic_of_the_child_questions(hh: etree._Element) -> None:
 
 
 def test_injury_questions(hh: etree._Element, built: dict[str, BuiltForm]) -> None:
-    """Plan II.2 injury events: every child is asked injury_12m; the kind only after a yes; drowning deaths."""
+    """Plan II.2 injury events: injury_12m for every child, the kind after a yes; drowning deaths."""
     fields = {f.name: f for f in form_fields(built["household_child_check"])}
     injury, kind, deaths = fields["injury_12m"], fields["injury_type"], fields["child_drowning_deaths_12m"]
     assert injury.type == "select_one" and injury.choices == ["yes", "no"] and injury.required
