@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from aggregator import rollup
 from aggregator.db import dispose_engines, init_db
+from aggregator.indicators import load
 from core.couch import Couch
 from core.services import CouchProcess
 from sync_server.app import create_app
@@ -52,7 +53,7 @@ def test_province_reads_the_province(client: TestClient) -> None:
     body = r.json()
     assert body["period"] == "2026" and body["hierarchy"] == "legacy"
     rows = {x["indicator"]: x for x in body["items"]}
-    assert len(rows) == 25
+    assert len(rows) == len(load()) == 28  # 25 + the three injury indicators of plan II.2
     cedc = rows["cedc_rate"]
     for key in ("indicator", "org_unit", "period", "numerator", "denominator", "value", "target", "status"):
         assert key in cedc
@@ -60,6 +61,9 @@ def test_province_reads_the_province(client: TestClient) -> None:
     assert cedc["value"] == pytest.approx(22.222, abs=1e-3) and cedc["status"] == "not_met"
     assert cedc["target"]["op"] == "<" and cedc["target"]["value"] == 0.8
     assert rows["primary_right_age"]["status"] == "met"
+    deaths = rows["child_drowning_deaths"]
+    assert (deaths["numerator"], deaths["denominator"], deaths["value"]) == (2, 3, 2)
+    assert deaths["unit"] == "count" and deaths["status"] == "no_target"
 
 
 def test_period_defaults_to_this_year_and_2025_hierarchy(client: TestClient) -> None:
