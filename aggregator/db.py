@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event, inspect, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import Session, SQLModel, create_engine
 
 from core.errors import ConfigError
 from core.settings import Settings, get_settings
 
 _ENGINES: dict[str, Engine] = {}
+log = logging.getLogger("carecheck.db")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -62,7 +64,12 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 def init_db(settings: Settings | None = None) -> Engine:
-    """Create the tables that do not exist yet (additive only). Safe from several processes at once."""
+    """Create the tables and columns that do not exist yet (additive only). Safe from several processes.
+
+    There is no migration tool: a database created by an earlier version lacks the columns added to the
+    models since (docs/contracts.md §5, "additive"). ``add_missing_columns`` adds them; nothing is ever
+    dropped or altered.
+    """
     from aggregator import models  # noqa: F401 - registers the tables on SQLModel.metadata
 
     engine = get_engine(settings)
@@ -74,7 +81,60 @@ def init_db(settings: Settings | None = None) -> Engine:
             # Two processes creating the same table at once on PostgreSQL: the loser sees a duplicate; retry.
             if attempt == 2:
                 raise
+    add_missing_columns(engine)
     return engine
+
+
+def add_missing_columns(engine: Engine, tables: list[Table] | None = None) -> list[str]:
+    """``ALTER TABLE … ADD COLUMN`` for every nullable model column an existing table lacks; returns them.
+
+    Additive only: never drops, renames or changes a column. A missing NOT NULL column (or primary key) cannot
+    be added to a table that has rows, so it is logged as a warning and left for a person to migrate. Each
+    column is added in its own transaction (one log line each); a column another process added meanwhile is
+    not an error. Indexes the model declares on an added column are created too.
+    """
+    tables = list(SQLModel.metadata.sorted_tables) if tables is None else tables
+    existing = set(inspect(engine).get_table_names())
+    added: list[str] = []
+    for table in tables:
+        if table.name not in existing:
+            continue  # create_all creates whole tables; only tables of an earlier schema lack columns
+        have = {c["name"] for c in inspect(engine).get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have:
+                continue
+            where = f"{table.name}.{column.name}"
+            if column.primary_key or not column.nullable:
+                log.warning(
+                    "table %s lacks the NOT NULL column %s: not added (only nullable columns are)",
+                    table.name,
+                    column.name,
+                )
+                continue
+            if _add_column(engine, table, column):
+                added.append(where)
+    return added
+
+
+def _add_column(engine: Engine, table: Table, column: Any) -> bool:
+    prep = engine.dialect.identifier_preparer
+    type_sql = column.type.compile(dialect=engine.dialect)
+    ddl = f"ALTER TABLE {prep.format_table(table)} ADD COLUMN {prep.format_column(column)} {type_sql}"
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SET LOCAL lock_timeout = '30s'"))  # wait for readers, not forever
+            conn.execute(text(ddl))
+            for index in table.indexes:
+                if column.name in index.columns:
+                    index.create(conn, checkfirst=True)
+    except DBAPIError:
+        # Another process added it first (duplicate column): fine. Anything else is a real failure.
+        if column.name in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+            return False
+        raise
+    log.info("added column %s.%s %s (NULL for existing rows)", table.name, column.name, type_sql)
+    return True
 
 
 @contextmanager

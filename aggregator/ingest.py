@@ -311,6 +311,7 @@ def _household(
         "consent": consent,
         "n_children": len(children) if consent else None,
         "household_key": hk,
+        "child_drowning_deaths_12m": _int(data, "child_drowning_deaths_12m", ""),
     }
     for f in quality.household_flags(visit, received.date() if received else None, births, deaths):
         _flag(rows, f, now)
@@ -328,6 +329,8 @@ def _household(
         pid = (c.get("personal_id") or "").strip() or None
         pid_error = validate_personal_id(pid, sex, dob) if pid else "missing"
         groups = (c.get("special_groups") or "").split()
+        injured = _bool(c, "injury_12m")
+        injuries = (c.get("injury_type") or "").split()
         obs = {
             "id": obs_id,
             "submission_id": rows.doc_id,
@@ -362,6 +365,10 @@ def _household(
             "referred": _bool(c, "referred"),
             "referred_within_24h": _bool(c, "referred_within_24h"),
             "play_space_access": _bool(c, "play_space_access"),
+            "injury_12m": injured,
+            "injury_type": " ".join(injuries) or None,
+            # NULL when injury_12m was not asked (older form versions); after a "no" there is no event
+            "injury_drowning": None if injured is None else injured and "drowning" in injuries,
         }
         rec = ChildRecord(
             obs_id=obs_id,

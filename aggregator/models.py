@@ -66,6 +66,8 @@ class Household(SQLModel, table=True):
     n_children: int | None = None
     # additive: the registry's household key (hash; no names) so follow-up visits can be grouped
     household_key: str | None = Field(default=None, index=True)
+    # additive (plan II.2): NULL for visits made with a form version that did not ask it
+    child_drowning_deaths_12m: int | None = None
 
 
 class Child(SQLModel, table=True):
@@ -128,6 +130,10 @@ class ChildObservation(SQLModel, table=True):
     referred: bool | None = None
     referred_within_24h: bool | None = None
     play_space_access: bool | None = None
+    # additive (plan II.2 injury events); NULL when not asked (older form versions)
+    injury_12m: bool | None = None
+    injury_type: str | None = None  # space-separated select_multiple answer, as given
+    injury_drowning: bool | None = None  # injury_type has 'drowning' (drowning or near-drowning)
 
 
 class FacilityCheck(SQLModel, table=True):

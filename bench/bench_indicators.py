@@ -135,7 +135,12 @@ def generate(con: Any, n_obs: int) -> dict[str, int]:
            r4 < 0.003,
            CASE WHEN r4 < 0.003 THEN r5 < 0.8 END,
            CASE WHEN r4 < 0.003 AND r5 < 0.8 THEN r6 < 0.7 END,
-           r5 < 0.6
+           r5 < 0.6,
+           -- injury_12m, injury_type, injury_drowning: ~5 % injured, ~0.3 % drowning (by hash)
+           hash(i * 13) % 1000 < 50,
+           CASE WHEN hash(i * 13) % 1000 < 3 THEN 'drowning' WHEN hash(i * 13) % 1000 < 20 THEN 'fall'
+                WHEN hash(i * 13) % 1000 < 35 THEN 'traffic' WHEN hash(i * 13) % 1000 < 50 THEN 'other' END,
+           hash(i * 13) % 1000 < 3
     FROM (SELECT *, CAST(hash(k * 7) % 18 AS INTEGER) AS age FROM base) b JOIN cm ON cm.idx = b.cidx""")
     n_hh = max(1, n_obs // 3)
     con.execute(f"""
@@ -144,7 +149,7 @@ def generate(con: Any, n_obs: int) -> dict[str, int]:
            cm.code_2025, cm.area_type, 'neither', CASE WHEN r1 < 0.97 THEN r2 < 0.35 END, CASE WHEN r1 < 0.97
            THEN r3 < 0.6 END, CAST(floor(r4 * 1.3) AS INTEGER), CASE WHEN r5 < 0.02 THEN 1 ELSE 0 END, r1 <
            0.97,
-           3, NULL
+           3, NULL, CASE WHEN r1 < 0.97 THEN (CASE WHEN hash(i * 17) % 10000 < 1 THEN 1 ELSE 0 END) END
     FROM base b JOIN cm ON cm.idx = b.cidx WHERE i < {n_hh}""")
     con.execute("""
     INSERT INTO facilitycheck

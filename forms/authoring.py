@@ -163,6 +163,15 @@ HOUSEHOLD_SURVEY: list[Row] = (
         ),
         q(
             "integer",
+            "child_drowning_deaths_12m",
+            "Số trẻ em dưới 16 tuổi của hộ tử vong do đuối nước trong 12 tháng qua",
+            "Children under 16 of the household who died from drowning in the last 12 months",
+            required=True,
+            constraint=". >= 0 and . <= 10",
+            cmsg=("Từ 0 đến 10.", "Between 0 and 10."),
+        ),
+        q(
+            "integer",
             "children_count",
             "Số trẻ em dưới 18 tuổi đang sống trong hộ",
             "Number of children under 18 living in the household",
@@ -277,6 +286,25 @@ HOUSEHOLD_SURVEY: list[Row] = (
             cmsg=("Chiều cao phải từ 40 đến 130 cm.", "Height must be between 40 and 130 cm."),
         ),
         yn("can_swim", "Trẻ có biết bơi không?", "Can the child swim?", relevant="${age_years} >= 6"),
+        yn(
+            "injury_12m",
+            "Trong 12 tháng qua, trẻ có bị tai nạn, thương tích phải chăm sóc y tế hoặc nghỉ sinh hoạt bình "
+            "thường không?",
+            "In the last 12 months, did this child have an injury that needed care or kept them from usual "
+            "activities?",
+        ),
+        q(
+            "select_multiple injury_type",
+            "injury_type",
+            "Trẻ bị loại tai nạn, thương tích nào?",
+            "What kind of injury?",
+            required=True,
+            relevant="${injury_12m} = 'yes'",
+            hint=(
+                "Chọn tất cả các loại đã xảy ra. Đuối nước gồm cả trường hợp suýt đuối nước được cứu sống.",
+                "Select every kind that happened. Drowning includes near-drowning (rescued alive).",
+            ),
+        ),
         yn(
             "functional_difficulty",
             "Trẻ có khó khăn về chức năng (nhìn, nghe, đi lại, giao tiếp, học tập) không?",
@@ -477,6 +505,18 @@ HOUSEHOLD_CHOICES: list[Row] = (
         ],
     )
     + choices("special_group", GROUPS)
+    + choices(
+        "injury_type",
+        [
+            ("drowning", "Đuối nước", "Drowning or near-drowning"),
+            ("traffic", "Tai nạn giao thông", "Road traffic injury"),
+            ("fall", "Ngã", "Fall"),
+            ("burn", "Bỏng", "Burn"),
+            ("animal", "Động vật cắn", "Animal bite"),
+            ("poisoning", "Ngộ độc", "Poisoning"),
+            ("other", "Khác", "Other"),
+        ],
+    )
 )
 
 FACILITY_SURVEY: list[Row] = (

@@ -54,6 +54,21 @@ AT_RISK_RATE = 0.064    # at risk (> 26,000 of > 409,000)
 CEDC_GROUPS = [("g01", 8), ("g02", 3), ("g03", 4), ("g04", 45), ("g05", 2), ("g06", 2), ("g07", 1),
                ("g08", 6), ("g09", 4), ("g10", 1), ("g11", 3), ("g12", 1), ("g13", 18), ("g14", 2)]
 ODD_WEIGHT_RATE = 0.005  # under-5s with an implausible weight, so the aggregator's quality flags have work
+# Injuries (plan II.2): children with an injury that needed care or kept them from usual activities in
+# the last 12 months (≈ 5 %), of them drowning or near-drowning (≈ 0.3 % of children), and drowning deaths
+# of a household's children under 16 (≈ 10 per 100,000 households a year: very rare). Drawn from streams
+# of their own, so every other answer of a seeded run is what it was before these questions existed.
+INJURY_RATE = 0.05
+DROWNING_EVENT_RATE = 0.003
+CHILD_DROWNING_DEATH_RATE = 0.0001
+DROWNING_DEATH_UNDER5_SHARE = 0.4  # drowning peaks at 1–4 years: such a death is also an under-5 death
+INJURY_TYPES = ("drowning", "traffic", "fall", "burn", "animal", "poisoning", "other")  # the form's order
+# (up to age in years, kinds of injury other than drowning with their weights)
+_INJURY_BY_AGE: list[tuple[int, list[tuple[str, float]]]] = [
+    (4, [("fall", 45), ("burn", 20), ("animal", 12), ("traffic", 7), ("poisoning", 6), ("other", 10)]),
+    (14, [("fall", 35), ("traffic", 25), ("animal", 15), ("burn", 5), ("poisoning", 2), ("other", 18)]),
+    (17, [("traffic", 50), ("fall", 20), ("animal", 8), ("burn", 4), ("poisoning", 2), ("other", 16)]),
+]
 
 VACCINES = [("bcg", 0, 0.97), ("hepb0", 0, 0.86), ("penta1", 2, 0.97), ("opv1", 2, 0.97), ("penta2", 3, 0.95),
             ("opv2", 3, 0.95), ("penta3", 4, 0.93), ("opv3", 4, 0.93), ("ipv", 5, 0.9), ("measles1", 9, 0.94)]
@@ -241,6 +256,29 @@ def _strata(seed: int, index: int, k: int) -> tuple[float, float]:
     return u, (u * 7.0 + 0.5) % 1.0
 
 
+def _injury_draw(seed: int, index: int, k: int) -> float:
+    """A uniform draw for the rare drowning events, spread evenly over a run's children (an R2 sequence).
+
+    Like ``_strata``, so that a small run still sees about DROWNING_EVENT_RATE; its own phase and increments
+    (the plastic number's), so it is not a shifted copy of the special-circumstances draw.
+    """
+    phase = random.Random(f"{seed}:strata:injury").random()
+    return (phase + index * 0.7548776662466927 + k * 0.5698402909980532) % 1.0
+
+
+def _injury(seed: int, index: int, k: int, years: int) -> dict[str, str]:
+    """``injury_12m`` and, after a yes, ``injury_type`` of child ``k`` of household ``index``."""
+    rng = random.Random(f"{seed}:injury:{index}:{k}")
+    drowning = _injury_draw(seed, index, k) < DROWNING_EVENT_RATE
+    if not drowning and rng.random() >= (INJURY_RATE - DROWNING_EVENT_RATE) / (1 - DROWNING_EVENT_RATE):
+        return {"injury_12m": "no"}
+    weights = next(w for age, w in _INJURY_BY_AGE if years <= age)
+    kinds = {"drowning"} if drowning else {str(_pick(rng, weights))}
+    if rng.random() < 0.05:  # a second, different injury in the year
+        kinds.add(str(_pick(rng, weights)))
+    return {"injury_12m": "yes", "injury_type": " ".join(t for t in INJURY_TYPES if t in kinds)}
+
+
 def _child(rng: random.Random, visit: date, ethnicity: str, area_type: str, poor: bool, surname: str,
            photo_name: str, strata: tuple[float, float]) -> tuple[dict[str, str], tuple[str, ...]]:
     sex = "male" if rng.random() < 0.515 else "female"  # sex ratio at birth in the Mekong delta ≈ 106
@@ -408,12 +446,18 @@ def household(seed: int, index: int, first: date, last: date, send_day: date | N
             child, child_odd = _child(rng, visit, ethnicity, commune.area_type, poverty != "neither", surname,
                                       photo_name=f"{base_ms - 60_000 * (n - k)}.jpg",
                                       strata=_strata(seed, index, k))
+            child.update(_injury(seed, index, k, int(child["age_years"])))
             children.append(child)
             odd.extend(child_odd)
         infants = sum(1 for c in children if int(c["age_months"]) < 12)
         deaths = 1 if n and rng.random() < 0.0015 else 0
         a["births_12m"] = str(infants + (deaths if rng.random() < 0.5 else 0))
+        drng = random.Random(f"{seed}:drowning_death:{index}")
+        drowned = 1 if drng.random() < CHILD_DROWNING_DEATH_RATE else 0
+        if drowned and drng.random() < DROWNING_DEATH_UNDER5_SHARE:
+            deaths = max(deaths, 1)
         a["under5_deaths_12m"] = str(deaths)
+        a["child_drowning_deaths_12m"] = str(drowned)
         a["children_count"] = str(n)
     return Household(index=index, instance_id=instance_id, device_id=dev, district=district,
                      commune=commune.code, area_type=commune.area_type, ethnicity=ethnicity, captured_at=end,

@@ -62,6 +62,7 @@ def household_xml(
         "hotline_111_aware",
         "births_12m",
         "under5_deaths_12m",
+        "child_drowning_deaths_12m",
         "children_count",
     ):
         _leaf(hh, k, answers.get(k))
@@ -158,6 +159,13 @@ def child_answers(
     if years < 16:
         c["special_groups"] = "g04" if rng.random() < 0.02 else "none"
         c["at_risk"] = "no"
+    # Injuries from a stream of their own (the child's name and dob), so the other answers drawn from ``rng``
+    # stay what they were before the questions existed.
+    irng = random.Random(f"injury:{c['child_name']}:{c['dob']}")
+    c["injury_12m"] = "yes" if irng.random() < 0.1 else "no"
+    if c["injury_12m"] == "yes":
+        kinds = ["fall", "traffic", "drowning", "burn fall", "animal", "drowning other"]
+        c["injury_type"] = irng.choice(kinds)
     return c
 
 
@@ -194,6 +202,7 @@ def households(n: int, seed: int = 1, *, start: int = 0) -> Batch:
             "hotline_111_aware": "yes",
             "births_12m": 0,
             "under5_deaths_12m": 0,
+            "child_drowning_deaths_12m": 1 if i % 97 == 5 else 0,
             "children_count": len(kids),
         }
         xml = household_xml(iid, answers, kids)

@@ -55,8 +55,9 @@ def one_household(
     deprecated_id: str | None = None,
     commune: str = "31078",
     district: str = "911",
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    answers = {
+    answers: dict[str, Any] = {
         "end": f"{visit}T10:00:00+07:00",
         "visit_date": visit,
         "district": district,
@@ -70,6 +71,7 @@ def one_household(
         "births_12m": 1,
         "under5_deaths_12m": 0,
         "children_count": len(kids),
+        **(extra or {}),
     }
     xml = household_xml(iid, answers, kids, deprecated_id=deprecated_id)
     return submission_doc(xml, iid, deprecated_id=deprecated_id, received_at=f"{visit}T08:00:00Z")
@@ -191,6 +193,66 @@ def test_edit_moves_answers_and_edit_before_original(pg_settings: Settings) -> N
         assert not sess.exec(
             select(ChildObservation).where(ChildObservation.submission_id == "uuid:e-1")
         ).all()
+
+
+def test_injury_answers_and_submissions_of_older_form_versions(pg_settings: Settings) -> None:
+    """injury_12m / injury_type → bools and text, injury_drowning derived; older versions leave NULLs."""
+    s = pg_settings
+    couch = couch_of(s)
+    rng = random.Random(8)
+    visit = date(2026, 11, 10)
+    base = [child_answers(rng, visit, dob=date(2016, 1, 1 + i), with_pid=False) for i in range(4)]
+    for c in base:  # the factory's own injury answers are replaced below
+        c.pop("injury_12m", None)
+        c.pop("injury_type", None)
+    new = one_household(
+        "uuid:inj-1",
+        [
+            {**base[0], "injury_12m": "yes", "injury_type": "fall drowning"},
+            {**base[1], "injury_12m": "no"},
+            {**base[2], "injury_12m": "yes", "injury_type": "traffic"},
+        ],
+        extra={"child_drowning_deaths_12m": 1},
+    )
+    old = one_household("uuid:inj-old", [base[3]], head="Lê Văn Cũ", hamlet="Ấp 9")  # no injury questions
+    bad = one_household("uuid:inj-bad", [], head="Võ Văn Sai", extra={"child_drowning_deaths_12m": "hai"})
+    couch.bulk_docs(s.submissions_db, [new, old, bad])
+    st = follower.follow(s)
+    assert (st.ingested, st.quarantined) == (2, 1)
+    with Session(get_engine(s)) as sess:
+        obs = sess.exec(select(ChildObservation).order_by(ChildObservation.id)).all()  # type: ignore[arg-type]
+        got = [(o.id, o.injury_12m, o.injury_type, o.injury_drowning) for o in obs]
+        assert got == [
+            ("uuid:inj-1/0", True, "fall drowning", True),
+            ("uuid:inj-1/1", False, None, False),
+            ("uuid:inj-1/2", True, "traffic", False),
+            ("uuid:inj-old/0", None, None, None),
+        ]
+        assert sess.get(Household, "uuid:inj-1").child_drowning_deaths_12m == 1  # type: ignore[union-attr]
+        assert sess.get(Household, "uuid:inj-old").child_drowning_deaths_12m is None  # type: ignore[union-attr]
+        q = sess.get(Quarantine, "uuid:inj-bad")
+        assert q is not None and "child_drowning_deaths_12m" in q.error and "hai" in q.error
+        raw = sess.get(RawSubmission, "uuid:inj-1")
+        assert raw is not None and raw.data["child"][0]["injury_type"] == "fall drowning"
+
+    # An edit that takes the drowning back (a fall only) replaces the derived flag.
+    edit = one_household(
+        "uuid:inj-2",
+        [
+            {**base[0], "injury_12m": "yes", "injury_type": "fall"},
+            {**base[1], "injury_12m": "no"},
+            {**base[2], "injury_12m": "yes", "injury_type": "traffic"},
+        ],
+        deprecated_id="uuid:inj-1",
+        extra={"child_drowning_deaths_12m": 0},
+    )
+    couch.bulk_docs(s.submissions_db, [edit])
+    follower.follow(s)
+    with Session(get_engine(s)) as sess:
+        first = sess.get(ChildObservation, "uuid:inj-2/0")
+        assert first is not None and (first.injury_type, first.injury_drowning) == ("fall", False)
+        assert sess.get(ChildObservation, "uuid:inj-1/0") is None
+        assert sess.get(Household, "uuid:inj-2").child_drowning_deaths_12m == 0  # type: ignore[union-attr]
 
 
 def test_poison_is_quarantined_and_retried_while_the_rest_flows(pg_settings: Settings) -> None:

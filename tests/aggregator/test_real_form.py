@@ -78,6 +78,9 @@ def test_simulated_households_through_the_compiled_form(
             "at_risk",
             "play_space_access",
             "violence_signs",
+            "injury_12m",
+            "injury_type",
+            "injury_drowning",
             "area_type",
             "commune_2025_code",
         ):
@@ -88,6 +91,7 @@ def test_simulated_households_through_the_compiled_form(
             "unfenced_water",
             "hotline_111_aware",
             "births_12m",
+            "child_drowning_deaths_12m",
             "consent",
             "school_year",
             "area_type",
@@ -97,7 +101,15 @@ def test_simulated_households_through_the_compiled_form(
         by_id = {h.instance_id: h for h in hhs}
         for o in sess.exec(select(ChildObservation)):
             sub, idx = o.id.rsplit("/", 1)
-            assert str(o.age_years) == by_id[sub].children[int(idx)]["age_years"]
+            answers = by_id[sub].children[int(idx)]
+            assert str(o.age_years) == answers["age_years"]
+            # injuries: every child answered; the kinds as given; drowning derived from them
+            assert o.injury_12m is (answers["injury_12m"] == "yes")
+            assert o.injury_type == answers.get("injury_type")
+            assert o.injury_drowning is ("drowning" in answers.get("injury_type", "").split())
+        for hh in sess.exec(select(Household).where(Household.consent.is_(True))):  # type: ignore[union-attr]
+            want = by_id[hh.submission_id].answers["child_drowning_deaths_12m"]
+            assert str(hh.child_drowning_deaths_12m) == want
         # The simulator's deliberately implausible weights are flagged, not dropped.
         odd = sum(h.odd.count("implausible_weight") for h in hhs)
         flagged = sess.exec(

@@ -101,6 +101,7 @@ def test_skip_logic_of_the_child_questions(hh: etree._Element) -> None:
         "referred": "../violence_signs = 'yes'",
         "referred_within_24h": "../referred = 'yes'",
         "support_received": "../special_groups != '' and not(selected( ../special_groups , 'none'))",
+        "injury_type": "../injury_12m = 'yes'",
     }
     for name, rel in expected.items():
         assert squash(bind(hh, name).get("relevant")) == rel, name
@@ -110,6 +111,37 @@ def test_skip_logic_of_the_child_questions(hh: etree._Element) -> None:
     )
     for name in ("work_hours_week", "chore_hours_week"):
         assert squash(bind(hh, name).get("constraint")) == ". >= 0 and . <= 100"
+
+
+def test_injury_questions(hh: etree._Element, built: dict[str, BuiltForm]) -> None:
+    """Plan II.2 injury events: injury_12m for every child, the kind after a yes; drowning deaths."""
+    fields = {f.name: f for f in form_fields(built["household_child_check"])}
+    injury, kind, deaths = fields["injury_12m"], fields["injury_type"], fields["child_drowning_deaths_12m"]
+    assert injury.type == "select_one" and injury.choices == ["yes", "no"] and injury.required
+    assert injury.repeat == f"{HH}/household/child" and bind(hh, "injury_12m").get("relevant") is None
+    assert kind.type == "select_multiple" and kind.required and kind.repeat == f"{HH}/household/child"
+    assert kind.choices == ["drowning", "traffic", "fall", "burn", "animal", "poisoning", "other"]
+    assert squash(bind(hh, "injury_type").get("relevant")) == "../injury_12m = 'yes'"
+    assert deaths.type == "integer" and deaths.required and deaths.repeat is None
+    assert deaths.path == f"{HH}/household/child_drowning_deaths_12m"
+    assert squash(bind(hh, "child_drowning_deaths_12m").get("constraint")) == ". >= 0 and . <= 10"
+    order = list(fields)
+    assert order.index("under5_deaths_12m") < order.index("child_drowning_deaths_12m") < order.index(
+        "children_count"
+    )
+    labels = {
+        t.getparent().get("lang"): t.findtext("x:value", namespaces=NS)
+        for t in hh.iterfind(
+            f".//x:itext/x:translation/x:text[@id='{HH}/household/child/injury_12m:label']", NS
+        )
+    }
+    assert labels["Tiếng Việt (vi)"].startswith("Trong 12 tháng qua, trẻ có bị tai nạn, thương tích")
+    assert labels["English (en)"].startswith("In the last 12 months, did this child have an injury")
+    drowning = {
+        t.getparent().get("lang"): t.findtext("x:value", namespaces=NS)
+        for t in hh.iterfind(".//x:itext/x:translation/x:text[@id='injury_type-0']", NS)
+    }
+    assert drowning == {"Tiếng Việt (vi)": "Đuối nước", "English (en)": "Drowning or near-drowning"}
 
 
 def test_bilingual_messages(hh: etree._Element) -> None:

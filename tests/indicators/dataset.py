@@ -19,6 +19,10 @@ Children (obs = one visit; stock indicators use the latest visit of each child i
   c9  H2 Feb: 12 y male kinh, primary, not working | H3 Nov: CEDC supported, works 14 h  (moved commune)
   c10 no commune, Nov: 3 y (38 m) female kinh, not in school, birth registration "don't know"
 Households (flows): h1 P1 Feb, h2 P1 May, h3 H1 May, h4 H3 Nov (no consent), h5 H1 Nov.
+Injuries (plan II.2; asked from the form version after February, so P1's February visit has none of them):
+  c1 May fall · c3 burn · c4 no · c5 traffic · c6 drowning + fall (both visits) · c7 drowning at 16 (not < 16)
+  · c8 no · c9 H2 Feb animal, H3 Nov no · c10 drowning (no commune) · c1 Feb, c2 not asked.
+  Households' child drowning deaths: h1 not asked, h2 1, h3 0, h4 (no consent), h5 1.
 Health stations (stock per commune): P1 Feb uses the system, P1 Nov does not (latest); H1 May uses it.
 """
 
@@ -65,6 +69,9 @@ C6 = dict(
     can_swim=True,
     work_hours_week=10,
     chore_hours_week=25,
+    injury_12m=True,
+    injury_type="drowning fall",
+    injury_drowning=True,
     in_special_circumstance=False,
     at_risk=True,
     orphan_status="father_died",
@@ -124,9 +131,24 @@ SUBMISSIONS: dict[str, tuple[str | None, date, dict[str, Any] | None, list[dict[
     "uuid:p1-may": (
         P1,
         MAY,
-        dict(consent=True, unfenced_water=False, hotline_111_aware=False, births_12m=1, under5_deaths_12m=0),
+        dict(
+            consent=True,
+            unfenced_water=False,
+            hotline_111_aware=False,
+            births_12m=1,
+            under5_deaths_12m=0,
+            child_drowning_deaths_12m=1,
+        ),
         [
-            dict(C1, can_swim=True, in_special_circumstance=False, at_risk=True),
+            dict(
+                C1,
+                can_swim=True,
+                in_special_circumstance=False,
+                at_risk=True,
+                injury_12m=True,
+                injury_type="fall",
+                injury_drowning=False,
+            ),
         ],
     ),
     "uuid:p2-nov": (
@@ -146,6 +168,9 @@ SUBMISSIONS: dict[str, tuple[str | None, date, dict[str, Any] | None, list[dict[
                 has_valid_personal_id=False,
                 haz=-1.0,
                 waz=-2.2,
+                injury_12m=True,
+                injury_type="burn",
+                injury_drowning=False,
                 in_special_circumstance=False,
                 at_risk=False,
                 play_space_access=True,
@@ -163,6 +188,8 @@ SUBMISSIONS: dict[str, tuple[str | None, date, dict[str, Any] | None, list[dict[
                 haz=-3.0,
                 waz=-3.0,
                 whz=-1.0,
+                injury_12m=False,
+                injury_drowning=False,
                 in_special_circumstance=False,
                 at_risk=False,
                 play_space_access=True,
@@ -172,7 +199,14 @@ SUBMISSIONS: dict[str, tuple[str | None, date, dict[str, Any] | None, list[dict[
     "uuid:h1-may": (
         H1,
         MAY,
-        dict(consent=True, unfenced_water=True, hotline_111_aware=True, births_12m=3, under5_deaths_12m=0),
+        dict(
+            consent=True,
+            unfenced_water=True,
+            hotline_111_aware=True,
+            births_12m=3,
+            under5_deaths_12m=0,
+            child_drowning_deaths_12m=0,
+        ),
         [
             dict(
                 child_id="c5",
@@ -189,6 +223,9 @@ SUBMISSIONS: dict[str, tuple[str | None, date, dict[str, Any] | None, list[dict[
                 at_risk=False,
                 work_hours_week=2,
                 chore_hours_week=0,
+                injury_12m=True,
+                injury_type="traffic",
+                injury_drowning=False,
                 orphan_status="none",
                 play_space_access=False,
                 functional_difficulty=False,
@@ -199,10 +236,31 @@ SUBMISSIONS: dict[str, tuple[str | None, date, dict[str, Any] | None, list[dict[
     "uuid:h1-nov": (
         H1,
         NOV,
-        dict(consent=True, unfenced_water=None, hotline_111_aware=True, births_12m=0, under5_deaths_12m=1),
+        dict(
+            consent=True,
+            unfenced_water=None,
+            hotline_111_aware=True,
+            births_12m=0,
+            under5_deaths_12m=1,
+            child_drowning_deaths_12m=1,
+        ),
         [dict(C6)],
     ),
-    "uuid:h2-feb": (H2, FEB, None, [dict(C9, in_special_circumstance=False, work_hours_week=0)]),
+    "uuid:h2-feb": (
+        H2,
+        FEB,
+        None,
+        [
+            dict(
+                C9,
+                in_special_circumstance=False,
+                work_hours_week=0,
+                injury_12m=True,
+                injury_type="animal",
+                injury_drowning=False,
+            )
+        ],
+    ),
     "uuid:h2-may": (
         H2,
         MAY,
@@ -221,6 +279,9 @@ SUBMISSIONS: dict[str, tuple[str | None, date, dict[str, Any] | None, list[dict[
                 care_arrangement="institution",
                 violence_signs=True,
                 referred=False,
+                injury_12m=True,
+                injury_type="drowning",
+                injury_drowning=True,
                 has_valid_personal_id=False,
                 functional_difficulty=False,
             ),
@@ -249,11 +310,20 @@ SUBMISSIONS: dict[str, tuple[str | None, date, dict[str, Any] | None, list[dict[
                 violence_signs=True,
                 referred=True,
                 referred_within_24h=False,
+                injury_12m=False,
+                injury_drowning=False,
                 has_valid_personal_id=True,
                 functional_difficulty=False,
                 play_space_access=True,
             ),
-            dict(C9, in_special_circumstance=True, support_received=True, work_hours_week=14),
+            dict(
+                C9,
+                in_special_circumstance=True,
+                support_received=True,
+                work_hours_week=14,
+                injury_12m=False,
+                injury_drowning=False,
+            ),
         ],
     ),
     "uuid:nowhere-nov": (
@@ -270,6 +340,9 @@ SUBMISSIONS: dict[str, tuple[str | None, date, dict[str, Any] | None, list[dict[
                 attends_school=False,
                 birth_registered="dont_know",
                 has_valid_personal_id=False,
+                injury_12m=True,
+                injury_type="drowning",
+                injury_drowning=True,
                 in_special_circumstance=False,
                 at_risk=False,
                 functional_difficulty=False,
@@ -337,6 +410,12 @@ EXPECTED_YEAR: dict[str, dict[str, tuple[float, float]]] = {
     "hotline_111_awareness": {P1: (1, 2), H1: (2, 2)},
     "stations_national_immunisation": {P1: (0, 1), H1: (1, 1)},  # P1's latest check (Nov) says no
     "stations_digital_records": {P1: (1, 1), H1: (1, 1)},
+    # children < 16 asked about injuries (latest visit): P1 c1 (c2 never asked) · P2 c3,c4 · H1 c5,c6 · H3
+    # c8,c9 · '' c10. Injured: c1 (fall), c3, c5, c6, c10; drowning: c6, c10 (c7 is 16).
+    "injury_12m_u16": {P1: (1, 1), P2: (1, 2), H1: (2, 2), H3: (0, 2), "": (1, 1)},
+    "drowning_events_u16": {P1: (0, 1), P2: (0, 2), H1: (1, 2), H3: (0, 2), "": (1, 1)},
+    # households with consent that were asked: P1 h2 (1; h1 not asked) · H1 h3 (0), h5 (1) · h4 no consent
+    "child_drowning_deaths": {P1: (1, 1), H1: (1, 2)},
 }
 # Province totals, added up by hand (not by code) as a cross-check of the table above.
 PROVINCE_YEAR: dict[str, tuple[float, float]] = {
@@ -365,6 +444,9 @@ PROVINCE_YEAR: dict[str, tuple[float, float]] = {
     "hotline_111_awareness": (3, 4),
     "stations_national_immunisation": (1, 2),
     "stations_digital_records": (2, 2),
+    "injury_12m_u16": (5, 8),
+    "drowning_events_u16": (2, 8),
+    "child_drowning_deaths": (2, 3),
 }
 
 

@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from aggregator import rollup
 from aggregator.db import dispose_engines, init_db
+from aggregator.indicators import load
 from core.couch import Couch
 from core.services import CouchProcess
 from sync_server.app import create_app
@@ -52,7 +53,7 @@ def test_province_reads_the_province(client: TestClient) -> None:
     body = r.json()
     assert body["period"] == "2026" and body["hierarchy"] == "legacy"
     rows = {x["indicator"]: x for x in body["items"]}
-    assert len(rows) == 25
+    assert len(rows) == len(load()) == 28  # 25 + the three injury indicators of plan II.2
     cedc = rows["cedc_rate"]
     for key in ("indicator", "org_unit", "period", "numerator", "denominator", "value", "target", "status"):
         assert key in cedc
@@ -65,6 +66,10 @@ def test_province_reads_the_province(client: TestClient) -> None:
     assert prim["status"] == "met" and prim["value"] == pytest.approx(
         100 * prim["numerator"] / prim["denominator"]
     )
+    deaths = rows["child_drowning_deaths"]
+    # a count: its value is the numerator (2 deaths in 3 households; here hidden as a complement)
+    assert deaths["unit"] == "count" and deaths["denominator"] == 3
+    assert (deaths["status"], deaths["value"]) in (("no_target", 2), ("suppressed", None))
 
 
 def test_period_defaults_to_this_year_and_2025_hierarchy(client: TestClient) -> None:

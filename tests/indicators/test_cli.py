@@ -37,7 +37,7 @@ def test_rebuild_list_show(tmp_path: Path) -> None:
     )
     r = run(env, "rebuild")
     assert r.returncode == 0, r.stderr
-    assert "rebuilt 25 indicators" in r.stdout and "Đã tính lại" in r.stdout
+    assert "rebuilt 28 indicators" in r.stdout and "Đã tính lại" in r.stdout
     tables = inspect(get_engine(settings)).get_table_names()
     assert "indicator_value" in tables and not [t for t in tables if "_build_" in t or "_old_" in t]
     r = run(env, "list", "--lang", "en")

@@ -52,6 +52,9 @@ def test_at_least_fifteen_indicators_covering_the_plan() -> None:
         "hotline_111_awareness",
         "play_space_access",
         "stations_national_immunisation",
+        "injury_12m_u16",  # II.2 injury events: injuries, drowning events, drowning deaths
+        "drowning_events_u16",
+        "child_drowning_deaths",
     }
     assert required <= set(defs)
     assert defs["cedc_rate"].target == {"op": "<", "value": 0.8, "clause": defs["cedc_rate"].target["clause"]}

@@ -173,6 +173,56 @@ def test_stock_counts_a_child_once_flow_counts_every_visit(built: Engine) -> Non
         assert (h2.numerator, h2.denominator) == (0, 1)
 
 
+def test_injury_indicators_by_hand(built: Engine) -> None:
+    """Plan II.2 injury events: per 1,000, stock per child, questions not asked left out; deaths a flow."""
+    engine = built
+    with Session(engine) as s:
+
+        def prov(ind: str, period: str, **kw: str) -> dict[str, tuple[float | None, float | None]]:
+            rows = rollup.query_indicators(
+                s, level="province", area="91", period=period, indicators=[ind], suppress=False, **kw
+            )
+            dim = kw.get("disaggregate_by")
+            return {
+                (r.disaggregation or {}).get(dim, "") if dim else "": (r.numerator, r.denominator)
+                for r in rows
+                if not dim or r.disaggregation
+            }
+
+        year = {
+            r.indicator: r
+            for r in rollup.query_indicators(s, level="province", area="91", period="2026", min_cell=0)
+        }
+        # Q1: c1 and c2 (P1, February) were not asked; c9 (H2) was bitten: 1 of 1
+        assert prov("injury_12m_u16", "2026Q1") == {"": (1, 1)}
+        # Q2: c1 fall, c5 traffic, c6 drowning + fall; c7 is 16 (his drowning does not count)
+        assert prov("injury_12m_u16", "2026Q2") == {"": (3, 3)}
+        assert prov("drowning_events_u16", "2026Q2") == {"": (1, 3)}
+        # Q4: c3 burn, c6 again, c10 drowning; c4, c8 and c9 (now in H3) not injured
+        assert prov("injury_12m_u16", "2026Q4") == {"": (3, 6)}
+        assert prov("drowning_events_u16", "2026Q4") == {"": (2, 6)}
+        # the year counts each child once, latest visit: (5, 8), not 1 + 3 + 3 of 10
+        assert prov("injury_12m_u16", "2026") == {"": (5, 8)}
+        by_sex = prov("injury_12m_u16", "2026", disaggregate_by="sex")
+        assert by_sex["male"] == (3, 4) and by_sex["female"] == (2, 4)  # c1,c3,c5 of c1,c3,c5,c9 / c6,c10
+        by_age = prov("drowning_events_u16", "2026", disaggregate_by="age_group")
+        # 0-4: c10 of c3, c4, c10 (c2 not asked) · 5-10: none of c1, c5, c8 · 11-15: c6 of c6, c9
+        assert (by_age["0-4"], by_age["5-10"], by_age["11-15"]) == ((1, 3), (0, 3), (1, 2))
+        # child drowning deaths: a flow over consenting households asked the question
+        assert prov("child_drowning_deaths", "2026Q1") == {"": (None, None)}  # h1 was not asked
+        assert prov("child_drowning_deaths", "2026Q2") == {"": (1, 2)}  # h2 1, h3 0
+        assert prov("child_drowning_deaths", "2026Q4") == {"": (1, 1)}  # h5 1; h4 refused
+        deaths = prov("child_drowning_deaths", "2026", disaggregate_by="area_type")
+        assert deaths["island"] == (1, 1) and deaths["border"] == (1, 2)  # P1 Phú Quốc / H1 Hà Tiên
+    assert year["injury_12m_u16"].value == pytest.approx(625.0) and year["injury_12m_u16"].unit == "per_1000"
+    assert year["drowning_events_u16"].value == pytest.approx(250.0)
+    assert year["child_drowning_deaths"].value == 2 and year["child_drowning_deaths"].unit == "count"
+    assert {year[c].status for c in ("injury_12m_u16", "drowning_events_u16", "child_drowning_deaths")} == {
+        "no_target"
+    }
+    assert year["drowning_events_u16"].target["clause"].startswith("Plan II.2")  # type: ignore[index]
+
+
 def test_districts_add_up_to_the_province_for_every_cell(built: Engine) -> None:
     engine = built
     got = cells(engine)

@@ -11,6 +11,8 @@ Tô Châu also has 6 children aged 12 (4 attend lower secondary → 66.7 %), one
 2026Q2 (12 May 2026): Tô Châu 6 children aged 8, 5 attending → 83.3 % (the trend's earlier point).
 Phú Quốc (911), 2026Q4: Dương Đông 31078 8 children aged 9, all attending → province 31/33.
 Facility checks 2026Q4: all 7 Hà Tiên communes; 6 use the national immunisation system → 6/7 (not met).
+Injuries (asked in Tô Châu's first household and in Bình San only; the other visits predate the question):
+  Tô Châu 1 near-drowning of 3 asked (suppressed); Bình San 0 of 12; district 1/15 → 66,7 ‰ (no target).
 
 Names and personal ids are planted in the raw landing rows and the registry (where an upstream slip
 could leave them); the tests check none of them reaches a report.
@@ -44,7 +46,9 @@ EXPECTED = {
     "province_primary": (31, 33),
     "district_facility": (6, 7),
     "q2_primary": (5, 6),
+    "district_drowning": (1, 15, 1000 / 15),
 }
+ASKED = {"injury_12m": False, "injury_drowning": False}  # injury questions answered "no"
 
 
 def _periods(d: date) -> dict[str, Any]:
@@ -231,7 +235,9 @@ def seed(session: Session) -> None:
     b = Builder(session)
     q4, q2 = date(2026, 11, 10), date(2026, 5, 12)
     # Tô Châu: 5 Kinh (all attend), 5 Khmer (4 attend), in three households
-    b.household("30766", q4, kids(3, 8, attending=3, level="primary"), lag_hours=1, flags=("pid_invalid",))
+    first = kids(3, 8, attending=3, level="primary", **ASKED)
+    first[0].update(injury_12m=True, injury_type="drowning", injury_drowning=True)
+    b.household("30766", q4, first, lag_hours=1, flags=("pid_invalid",))
     b.household(
         "30766",
         q4,
@@ -251,12 +257,13 @@ def seed(session: Session) -> None:
     b.household("30766", q4, older, lag_hours=5)
     b.household("30766", q4, kids(1, 8, attending=1, level="primary"), lag_hours=4, superseded=True)
     # Bình San: 10 Kinh, 2 Hoa, all attending
-    b.household("30772", q4, kids(4, 7, attending=4, level="primary"), lag_hours=6)
-    b.household("30772", q4, kids(4, 7, attending=4, level="primary"), lag_hours=7)
+    b.household("30772", q4, kids(4, 7, attending=4, level="primary", **ASKED), lag_hours=6)
+    b.household("30772", q4, kids(4, 7, attending=4, level="primary", **ASKED), lag_hours=7)
     b.household(
         "30772",
         q4,
-        kids(2, 7, attending=2, level="primary") + kids(2, 7, attending=2, level="primary", ethnicity="hoa"),
+        kids(2, 7, attending=2, level="primary", **ASKED)
+        + kids(2, 7, attending=2, level="primary", ethnicity="hoa", **ASKED),
         lag_hours=8,
     )
     # Tiên Hải (island): 3 children, 2 attending — a small cell; sent days later (no signal at sea)

@@ -58,6 +58,12 @@ def test_html_has_every_indicator_with_lights_matching_the_rollup(
     assert cells[1:4] == ["92,0 %", str(n), str(d)] and value == 92.0
     assert rows["primary_right_age"].get("data-status") == status
     assert rows["stations_national_immunisation"].xpath("./td")[2].text_content().strip() == "6"
+    # plan II.2 injury events: per 1,000, no target in the plan
+    n, d, value = EXPECTED["district_drowning"]
+    cells = [td.text_content().strip() for td in rows["drowning_events_u16"].xpath("./td")]
+    assert cells[1:4] == ["66,7 ‰", str(n), str(d)] and round(value, 1) == 66.7
+    assert "đuối nước" in cells[0]
+    assert rows["drowning_events_u16"].get("data-status") == light("no_target", value, None)
     assert rows["stations_national_immunisation"].get("data-status") == "not_met"
     # header: org unit, level, hierarchy, period, generated at
     assert doc.xpath('string(//dd[@id="org-unit"])') == "Thành phố Hà Tiên (900)"

@@ -120,10 +120,61 @@ def test_answers_respect_the_skip_logic(sample: list[Household]) -> None:
             assert ("special_groups" in c) == ("at_risk" in c) == (years < 16)
             assert ("school_level" in c) == (c.get("attends_school") == "yes")
             assert ("referred" in c) == (c["violence_signs"] == "yes")
+            assert c["injury_12m"] in ("yes", "no")
+            assert ("injury_type" in c) == (c["injury_12m"] == "yes")
             if c.get("imm_card_photo"):
                 assert c["imm_card_seen"] == "yes"
         if h.answers["consent"] == "no":
             assert not h.children and "head_name" not in h.answers
+            assert "child_drowning_deaths_12m" not in h.answers
+        else:
+            assert h.answers["child_drowning_deaths_12m"] in ("0", "1")
+
+
+def test_injuries_are_rare_and_drowning_rarer(sample: list[Household]) -> None:
+    from sync_server.simulator.households import INJURY_TYPES
+
+    kids = [c for h in sample for c in h.children]
+    under16 = [c for c in kids if int(c["age_years"]) < 16]
+    injured = [c for c in kids if c["injury_12m"] == "yes"]
+    assert 0.035 <= len(injured) / len(kids) <= 0.07  # ≈ 5 % a year
+    for c in injured:
+        kinds = c["injury_type"].split()
+        assert kinds and len(set(kinds)) == len(kinds) and set(kinds) <= set(INJURY_TYPES)
+    drowning = [c for c in under16 if "drowning" in c.get("injury_type", "").split()]
+    assert 1 <= len(drowning) <= 0.008 * len(under16)  # ≈ 0.3 % of under-16s
+    kinds = Counter(k for c in injured for k in c["injury_type"].split())
+    assert kinds.most_common(1)[0][0] in ("fall", "traffic") and kinds["drowning"] < kinds["fall"]
+    deaths = sum(int(h.answers.get("child_drowning_deaths_12m", "0")) for h in sample)
+    assert deaths <= 2  # ≈ 1 in 10,000 households: a 2,000-household run rarely has one
+
+
+def test_injury_answers_come_from_streams_of_their_own() -> None:
+    """Injuries and drowning deaths are drawn apart: every other answer of a seeded run is unchanged."""
+    from sync_server.simulator import households as hmod
+
+    a = generate(300, seed=11, first=FIRST, last=LAST)
+    rates = {"INJURY_RATE": 0.5, "DROWNING_EVENT_RATE": 0.2, "CHILD_DROWNING_DEATH_RATE": 0.3}
+    saved = {k: getattr(hmod, k) for k in rates}
+    try:
+        for k, v in rates.items():
+            setattr(hmod, k, v)
+        b = generate(300, seed=11, first=FIRST, last=LAST)
+    finally:
+        for k, v in saved.items():
+            setattr(hmod, k, v)
+    assert sum(c["injury_12m"] == "yes" for h in b for c in h.children) > 2 * sum(
+        c["injury_12m"] == "yes" for h in a for c in h.children
+    )
+    drop = ("injury_12m", "injury_type", "child_drowning_deaths_12m", "under5_deaths_12m")
+    for x, y in zip(a, b, strict=True):
+        assert x.instance_id == y.instance_id
+        assert {k: v for k, v in x.answers.items() if k not in drop} == {
+            k: v for k, v in y.answers.items() if k not in drop
+        }
+        assert [{k: v for k, v in c.items() if k not in drop} for c in x.children] == [
+            {k: v for k, v in c.items() if k not in drop} for c in y.children
+        ]
 
 
 def test_islands_and_border_send_days_later(sample: list[Household]) -> None:
