@@ -56,12 +56,23 @@ def beat(loglevel: str = typer.Option("INFO", "--loglevel", "-l")) -> None:
 
 def ingest(
     once: bool = typer.Option(False, "--once", help="Dừng khi đã xử lý hết / stop when caught up."),
+    replay: bool = typer.Option(
+        False,
+        "--replay",
+        help="Đọc lại toàn bộ phiếu từ đầu (sau khi nâng cấp thêm cột) / re-read the whole feed from the "
+        "start, e.g. after an upgrade added columns; safe to repeat.",
+    ),
 ) -> None:
     """Xử lý phiếu ngay trong tiến trình này / run the follower in-process (no broker needed)."""
     from aggregator import follower
 
     settings = get_settings()
     console = Console()
+    if replay:
+        # rows are upserted by submission id, so re-reading changes nothing but what the new code reads
+        # differently; a follower running elsewhere loses its compare-and-swap and re-reads from 0 too
+        old = follower.reset_checkpoint(settings)
+        console.print(f"Đọc lại từ đầu / replaying from the start (was at seq {old})")
     total = 0
     t0 = time.monotonic()
     while True:

@@ -76,6 +76,20 @@ def read_checkpoint(session: Session, name: str) -> str:
     return cp.seq if cp else "0"
 
 
+def reset_checkpoint(settings: Settings) -> str:
+    """Set the checkpoint back to "0" so the next runs re-read the whole feed (upserts: nothing doubles);
+    returns where it was."""
+    engine = init_db(settings)
+    name = checkpoint_name(settings)
+    with Session(engine) as session:
+        old = read_checkpoint(session, name)
+        session.execute(
+            update(Checkpoint).where(col(Checkpoint.name) == name).values(seq="0", updated_at=_now())
+        )
+        session.commit()
+    return old
+
+
 @dataclass
 class FollowStats:
     pages: int = 0

@@ -43,3 +43,30 @@ def test_store_down_is_one_clear_line(sqlite_settings: Settings) -> None:
     lines = [x for x in r.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("carecheck: ") and "Traceback" not in r.stderr, r.stderr
     assert "không truy cập được" in lines[0] and "unavailable" in lines[0]
+
+
+def test_replay_fills_what_an_upgrade_added(sqlite_settings: Settings) -> None:
+    """Rows ingested before a column existed stay NULL; `ingest --replay` reads the feed again and fills them,
+    doubling nothing."""
+    from sqlalchemy import create_engine, text
+
+    s = sqlite_settings
+    b = households(30, seed=78)
+    bulk_insert(Couch(s.couchdb_url, s.couchdb_user, s.couchdb_password), s.submissions_db, b.docs)
+    assert _run(s, "ingest", "--once").returncode == 0
+    engine = create_engine(s.effective_database_url)
+    with engine.begin() as c:
+        answered = c.execute(
+            text("SELECT count(*) FROM childobservation WHERE injury_12m IS NOT NULL")
+        ).scalar()
+        assert answered and answered > 0
+        c.execute(text("UPDATE childobservation SET injury_12m = NULL, injury_drowning = NULL"))  # "before"
+    r = _run(s, "ingest", "--once", "--replay")
+    assert r.returncode == 0, r.stderr
+    assert "replaying from the start" in r.stdout and "caught up: 30 submissions" in r.stdout
+    with engine.begin() as c:
+        again = c.execute(text("SELECT count(*) FROM childobservation WHERE injury_12m IS NOT NULL")).scalar()
+    engine.dispose()
+    assert again == answered
+    c2 = counts(s)
+    assert (c2["raw"], c2["household"], c2["obs"]) == (30, 30, b.children)
