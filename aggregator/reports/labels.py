@@ -136,10 +136,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "q_all": ("Tất cả", "All"),
     "footer": (
         "Báo cáo chỉ chứa số liệu tổng hợp; không có thông tin cá nhân. Ô có mẫu số nhỏ hơn ngưỡng được ẩn,"
-        " cùng với ô nhỏ nhất kế tiếp khi cần, để không thể suy ra ô bị ẩn từ số tổng.",
+        " cùng với một số ô khác khi cần, để không thể suy ra ô bị ẩn từ các số tổng.",
         "Aggregates only; no personal data. Cells whose denominator is below the threshold are suppressed,"
-        " with the next smallest cell where needed, so that a suppressed cell cannot be worked out from the"
-        " totals.",
+        " with other cells where needed, so that a suppressed cell cannot be worked out from the totals.",
     ),
     "sheet_summary": ("Tổng hợp", "Summary"),
     "sheet_trend": ("Xu hướng", "Trend"),
