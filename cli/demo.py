@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -150,10 +151,7 @@ def run_demo(
                 f"{len(past.failed)} lỗi / failed"
             )
             if past.failed:
-                raise Problem(
-                    f"{len(past.failed)} phiếu {quarter} không gửi được; xem {logs / 'server.log'}.",
-                    f"{len(past.failed)} records of {quarter} were not sent; see {logs / 'server.log'}.",
-                )
+                _not_sent(past.failed, f"{quarter}: ", logs)
         t0 = time.monotonic()
         report = run_simulation(
             server,
@@ -166,11 +164,13 @@ def run_demo(
             edits=max(1, households // 100),
         )
         _print_arrivals(console, report, time.monotonic() - t0)
-        failed = len(report.failed) + _send_facility_checks(console, server, user, password, seed, day)
+        if report.failed:
+            _not_sent(report.failed, "", logs)
+        failed = _send_facility_checks(console, server, user, password, seed, day)
         if failed:
             raise Problem(
-                f"{failed} phiếu không gửi được; xem {logs / 'server.log'}.",
-                f"{failed} records were not sent; see {logs / 'server.log'}.",
+                f"{failed} phiếu trạm y tế không gửi được; xem {logs / 'server.log'}.",
+                f"{failed} health-station records were not sent; see {logs / 'server.log'}.",
             )
 
         console.rule("[bold]4. Tổng hợp / Ingestion by the Celery worker")
@@ -178,6 +178,26 @@ def run_demo(
 
     console.rule("[bold]5. Chỉ tiêu và báo cáo / Indicators and the district report")
     return _indicators_and_report(console, settings, period)
+
+
+def _not_sent(failed: list[Any], what: str, logs: Path) -> None:
+    """One line for the operator: why the demo's records were not sent, and what to do."""
+    if all(o.http_status == 409 for o in failed):
+        # the demo regenerates its households from a seed; 409 = the store already holds the same
+        # instanceIDs with other content: they were filled with an older version of the forms
+        raise Problem(
+            f"{what}{len(failed)} phiếu đã có trong kho demo ở var/ với nội dung khác (biểu mẫu đã được cập "
+            "nhật từ lần chạy trước); chạy `make clean` rồi `make demo` để bắt đầu lại.",
+            f"{what}{len(failed)} records are already in the demo store in var/ with other content (the "
+            "forms changed since the last run); run `make clean`, then `make demo`, to start afresh.",
+        )
+    first = failed[0]
+    raise Problem(
+        f"{what}{len(failed)} phiếu không gửi được (ví dụ: HTTP {first.http_status or '—'} {first.message});"
+        f" xem {logs / 'server.log'}.",
+        f"{what}{len(failed)} records were not sent (e.g. HTTP {first.http_status or '—'} {first.message});"
+        f" see {logs / 'server.log'}.",
+    )
 
 
 def _previous_quarters(quarter: str, n: int) -> list[str]:

@@ -43,3 +43,20 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     # the worker ran for real on the server-less broker, and the server's log has no traceback
     assert (var / "broker.sqlite").exists()
     assert "Traceback" not in (var / "logs" / "server.log").read_text()
+
+
+def test_demo_says_what_to_do_when_its_store_predates_a_form_change(tmp_path: Path) -> None:
+    """Re-running the demo over a var/ filled with older forms: 409s (same instanceIDs, other content) give
+    one line saying to start afresh; anything else names an example status and the log."""
+    from cli.demo import _not_sent
+    from core.errors import Problem
+    from sync_server.simulator.client import Outcome
+
+    conflict = [Outcome("uuid:a", "rejected", 409, "other content"), Outcome("uuid:b", "rejected", 409, "")]
+    with pytest.raises(Problem) as e:
+        _not_sent(conflict, "2026Q1: ", tmp_path)
+    assert "make clean" in str(e.value) and "2026Q1: 2 records" in str(e.value)
+    other = [Outcome("uuid:c", "failed", None, "connection refused"), conflict[0]]
+    with pytest.raises(Problem) as e:
+        _not_sent(other, "", tmp_path)
+    assert "make clean" not in str(e.value) and "connection refused" in str(e.value)
