@@ -48,7 +48,8 @@ from aggregator import hooks, ingest
 from aggregator.db import get_engine, init_db
 from aggregator.models import Checkpoint, Quarantine
 from core.couch import Couch
-from core.settings import Settings
+from core.secrets import pseudonym_key
+from core.settings import Settings, get_settings
 
 log = logging.getLogger("carecheck.follower")
 BACKOFF_BASE_S = 30
@@ -146,6 +147,7 @@ def apply_changes(
     """Apply a page; if the batched write fails, redo it one document per savepoint to isolate the bad one."""
     now = _now()
     repeats_of = _repeats_of(settings)
+    key = pseudonym_key(settings or get_settings())
 
     def fetch(doc_id: str) -> dict[str, Any] | None:
         return couch.get(db, doc_id)
@@ -153,7 +155,7 @@ def apply_changes(
     seqs = {str(r.get("id")): str(r.get("seq")) for r in results}
     sp = session.begin_nested()
     try:
-        out = ingest.apply_page(session, results, now=now, fetch=fetch, repeats_of=repeats_of)
+        out = ingest.apply_page(session, results, key=key, now=now, fetch=fetch, repeats_of=repeats_of)
         sp.commit()
     except Exception:  # noqa: BLE001 - a database error on the batch: find the culprit document by document
         sp.rollback()
@@ -162,7 +164,7 @@ def apply_changes(
         for r in results:
             one = session.begin_nested()
             try:
-                o = ingest.apply_page(session, [r], now=now, fetch=fetch, repeats_of=repeats_of)
+                o = ingest.apply_page(session, [r], key=key, now=now, fetch=fetch, repeats_of=repeats_of)
                 one.commit()
             except Exception as exc:  # noqa: BLE001
                 one.rollback()

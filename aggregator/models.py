@@ -71,10 +71,12 @@ class Household(SQLModel, table=True):
 
 
 class Child(SQLModel, table=True):
-    """The child registry: one row per child across visits (stable id; no plain names)."""
+    """The child registry: one row per child across visits (stable id; keyed pseudonyms, no names or IDs)."""
 
     id: str = Field(primary_key=True)
-    personal_id: str | None = Field(default=None, index=True)
+    # additive: HMAC pseudonym of the valid personal ID (aggregator.registry.pid_pseudonym); the plain ID is
+    # never stored. A database of an earlier version still has a ``personal_id`` column: init_db empties it.
+    personal_id_hash: str | None = Field(default=None, index=True)
     household_key: str | None = Field(default=None, index=True)
     name_hash: str | None = Field(default=None, index=True)
     dob: date | None = None
