@@ -48,12 +48,16 @@ from aggregator import hooks, ingest
 from aggregator.db import get_engine, init_db
 from aggregator.models import Checkpoint, Quarantine
 from core.couch import Couch
-from core.secrets import pseudonym_key
+from core.errors import ConfigError
+from core.secrets import key_id, pseudonym_key
 from core.settings import Settings, get_settings
 
 log = logging.getLogger("carecheck.follower")
 BACKOFF_BASE_S = 30
 BACKOFF_MAX_S = 6 * 3600
+# A Checkpoint row holding the id (core.secrets.key_id, not the key) of the pseudonym key this database's
+# registry was built with: a follower with another key refuses to write instead of splitting children.
+KEY_ID_ROW = "pseudonym-key-id"
 
 
 def checkpoint_name(settings: Settings) -> str:
@@ -79,16 +83,46 @@ def read_checkpoint(session: Session, name: str) -> str:
 
 def reset_checkpoint(settings: Settings) -> str:
     """Set the checkpoint back to "0" so the next runs re-read the whole feed (upserts: nothing doubles);
-    returns where it was."""
+    returns where it was.
+
+    A replay is also how a new pseudonym key is adopted: the database records this process's key id, so from
+    now on followers with the new key write and followers with the old one refuse (the replay re-links every
+    child under the new key).
+    """
     engine = init_db(settings)
     name = checkpoint_name(settings)
+    kid = key_id(pseudonym_key(settings))
     with Session(engine) as session:
         old = read_checkpoint(session, name)
         session.execute(
             update(Checkpoint).where(col(Checkpoint.name) == name).values(seq="0", updated_at=_now())
         )
+        was = session.get(Checkpoint, KEY_ID_ROW)
+        if was is not None and was.seq != kid:
+            log.warning("pseudonym key id %s replaces %s: the replay re-links the registry", kid, was.seq)
+        ingest.upsert(session, Checkpoint, [{"name": KEY_ID_ROW, "seq": kid, "updated_at": _now()}])
         session.commit()
     return old
+
+
+def check_pseudonym_key(session: Session, key: bytes) -> None:
+    """Record the key id on first use; raise ConfigError if the database was built with another key."""
+    kid = key_id(key)
+    cp = session.get(Checkpoint, KEY_ID_ROW)
+    if cp is None:
+        table = Checkpoint.__table__  # type: ignore[attr-defined]
+        ins = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+        session.execute(ins.values(name=KEY_ID_ROW, seq=kid, updated_at=_now()).on_conflict_do_nothing())
+        cp = session.get(Checkpoint, KEY_ID_ROW)
+    if cp is not None and cp.seq != kid:
+        raise ConfigError(
+            f"Khoá bí danh (CARECHECK_PSEUDONYM_KEY, mã {kid}) khác khoá đã dùng cho cơ sở dữ liệu này (mã "
+            f"{cp.seq}): đặt cùng một khoá cho mọi tiến trình; đổi khoá có chủ ý thì chạy "
+            "`carecheck ingest --replay --once`",
+            f"the pseudonym key (CARECHECK_PSEUDONYM_KEY, key id {kid}) differs from the key this database's "
+            f"registry was built with (key id {cp.seq}): give every process the same key; to change the key "
+            "on purpose, run `carecheck ingest --replay --once` with the new one",
+        )
 
 
 @dataclass
@@ -148,6 +182,7 @@ def apply_changes(
     now = _now()
     repeats_of = _repeats_of(settings)
     key = pseudonym_key(settings or get_settings())
+    check_pseudonym_key(session, key)  # before any write: a wrong key must not link a single child
 
     def fetch(doc_id: str) -> dict[str, Any] | None:
         return couch.get(db, doc_id)

@@ -283,3 +283,32 @@ def test_a_replay_after_a_key_change_gives_the_registry_a_fresh_rebuild_gives(
     assert len(replayed["children"]) == len(old["children"])
     assert not {c[0] for c in old["children"]} & {c[0] for c in replayed["children"]}
     assert not set(old["households"]) & set(replayed["households"])
+
+
+def test_a_follower_with_another_key_refuses_to_write(sqlite_settings: Settings) -> None:
+    """Two keys on one database would split children silently: the second key is refused until a replay."""
+    s = sqlite_settings
+    couch = Couch(s.couchdb_url, s.couchdb_user, s.couchdb_password)
+    kid: dict[str, Any] = {"child_name": NAME, "sex": "male", "dob": "2018-03-04", "personal_id": PID}
+    couch.bulk_docs(s.submissions_db, [one_household("uuid:g-1", [kid], head=HEAD)])
+    assert follower.follow(s).ingested == 1  # records the key file's key id
+    seq = follower.follow(s).seq
+
+    other = s.model_copy(update={"pseudonym_key": type(s.pseudonym_key)(K2.hex())})
+    couch.bulk_docs(s.submissions_db, [one_household("uuid:g-2", [kid], head=HEAD, visit="2026-11-20")])
+    with pytest.raises(ConfigError) as err:
+        follower.follow(other)
+    assert pk.key_id(K2) in err.value.message_en and K2.hex() not in err.value.text()
+    with Session(get_engine(s)) as sess:
+        assert sess.get(ChildObservation, "uuid:g-2/0") is None  # nothing written, checkpoint not moved
+    assert follower.follow(s).seq != seq  # the database's own key still works
+
+    from aggregator.status import gather
+
+    assert "DIFFERS" in str(gather(other, ping=False)["pseudonym_key_id"])
+    follower.reset_checkpoint(other)  # the deliberate change: replay under the new key
+    assert follower.follow(other).ingested == 2
+    assert gather(other, ping=False)["pseudonym_key_id"] == pk.key_id(K2)
+    couch.bulk_docs(s.submissions_db, [one_household("uuid:g-3", [kid], head=HEAD, visit="2026-11-25")])
+    with pytest.raises(ConfigError):
+        follower.follow(s)  # and now the old key is the one refused (checked before a page is written)
