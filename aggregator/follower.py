@@ -46,7 +46,7 @@ from sqlmodel import Session, col, select
 
 from aggregator import hooks, ingest
 from aggregator.db import get_engine, init_db
-from aggregator.models import Checkpoint, Quarantine
+from aggregator.models import Checkpoint, Quarantine, RegistryKey
 from core.couch import Couch
 from core.errors import ConfigError
 from core.secrets import key_id, pseudonym_key
@@ -55,9 +55,9 @@ from core.settings import Settings, get_settings
 log = logging.getLogger("carecheck.follower")
 BACKOFF_BASE_S = 30
 BACKOFF_MAX_S = 6 * 3600
-# A Checkpoint row holding the id (core.secrets.key_id, not the key) of the pseudonym key this database's
+# The RegistryKey row holding the id (core.secrets.key_id, not the key) of the pseudonym key this database's
 # registry was built with: a follower with another key refuses to write instead of splitting children.
-KEY_ID_ROW = "pseudonym-key-id"
+KEY_ID_ROW = "pseudonym"
 
 
 def checkpoint_name(settings: Settings) -> str:
@@ -97,10 +97,10 @@ def reset_checkpoint(settings: Settings) -> str:
         session.execute(
             update(Checkpoint).where(col(Checkpoint.name) == name).values(seq="0", updated_at=_now())
         )
-        was = session.get(Checkpoint, KEY_ID_ROW)
-        if was is not None and was.seq != kid:
-            log.warning("pseudonym key id %s replaces %s: the replay re-links the registry", kid, was.seq)
-        ingest.upsert(session, Checkpoint, [{"name": KEY_ID_ROW, "seq": kid, "updated_at": _now()}])
+        was = session.get(RegistryKey, KEY_ID_ROW)
+        if was is not None and was.key_id != kid:
+            log.warning("pseudonym key id %s replaces %s: the replay re-links the registry", kid, was.key_id)
+        ingest.upsert(session, RegistryKey, [{"name": KEY_ID_ROW, "key_id": kid, "recorded_at": _now()}])
         session.commit()
     return old
 
@@ -108,20 +108,20 @@ def reset_checkpoint(settings: Settings) -> str:
 def check_pseudonym_key(session: Session, key: bytes) -> None:
     """Record the key id on first use; raise ConfigError if the database was built with another key."""
     kid = key_id(key)
-    cp = session.get(Checkpoint, KEY_ID_ROW)
-    if cp is None:
-        table = Checkpoint.__table__  # type: ignore[attr-defined]
+    row = session.get(RegistryKey, KEY_ID_ROW)
+    if row is None:
+        table = RegistryKey.__table__  # type: ignore[attr-defined]
         ins = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
-        session.execute(ins.values(name=KEY_ID_ROW, seq=kid, updated_at=_now()).on_conflict_do_nothing())
-        cp = session.get(Checkpoint, KEY_ID_ROW)
-    if cp is not None and cp.seq != kid:
+        session.execute(ins.values(name=KEY_ID_ROW, key_id=kid, recorded_at=_now()).on_conflict_do_nothing())
+        row = session.get(RegistryKey, KEY_ID_ROW)
+    if row is not None and row.key_id != kid:
         raise ConfigError(
             f"Khoá bí danh (CARECHECK_PSEUDONYM_KEY, mã {kid}) khác khoá đã dùng cho cơ sở dữ liệu này (mã "
-            f"{cp.seq}): đặt cùng một khoá cho mọi tiến trình; đổi khoá có chủ ý thì chạy "
+            f"{row.key_id}): đặt cùng một khoá cho mọi tiến trình; đổi khoá có chủ ý thì chạy "
             "`carecheck ingest --replay --once`",
             f"the pseudonym key (CARECHECK_PSEUDONYM_KEY, key id {kid}) differs from the key this database's "
-            f"registry was built with (key id {cp.seq}): give every process the same key; to change the key "
-            "on purpose, run `carecheck ingest --replay --once` with the new one",
+            f"registry was built with (key id {row.key_id}): give every process the same key; to change the "
+            "key on purpose, run `carecheck ingest --replay --once` with the new one",
         )
 
 

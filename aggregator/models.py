@@ -189,6 +189,17 @@ class RegistryConflict(SQLModel, table=True):
     resolved: bool = False
 
 
+class RegistryKey(SQLModel, table=True):
+    """Additive: which pseudonym key the registry was built with — its id (core.secrets.key_id), not the key.
+
+    One row, ``name = "pseudonym"``. A follower whose key has another id refuses to write (see follower).
+    """
+
+    name: str = Field(primary_key=True)
+    key_id: str
+    recorded_at: datetime | None = None
+
+
 class WorkerHeartbeat(SQLModel, table=True):
     """Additive: when each Celery worker last ran the follower (status works on brokers that cannot ping)."""
 

@@ -19,6 +19,7 @@ from aggregator.models import (
     Quarantine,
     RawSubmission,
     RegistryConflict,
+    RegistryKey,
     WorkerHeartbeat,
 )
 from core.couch import Couch
@@ -98,7 +99,7 @@ def gather(settings: Settings, *, ping: bool = True) -> dict[str, Any]:
         open_conflicts = select(func.count()).select_from(RegistryConflict)
         open_conflicts = open_conflicts.where(col(RegistryConflict.resolved).is_(False))
         out["registry_conflicts_open"] = int(s.exec(open_conflicts).one())
-        out["pseudonym_key_id"] = _key_id_line(settings, s.get(Checkpoint, KEY_ID_ROW))
+        out["pseudonym_key_id"] = _key_id_line(settings, s.get(RegistryKey, KEY_ID_ROW))
     try:
         couch = Couch.from_settings(settings, timeout=10)
         try:
@@ -129,21 +130,21 @@ def gather(settings: Settings, *, ping: bool = True) -> dict[str, Any]:
     return out
 
 
-def _key_id_line(settings: Settings, row: Any) -> str | None:
+def _key_id_line(settings: Settings, row: RegistryKey | None) -> str | None:
     """The id (not the key) of the pseudonym key the registry was built with, and whether this process's key
     is that one. Read-only: no key file is created here."""
     if row is None:
         return None
     configured = settings.pseudonym_key.get_secret_value() or key_file(settings).exists()
     if not configured:
-        return f"{row.seq} (tiến trình này chưa có khoá / no key for this process)"
+        return f"{row.key_id} (tiến trình này chưa có khoá / no key for this process)"
     try:
         ours = key_id(pseudonym_key(settings))
     except Problem as exc:
-        return f"{row.seq} ({exc.message_en})"
-    if ours == row.seq:
-        return str(row.seq)
-    return f"{row.seq} (KHÁC khoá của tiến trình này {ours} / DIFFERS from this process's key {ours})"
+        return f"{row.key_id} ({exc.message_en})"
+    if ours == row.key_id:
+        return str(row.key_id)
+    return f"{row.key_id} (KHÁC khoá của tiến trình này {ours} / DIFFERS from this process's key {ours})"
 
 
 LABELS = {
