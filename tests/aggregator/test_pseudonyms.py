@@ -110,16 +110,17 @@ def test_processes_starting_at_once_agree_on_one_key(tmp_path: Path) -> None:
     assert [p.name for p in (var / "secrets").iterdir()] == ["pseudonym.key"]
 
 
-def test_threads_starting_at_once_agree_on_one_key(tmp_path: Path) -> None:
+def test_threads_creating_the_key_file_at_once_agree(tmp_path: Path) -> None:
+    """The file step itself, below the per-process cache and lock: 16 racing creators, one key."""
     import threading
 
-    s = Settings(var_dir=tmp_path / "var")
+    path = tmp_path / "var" / "secrets" / "pseudonym.key"
     barrier = threading.Barrier(16)
     got: list[bytes] = []
 
     def run() -> None:
         barrier.wait()
-        got.append(pk.pseudonym_key(s))
+        got.append(pk._from_file(path))
 
     threads = [threading.Thread(target=run) for _ in range(16)]
     for t in threads:
@@ -127,6 +128,8 @@ def test_threads_starting_at_once_agree_on_one_key(tmp_path: Path) -> None:
     for t in threads:
         t.join(30)
     assert len(got) == 16 and len(set(got)) == 1
+    assert got[0].hex() == path.read_text().strip()
+    assert [p.name for p in path.parent.iterdir()] == ["pseudonym.key"]
 
 
 def test_key_from_the_environment_is_never_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
