@@ -73,6 +73,9 @@ def ingest(
         # differently; a follower running elsewhere loses its compare-and-swap and re-reads from 0 too
         old = follower.reset_checkpoint(settings)
         console.print(f"Đọc lại từ đầu / replaying from the start (was at seq {old})")
+        from core.secrets import key_id, pseudonym_key
+
+        console.print(f"Mã khoá bí danh / pseudonym key id: {key_id(pseudonym_key(settings))}")
     total = 0
     t0 = time.monotonic()
     while True:

@@ -82,7 +82,35 @@ def init_db(settings: Settings | None = None) -> Engine:
             if attempt == 2:
                 raise
     add_missing_columns(engine)
+    scrub_plain_personal_ids(engine)
     return engine
+
+
+def scrub_plain_personal_ids(engine: Engine) -> int:
+    """Empty ``child.personal_id`` (plain 12-digit IDs, stored by versions before keyed pseudonyms).
+
+    The column is left in place (nothing is ever dropped) but NULL from then on: the model no longer has it,
+    so nothing writes it again. Logs one line with the number of rows (no values); returns it. Children
+    scrubbed this way are matched by personal ID again only after the feed is replayed (docs/contracts.md §5).
+    """
+    if "child" not in inspect(engine).get_table_names():
+        return 0
+    if "personal_id" not in {c["name"] for c in inspect(engine).get_columns("child")}:
+        return 0
+    with engine.connect() as conn:  # a read first: init_db runs at every follower start, the write only once
+        if conn.execute(text("SELECT 1 FROM child WHERE personal_id IS NOT NULL LIMIT 1")).first() is None:
+            return 0
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SET LOCAL lock_timeout = '30s'"))
+        n = conn.execute(text("UPDATE child SET personal_id = NULL WHERE personal_id IS NOT NULL")).rowcount
+    if n:
+        log.warning(
+            "cleared %d plain personal IDs from child.personal_id (keyed pseudonyms replace them; "
+            "run `carecheck ingest --replay --once` to re-link those children)",
+            n,
+        )
+    return int(n or 0)
 
 
 def add_missing_columns(engine: Engine, tables: list[Table] | None = None) -> list[str]:

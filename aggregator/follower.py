@@ -46,13 +46,18 @@ from sqlmodel import Session, col, select
 
 from aggregator import hooks, ingest
 from aggregator.db import get_engine, init_db
-from aggregator.models import Checkpoint, Quarantine
+from aggregator.models import Checkpoint, Quarantine, RegistryKey
 from core.couch import Couch
-from core.settings import Settings
+from core.errors import ConfigError
+from core.secrets import key_id, pseudonym_key
+from core.settings import Settings, get_settings
 
 log = logging.getLogger("carecheck.follower")
 BACKOFF_BASE_S = 30
 BACKOFF_MAX_S = 6 * 3600
+# The RegistryKey row holding the id (core.secrets.key_id, not the key) of the pseudonym key this database's
+# registry was built with: a follower with another key refuses to write instead of splitting children.
+KEY_ID_ROW = "pseudonym"
 
 
 def checkpoint_name(settings: Settings) -> str:
@@ -78,16 +83,46 @@ def read_checkpoint(session: Session, name: str) -> str:
 
 def reset_checkpoint(settings: Settings) -> str:
     """Set the checkpoint back to "0" so the next runs re-read the whole feed (upserts: nothing doubles);
-    returns where it was."""
+    returns where it was.
+
+    A replay is also how a new pseudonym key is adopted: the database records this process's key id, so from
+    now on followers with the new key write and followers with the old one refuse (the replay re-links every
+    child under the new key).
+    """
     engine = init_db(settings)
     name = checkpoint_name(settings)
+    kid = key_id(pseudonym_key(settings))
     with Session(engine) as session:
         old = read_checkpoint(session, name)
         session.execute(
             update(Checkpoint).where(col(Checkpoint.name) == name).values(seq="0", updated_at=_now())
         )
+        was = session.get(RegistryKey, KEY_ID_ROW)
+        if was is not None and was.key_id != kid:
+            log.warning("pseudonym key id %s replaces %s: the replay re-links the registry", kid, was.key_id)
+        ingest.upsert(session, RegistryKey, [{"name": KEY_ID_ROW, "key_id": kid, "recorded_at": _now()}])
         session.commit()
     return old
+
+
+def check_pseudonym_key(session: Session, key: bytes) -> None:
+    """Record the key id on first use; raise ConfigError if the database was built with another key."""
+    kid = key_id(key)
+    row = session.get(RegistryKey, KEY_ID_ROW)
+    if row is None:
+        table = RegistryKey.__table__  # type: ignore[attr-defined]
+        ins = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+        session.execute(ins.values(name=KEY_ID_ROW, key_id=kid, recorded_at=_now()).on_conflict_do_nothing())
+        row = session.get(RegistryKey, KEY_ID_ROW)
+    if row is not None and row.key_id != kid:
+        raise ConfigError(
+            f"Khoá bí danh (CARECHECK_PSEUDONYM_KEY, mã {kid}) khác khoá đã dùng cho cơ sở dữ liệu này (mã "
+            f"{row.key_id}): đặt cùng một khoá cho mọi tiến trình; đổi khoá có chủ ý thì chạy "
+            "`carecheck ingest --replay --once`",
+            f"the pseudonym key (CARECHECK_PSEUDONYM_KEY, key id {kid}) differs from the key this database's "
+            f"registry was built with (key id {row.key_id}): give every process the same key; to change the "
+            "key on purpose, run `carecheck ingest --replay --once` with the new one",
+        )
 
 
 @dataclass
@@ -146,6 +181,8 @@ def apply_changes(
     """Apply a page; if the batched write fails, redo it one document per savepoint to isolate the bad one."""
     now = _now()
     repeats_of = _repeats_of(settings)
+    key = pseudonym_key(settings or get_settings())
+    check_pseudonym_key(session, key)  # before any write: a wrong key must not link a single child
 
     def fetch(doc_id: str) -> dict[str, Any] | None:
         return couch.get(db, doc_id)
@@ -153,7 +190,7 @@ def apply_changes(
     seqs = {str(r.get("id")): str(r.get("seq")) for r in results}
     sp = session.begin_nested()
     try:
-        out = ingest.apply_page(session, results, now=now, fetch=fetch, repeats_of=repeats_of)
+        out = ingest.apply_page(session, results, key=key, now=now, fetch=fetch, repeats_of=repeats_of)
         sp.commit()
     except Exception:  # noqa: BLE001 - a database error on the batch: find the culprit document by document
         sp.rollback()
@@ -162,7 +199,7 @@ def apply_changes(
         for r in results:
             one = session.begin_nested()
             try:
-                o = ingest.apply_page(session, [r], now=now, fetch=fetch, repeats_of=repeats_of)
+                o = ingest.apply_page(session, [r], key=key, now=now, fetch=fetch, repeats_of=repeats_of)
                 one.commit()
             except Exception as exc:  # noqa: BLE001
                 one.rollback()

@@ -33,8 +33,16 @@ from aggregator.models import (
     QualityFlag,
     Quarantine,
     RawSubmission,
+    RegistryConflict,
 )
-from aggregator.registry import ChildRecord, Registry, household_key, name_hash, validate_personal_id
+from aggregator.registry import (
+    ChildRecord,
+    Registry,
+    household_key,
+    name_hash,
+    pid_pseudonym,
+    validate_personal_id,
+)
 from core import orgunits
 from core.errors import Problem
 
@@ -42,7 +50,9 @@ Doc = dict[str, Any]
 log = logging.getLogger("carecheck.ingest")
 FORM_HOUSEHOLD = "household_child_check"
 FORM_FACILITY = "commune_facility_check"
-# Never stored in RawSubmission.data: names and personal IDs stay in CouchDB (the registry keeps hashes).
+# Never stored in RawSubmission.data: names and personal IDs stay in CouchDB (the registry keeps keyed
+# pseudonyms). These are all the free-text answers about a person the forms ask (the hamlet is a place, the
+# facility form's station_name a health station).
 PERSONAL_FIELDS = frozenset({"head_name", "child_name", "personal_id"})
 REPEATS = {FORM_HOUSEHOLD: frozenset({"child"})}
 DERIVED = (Household, ChildObservation, FacilityCheck, QualityFlag)
@@ -227,8 +237,14 @@ class DocRows:
     flags: list[dict[str, Any]] = field(default_factory=list)
 
 
-def build_rows(doc: Doc, now: datetime, repeats_of: RepeatsOf = _default_repeats) -> DocRows:
-    """Everything one submission contributes, computed in memory; raises BadSubmission."""
+def build_rows(
+    doc: Doc, now: datetime, repeats_of: RepeatsOf = _default_repeats, *, key: bytes
+) -> DocRows:
+    """Everything one submission contributes, computed in memory; raises BadSubmission.
+
+    ``key`` is the pseudonym key (core.secrets.pseudonym_key): names and valid personal IDs leave this
+    function only as keyed pseudonyms.
+    """
     doc_id = str(doc["_id"])
     form_id = doc.get("form_id")
     if not form_id or not isinstance(doc.get("xml"), str):
@@ -271,7 +287,7 @@ def build_rows(doc: Doc, now: datetime, repeats_of: RepeatsOf = _default_repeats
             "commune_play_space": _bool(data, "commune_play_space"),
         }
     elif form_id == FORM_HOUSEHOLD:
-        _household(rows, data, base, visit, received, now)
+        _household(rows, data, base, visit, received, now, key)
     return rows
 
 
@@ -295,10 +311,13 @@ def _household(
     visit: date | None,
     received: datetime | None,
     now: datetime,
+    key: bytes,
 ) -> None:
     children = data.get("child") or []
     consent = _bool(data, "consent")
-    hk = household_key(data.get("district"), data.get("commune"), data.get("hamlet"), data.get("head_name"))
+    hk = household_key(
+        key, data.get("district"), data.get("commune"), data.get("hamlet"), data.get("head_name")
+    )
     births, deaths = _int(data, "births_12m", ""), _int(data, "under5_deaths_12m", "")
     rows.household = {
         "submission_id": rows.doc_id,
@@ -373,11 +392,12 @@ def _household(
         rec = ChildRecord(
             obs_id=obs_id,
             household_key=hk,
-            name_hash=name_hash(c.get("child_name")),
+            name_hash=name_hash(key, c.get("child_name")),
             dob=dob,
             sex=sex,
             ethnicity=c.get("ethnicity"),
-            personal_id=pid if pid_error is None else None,
+            # validated on the plain value in memory; only a valid ID's pseudonym goes on
+            pid_hash=pid_pseudonym(key, pid) if pid is not None and pid_error is None else None,
             visit_date=visit,
             district_code=base["district_code"],
             commune_code=base["commune_code"],
@@ -442,11 +462,16 @@ def apply_page(
     session: Session,
     changes: list[Doc],
     *,
+    key: bytes,
     now: datetime | None = None,
     fetch: Callable[[str], Doc | None] | None = None,
     repeats_of: RepeatsOf = _default_repeats,
 ) -> PageOutcome:
-    """Apply changes (``{"id", "seq", "deleted"?, "doc"}``) to the session without committing."""
+    """Apply changes (``{"id", "seq", "deleted"?, "doc"}``) to the session without committing.
+
+    ``key`` is the pseudonym key (core.secrets.pseudonym_key); every process writing one database must use the
+    same key, or the registry's links between visits break.
+    """
     now = now or datetime.now(UTC)
     out = PageOutcome()
     built: list[DocRows] = []
@@ -461,7 +486,7 @@ def apply_page(
             out.skipped += 1
             continue
         try:
-            built.append(build_rows(doc, now, repeats_of))
+            built.append(build_rows(doc, now, repeats_of, key=key))
         except Exception as exc:  # noqa: BLE001 - any failure of one document must not block the feed
             out.failed[doc_id] = _describe(exc)
 
@@ -490,7 +515,7 @@ def apply_page(
         doc = fetch(rid) if fetch else None
         if doc and doc.get("type") == "submission":
             try:
-                built.append(build_rows(doc, now, repeats_of))
+                built.append(build_rows(doc, now, repeats_of, key=key))
                 page_ids.add(rid)
             except Exception as exc:  # noqa: BLE001
                 out.failed[rid] = _describe(exc)
@@ -517,7 +542,7 @@ def apply_page(
     _delete_derived(session, page_ids, touched_children)
 
     current = [r for r in built if r.doc_id not in superseded]
-    registry = Registry(session)
+    registry = Registry(session, key)
     registry.preload(rec for r in current for _, rec in r.children)
     for r in current:
         for obs, rec in r.children:
@@ -546,11 +571,16 @@ def apply_page(
 
 
 def _prune_orphans(session: Session, child_ids: set[str]) -> None:
-    """Registry children left without any observation (their only visit was edited away or deleted) go."""
+    """Registry children left without any observation (their only visit was edited away or deleted) go, and
+    so do the conflicts naming them (moot; a replay under a new pseudonym key re-creates the live ones)."""
     child, obs = Child.__table__, ChildObservation.__table__  # type: ignore[attr-defined]
+    conflict = RegistryConflict.__table__  # type: ignore[attr-defined]
     for chunk in _chunks(child_ids):
         orphan = ~exists().where(obs.c.child_id == child.c.id)
         session.execute(delete(child).where(child.c.id.in_(chunk), orphan))
+        for side in (conflict.c.child_id_a, conflict.c.child_id_b):
+            gone = ~exists().where(child.c.id == side)
+            session.execute(delete(conflict).where(side.in_(chunk), gone))
 
 
 def _describe(exc: Exception) -> str:

@@ -71,10 +71,12 @@ class Household(SQLModel, table=True):
 
 
 class Child(SQLModel, table=True):
-    """The child registry: one row per child across visits (stable id; no plain names)."""
+    """The child registry: one row per child across visits (stable id; keyed pseudonyms, no names or IDs)."""
 
     id: str = Field(primary_key=True)
-    personal_id: str | None = Field(default=None, index=True)
+    # additive: HMAC pseudonym of the valid personal ID (aggregator.registry.pid_pseudonym); the plain ID is
+    # never stored. A database of an earlier version still has a ``personal_id`` column: init_db empties it.
+    personal_id_hash: str | None = Field(default=None, index=True)
     household_key: str | None = Field(default=None, index=True)
     name_hash: str | None = Field(default=None, index=True)
     dob: date | None = None
@@ -185,6 +187,17 @@ class RegistryConflict(SQLModel, table=True):
     reason: str
     created_at: datetime | None = None
     resolved: bool = False
+
+
+class RegistryKey(SQLModel, table=True):
+    """Additive: which pseudonym key the registry was built with — its id (core.secrets.key_id), not the key.
+
+    One row, ``name = "pseudonym"``. A follower whose key has another id refuses to write (see follower).
+    """
+
+    name: str = Field(primary_key=True)
+    key_id: str
+    recorded_at: datetime | None = None
 
 
 class WorkerHeartbeat(SQLModel, table=True):

@@ -2,31 +2,39 @@
 
 Matching rule (applied to each child of each visit, in feed order):
 
-1. **Valid personal ID** (``validate_personal_id`` returns no error): the child with that personal ID is the
-  match
-   when its sex and date of birth agree. If they disagree, the record gets a child of its own and a
-   ``RegistryConflict`` ("same personal ID, different dob/sex") is written — never merged silently. If no
-   child
-   carries the ID yet, fall through to rule 2, and a rule-2 match with *another* personal ID is also a
-   conflict
-   ("same name+dob in one household, different personal IDs"); a rule-2 match without an ID gets this ID
-   attached.
-2. **Household + name + date of birth**: household key (sha256 of district | commune | normalised hamlet |
-   normalised head-of-household name) + name hash (sha256 of the normalised child name) + exact dob. Names are
-   normalised by Unicode NFD, dropping diacritics (đ → d), lower-casing and collapsing spaces, so "Nguyễn Văn
-   An"
-   and "nguyen van an" match; the dob and the household keep false matches rare.
-3. Otherwise a new child. Its id is derived from the key that created it (``ch-`` + 20 hex of a sha256), so a
-   rebuild from an empty database assigns the same ids.
+1. **Valid personal ID** (``validate_personal_id`` returns no error): the child with that ID's pseudonym
+   is the match when its sex and date of birth agree. If they disagree, the record gets a child of its
+   own and a ``RegistryConflict`` ("same personal ID, different dob/sex") is written — never merged
+   silently. If no child carries the ID yet, fall through to rule 2, and a rule-2 match with *another*
+   personal ID is also a conflict ("same name+dob in one household, different personal IDs"); a rule-2
+   match without an ID gets this ID attached.
+2. **Household + name + date of birth**: household key + name hash + exact dob. Names are normalised by
+   Unicode NFD, dropping diacritics (đ → d), lower-casing and collapsing spaces, so "Nguyễn Văn An" and
+   "nguyen van an" match; the dob and the household keep false matches rare.
+3. Otherwise a new child. Its id is derived from the key that created it (``ch-`` + 20 hex of a keyed
+   hash), so a rebuild from an empty database with the same pseudonym key assigns the same ids.
 
-Invalid personal IDs are kept on the observation only as ``has_valid_personal_id = false`` (quality flag) and
-are
-not used for matching. Plain names never reach SQL: only hashes.
+**Keyed pseudonyms.** Everything the registry stores about a person is an HMAC-SHA256 under the pseudonym
+key (``core.secrets.pseudonym_key``), never a plain hash: the space of Vietnamese names, and of 12-digit
+personal IDs (province, century/sex, birth year + 6 digits), is small enough to hash in full, so a plain
+SHA-256 of them re-identifies children from a leaked database; without the key the pseudonyms cannot be
+recomputed. Each use has its own domain prefix (``name``, ``household``, ``pid``, ``child``), so equal
+inputs of two kinds never give equal pseudonyms. Matching is equality on pseudonyms, so it works exactly
+as before for one key; a different key gives different pseudonyms, ids included (see docs/contracts.md §5
+on key changes and replays).
+
+- ``household_key`` = HMAC(district | commune | normalised hamlet | normalised head name)[:32]
+- ``name_hash`` = HMAC(normalised child name)
+- ``pid_pseudonym`` = HMAC(personal ID), computed only for a valid ID; the plain ID is never stored.
+
+Invalid personal IDs are kept on the observation only as ``has_valid_personal_id = false`` (quality flag)
+and are not used for matching. Plain names and personal IDs never reach SQL: only pseudonyms.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -82,24 +90,39 @@ def normalise_name(name: str | None) -> str:
 
 
 def _sha(text: str) -> str:
+    """Plain SHA-256: only for ids made of values that are pseudonyms already (conflict ids)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def name_hash(name: str | None) -> str | None:
+def _mac(key: bytes, domain: str, text: str) -> str:
+    """HMAC-SHA256 of ``domain`` NUL ``text`` under the pseudonym key (hex)."""
+    if not key:
+        raise ValueError("the pseudonym key is empty")
+    return hmac.new(key, f"{domain}\0{text}".encode(), hashlib.sha256).hexdigest()
+
+
+def name_hash(key: bytes, name: str | None) -> str | None:
+    """Keyed pseudonym of a normalised name (None for no name)."""
     n = normalise_name(name)
-    return _sha(n) if n else None
+    return _mac(key, "name", n) if n else None
 
 
 def household_key(
-    district: str | None, commune: str | None, hamlet: str | None, head_name: str | None
+    key: bytes, district: str | None, commune: str | None, hamlet: str | None, head_name: str | None
 ) -> str:
-    return _sha("|".join([district or "", commune or "", normalise_name(hamlet), normalise_name(head_name)]))[
-        :32
-    ]
+    """Keyed pseudonym of a household: district|commune|normalised hamlet|normalised head name (32 hex)."""
+    parts = [district or "", commune or "", normalise_name(hamlet), normalise_name(head_name)]
+    return _mac(key, "household", "|".join(parts))[:32]
 
 
-def _child_id(key: str) -> str:
-    return "ch-" + _sha(key)[:20]
+def pid_pseudonym(key: bytes, pid: str) -> str:
+    """Keyed pseudonym of a personal ID. Call it only for a valid ID (``validate_personal_id``)."""
+    return _mac(key, "pid", pid)
+
+
+def _child_id(key: bytes, origin: str) -> str:
+    """The stable id of the child first registered from ``origin`` (itself made of pseudonyms)."""
+    return "ch-" + _mac(key, "child", origin)[:20]
 
 
 @dataclass
@@ -112,7 +135,7 @@ class ChildRecord:
     dob: date | None
     sex: str | None
     ethnicity: str | None
-    personal_id: str | None  # only when valid
+    pid_hash: str | None  # pid_pseudonym of the personal ID, only when it is valid
     visit_date: date | None
     district_code: str | None
     commune_code: str | None
@@ -123,6 +146,7 @@ class Registry:
     """Page-local view of the registry: candidates loaded in two queries, new children added in memory."""
 
     session: Session
+    key: bytes  # the pseudonym key (core.secrets.pseudonym_key)
     by_pid: dict[str, Child] = field(default_factory=dict)
     by_hh: dict[tuple[str, str | None, date | None], Child] = field(default_factory=dict)
     by_id: dict[str, Child] = field(default_factory=dict)
@@ -130,13 +154,13 @@ class Registry:
 
     def preload(self, records: Iterable[ChildRecord]) -> None:
         recs = list(records)
-        pids = {r.personal_id for r in recs if r.personal_id}
+        pids = {r.pid_hash for r in recs if r.pid_hash}
         hks = {r.household_key for r in recs}
         if not pids and not hks:
             return
         conds = []
         if pids:
-            conds.append(col(Child.personal_id).in_(sorted(pids)))
+            conds.append(col(Child.personal_id_hash).in_(sorted(pids)))
         if hks:
             conds.append(col(Child.household_key).in_(sorted(hks)))
         # Oldest first so that the first child registered under a personal ID stays its owner.
@@ -147,8 +171,8 @@ class Registry:
 
     def _index(self, child: Child) -> None:
         self.by_id[child.id] = child
-        if child.personal_id:
-            self.by_pid.setdefault(child.personal_id, child)
+        if child.personal_id_hash:
+            self.by_pid.setdefault(child.personal_id_hash, child)
         self.by_hh.setdefault((child.household_key or "", child.name_hash, child.dob), child)
 
     def _conflict(self, a: str, b: str, reason: str) -> None:
@@ -163,20 +187,18 @@ class Registry:
                 resolved=False,
             )
 
-    def _new(self, key: str, r: ChildRecord, keep_pid: bool = True) -> Child:
-        # An id made from a "hh:"/"pid:"/"anon:" key belongs to a child carrying this record's household key
-        # or
-        # personal ID, so the preload already holds it if it exists: no query per child. A "pid-conflict:"
-        # child
-        # keeps neither the ID nor (necessarily) this household: look it up.
-        child = self.by_id.get(_child_id(key))
-        if child is None and key.startswith("pid-conflict:"):
-            child = self.session.get(Child, _child_id(key))
+    def _new(self, origin: str, r: ChildRecord, keep_pid: bool = True) -> Child:
+        # An id made from a "hh:"/"pid:"/"anon:" origin belongs to a child carrying this record's household
+        # key or personal ID pseudonym, so the preload already holds it if it exists: no query per child. A
+        # "pid-conflict:" child keeps neither the ID nor (necessarily) this household: look it up.
+        cid = _child_id(self.key, origin)
+        child = self.by_id.get(cid)
+        if child is None and origin.startswith("pid-conflict:"):
+            child = self.session.get(Child, cid)
         if child is None:
-            pid = r.personal_id if keep_pid else None
             child = Child(
-                id=_child_id(key),
-                personal_id=pid,
+                id=cid,
+                personal_id_hash=r.pid_hash if keep_pid else None,
                 household_key=r.household_key,
                 name_hash=r.name_hash,
                 dob=r.dob,
@@ -194,8 +216,8 @@ class Registry:
     def match(self, r: ChildRecord) -> str:
         """The stable child id for this record (creating or updating the registry row)."""
         child: Child | None = None
-        if r.personal_id:
-            owner = self.by_pid.get(r.personal_id)
+        if r.pid_hash:
+            owner = self.by_pid.get(r.pid_hash)
             if owner is not None:
                 if (owner.dob, owner.sex) == (r.dob, r.sex):
                     child = owner
@@ -203,24 +225,25 @@ class Registry:
                     # The ID stays with its first owner; this record's child is kept apart (without the ID)
                     # and
                     # every later visit of the same record lands on that same separate child.
-                    child = self._new(f"pid-conflict:{r.personal_id}|{r.dob}|{r.sex}", r, keep_pid=False)
+                    child = self._new(f"pid-conflict:{r.pid_hash}|{r.dob}|{r.sex}", r, keep_pid=False)
                     self._conflict(owner.id, child.id, "same personal ID, different dob/sex")
                     return self._seen(child, r)
         if child is None:
             cand = self.by_hh.get((r.household_key, r.name_hash, r.dob)) if r.name_hash else None
-            if cand is not None and r.personal_id and cand.personal_id and cand.personal_id != r.personal_id:
-                child = self._new(f"pid:{r.personal_id}", r)
+            other_pid = cand.personal_id_hash if cand is not None else None
+            if cand is not None and r.pid_hash and other_pid and other_pid != r.pid_hash:
+                child = self._new(f"pid:{r.pid_hash}", r)
                 self._conflict(cand.id, child.id, "same name+dob in one household, different personal IDs")
                 return self._seen(child, r)
             child = cand
         if child is None:
-            key = f"pid:{r.personal_id}" if r.personal_id else f"hh:{r.household_key}|{r.name_hash}|{r.dob}"
-            if not r.name_hash and not r.personal_id:
-                key = f"anon:{r.obs_id}"  # nothing to match on: a child of its own
-            child = self._new(key, r)
-        elif r.personal_id and not child.personal_id:
-            child.personal_id = r.personal_id
-            self.by_pid.setdefault(r.personal_id, child)
+            origin = f"pid:{r.pid_hash}" if r.pid_hash else f"hh:{r.household_key}|{r.name_hash}|{r.dob}"
+            if not r.name_hash and not r.pid_hash:
+                origin = f"anon:{r.obs_id}"  # nothing to match on: a child of its own
+            child = self._new(origin, r)
+        elif r.pid_hash and not child.personal_id_hash:
+            child.personal_id_hash = r.pid_hash
+            self.by_pid.setdefault(r.pid_hash, child)
         return self._seen(child, r)
 
     def _seen(self, child: Child, r: ChildRecord) -> str:

@@ -9,7 +9,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from aggregator.db import get_engine, init_db
-from aggregator.follower import checkpoint_name
+from aggregator.follower import KEY_ID_ROW, checkpoint_name
 from aggregator.models import (
     Child,
     ChildObservation,
@@ -19,10 +19,12 @@ from aggregator.models import (
     Quarantine,
     RawSubmission,
     RegistryConflict,
+    RegistryKey,
     WorkerHeartbeat,
 )
 from core.couch import Couch
 from core.errors import Problem
+from core.secrets import key_file, key_id, pseudonym_key
 from core.settings import Settings
 
 COUNT_PAGE = 5000
@@ -97,6 +99,7 @@ def gather(settings: Settings, *, ping: bool = True) -> dict[str, Any]:
         open_conflicts = select(func.count()).select_from(RegistryConflict)
         open_conflicts = open_conflicts.where(col(RegistryConflict.resolved).is_(False))
         out["registry_conflicts_open"] = int(s.exec(open_conflicts).one())
+        out["pseudonym_key_id"] = _key_id_line(settings, s.get(RegistryKey, KEY_ID_ROW))
     try:
         couch = Couch.from_settings(settings, timeout=10)
         try:
@@ -127,6 +130,23 @@ def gather(settings: Settings, *, ping: bool = True) -> dict[str, Any]:
     return out
 
 
+def _key_id_line(settings: Settings, row: RegistryKey | None) -> str | None:
+    """The id (not the key) of the pseudonym key the registry was built with, and whether this process's key
+    is that one. Read-only: no key file is created here."""
+    if row is None:
+        return None
+    configured = settings.pseudonym_key.get_secret_value() or key_file(settings).exists()
+    if not configured:
+        return f"{row.key_id} (tiến trình này chưa có khoá / no key for this process)"
+    try:
+        ours = key_id(pseudonym_key(settings))
+    except Problem as exc:
+        return f"{row.key_id} ({exc.message_en})"
+    if ours == row.key_id:
+        return str(row.key_id)
+    return f"{row.key_id} (KHÁC khoá của tiến trình này {ours} / DIFFERS from this process's key {ours})"
+
+
 LABELS = {
     "checkpoint": ("Điểm đã xử lý (seq)", "Checkpoint (seq)"),
     "checkpoint_updated_at": ("Cập nhật lúc", "Checkpoint updated at"),
@@ -143,4 +163,5 @@ LABELS = {
     "quality_flags_by_code": ("Cảnh báo theo loại", "Flags by kind"),
     "registry_conflicts_open": ("Trùng lặp cần xem xét", "Registry duplicates to review"),
     "couch_error": ("Lỗi kho dữ liệu", "Store error"),
+    "pseudonym_key_id": ("Mã khoá bí danh của sổ đăng ký", "Registry pseudonym key id"),
 }

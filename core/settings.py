@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The repository root: embedded defaults live under ./var next to it.
@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # indicators once.
     ingest_page_size: int = Field(default=200, ge=1, le=5000)
     ingest_hooks: bool = True
+    # The HMAC key of the child registry's pseudonyms (core/secrets.py): empty means a random key kept in
+    # var_dir/secrets/pseudonym.key. SecretStr: repr, str and model_dump show '**********', never the key.
+    pseudonym_key: SecretStr = Field(default=SecretStr(""), repr=False)
 
     @field_validator("couchdb_url", "database_url", "broker_url", "result_backend", "public_url")
     @classmethod

@@ -68,6 +68,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
         value = getattr(settings, name)
         if value not in ("", None):
             env[f"CARECHECK_{name.upper()}"] = str(value)
+    if key := settings.pseudonym_key.get_secret_value():  # a SecretStr: str() would give '**********'
+        env["CARECHECK_PSEUDONYM_KEY"] = key
     env["PYTHONPATH"] = str(ROOT)
     return env
 

@@ -106,7 +106,7 @@ def test_init_db_adds_the_missing_columns_once_and_keeps_the_rows(
     kid["injury_type"] = "drowning"
     doc = submission_doc(household_xml("uuid:new", answers, [kid]), "uuid:new")
     with Session(engine) as s:
-        out = ingest.apply_page(s, [{"id": "uuid:new", "seq": "1", "doc": doc}])
+        out = ingest.apply_page(s, [{"id": "uuid:new", "seq": "1", "doc": doc}], key=b"k" * 32)
         s.commit()
         assert out.ingested == ["uuid:new"] and not out.failed
         got = s.exec(select(ChildObservation).where(ChildObservation.submission_id == "uuid:new")).one()
@@ -147,3 +147,54 @@ def test_only_nullable_columns_are_added_indexes_come_along_and_races_are_fine(
     with caplog.at_level(logging.INFO, logger="carecheck.db"):
         assert _add_column(engine, model, model.c.note) is False
     assert not [r for r in caplog.records if "added column" in r.getMessage()]
+
+
+def test_init_db_scrubs_plain_personal_ids_of_an_earlier_version(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A registry made before keyed pseudonyms has ``child.personal_id`` with plain IDs: emptied, once."""
+    from aggregator import models  # noqa: F401 - registers the tables
+
+    engine = get_engine(settings)
+    old = MetaData()
+    for table in SQLModel.metadata.sorted_tables:
+        cols = [c._copy() for c in table.columns if c.name != "personal_id_hash"]
+        if table.name == "child":
+            cols.append(Column("personal_id", String, nullable=True, index=True))
+        Table(table.name, old, *cols)
+    old.create_all(engine)
+    plain = ["091218000123", "091315004567"]
+    with engine.begin() as c:
+        for i, pid in enumerate([*plain, None]):
+            c.execute(
+                text("INSERT INTO child (id, personal_id, name_hash) VALUES (:id, :pid, 'h')"),
+                {"id": f"ch-old{i}", "pid": pid},
+            )
+
+    with caplog.at_level(logging.INFO, logger="carecheck.db"):
+        init_db(settings)
+    lines = [r.getMessage() for r in caplog.records if "plain personal IDs" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith("cleared 2 plain personal IDs")
+    assert not any(pid in r.getMessage() for r in caplog.records for pid in plain)
+    with engine.connect() as c:
+        rows = c.execute(text("SELECT id, personal_id, personal_id_hash FROM child ORDER BY id")).all()
+    assert rows == [("ch-old0", None, None), ("ch-old1", None, None), ("ch-old2", None, None)]  # rows kept
+    assert "personal_id_hash" in {i["column_names"][0] for i in inspect(engine).get_indexes("child")}
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="carecheck.db"):
+        init_db(settings)  # the next start: nothing left to clear, nothing logged
+    assert not [r for r in caplog.records if "plain personal IDs" in r.getMessage()]
+
+    # the upgraded table takes new registry rows (the old column stays, NULL)
+    kid = {"child_name": "Trần Văn Tư", "sex": "male", "dob": "2018-04-02", "personal_id": plain[0]}
+    answers = {"visit_date": "2026-11-10", "district": "911", "commune": "31078", "consent": "yes"}
+    doc = submission_doc(household_xml("uuid:up", {**answers, "head_name": "Trần Văn Ba"}, [kid]), "uuid:up")
+    with Session(engine) as s:
+        out = ingest.apply_page(s, [{"id": "uuid:up", "seq": "1", "doc": doc}], key=b"k" * 32)
+        s.commit()
+        assert out.ingested == ["uuid:up"] and not out.failed
+    with engine.connect() as c:
+        q = "SELECT personal_id, personal_id_hash FROM child WHERE id NOT LIKE 'ch-old%'"
+        got = c.execute(text(q)).all()
+    assert len(got) == 1 and got[0][0] is None and got[0][1] and plain[0] not in got[0][1]

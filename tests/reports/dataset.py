@@ -34,6 +34,7 @@ from aggregator.models import (
     Quarantine,
     RawSubmission,
 )
+from aggregator.registry import pid_pseudonym
 from core.orgunits import communes
 
 NAMES = ["Nguyễn Thị Hồng Nhung", "Trần Văn Khánh", "Lê Thị Mỹ Duyên", "Thạch Sô Phia", "Lâm Quốc Hùng"]
@@ -137,7 +138,7 @@ class Builder:
             self.session.add(
                 Child(
                     id=cid,
-                    personal_id=pid,
+                    personal_id_hash=pid_pseudonym(b"reports-dataset-key!", pid),
                     dob=dob,
                     sex=answers.get("sex", "female"),
                     ethnicity=answers.get("ethnicity"),
