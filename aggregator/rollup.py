@@ -28,6 +28,7 @@ from sqlalchemy import (
     Connection,
     Date,
     Engine,
+    Float,
     FromClause,
     Integer,
     MetaData,
@@ -407,6 +408,39 @@ class CellQuery:
             }
             yield params, {code}
 
+    def insert_cells(self, table: Table, dialect: str) -> Any:
+        """Full rebuild only: ``INSERT INTO table … SELECT`` the long rows of :meth:`cells`, unpivoted in SQL
+        (the wide rows, materialised once as a CTE, are read once per indicator): the same cells, without
+        fetching the wide rows into Python and copying the long ones back."""
+        if self.incremental:
+            raise ValueError("insert_cells is for full rebuilds; incremental runs use cells()")
+        wide = self.select(dialect).cte("wide")
+        dims = self.dims
+        dim_key: Any = literal("")
+        if dims:
+            dim_key = case(*[(wide.c[f"dim_{d}"].is_not(None), literal(d)) for d in dims], else_=literal(""))
+        dim_val = func.coalesce(*[wide.c[f"dim_{d}"] for d in dims], literal("")) if dims else literal("")
+        parts = []
+        for i, ind in enumerate(self.indicators):
+            n = func.coalesce(wide.c[f"n{i}"], 0)
+            d = func.coalesce(wide.c[f"d{i}"], 0)
+            # rows of a disaggregation this indicator is not defined with are left out, as are empty cells
+            other = [wide.c[f"dim_{x}"].is_(None) for x in dims if x not in ind.disaggregate]
+            parts.append(
+                select(
+                    literal("legacy"),
+                    literal("commune"),
+                    wide.c.period,
+                    wide.c.commune,
+                    dim_key,
+                    dim_val,
+                    literal(ind.code),
+                    cast(n, Float),
+                    cast(d, Float),
+                ).where(or_(n != 0, d != 0), *other)
+            )
+        return insert(table).from_select(COLS, union_all(*parts))
+
     def cells(self, conn: Connection) -> Iterator[tuple[Any, ...]]:
         """Long rows (COLS order) for the legacy commune level; empty cells (0/0) are left out."""
         stmt = self.select(conn.dialect.name)
@@ -445,6 +479,7 @@ class CellQuery:
 
 _STATEMENTS: dict[tuple[Any, ...], Any] = {}
 ALL_PERIODS = "all"  # CellQuery.ptype of a full rebuild: every period type in one statement
+SQL_UNPIVOT = ("postgresql",)  # dialects whose full rebuild unpivots the wide rows in SQL (insert_cells)
 
 
 def groups(indicators: Iterable[Indicator]) -> dict[tuple[str, str], list[Indicator]]:
@@ -613,13 +648,20 @@ def _add_primary_key(conn: Connection, table: Table) -> None:
 def compute_into(conn: Connection, table: Table, indicators: Iterable[Indicator] | None = None) -> int:
     """Compute every cell of ``indicators`` (default all) into ``table``; returns the number of commune
     cells."""
-    n = 0
+    in_sql = conn.dialect.name in SQL_UNPIVOT
+    count = select(func.count()).select_from(table)
+    n = -conn.execute(count).scalar_one() if in_sql else 0
     for (source, kind), group in groups(indicators or defs.load().values()).items():
-        if CellQuery(SOURCES[source], kind, ALL_PERIODS, group).exact_rollup:
-            n += _bulk_insert(conn, table, CellQuery(SOURCES[source], kind, ALL_PERIODS, group).cells(conn))
-            continue
-        for ptype in PERIOD_TYPES:
-            n += _bulk_insert(conn, table, CellQuery(SOURCES[source], kind, ptype, group).cells(conn))
+        whole = CellQuery(SOURCES[source], kind, ALL_PERIODS, group)
+        for q in (
+            [whole] if whole.exact_rollup else [CellQuery(whole.source, kind, p, group) for p in PERIOD_TYPES]
+        ):
+            if in_sql:  # unpivoted by the server, straight into the table
+                conn.execute(q.insert_cells(table, conn.dialect.name))
+            else:
+                n += _bulk_insert(conn, table, q.cells(conn))
+    if in_sql:  # (the driver reports no row count for INSERT … SELECT with a CTE)
+        n += conn.execute(count).scalar_one()
     if conn.dialect.name == "postgresql":  # fresh statistics, else the roll-up joins are planned blind
         conn.execute(text(f'ANALYZE "{table.name}"'))
     _derive(conn, table)

@@ -8,9 +8,9 @@ generated
 2. PostgreSQL: ``aggregator.rollup.rebuild`` (what `carecheck indicators rebuild` runs: side table, COPY,
 swap).
 3. DuckDB (baseline, same run): the same definitions compiled to the same SQL (the statements
-   ``rollup.compute_into`` runs), grouped in DuckDB, unpivoted
-and
-   rolled up to every level in DuckDB SQL. Every cell must match PostgreSQL exactly, else the bench fails.
+   ``rollup.compute_into`` runs on PostgreSQL: each group's one-pass statement wrapped in the same
+   ``CellQuery.insert_cells`` unpivot, INSERT … SELECT into the cell table), then rolled up to every level by
+   the same ``rollup._derive`` statements. Every cell must match PostgreSQL exactly, else the bench fails.
    Ratio = DuckDB seconds / PostgreSQL seconds (goal ≥ 0.5: PostgreSQL at least half DuckDB's speed).
 4. Latency (not quick): a real sync server, pouchdb-server and `carecheck worker` (PostgreSQL + Redis);
 household
@@ -206,31 +206,15 @@ def duckdb_rebuild(con: Any) -> tuple[float, int]:
         "INSERT INTO indicator_orgunit VALUES (?, ?, ?)",
         [(c.code, c.district_code, c.code_2025) for c in communes().values()],
     )
+    table = rollup._side_table("indicator_value", "duckdb")
     t0 = time.perf_counter()
     for (source, kind), group in rollup.groups(defs.load().values()).items():
-        # the statements rollup.compute_into runs: every period type at once when the sums roll up exactly
+        # the statements rollup.compute_into runs: every period type at once when the sums roll up exactly,
+        # unpivoted into the long cells by the same INSERT … SELECT
         whole = rollup.CellQuery(defs.SOURCES[source], kind, rollup.ALL_PERIODS, group)
         for ptype in [rollup.ALL_PERIODS] if whole.exact_rollup else PERIOD_TYPES:
             q = rollup.CellQuery(defs.SOURCES[source], kind, ptype, group)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE wide AS {sql(q.select('duckdb'))}")
-            dims = q.dims
-            dim_key = (
-                "CASE " + " ".join(f"WHEN dim_{d} IS NOT NULL THEN '{d}'" for d in dims) + " ELSE '' END"
-                if dims
-                else "''"
-            )
-            dim_val = f"COALESCE({', '.join(f'dim_{d}' for d in dims)}, '')" if dims else "''"
-            parts = []
-            for i, ind in enumerate(group):
-                allowed = ", ".join(["''"] + [f"'{d}'" for d in ind.disaggregate])
-                parts.append(
-                    f"SELECT 'legacy', 'commune', period, commune, {dim_key} AS dk, {dim_val}, '{ind.code}', "
-                    f"CAST(COALESCE(n{i}, 0) AS DOUBLE), CAST(COALESCE(d{i}, 0) AS DOUBLE) FROM wide "
-                    f"WHERE (COALESCE(n{i}, 0) <> 0 OR COALESCE(d{i}, 0) <> 0) AND {dim_key} IN ({allowed})"
-                )
-            con.execute(
-                f"INSERT INTO indicator_value ({', '.join(rollup.COLS)}) " + " UNION ALL ".join(parts)
-            )
+            con.execute(sql(q.insert_cells(table, "duckdb")))
     rollup._derive(DuckConn(con), rollup.IndicatorValue.__table__)  # type: ignore[arg-type,attr-defined]
     seconds = time.perf_counter() - t0
     return seconds, con.execute("SELECT count(*) FROM indicator_value").fetchone()[0]
