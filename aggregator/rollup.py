@@ -32,6 +32,7 @@ from sqlalchemy import (
     FromClause,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     and_,
@@ -64,6 +65,7 @@ LEVELS = ("province", "district", "commune")
 UNKNOWN_COMMUNE = ""  # rows without a (valid) commune count at province level only
 BATCH = 5000
 REBUILD_WORK_MEM = "256MB"
+PK_ORDER = ("org_unit", "period", "indicator", "level", "hierarchy", "dis_key", "dis_value")
 LOCK_KEY = 0x1D1C  # pg_advisory_xact_lock key shared by rebuild and refresh
 
 
@@ -72,6 +74,10 @@ class IndicatorValue(SQLModel, table=True):
     sums."""
 
     __tablename__ = "indicator_value"
+    # key order: the org unit first (the most distinct leading values make the key's index build sort about
+    # a third faster than hierarchy-first, whose leading columns tie on almost every comparison); the
+    # reads' equality and IN conditions still cover a leading prefix of the key (all but dis_value)
+    __table_args__ = (PrimaryKeyConstraint(*PK_ORDER),)
 
     hierarchy: str = Field(primary_key=True)  # legacy | 2025
     level: str = Field(primary_key=True)  # province | district | commune
@@ -638,7 +644,7 @@ def _side_table(name: str, dialect: str) -> Table:
 
 
 def _add_primary_key(conn: Connection, table: Table) -> None:
-    keys = ", ".join(c.name for c in IndicatorValue.__table__.primary_key.columns)  # type: ignore[attr-defined]
+    keys = ", ".join(PK_ORDER)
     if conn.dialect.name == "sqlite":  # SQLite cannot add a primary key: a unique index serves the same reads
         conn.execute(text(f'CREATE UNIQUE INDEX "{table.name}_pk" ON "{table.name}" ({keys})'))
     else:
