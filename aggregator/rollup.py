@@ -299,10 +299,11 @@ class CellQuery:
 
     def _build_all(self, dialect: str) -> Any:
         """Full rebuild, every period type in one statement and one pass over the rows: (1) one window pass
-        (stock: the next observation of the same unit, ordered as the per-period ``row_number`` orders them,
-        marks the latest row of each month, quarter, year and school year), (2) one hash aggregate of the
-        rows by month × commune × every dimension (× those marks), (3) small group-bys of that per period
-        type. Counts and integer sums only (``exact_rollup``): the sums are exactly those of ``_build``."""
+        (stock: the month index of the next observation of the same unit, ordered as the per-period
+        ``row_number`` orders them, marks the latest row of each month, quarter, year and school year),
+        (2) one hash aggregate of the rows by month × commune × every dimension (× those marks), one
+        aggregate per distinct measure, (3) small group-bys of that per period type. Counts and integer sums
+        only (``exact_rollup``): the sums are exactly those of ``_build``."""
         src, t = self.source, self.source.table
         known = sorted(orgunits.communes())
         commune = case((t.c.commune_code.in_(known), t.c.commune_code), else_=literal(UNKNOWN_COMMUNE))
@@ -314,62 +315,94 @@ class CellQuery:
         n_ind = len(self.indicators)
         per_row: list[Any] = [t.c.year.label("year"), t.c.month.label("month"), c(commune).label("commune")]
         per_row += [c(defs.dimension_sql(d, src)).label(f"dim_{d}") for d in dims]
+        # one per-row column and one aggregate per *distinct* measure (indicators share numerators and
+        # denominators); counts as count(*) FILTER (WHERE condition): no 0/1 to compute and add per row
+        measure_of: dict[str, str] = {}  # "n3" / "d3" -> the part column holding its sums
+        aggs: dict[str, tuple[str, Any]] = {}  # SQL text of the measure -> (part column, per-row expression)
         for i, ind in enumerate(self.indicators):
-            per_row += [ind.numerator.sql().label(f"n{i}"), ind.denominator.sql().label(f"d{i}")]
+            for x, m in (("n", ind.numerator), ("d", ind.denominator)):
+                expr: Any
+                if m.column is None:
+                    expr = m.condition()  # None: every row
+                    sig = "count:" + ("*" if expr is None else _sql_text(expr))
+                else:
+                    expr = m.sql()
+                    sig = "sum:" + _sql_text(expr)
+                if sig not in aggs:
+                    aggs[sig] = (f"m{len(aggs)}", expr)
+                measure_of[f"{x}{i}"] = aggs[sig][0]
+        per_row += [expr.label(name) for name, expr in aggs.values() if expr is not None]
         stock = self.kind == "stock"
         has_period = [t.c.year.is_not(None), t.c.month.is_not(None)]
-
-        def quarter(m: Any) -> Any:
-            return case((m <= 3, 1), (m <= 6, 2), (m <= 9, 3), else_=4)
-
-        def sy_start(y: Any, m: Any) -> Any:
-            return y - case((m < 9, 1), else_=0)
-
         if stock:
             key = t.c[src.stock_key or ""]
             pk = list(t.primary_key.columns)
+            # months since year 0, 0-based month: one integer, so one window function marks every period
+            per_row.append((t.c.year * 12 + t.c.month - 1).label("ym"))
+            # the per-row values are computed below the window's sort (which then carries them instead of
+            # the raw columns); OFFSET 0 keeps PostgreSQL from pulling them up above the window
+            pk_cols = [k.label(f"pk_{k.name}") for k in pk]
+            w = (
+                select(*per_row, c(key).label("unit"), t.c.visit_date.label("vd"), *pk_cols)
+                .where(*has_period)
+                .offset(0)
+                .subquery("per_row")
+            ).c
             # ascending (visit_date, pk): the last row of a period is row_number() = 1 of _build
-            order = [t.c.visit_date, *pk]
-            per_row += [
-                func.lead(t.c.year).over(partition_by=[c(key)], order_by=order).label("next_year"),
-                func.lead(t.c.month).over(partition_by=[c(key)], order_by=order).label("next_month"),
-            ]
-        rows = select(*per_row).where(*has_period).subquery("rows")
+            order = [w.vd, *[w[f"pk_{k.name}"] for k in pk]]
+            rows = select(
+                *[w[e.name] for e in per_row],
+                func.lead(w.ym).over(partition_by=[w.unit], order_by=order).label("next_ym"),
+            ).subquery("rows")
+        else:
+            rows = select(*per_row).where(*has_period).subquery("rows")
         keys1: list[Any] = [rows.c.year, rows.c.month, rows.c.commune] + [rows.c[f"dim_{d}"] for d in dims]
         where1: list[Any] = []
         if stock:
-            y, m, ny, nm = rows.c.year, rows.c.month, rows.c.next_year, rows.c.next_month
-            last = ny.is_(None)
+            ym, nym = rows.c.ym, rows.c.next_ym
+            last = nym.is_(None)
+
+            def start(v: Any, n: int, shift: int = 0) -> Any:
+                # the first month of v's n-month span (portable integer arithmetic: % and -, no division)
+                return (v - shift) - (v - shift) % n
+
             # latest in its month; latest in its quarter / year / school year implies latest in its month
-            where1.append(or_(last, ny != y, nm != m))
+            where1.append(or_(last, nym != ym))
             flags = {
-                "quarter": or_(last, ny != y, quarter(nm) != quarter(m)),
-                "year": or_(last, ny != y),
-                "school_year": or_(last, sy_start(ny, nm) != sy_start(y, m)),
+                "quarter": or_(last, start(nym, 3) != start(ym, 3)),
+                "year": or_(last, start(nym, 12) != start(ym, 12)),
+                # school years start in September (0-based month 8)
+                "school_year": or_(last, start(nym, 12, 8) != start(ym, 12, 8)),
             }
             keys1 += [case((cond, 1), else_=0).label(f"last_{p}") for p, cond in flags.items()]
         # INTEGER partial sums (one month, commune and combination of dimensions: far below 2^31; an
         # overflow would raise, not wrap): PostgreSQL sums INTEGER with a 64-bit accumulator, BIGINT with a
         # slower 128-bit one
-        sums1 = [
-            cast(func.sum(rows.c[f"{x}{i}"]), Integer).label(f"{x}{i}")
-            for i in range(n_ind)
-            for x in ("n", "d")
-        ]
+        sums1 = []
+        for sig, (name, expr) in aggs.items():
+            agg: Any
+            if sig.startswith("count:"):
+                agg = func.count() if expr is None else func.count().filter(rows.c[name])
+            else:
+                agg = func.sum(rows.c[name])
+            sums1.append(cast(agg, Integer).label(name))
         part = select(*keys1, *sums1).where(*where1).group_by(*keys1).cte("part")
         out = []
         for ptype in PERIOD_TYPES:
             pdims = [] if ptype == "month" else dims
             cols: list[Any] = [c(period_sql(ptype, part)).label("period"), part.c.commune]
             cols += [part.c[f"dim_{d}"] for d in pdims]
-            for i in range(n_ind):
-                cols += [part.c[f"n{i}"], part.c[f"d{i}"]]
+            used = sorted({measure_of[k] for k in measure_of}, key=lambda v: int(v[1:]))
+            cols += [part.c[v] for v in used]
             where2 = [part.c[f"last_{ptype}"] == 1] if stock and ptype != "month" else []
             inner = select(*cols).where(*where2).subquery(f"rows_{ptype}")
             sums = []
             for i in range(n_ind):
                 # sums of integer sums: NUMERIC on PostgreSQL, read as Decimal; BIGINT holds them exactly
-                sums += [cast(func.sum(inner.c[f"{x}{i}"]), BigInteger).label(f"{x}{i}") for x in ("n", "d")]
+                sums += [
+                    cast(func.sum(inner.c[measure_of[f"{x}{i}"]]), BigInteger).label(f"{x}{i}")
+                    for x in ("n", "d")
+                ]
             if not pdims:
                 nulls = [literal(None, String).label(f"dim_{d}") for d in dims]
                 out.append(
@@ -484,6 +517,13 @@ class CellQuery:
 
 
 _STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _sql_text(expr: Any) -> str:
+    """An expression's SQL text with its literals inlined: equal texts compute equal values."""
+    return str(expr.compile(compile_kwargs={"literal_binds": True}))
+
+
 ALL_PERIODS = "all"  # CellQuery.ptype of a full rebuild: every period type in one statement
 SQL_UNPIVOT = ("postgresql",)  # dialects whose full rebuild unpivots the wide rows in SQL (insert_cells)
 
