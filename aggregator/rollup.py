@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -67,6 +68,9 @@ BATCH = 5000
 REBUILD_WORK_MEM = "256MB"
 PK_ORDER = ("org_unit", "period", "indicator", "level", "hierarchy", "dis_key", "dis_value")
 LOCK_KEY = 0x1D1C  # pg_advisory_xact_lock key shared by rebuild and refresh
+# a full PostgreSQL rebuild computes its large stock groups in parts over this many connections at once
+REBUILD_CONNECTIONS = 2
+SPLIT_ROWS = 200_000  # (large: at least this many rows in the source table)
 
 
 class IndicatorValue(SQLModel, table=True):
@@ -181,6 +185,9 @@ class CellQuery:
     indicators: list[Indicator]
     communes: set[str] | None = None  # incremental: only these legacy communes
     periods: set[str] | None = None  # incremental: only these periods (codes of this period type)
+    # full rebuild split over connections: (k, n) = only the units (stock key) whose hash is k modulo n;
+    # every unit lands in exactly one part, so the cells are the sums of the parts' cells
+    part: tuple[int, int] | None = None
 
     @property
     def dims(self) -> list[str]:
@@ -223,6 +230,7 @@ class CellQuery:
             tuple(i.code for i in self.indicators),
             dialect,
             self.incremental,
+            self.part,
         )
         if key not in _STATEMENTS:
             _STATEMENTS[key] = self._build_all(dialect) if self.ptype == ALL_PERIODS else self._build(dialect)
@@ -334,6 +342,15 @@ class CellQuery:
         per_row += [expr.label(name) for name, expr in aggs.values() if expr is not None]
         stock = self.kind == "stock"
         has_period = [t.c.year.is_not(None), t.c.month.is_not(None)]
+        if self.part is not None:
+            # the k-th of n equal ranges of the unit's hash: a range (not hash % n = k, which PostgreSQL
+            # estimates at 0.5 % of the rows and then plans sort-based aggregates for)
+            k, n = self.part
+            h, top = _unit_hash(t.c[src.stock_key or ""], dialect)
+            if k > 0:
+                has_period.append(h >= literal(top * k // n))
+            if k < n - 1:
+                has_period.append(h < literal(top * (k + 1) // n))
         if stock:
             key = t.c[src.stock_key or ""]
             pk = list(t.primary_key.columns)
@@ -447,13 +464,14 @@ class CellQuery:
             }
             yield params, {code}
 
-    def insert_cells(self, table: Table, dialect: str) -> Any:
+    def insert_cells(self, table: Table, dialect: str, wide_rows: Any = None) -> Any:
         """Full rebuild only: ``INSERT INTO table … SELECT`` the long rows of :meth:`cells`, unpivoted in SQL
         (the wide rows, materialised once as a CTE, are read once per indicator): the same cells, without
-        fetching the wide rows into Python and copying the long ones back."""
+        fetching the wide rows into Python and copying the long ones back. ``wide_rows``: a selectable with
+        the columns of :meth:`select` to unpivot instead (the merged parts of a split rebuild)."""
         if self.incremental:
             raise ValueError("insert_cells is for full rebuilds; incremental runs use cells()")
-        wide = self.select(dialect).cte("wide")
+        wide = (self.select(dialect) if wide_rows is None else wide_rows).cte("wide")
         dims = self.dims
         dim_key: Any = literal("")
         if dims:
@@ -479,6 +497,16 @@ class CellQuery:
                 ).where(or_(n != 0, d != 0), *other)
             )
         return insert(table).from_select(COLS, union_all(*parts))
+
+    def merged(self, parts: list[FromClause]) -> Any:
+        """The wide rows of a split rebuild: the parts' wide rows (tables with the columns of
+        :meth:`select`) summed per period × commune × disaggregation."""
+        dims = [f"dim_{d}" for d in self.dims]
+        sums = [f"{x}{i}" for i in range(len(self.indicators)) for x in ("n", "d")]
+        names = ["period", "commune", *dims, *sums]
+        every = union_all(*[select(*[p.c[x] for x in names]) for p in parts]).subquery("parts")
+        keys = [every.c[x] for x in ("period", "commune", *dims)]
+        return select(*keys, *[cast(func.sum(every.c[x]), BigInteger).label(x) for x in sums]).group_by(*keys)
 
     def cells(self, conn: Connection) -> Iterator[tuple[Any, ...]]:
         """Long rows (COLS order) for the legacy commune level; empty cells (0/0) are left out."""
@@ -517,6 +545,13 @@ class CellQuery:
 
 
 _STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _unit_hash(key: Any, dialect: str) -> tuple[Any, int]:
+    """A non-negative integer hash of a unit's key, to split a rebuild's units into parts, and its bound."""
+    if dialect == "postgresql":
+        return func.hashtext(key).op("&")(0x7FFFFFFF), 1 << 31
+    return func.hash(key), 1 << 64  # DuckDB (the benchmark's baseline runs the same split statements)
 
 
 def _sql_text(expr: Any) -> str:
@@ -691,14 +726,79 @@ def _add_primary_key(conn: Connection, table: Table) -> None:
         conn.execute(text(f'ALTER TABLE "{table.name}" ADD PRIMARY KEY ({keys})'))
 
 
-def compute_into(conn: Connection, table: Table, indicators: Iterable[Indicator] | None = None) -> int:
+def split_parts(q: CellQuery, rows: int, connections: int) -> int:
+    """How many parts (one per connection) a full rebuild computes a group in: a stock group over many
+    rows, whose window pass PostgreSQL cannot run in parallel itself, is split by unit over the connections;
+    everything else runs whole."""
+    if connections > 1 and q.kind == "stock" and q.exact_rollup and rows >= SPLIT_ROWS:
+        return connections
+    return 1
+
+
+def wide_table(q: CellQuery, name: str, dialect: str) -> Table:
+    """A temporary table for one part's wide rows (the columns of ``q.select``), dropped at commit."""
+    txt = String(collation="C") if dialect == "postgresql" else String()
+    cols: list[Column[Any]] = [Column("period", txt), Column("commune", txt)]
+    cols += [Column(f"dim_{d}", txt) for d in q.dims]
+    cols += [Column(f"{x}{i}", BigInteger()) for i in range(len(q.indicators)) for x in ("n", "d")]
+    return Table(name, MetaData(), *cols, prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+
+
+def _fetch_part(engine: Engine, stmt: Any) -> list[tuple[Any, ...]]:
+    """One part's wide rows, computed on a connection of its own (read-only, settings scoped to it)."""
+    with engine.connect() as conn, conn.begin():
+        conn.execute(text("SET TRANSACTION READ ONLY"))
+        _rebuild_settings(conn)
+        return [tuple(r) for r in conn.execute(stmt)]
+
+
+def _split_into(conn: Connection, engine: Engine, table: Table, whole: CellQuery, n: int) -> None:
+    """Compute ``whole`` in ``n`` parts by unit hash: part 0 on ``conn`` (into a temporary table), the others
+    concurrently on their own connections (fetched, then copied into temporary tables), then sum the parts
+    and unpivot them into ``table``. The other connections only read: a failure anywhere raises here and the
+    rebuild's transaction rolls back; the temporary tables go with it (or at its commit)."""
+    dialect = conn.dialect.name
+    parts = [
+        CellQuery(whole.source, whole.kind, whole.ptype, whole.indicators, part=(k, n)) for k in range(n)
+    ]
+    tables = [wide_table(whole, f"rebuild_wide_{whole.source.name}_{k}", dialect) for k in range(n)]
+    names = [c.name for c in tables[0].columns]
+    with ThreadPoolExecutor(max_workers=n - 1) as pool:
+        others = [pool.submit(_fetch_part, engine, q.select(dialect)) for q in parts[1:]]
+        for t in tables:
+            t.create(conn)
+        conn.execute(insert(tables[0]).from_select(names, parts[0].select(dialect)))
+        fetched = [f.result() for f in others]
+    raw = conn.connection.dbapi_connection
+    for t, rows in zip(tables[1:], fetched, strict=True):
+        with raw.cursor() as cur:  # type: ignore[union-attr]
+            with cur.copy(f'COPY "{t.name}" ({", ".join(names)}) FROM STDIN') as cp:
+                for r in rows:
+                    cp.write_row(r)
+    conn.execute(whole.insert_cells(table, dialect, wide_rows=whole.merged(list(tables))))
+    for t in tables:
+        t.drop(conn)
+
+
+def compute_into(
+    conn: Connection,
+    table: Table,
+    indicators: Iterable[Indicator] | None = None,
+    engine: Engine | None = None,
+) -> int:
     """Compute every cell of ``indicators`` (default all) into ``table``; returns the number of commune
-    cells."""
+    cells. With ``engine`` (PostgreSQL full rebuild), large stock groups are computed in parts over
+    ``REBUILD_CONNECTIONS`` connections at once."""
     in_sql = conn.dialect.name in SQL_UNPIVOT
     count = select(func.count()).select_from(table)
     n = -conn.execute(count).scalar_one() if in_sql else 0
     for (source, kind), group in groups(indicators or defs.load().values()).items():
         whole = CellQuery(SOURCES[source], kind, ALL_PERIODS, group)
+        if in_sql and engine is not None:
+            parts = split_parts(whole, _table_rows(conn, whole.source), REBUILD_CONNECTIONS)
+            if parts > 1:
+                _split_into(conn, engine, table, whole, parts)
+                continue
         for q in (
             [whole] if whole.exact_rollup else [CellQuery(whole.source, kind, p, group) for p in PERIOD_TYPES]
         ):
@@ -712,6 +812,24 @@ def compute_into(conn: Connection, table: Table, indicators: Iterable[Indicator]
         conn.execute(text(f'ANALYZE "{table.name}"'))
     _derive(conn, table)
     return n
+
+
+def _table_rows(conn: Connection, source: Source) -> int:
+    """The planner's row estimate of a source table (PostgreSQL; -1 when never analysed)."""
+    est = conn.execute(
+        text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"), {"t": source.table.name}
+    ).scalar()
+    return int(est) if est is not None else -1
+
+
+def _rebuild_settings(conn: Connection) -> None:
+    """Transaction-scoped settings of a PostgreSQL rebuild."""
+    # in-memory hash aggregates instead of external merge sorts
+    conn.execute(text(f"SET LOCAL work_mem = '{REBUILD_WORK_MEM}'"))
+    # and the compile time of JIT (seconds on these wide expressions) exceeds what it saves
+    conn.execute(text("SET LOCAL jit = off"))
+    # the primary key's index build sorts every cell: in memory
+    conn.execute(text(f"SET LOCAL maintenance_work_mem = '{REBUILD_WORK_MEM}'"))
 
 
 def _lock(conn: Connection) -> None:
@@ -731,14 +849,10 @@ def rebuild(engine: Engine) -> dict[str, Any]:
     live = IndicatorValue.__tablename__
     with engine.begin() as conn:
         _lock(conn)
-        if conn.dialect.name == "postgresql":  # in-memory hash aggregates instead of external merge sorts
-            conn.execute(text(f"SET LOCAL work_mem = '{REBUILD_WORK_MEM}'"))
-            # and the compile time of JIT (seconds on these wide expressions) exceeds what it saves
-            conn.execute(text("SET LOCAL jit = off"))
-            # the primary key's index build sorts every cell: in memory
-            conn.execute(text(f"SET LOCAL maintenance_work_mem = '{REBUILD_WORK_MEM}'"))
+        if conn.dialect.name == "postgresql":
+            _rebuild_settings(conn)
         side.create(conn)
-        commune_cells = compute_into(conn, side)
+        commune_cells = compute_into(conn, side, engine=engine)
         _add_primary_key(conn, side)
         total = conn.execute(select(func.count()).select_from(side)).scalar_one()
         t_compute = time.perf_counter() - t0
