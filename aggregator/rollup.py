@@ -185,8 +185,8 @@ class CellQuery:
     indicators: list[Indicator]
     communes: set[str] | None = None  # incremental: only these legacy communes
     periods: set[str] | None = None  # incremental: only these periods (codes of this period type)
-    # full rebuild split over connections: (k, n) = only the units (stock key) whose hash is k modulo n;
-    # every unit lands in exactly one part, so the cells are the sums of the parts' cells
+    # full rebuild split over connections: (k, n) = only the units (stock key) whose hash falls in the k-th
+    # of n equal ranges; every unit lands in exactly one part, so the cells are the sums of the parts' cells
     part: tuple[int, int] | None = None
 
     @property
