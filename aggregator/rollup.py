@@ -726,57 +726,96 @@ def _add_primary_key(conn: Connection, table: Table) -> None:
         conn.execute(text(f'ALTER TABLE "{table.name}" ADD PRIMARY KEY ({keys})'))
 
 
-def split_parts(q: CellQuery, rows: int, connections: int) -> int:
-    """How many parts (one per connection) a full rebuild computes a group in: a stock group over many
-    rows, whose window pass PostgreSQL cannot run in parallel itself, is split by unit over the connections;
-    everything else runs whole."""
-    if connections > 1 and q.kind == "stock" and q.exact_rollup and rows >= SPLIT_ROWS:
-        return connections
-    return 1
+def rebuild_plan(q: CellQuery, rows: int, connections: int) -> tuple[str, int]:
+    """How a full PostgreSQL rebuild with ``connections`` connections computes a group over ``rows`` rows:
+    ("split", n): a large stock group, whose window pass PostgreSQL cannot run in parallel itself, in n parts
+    by unit, one per connection, at once; ("aside", 1): another large group, whole, on a connection of its
+    own while the split groups run; ("here", 1): the rest, on the rebuild's connection."""
+    large = connections > 1 and q.exact_rollup and rows >= SPLIT_ROWS
+    if large and q.kind == "stock":
+        return "split", connections
+    return ("aside", 1) if large else ("here", 1)
 
 
 def wide_table(q: CellQuery, name: str, dialect: str) -> Table:
-    """A temporary table for one part's wide rows (the columns of ``q.select``), dropped at commit."""
+    """A temporary table for one part's wide rows (the columns of ``q.select``), dropped at commit.
+    INTEGER sums (one cell of one part: far below 2^31; an overflow would raise), summed with a 64-bit
+    accumulator when the parts are merged."""
     txt = String(collation="C") if dialect == "postgresql" else String()
     cols: list[Column[Any]] = [Column("period", txt), Column("commune", txt)]
     cols += [Column(f"dim_{d}", txt) for d in q.dims]
-    cols += [Column(f"{x}{i}", BigInteger()) for i in range(len(q.indicators)) for x in ("n", "d")]
+    cols += [Column(f"{x}{i}", Integer()) for i in range(len(q.indicators)) for x in ("n", "d")]
     return Table(name, MetaData(), *cols, prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
 
 
-def _fetch_part(engine: Engine, stmt: Any) -> list[tuple[Any, ...]]:
-    """One part's wide rows, computed on a connection of its own (read-only, settings scoped to it)."""
+def _fetch_wide(engine: Engine, stmts: list[Any]) -> list[list[tuple[Any, ...]]]:
+    """The wide rows of ``stmts``, computed one after the other on a connection of their own (read-only,
+    settings scoped to its transaction)."""
     with engine.connect() as conn, conn.begin():
         conn.execute(text("SET TRANSACTION READ ONLY"))
         _rebuild_settings(conn)
-        return [tuple(r) for r in conn.execute(stmt)]
+        return [[tuple(r) for r in conn.execute(stmt)] for stmt in stmts]
 
 
-def _split_into(conn: Connection, engine: Engine, table: Table, whole: CellQuery, n: int) -> None:
-    """Compute ``whole`` in ``n`` parts by unit hash: part 0 on ``conn`` (into a temporary table), the others
-    concurrently on their own connections (fetched, then copied into temporary tables), then sum the parts
-    and unpivot them into ``table``. The other connections only read: a failure anywhere raises here and the
-    rebuild's transaction rolls back; the temporary tables go with it (or at its commit)."""
-    dialect = conn.dialect.name
-    parts = [
-        CellQuery(whole.source, whole.kind, whole.ptype, whole.indicators, part=(k, n)) for k in range(n)
-    ]
-    tables = [wide_table(whole, f"rebuild_wide_{whole.source.name}_{k}", dialect) for k in range(n)]
-    names = [c.name for c in tables[0].columns]
-    with ThreadPoolExecutor(max_workers=n - 1) as pool:
-        others = [pool.submit(_fetch_part, engine, q.select(dialect)) for q in parts[1:]]
-        for t in tables:
-            t.create(conn)
-        conn.execute(insert(tables[0]).from_select(names, parts[0].select(dialect)))
-        fetched = [f.result() for f in others]
+def _copy_rows(conn: Connection, t: Table, rows: list[tuple[Any, ...]]) -> None:
     raw = conn.connection.dbapi_connection
-    for t, rows in zip(tables[1:], fetched, strict=True):
-        with raw.cursor() as cur:  # type: ignore[union-attr]
-            with cur.copy(f'COPY "{t.name}" ({", ".join(names)}) FROM STDIN') as cp:
-                for r in rows:
-                    cp.write_row(r)
-    conn.execute(whole.insert_cells(table, dialect, wide_rows=whole.merged(list(tables))))
-    for t in tables:
+    with raw.cursor() as cur:  # type: ignore[union-attr]
+        with cur.copy(f'COPY "{t.name}" ({", ".join(c.name for c in t.columns)}) FROM STDIN') as cp:
+            for r in rows:
+                cp.write_row(r)
+
+
+def _compute_concurrently(conn: Connection, engine: Engine, table: Table, wholes: list[CellQuery]) -> None:
+    """Full PostgreSQL rebuild over ``REBUILD_CONNECTIONS`` connections (see :func:`rebuild_plan`): the
+    split groups' part 0 and the small groups on ``conn``, the other parts and the large unsplit groups at
+    the same time on connections of their own, which only read (their wide rows are fetched and copied into
+    temporary tables); then the parts are summed and everything unpivoted into ``table``. A failure anywhere
+    raises here and the rebuild's transaction rolls back, temporary tables included (else they go at its
+    commit)."""
+    dialect = conn.dialect.name
+    split: list[tuple[CellQuery, list[Table]]] = []
+    aside: list[tuple[CellQuery, Table]] = []
+    here: list[CellQuery] = []
+    for q in wholes:
+        how, n = rebuild_plan(q, _table_rows(conn, q.source), REBUILD_CONNECTIONS)
+        tag = f"rebuild_wide_{q.source.name}_{q.kind}"
+        if how == "split":
+            split.append((q, [wide_table(q, f"{tag}_{k}", dialect) for k in range(n)]))
+        elif how == "aside":
+            aside.append((q, wide_table(q, tag, dialect)))
+        else:
+            here.append(q)
+
+    def part(q: CellQuery, k: int, n: int) -> Any:
+        return CellQuery(q.source, q.kind, q.ptype, q.indicators, part=(k, n)).select(dialect)
+
+    with ThreadPoolExecutor(max_workers=REBUILD_CONNECTIONS) as pool:
+        # connection k runs part k of every split group; the unsplit large groups go on another one
+        others = [
+            pool.submit(_fetch_wide, engine, [part(q, k, len(ts)) for q, ts in split])
+            for k in range(1, max((len(ts) for _, ts in split), default=1))
+        ]
+        if aside:
+            others.append(pool.submit(_fetch_wide, engine, [q.select(dialect) for q, _ in aside]))
+        for q, ts in split:
+            for t in ts:
+                t.create(conn)
+            names = [c.name for c in ts[0].columns]
+            conn.execute(insert(ts[0]).from_select(names, part(q, 0, len(ts))))
+        for q in here:
+            conn.execute(q.insert_cells(table, dialect))
+        fetched = [f.result() for f in others]
+    for k, rows_k in enumerate(fetched[: len(fetched) - bool(aside)], start=1):
+        for (_, ts), rows in zip(split, rows_k, strict=True):
+            _copy_rows(conn, ts[k], rows)
+    for q, ts in split:
+        conn.execute(q.insert_cells(table, dialect, wide_rows=q.merged(list(ts))))
+        for t in ts:
+            t.drop(conn)
+    for (q, t), rows in zip(aside, fetched[-1] if aside else [], strict=True):
+        t.create(conn)
+        _copy_rows(conn, t, rows)
+        conn.execute(q.insert_cells(table, dialect, wide_rows=select(t)))
         t.drop(conn)
 
 
@@ -787,20 +826,24 @@ def compute_into(
     engine: Engine | None = None,
 ) -> int:
     """Compute every cell of ``indicators`` (default all) into ``table``; returns the number of commune
-    cells. With ``engine`` (PostgreSQL full rebuild), large stock groups are computed in parts over
+    cells. With ``engine`` (PostgreSQL full rebuild), the large groups are computed over
     ``REBUILD_CONNECTIONS`` connections at once."""
     in_sql = conn.dialect.name in SQL_UNPIVOT
     count = select(func.count()).select_from(table)
     n = -conn.execute(count).scalar_one() if in_sql else 0
-    for (source, kind), group in groups(indicators or defs.load().values()).items():
-        whole = CellQuery(SOURCES[source], kind, ALL_PERIODS, group)
-        if in_sql and engine is not None:
-            parts = split_parts(whole, _table_rows(conn, whole.source), REBUILD_CONNECTIONS)
-            if parts > 1:
-                _split_into(conn, engine, table, whole, parts)
-                continue
+    wholes = [
+        CellQuery(SOURCES[source], kind, ALL_PERIODS, group)
+        for (source, kind), group in groups(indicators or defs.load().values()).items()
+    ]
+    if in_sql and engine is not None:
+        exact = [q for q in wholes if q.exact_rollup]
+        _compute_concurrently(conn, engine, table, exact)
+        wholes = [q for q in wholes if not q.exact_rollup]
+    for whole in wholes:
         for q in (
-            [whole] if whole.exact_rollup else [CellQuery(whole.source, kind, p, group) for p in PERIOD_TYPES]
+            [whole]
+            if whole.exact_rollup
+            else [CellQuery(whole.source, whole.kind, p, whole.indicators) for p in PERIOD_TYPES]
         ):
             if in_sql:  # unpivoted by the server, straight into the table
                 conn.execute(q.insert_cells(table, conn.dialect.name))

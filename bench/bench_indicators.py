@@ -10,11 +10,12 @@ swap).
 3. DuckDB (baseline, same run): the same definitions compiled to the same SQL (the statements
    ``rollup.compute_into`` runs on PostgreSQL: each group's one-pass statement wrapped in the same
    ``CellQuery.insert_cells`` unpivot, INSERT … SELECT into the cell table), then rolled up to every level by
-   the same ``rollup._derive`` statements. A large stock group that PostgreSQL computes in parts by unit
-   hash over ``rollup.REBUILD_CONNECTIONS`` connections at once is computed by DuckDB from the same part
-   statements (one after the other, each on all of DuckDB's threads; DuckDB's ``hash`` in place of
-   ``hashtext``), summed and unpivoted by the same statement. Every cell must match PostgreSQL exactly, else
-   the bench fails.
+   the same ``rollup._derive`` statements. PostgreSQL spreads a rebuild over ``rollup.REBUILD_CONNECTIONS``
+   connections (``rollup.rebuild_plan``: a large stock group in parts by unit hash, one per connection, and
+   the other large groups on a connection of their own, all at once); DuckDB follows the same plan with the
+   same statements (the parts and groups one after the other, each on all of DuckDB's threads; DuckDB's
+   ``hash`` in place of ``hashtext``), and the same sum and unpivot statements over their results. Every
+   cell must match PostgreSQL exactly, else the bench fails.
    Ratio = DuckDB seconds / PostgreSQL seconds (goal ≥ 0.5: PostgreSQL at least half DuckDB's speed).
 4. Latency (not quick): a real sync server, pouchdb-server and `carecheck worker` (PostgreSQL + Redis);
 household
@@ -216,16 +217,23 @@ def duckdb_rebuild(con: Any) -> tuple[float, int]:
         # the statements rollup.compute_into runs: every period type at once when the sums roll up exactly,
         # unpivoted into the long cells by the same INSERT … SELECT
         whole = rollup.CellQuery(defs.SOURCES[source], kind, rollup.ALL_PERIODS, group)
-        # the same split as PostgreSQL's (its connections run the parts at once; DuckDB runs them one after
-        # the other, each on all its threads): the parts' statements, then the same sum and unpivot
+        # the same plan as PostgreSQL's (whose connections run the parts and the groups set aside at once;
+        # DuckDB runs them one after the other, each on all its threads): the same part statements, the
+        # same sum and unpivot statements
         rows = con.execute(f"SELECT count(*) FROM {whole.source.table.name}").fetchone()[0]
-        parts = rollup.split_parts(whole, rows, rollup.REBUILD_CONNECTIONS)
-        if parts > 1:
-            tables = [rollup.wide_table(whole, f"rebuild_wide_{source}_{k}", "duckdb") for k in range(parts)]
+        how, parts = rollup.rebuild_plan(whole, rows, rollup.REBUILD_CONNECTIONS)
+        tag = f"rebuild_wide_{source}_{kind}"
+        if how == "split":
+            tables = [rollup.wide_table(whole, f"{tag}_{k}", "duckdb") for k in range(parts)]
             for k, t in enumerate(tables):
                 part = rollup.CellQuery(whole.source, kind, whole.ptype, group, part=(k, parts))
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {t.name} AS {sql(part.select('duckdb'))}")
             con.execute(sql(whole.insert_cells(table, "duckdb", wide_rows=whole.merged(tables))))
+            continue
+        if how == "aside":
+            t = rollup.wide_table(whole, tag, "duckdb")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {t.name} AS {sql(whole.select('duckdb'))}")
+            con.execute(sql(whole.insert_cells(table, "duckdb", wide_rows=select(t))))
             continue
         for ptype in [rollup.ALL_PERIODS] if whole.exact_rollup else PERIOD_TYPES:
             q = rollup.CellQuery(defs.SOURCES[source], kind, ptype, group)

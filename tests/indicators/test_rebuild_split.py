@@ -1,5 +1,5 @@
-"""A PostgreSQL full rebuild computes large stock groups in parts over several connections: the same cells as
-in one piece, and a failed part leaves the live table as it was and nothing behind."""
+"""A PostgreSQL full rebuild computes large groups over several connections (stock groups in parts by unit,
+flows aside): the same cells as on one; a failed part leaves the live table as it was and nothing behind."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from aggregator import rollup
+from aggregator.indicators import load
 from tests.indicators.test_rollup import cells, database, seeded
 
 
@@ -35,17 +36,20 @@ def test_split_rebuild_equals_whole(pg: Engine, monkeypatch: pytest.MonkeyPatch,
     seeded(pg)  # small tables: computed whole
     whole = cells(pg)
     used: list[int] = []
-    fetch = rollup._fetch_part
+    fetch = rollup._fetch_wide
 
-    def counting(engine: Engine, stmt: Any) -> list[tuple[Any, ...]]:
-        used.append(1)
-        return fetch(engine, stmt)
+    def counting(engine: Engine, stmts: list[Any]) -> list[list[tuple[Any, ...]]]:
+        used.append(len(stmts))
+        return fetch(engine, stmts)
 
-    monkeypatch.setattr(rollup, "SPLIT_ROWS", -1)  # every stock group, whatever its size
+    monkeypatch.setattr(rollup, "SPLIT_ROWS", -1)  # every group is large, whatever its size
     monkeypatch.setattr(rollup, "REBUILD_CONNECTIONS", connections)
-    monkeypatch.setattr(rollup, "_fetch_part", counting)
+    monkeypatch.setattr(rollup, "_fetch_wide", counting)
     rollup.rebuild(pg)
-    assert used, "the rebuild was not split"
+    # the stock groups split (the other parts on connections 1…), the flow groups aside on one more
+    stock = sum(1 for g in rollup.groups(load().values()) if g[1] == "stock")
+    flows = len(rollup.groups(load().values())) - stock
+    assert sorted(used) == sorted([stock] * (connections - 1) + [flows])
     assert cells(pg) == whole
     assert leftovers(pg) == []
 
@@ -54,11 +58,11 @@ def test_failed_part_leaves_the_live_table(pg: Engine, monkeypatch: pytest.Monke
     seeded(pg)
     before = cells(pg)
 
-    def failing(engine: Engine, stmt: Any) -> list[tuple[Any, ...]]:
+    def failing(engine: Engine, stmts: list[Any]) -> list[list[tuple[Any, ...]]]:
         raise RuntimeError("connection lost")
 
     monkeypatch.setattr(rollup, "SPLIT_ROWS", -1)
-    monkeypatch.setattr(rollup, "_fetch_part", failing)
+    monkeypatch.setattr(rollup, "_fetch_wide", failing)
     with pytest.raises(RuntimeError, match="connection lost"):
         rollup.rebuild(pg)
     assert cells(pg) == before
