@@ -68,7 +68,8 @@ BATCH = 5000
 REBUILD_WORK_MEM = "256MB"
 PK_ORDER = ("org_unit", "period", "indicator", "level", "hierarchy", "dis_key", "dis_value")
 LOCK_KEY = 0x1D1C  # pg_advisory_xact_lock key shared by rebuild and refresh
-# a full PostgreSQL rebuild computes its large stock groups in parts over this many connections at once
+# a full PostgreSQL rebuild computes its large stock groups in this many parts by unit, at once, on as many
+# connections (the rebuild's own and helpers), plus one more helper for the other large groups meanwhile
 REBUILD_CONNECTIONS = 2
 SPLIT_ROWS = 200_000  # (large: at least this many rows in the source table)
 
@@ -766,7 +767,7 @@ def _copy_rows(conn: Connection, t: Table, rows: list[tuple[Any, ...]]) -> None:
 
 
 def _compute_concurrently(conn: Connection, engine: Engine, table: Table, wholes: list[CellQuery]) -> None:
-    """Full PostgreSQL rebuild over ``REBUILD_CONNECTIONS`` connections (see :func:`rebuild_plan`): the
+    """Full PostgreSQL rebuild over up to ``REBUILD_CONNECTIONS`` + 1 connections (:func:`rebuild_plan`): the
     split groups' part 0 and the small groups on ``conn``, the other parts and the large unsplit groups at
     the same time on connections of their own, which only read (their wide rows are fetched and copied into
     temporary tables); then the parts are summed and everything unpivoted into ``table``. A failure anywhere
@@ -826,8 +827,8 @@ def compute_into(
     engine: Engine | None = None,
 ) -> int:
     """Compute every cell of ``indicators`` (default all) into ``table``; returns the number of commune
-    cells. With ``engine`` (PostgreSQL full rebuild), the large groups are computed over
-    ``REBUILD_CONNECTIONS`` connections at once."""
+    cells. With ``engine`` (PostgreSQL full rebuild), the large groups are computed over several
+    connections at once (:func:`_compute_concurrently`)."""
     in_sql = conn.dialect.name in SQL_UNPIVOT
     count = select(func.count()).select_from(table)
     n = -conn.execute(count).scalar_one() if in_sql else 0
