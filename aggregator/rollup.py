@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -28,9 +29,11 @@ from sqlalchemy import (
     Connection,
     Date,
     Engine,
+    Float,
     FromClause,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     and_,
@@ -64,7 +67,12 @@ LEVELS = ("province", "district", "commune")
 UNKNOWN_COMMUNE = ""  # rows without a (valid) commune count at province level only
 BATCH = 5000
 REBUILD_WORK_MEM = "256MB"
+PK_ORDER = ("org_unit", "period", "indicator", "level", "hierarchy", "dis_key", "dis_value")
 LOCK_KEY = 0x1D1C  # pg_advisory_xact_lock key shared by rebuild and refresh
+# a full PostgreSQL rebuild computes its large stock groups in this many parts by unit, at once, on as many
+# connections (the rebuild's own and helpers), plus one more helper for the other large groups meanwhile
+REBUILD_CONNECTIONS = 2
+SPLIT_ROWS = 200_000  # (large: at least this many rows in the source table)
 
 
 class IndicatorValue(SQLModel, table=True):
@@ -72,6 +80,10 @@ class IndicatorValue(SQLModel, table=True):
     sums."""
 
     __tablename__ = "indicator_value"
+    # key order: the org unit first (the most distinct leading values make the key's index build sort about
+    # a third faster than hierarchy-first, whose leading columns tie on almost every comparison); the
+    # reads' equality and IN conditions still cover a leading prefix of the key (all but dis_value)
+    __table_args__ = (PrimaryKeyConstraint(*PK_ORDER),)
 
     hierarchy: str = Field(primary_key=True)  # legacy | 2025
     level: str = Field(primary_key=True)  # province | district | commune
@@ -199,6 +211,9 @@ class CellQuery:
     indicators: list[Indicator]
     communes: set[str] | None = None  # incremental: only these legacy communes
     periods: set[str] | None = None  # incremental: only these periods (codes of this period type)
+    # full rebuild split over connections: (k, n) = only the units (stock key) whose hash falls in the k-th
+    # of n equal ranges; every unit lands in exactly one part, so the cells are the sums of the parts' cells
+    part: tuple[int, int] | None = None
 
     @property
     def dims(self) -> list[str]:
@@ -241,6 +256,7 @@ class CellQuery:
             tuple(i.code for i in self.indicators),
             dialect,
             self.incremental,
+            self.part,
         )
         if key not in _STATEMENTS:
             _STATEMENTS[key] = self._build_all(dialect) if self.ptype == ALL_PERIODS else self._build(dialect)
@@ -317,10 +333,11 @@ class CellQuery:
 
     def _build_all(self, dialect: str) -> Any:
         """Full rebuild, every period type in one statement and one pass over the rows: (1) one window pass
-        (stock: the next observation of the same unit, ordered as the per-period ``row_number`` orders them,
-        marks the latest row of each month, quarter, year and school year), (2) one hash aggregate of the
-        rows by month × commune × every dimension (× those marks), (3) small group-bys of that per period
-        type. Counts and integer sums only (``exact_rollup``): the sums are exactly those of ``_build``."""
+        (stock: the month index of the next observation of the same unit, ordered as the per-period
+        ``row_number`` orders them, marks the latest row of each month, quarter, year and school year),
+        (2) one hash aggregate of the rows by month × commune × every dimension (× those marks), one
+        aggregate per distinct measure, (3) small group-bys of that per period type. Counts and integer sums
+        only (``exact_rollup``): the sums are exactly those of ``_build``."""
         src, t = self.source, self.source.table
         known = sorted(orgunits.communes())
         commune = case((t.c.commune_code.in_(known), t.c.commune_code), else_=literal(UNKNOWN_COMMUNE))
@@ -332,62 +349,103 @@ class CellQuery:
         n_ind = len(self.indicators)
         per_row: list[Any] = [t.c.year.label("year"), t.c.month.label("month"), c(commune).label("commune")]
         per_row += [c(defs.dimension_sql(d, src)).label(f"dim_{d}") for d in dims]
+        # one per-row column and one aggregate per *distinct* measure (indicators share numerators and
+        # denominators); counts as count(*) FILTER (WHERE condition): no 0/1 to compute and add per row
+        measure_of: dict[str, str] = {}  # "n3" / "d3" -> the part column holding its sums
+        aggs: dict[str, tuple[str, Any]] = {}  # SQL text of the measure -> (part column, per-row expression)
         for i, ind in enumerate(self.indicators):
-            per_row += [ind.numerator.sql().label(f"n{i}"), ind.denominator.sql().label(f"d{i}")]
+            for x, m in (("n", ind.numerator), ("d", ind.denominator)):
+                expr: Any
+                if m.column is None:
+                    expr = m.condition()  # None: every row
+                    sig = "count:" + ("*" if expr is None else _sql_text(expr))
+                else:
+                    expr = m.sql()
+                    sig = "sum:" + _sql_text(expr)
+                if sig not in aggs:
+                    aggs[sig] = (f"m{len(aggs)}", expr)
+                measure_of[f"{x}{i}"] = aggs[sig][0]
+        per_row += [expr.label(name) for name, expr in aggs.values() if expr is not None]
         stock = self.kind == "stock"
         has_period = [t.c.year.is_not(None), t.c.month.is_not(None)]
-
-        def quarter(m: Any) -> Any:
-            return case((m <= 3, 1), (m <= 6, 2), (m <= 9, 3), else_=4)
-
-        def sy_start(y: Any, m: Any) -> Any:
-            return y - case((m < 9, 1), else_=0)
-
+        if self.part is not None:
+            # the k-th of n equal ranges of the unit's hash: a range (not hash % n = k, which PostgreSQL
+            # estimates at 0.5 % of the rows and then plans sort-based aggregates for)
+            k, n = self.part
+            h, top = _unit_hash(t.c[src.stock_key or ""], dialect)
+            if k > 0:
+                has_period.append(h >= literal(top * k // n))
+            if k < n - 1:
+                has_period.append(h < literal(top * (k + 1) // n))
         if stock:
             key = t.c[src.stock_key or ""]
             pk = list(t.primary_key.columns)
+            # months since year 0, 0-based month: one integer, so one window function marks every period
+            per_row.append((t.c.year * 12 + t.c.month - 1).label("ym"))
+            # the per-row values are computed below the window's sort (which then carries them instead of
+            # the raw columns); OFFSET 0 keeps PostgreSQL from pulling them up above the window
+            pk_cols = [k.label(f"pk_{k.name}") for k in pk]
+            w = (
+                select(*per_row, c(key).label("unit"), t.c.visit_date.label("vd"), *pk_cols)
+                .where(*has_period)
+                .offset(0)
+                .subquery("per_row")
+            ).c
             # ascending (visit_date, pk): the last row of a period is row_number() = 1 of _build
-            order = [t.c.visit_date, *pk]
-            per_row += [
-                func.lead(t.c.year).over(partition_by=[c(key)], order_by=order).label("next_year"),
-                func.lead(t.c.month).over(partition_by=[c(key)], order_by=order).label("next_month"),
-            ]
-        rows = select(*per_row).where(*has_period).subquery("rows")
+            order = [w.vd, *[w[f"pk_{k.name}"] for k in pk]]
+            rows = select(
+                *[w[e.name] for e in per_row],
+                func.lead(w.ym).over(partition_by=[w.unit], order_by=order).label("next_ym"),
+            ).subquery("rows")
+        else:
+            rows = select(*per_row).where(*has_period).subquery("rows")
         keys1: list[Any] = [rows.c.year, rows.c.month, rows.c.commune] + [rows.c[f"dim_{d}"] for d in dims]
         where1: list[Any] = []
         if stock:
-            y, m, ny, nm = rows.c.year, rows.c.month, rows.c.next_year, rows.c.next_month
-            last = ny.is_(None)
+            ym, nym = rows.c.ym, rows.c.next_ym
+            last = nym.is_(None)
+
+            def start(v: Any, n: int, shift: int = 0) -> Any:
+                # the first month of v's n-month span (portable integer arithmetic: % and -, no division)
+                return (v - shift) - (v - shift) % n
+
             # latest in its month; latest in its quarter / year / school year implies latest in its month
-            where1.append(or_(last, ny != y, nm != m))
+            where1.append(or_(last, nym != ym))
             flags = {
-                "quarter": or_(last, ny != y, quarter(nm) != quarter(m)),
-                "year": or_(last, ny != y),
-                "school_year": or_(last, sy_start(ny, nm) != sy_start(y, m)),
+                "quarter": or_(last, start(nym, 3) != start(ym, 3)),
+                "year": or_(last, start(nym, 12) != start(ym, 12)),
+                # school years start in September (0-based month 8)
+                "school_year": or_(last, start(nym, 12, 8) != start(ym, 12, 8)),
             }
             keys1 += [case((cond, 1), else_=0).label(f"last_{p}") for p, cond in flags.items()]
         # INTEGER partial sums (one month, commune and combination of dimensions: far below 2^31; an
         # overflow would raise, not wrap): PostgreSQL sums INTEGER with a 64-bit accumulator, BIGINT with a
         # slower 128-bit one
-        sums1 = [
-            cast(func.sum(rows.c[f"{x}{i}"]), Integer).label(f"{x}{i}")
-            for i in range(n_ind)
-            for x in ("n", "d")
-        ]
+        sums1 = []
+        for sig, (name, expr) in aggs.items():
+            agg: Any
+            if sig.startswith("count:"):
+                agg = func.count() if expr is None else func.count().filter(rows.c[name])
+            else:
+                agg = func.sum(rows.c[name])
+            sums1.append(cast(agg, Integer).label(name))
         part = select(*keys1, *sums1).where(*where1).group_by(*keys1).cte("part")
         out = []
         for ptype in PERIOD_TYPES:
             pdims = [] if ptype == "month" else dims
             cols: list[Any] = [c(period_sql(ptype, part)).label("period"), part.c.commune]
             cols += [part.c[f"dim_{d}"] for d in pdims]
-            for i in range(n_ind):
-                cols += [part.c[f"n{i}"], part.c[f"d{i}"]]
+            used = sorted({measure_of[k] for k in measure_of}, key=lambda v: int(v[1:]))
+            cols += [part.c[v] for v in used]
             where2 = [part.c[f"last_{ptype}"] == 1] if stock and ptype != "month" else []
             inner = select(*cols).where(*where2).subquery(f"rows_{ptype}")
             sums = []
             for i in range(n_ind):
                 # sums of integer sums: NUMERIC on PostgreSQL, read as Decimal; BIGINT holds them exactly
-                sums += [cast(func.sum(inner.c[f"{x}{i}"]), BigInteger).label(f"{x}{i}") for x in ("n", "d")]
+                sums += [
+                    cast(func.sum(inner.c[measure_of[f"{x}{i}"]]), BigInteger).label(f"{x}{i}")
+                    for x in ("n", "d")
+                ]
             if not pdims:
                 nulls = [literal(None, String).label(f"dim_{d}") for d in dims]
                 out.append(
@@ -432,6 +490,50 @@ class CellQuery:
             }
             yield params, {code}
 
+    def insert_cells(self, table: Table, dialect: str, wide_rows: Any = None) -> Any:
+        """Full rebuild only: ``INSERT INTO table … SELECT`` the long rows of :meth:`cells`, unpivoted in SQL
+        (the wide rows, materialised once as a CTE, are read once per indicator): the same cells, without
+        fetching the wide rows into Python and copying the long ones back. ``wide_rows``: a selectable with
+        the columns of :meth:`select` to unpivot instead (the merged parts of a split rebuild)."""
+        if self.incremental:
+            raise ValueError("insert_cells is for full rebuilds; incremental runs use cells()")
+        wide = (self.select(dialect) if wide_rows is None else wide_rows).cte("wide")
+        dims = self.dims
+        dim_key: Any = literal("")
+        if dims:
+            dim_key = case(*[(wide.c[f"dim_{d}"].is_not(None), literal(d)) for d in dims], else_=literal(""))
+        dim_val = func.coalesce(*[wide.c[f"dim_{d}"] for d in dims], literal("")) if dims else literal("")
+        parts = []
+        for i, ind in enumerate(self.indicators):
+            n = func.coalesce(wide.c[f"n{i}"], 0)
+            d = func.coalesce(wide.c[f"d{i}"], 0)
+            # rows of a disaggregation this indicator is not defined with are left out, as are empty cells
+            other = [wide.c[f"dim_{x}"].is_(None) for x in dims if x not in ind.disaggregate]
+            parts.append(
+                select(
+                    literal("legacy"),
+                    literal("commune"),
+                    wide.c.period,
+                    wide.c.commune,
+                    dim_key,
+                    dim_val,
+                    literal(ind.code),
+                    cast(n, Float),
+                    cast(d, Float),
+                ).where(or_(n != 0, d != 0), *other)
+            )
+        return insert(table).from_select(COLS, union_all(*parts))
+
+    def merged(self, parts: list[FromClause]) -> Any:
+        """The wide rows of a split rebuild: the parts' wide rows (tables with the columns of
+        :meth:`select`) summed per period × commune × disaggregation."""
+        dims = [f"dim_{d}" for d in self.dims]
+        sums = [f"{x}{i}" for i in range(len(self.indicators)) for x in ("n", "d")]
+        names = ["period", "commune", *dims, *sums]
+        every = union_all(*[select(*[p.c[x] for x in names]) for p in parts]).subquery("parts")
+        keys = [every.c[x] for x in ("period", "commune", *dims)]
+        return select(*keys, *[cast(func.sum(every.c[x]), BigInteger).label(x) for x in sums]).group_by(*keys)
+
     def cells(self, conn: Connection) -> Iterator[tuple[Any, ...]]:
         """Long rows (COLS order) for the legacy commune level; empty cells (0/0) are left out."""
         stmt = self.select(conn.dialect.name)
@@ -469,7 +571,22 @@ class CellQuery:
 
 
 _STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _unit_hash(key: Any, dialect: str) -> tuple[Any, int]:
+    """A non-negative integer hash of a unit's key, to split a rebuild's units into parts, and its bound."""
+    if dialect == "postgresql":
+        return func.hashtext(key).op("&")(0x7FFFFFFF), 1 << 31
+    return func.hash(key), 1 << 64  # DuckDB (the benchmark's baseline runs the same split statements)
+
+
+def _sql_text(expr: Any) -> str:
+    """An expression's SQL text with its literals inlined: equal texts compute equal values."""
+    return str(expr.compile(compile_kwargs={"literal_binds": True}))
+
+
 ALL_PERIODS = "all"  # CellQuery.ptype of a full rebuild: every period type in one statement
+SQL_UNPIVOT = ("postgresql",)  # dialects whose full rebuild unpivots the wide rows in SQL (insert_cells)
 
 
 def groups(indicators: Iterable[Indicator]) -> dict[tuple[str, str], list[Indicator]]:
@@ -628,27 +745,160 @@ def _side_table(name: str, dialect: str) -> Table:
 
 
 def _add_primary_key(conn: Connection, table: Table) -> None:
-    keys = ", ".join(c.name for c in IndicatorValue.__table__.primary_key.columns)  # type: ignore[attr-defined]
+    keys = ", ".join(PK_ORDER)
     if conn.dialect.name == "sqlite":  # SQLite cannot add a primary key: a unique index serves the same reads
         conn.execute(text(f'CREATE UNIQUE INDEX "{table.name}_pk" ON "{table.name}" ({keys})'))
     else:
         conn.execute(text(f'ALTER TABLE "{table.name}" ADD PRIMARY KEY ({keys})'))
 
 
-def compute_into(conn: Connection, table: Table, indicators: Iterable[Indicator] | None = None) -> int:
+def rebuild_plan(q: CellQuery, rows: int, connections: int) -> tuple[str, int]:
+    """How a full PostgreSQL rebuild with ``connections`` connections computes a group over ``rows`` rows:
+    ("split", n): a large stock group, whose window pass PostgreSQL cannot run in parallel itself, in n parts
+    by unit, one per connection, at once; ("aside", 1): another large group, whole, on a connection of its
+    own while the split groups run; ("here", 1): the rest, on the rebuild's connection."""
+    large = connections > 1 and q.exact_rollup and rows >= SPLIT_ROWS
+    if large and q.kind == "stock":
+        return "split", connections
+    return ("aside", 1) if large else ("here", 1)
+
+
+def wide_table(q: CellQuery, name: str, dialect: str) -> Table:
+    """A temporary table for one part's wide rows (the columns of ``q.select``), dropped at commit.
+    INTEGER sums (one cell of one part: far below 2^31; an overflow would raise), summed with a 64-bit
+    accumulator when the parts are merged."""
+    txt = String(collation="C") if dialect == "postgresql" else String()
+    cols: list[Column[Any]] = [Column("period", txt), Column("commune", txt)]
+    cols += [Column(f"dim_{d}", txt) for d in q.dims]
+    cols += [Column(f"{x}{i}", Integer()) for i in range(len(q.indicators)) for x in ("n", "d")]
+    return Table(name, MetaData(), *cols, prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+
+
+def _fetch_wide(engine: Engine, stmts: list[Any]) -> list[list[tuple[Any, ...]]]:
+    """The wide rows of ``stmts``, computed one after the other on a connection of their own (read-only,
+    settings scoped to its transaction)."""
+    with engine.connect() as conn, conn.begin():
+        conn.execute(text("SET TRANSACTION READ ONLY"))
+        _rebuild_settings(conn)
+        return [[tuple(r) for r in conn.execute(stmt)] for stmt in stmts]
+
+
+def _copy_rows(conn: Connection, t: Table, rows: list[tuple[Any, ...]]) -> None:
+    raw = conn.connection.dbapi_connection
+    with raw.cursor() as cur:  # type: ignore[union-attr]
+        with cur.copy(f'COPY "{t.name}" ({", ".join(c.name for c in t.columns)}) FROM STDIN') as cp:
+            for r in rows:
+                cp.write_row(r)
+
+
+def _compute_concurrently(conn: Connection, engine: Engine, table: Table, wholes: list[CellQuery]) -> None:
+    """Full PostgreSQL rebuild over up to ``REBUILD_CONNECTIONS`` + 1 connections (:func:`rebuild_plan`): the
+    split groups' part 0 and the small groups on ``conn``, the other parts and the large unsplit groups at
+    the same time on connections of their own, which only read (their wide rows are fetched and copied into
+    temporary tables); then the parts are summed and everything unpivoted into ``table``. A failure anywhere
+    raises here and the rebuild's transaction rolls back, temporary tables included (else they go at its
+    commit)."""
+    dialect = conn.dialect.name
+    split: list[tuple[CellQuery, list[Table]]] = []
+    aside: list[tuple[CellQuery, Table]] = []
+    here: list[CellQuery] = []
+    for q in wholes:
+        how, n = rebuild_plan(q, _table_rows(conn, q.source), REBUILD_CONNECTIONS)
+        tag = f"rebuild_wide_{q.source.name}_{q.kind}"
+        if how == "split":
+            split.append((q, [wide_table(q, f"{tag}_{k}", dialect) for k in range(n)]))
+        elif how == "aside":
+            aside.append((q, wide_table(q, tag, dialect)))
+        else:
+            here.append(q)
+
+    def part(q: CellQuery, k: int, n: int) -> Any:
+        return CellQuery(q.source, q.kind, q.ptype, q.indicators, part=(k, n)).select(dialect)
+
+    with ThreadPoolExecutor(max_workers=REBUILD_CONNECTIONS) as pool:
+        # connection k runs part k of every split group; the unsplit large groups go on another one
+        others = [
+            pool.submit(_fetch_wide, engine, [part(q, k, len(ts)) for q, ts in split])
+            for k in range(1, max((len(ts) for _, ts in split), default=1))
+        ]
+        if aside:
+            others.append(pool.submit(_fetch_wide, engine, [q.select(dialect) for q, _ in aside]))
+        for q, ts in split:
+            for t in ts:
+                t.create(conn)
+            names = [c.name for c in ts[0].columns]
+            conn.execute(insert(ts[0]).from_select(names, part(q, 0, len(ts))))
+        for q in here:
+            conn.execute(q.insert_cells(table, dialect))
+        fetched = [f.result() for f in others]
+    for k, rows_k in enumerate(fetched[: len(fetched) - bool(aside)], start=1):
+        for (_, ts), rows in zip(split, rows_k, strict=True):
+            _copy_rows(conn, ts[k], rows)
+    for q, ts in split:
+        conn.execute(q.insert_cells(table, dialect, wide_rows=q.merged(list(ts))))
+        for t in ts:
+            t.drop(conn)
+    for (q, t), rows in zip(aside, fetched[-1] if aside else [], strict=True):
+        t.create(conn)
+        _copy_rows(conn, t, rows)
+        conn.execute(q.insert_cells(table, dialect, wide_rows=select(t)))
+        t.drop(conn)
+
+
+def compute_into(
+    conn: Connection,
+    table: Table,
+    indicators: Iterable[Indicator] | None = None,
+    engine: Engine | None = None,
+) -> int:
     """Compute every cell of ``indicators`` (default all) into ``table``; returns the number of commune
-    cells."""
-    n = 0
-    for (source, kind), group in groups(indicators or defs.load().values()).items():
-        if CellQuery(SOURCES[source], kind, ALL_PERIODS, group).exact_rollup:
-            n += _bulk_insert(conn, table, CellQuery(SOURCES[source], kind, ALL_PERIODS, group).cells(conn))
-            continue
-        for ptype in PERIOD_TYPES:
-            n += _bulk_insert(conn, table, CellQuery(SOURCES[source], kind, ptype, group).cells(conn))
+    cells. With ``engine`` (PostgreSQL full rebuild), the large groups are computed over several
+    connections at once (:func:`_compute_concurrently`)."""
+    in_sql = conn.dialect.name in SQL_UNPIVOT
+    count = select(func.count()).select_from(table)
+    n = -conn.execute(count).scalar_one() if in_sql else 0
+    wholes = [
+        CellQuery(SOURCES[source], kind, ALL_PERIODS, group)
+        for (source, kind), group in groups(indicators or defs.load().values()).items()
+    ]
+    if in_sql and engine is not None:
+        exact = [q for q in wholes if q.exact_rollup]
+        _compute_concurrently(conn, engine, table, exact)
+        wholes = [q for q in wholes if not q.exact_rollup]
+    for whole in wholes:
+        for q in (
+            [whole]
+            if whole.exact_rollup
+            else [CellQuery(whole.source, whole.kind, p, whole.indicators) for p in PERIOD_TYPES]
+        ):
+            if in_sql:  # unpivoted by the server, straight into the table
+                conn.execute(q.insert_cells(table, conn.dialect.name))
+            else:
+                n += _bulk_insert(conn, table, q.cells(conn))
+    if in_sql:  # (the driver reports no row count for INSERT … SELECT with a CTE)
+        n += conn.execute(count).scalar_one()
     if conn.dialect.name == "postgresql":  # fresh statistics, else the roll-up joins are planned blind
         conn.execute(text(f'ANALYZE "{table.name}"'))
     _derive(conn, table)
     return n
+
+
+def _table_rows(conn: Connection, source: Source) -> int:
+    """The planner's row estimate of a source table (PostgreSQL; -1 when never analysed)."""
+    est = conn.execute(
+        text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"), {"t": source.table.name}
+    ).scalar()
+    return int(est) if est is not None else -1
+
+
+def _rebuild_settings(conn: Connection) -> None:
+    """Transaction-scoped settings of a PostgreSQL rebuild."""
+    # in-memory hash aggregates instead of external merge sorts
+    conn.execute(text(f"SET LOCAL work_mem = '{REBUILD_WORK_MEM}'"))
+    # and the compile time of JIT (seconds on these wide expressions) exceeds what it saves
+    conn.execute(text("SET LOCAL jit = off"))
+    # the primary key's index build sorts every cell: in memory
+    conn.execute(text(f"SET LOCAL maintenance_work_mem = '{REBUILD_WORK_MEM}'"))
 
 
 def _lock(conn: Connection) -> None:
@@ -668,14 +918,10 @@ def rebuild(engine: Engine) -> dict[str, Any]:
     live = IndicatorValue.__tablename__
     with engine.begin() as conn:
         _lock(conn)
-        if conn.dialect.name == "postgresql":  # in-memory hash aggregates instead of external merge sorts
-            conn.execute(text(f"SET LOCAL work_mem = '{REBUILD_WORK_MEM}'"))
-            # and the compile time of JIT (seconds on these wide expressions) exceeds what it saves
-            conn.execute(text("SET LOCAL jit = off"))
-            # the primary key's index build sorts every cell: in memory
-            conn.execute(text(f"SET LOCAL maintenance_work_mem = '{REBUILD_WORK_MEM}'"))
+        if conn.dialect.name == "postgresql":
+            _rebuild_settings(conn)
         side.create(conn)
-        commune_cells = compute_into(conn, side)
+        commune_cells = compute_into(conn, side, engine=engine)
         _add_primary_key(conn, side)
         total = conn.execute(select(func.count()).select_from(side)).scalar_one()
         t_compute = time.perf_counter() - t0

@@ -8,9 +8,14 @@ generated
 2. PostgreSQL: ``aggregator.rollup.rebuild`` (what `carecheck indicators rebuild` runs: side table, COPY,
 swap).
 3. DuckDB (baseline, same run): the same definitions compiled to the same SQL (the statements
-   ``rollup.compute_into`` runs), grouped in DuckDB, unpivoted
-and
-   rolled up to every level in DuckDB SQL. Every cell must match PostgreSQL exactly, else the bench fails.
+   ``rollup.compute_into`` runs on PostgreSQL: each group's one-pass statement wrapped in the same
+   ``CellQuery.insert_cells`` unpivot, INSERT … SELECT into the cell table), then rolled up to every level by
+   the same ``rollup._derive`` statements. PostgreSQL spreads a rebuild over ``rollup.REBUILD_CONNECTIONS``
+   connections (``rollup.rebuild_plan``: a large stock group in parts by unit hash, one per connection, and
+   the other large groups on a connection of their own, all at once); DuckDB follows the same plan with the
+   same statements (the parts and groups one after the other, each on all of DuckDB's threads; DuckDB's
+   ``hash`` in place of ``hashtext``), and the same sum and unpivot statements over their results. Every
+   cell must match PostgreSQL exactly, else the bench fails.
    Ratio = DuckDB seconds / PostgreSQL seconds (goal ≥ 0.5: PostgreSQL at least half DuckDB's speed).
 4. Latency (not quick): a real sync server, pouchdb-server and `carecheck worker` (PostgreSQL + Redis);
 household
@@ -211,31 +216,33 @@ def duckdb_rebuild(con: Any) -> tuple[float, int]:
         "INSERT INTO indicator_orgunit VALUES (?, ?, ?)",
         [(c.code, c.district_code, c.code_2025) for c in communes().values()],
     )
+    table = rollup._side_table("indicator_value", "duckdb")
     t0 = time.perf_counter()
     for (source, kind), group in rollup.groups(defs.load().values()).items():
-        # the statements rollup.compute_into runs: every period type at once when the sums roll up exactly
+        # the statements rollup.compute_into runs: every period type at once when the sums roll up exactly,
+        # unpivoted into the long cells by the same INSERT … SELECT
         whole = rollup.CellQuery(defs.SOURCES[source], kind, rollup.ALL_PERIODS, group)
+        # the same plan as PostgreSQL's (whose connections run the parts and the groups set aside at once;
+        # DuckDB runs them one after the other, each on all its threads): the same part statements, the
+        # same sum and unpivot statements
+        rows = con.execute(f"SELECT count(*) FROM {whole.source.table.name}").fetchone()[0]
+        how, parts = rollup.rebuild_plan(whole, rows, rollup.REBUILD_CONNECTIONS)
+        tag = f"rebuild_wide_{source}_{kind}"
+        if how == "split":
+            tables = [rollup.wide_table(whole, f"{tag}_{k}", "duckdb") for k in range(parts)]
+            for k, t in enumerate(tables):
+                part = rollup.CellQuery(whole.source, kind, whole.ptype, group, part=(k, parts))
+                con.execute(f"CREATE OR REPLACE TEMP TABLE {t.name} AS {sql(part.select('duckdb'))}")
+            con.execute(sql(whole.insert_cells(table, "duckdb", wide_rows=whole.merged(tables))))
+            continue
+        if how == "aside":
+            t = rollup.wide_table(whole, tag, "duckdb")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {t.name} AS {sql(whole.select('duckdb'))}")
+            con.execute(sql(whole.insert_cells(table, "duckdb", wide_rows=select(t))))
+            continue
         for ptype in [rollup.ALL_PERIODS] if whole.exact_rollup else PERIOD_TYPES:
             q = rollup.CellQuery(defs.SOURCES[source], kind, ptype, group)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE wide AS {sql(q.select('duckdb'))}")
-            dims = q.dims
-            dim_key = (
-                "CASE " + " ".join(f"WHEN dim_{d} IS NOT NULL THEN '{d}'" for d in dims) + " ELSE '' END"
-                if dims
-                else "''"
-            )
-            dim_val = f"COALESCE({', '.join(f'dim_{d}' for d in dims)}, '')" if dims else "''"
-            parts = []
-            for i, ind in enumerate(group):
-                allowed = ", ".join(["''"] + [f"'{d}'" for d in ind.disaggregate])
-                parts.append(
-                    f"SELECT 'legacy', 'commune', period, commune, {dim_key} AS dk, {dim_val}, '{ind.code}', "
-                    f"CAST(COALESCE(n{i}, 0) AS DOUBLE), CAST(COALESCE(d{i}, 0) AS DOUBLE) FROM wide "
-                    f"WHERE (COALESCE(n{i}, 0) <> 0 OR COALESCE(d{i}, 0) <> 0) AND {dim_key} IN ({allowed})"
-                )
-            con.execute(
-                f"INSERT INTO indicator_value ({', '.join(rollup.COLS)}) " + " UNION ALL ".join(parts)
-            )
+            con.execute(sql(q.insert_cells(table, "duckdb")))
     rollup._derive(DuckConn(con), rollup.IndicatorValue.__table__)  # type: ignore[arg-type,attr-defined]
     seconds = time.perf_counter() - t0
     return seconds, con.execute("SELECT count(*) FROM indicator_value").fetchone()[0]

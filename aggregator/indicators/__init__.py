@@ -82,6 +82,10 @@ class Measure:
         what = f"count {self.source}" if self.column is None else f"sum {self.column} of {self.source}"
         return f"{what} where {self.where}" if self.where else what
 
+    def condition(self) -> ColumnElement[bool] | None:
+        """The row condition as SQL (None: every row)."""
+        return compile_condition(self.where, SOURCES[self.source]) if self.where else None
+
     def sql(self) -> ColumnElement[Any]:
         """The per-row contribution: 1 (or the column's value) when the condition holds, else 0."""
         src = SOURCES[self.source]
