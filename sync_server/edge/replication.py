@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from core import orgunits
 from core.couch import Couch, Doc, DocExists
@@ -128,18 +129,29 @@ def specs(settings: Settings, area: str) -> list[ReplicationSpec]:
     ]
 
 
+def generation_id(doc_id: str) -> str:
+    """A `_replicator` doc id of its own per generation. pouchdb-server's replicator, when a replication
+    whose doc was deleted winds down, marks *whatever doc now has that id* "completed" and forgets the new
+    replication behind it (pouchdb-replicator's onReplicationComplete looks the doc up by id): re-creating a
+    doc under the same id raced with that. CouchDB 3 does not care either way."""
+    return f"{doc_id}~{uuid.uuid4().hex[:12]}"
+
+
 def replicator_doc(spec: ReplicationSpec, local_url: str, local_auth: str, central_url: str,
                    central_auth: str, generation: str) -> Doc:
     local = {"url": f"{local_url}/{spec.local_db}", "headers": {"Authorization": local_auth}}
     central = {"url": f"{central_url}/{spec.central_db}", "headers": {"Authorization": central_auth}}
     doc: Doc = {
-        "_id": spec.doc_id,
+        "_id": generation_id(spec.doc_id),
         "source": local if spec.direction == "up" else central,
         "target": central if spec.direction == "up" else local,
         "continuous": True,
         "batch_size": BATCH_SIZE,
         # Ours, ignored by the replicator: lets status find the spec, and makes every generation a new doc.
-        "carecheck": {"kind": spec.kind, "generation": generation},
+        # The nonce keeps two generations made within one second apart: pouchdb-server's replicator takes a
+        # doc whose body equals a running replication's (even one whose doc was just deleted: it never forgets
+        # the signature) for a duplicate of it and never starts it.
+        "carecheck": {"kind": spec.kind, "generation": generation, "nonce": uuid.uuid4().hex},
     }
     if spec.filter:
         doc["filter"] = spec.filter
@@ -265,11 +277,9 @@ def init_edge(settings: Settings, area: str, central_url: str, user: str, passwo
               for s in specs(settings, area)}
     # Delete every doc we own first (also specs of an older version): an identical stale doc never runs.
     for doc in replicator_docs(local).values():
-        local.delete(REPLICATOR_DB, doc["_id"], doc["_rev"])
-    for doc_id in wanted:
-        old = local.get(REPLICATOR_DB, doc_id)
-        if old is not None:
-            local.delete(REPLICATOR_DB, doc_id, old["_rev"])
+        _delete_replicator_doc(local, str(doc["_id"]))
+    for doc_id in wanted:  # docs of an older version kept the base id
+        _delete_replicator_doc(local, doc_id)
     for doc in wanted.values():
         local.save(REPLICATOR_DB, doc)
     return config
@@ -281,6 +291,28 @@ def _write_var_file(settings: Settings, config: EdgeConfig) -> None:
     (settings.var_dir / "edge.json").write_text(json.dumps(asdict(config), indent=2) + "\n", encoding="utf-8")
 
 
+def _delete_replicator_doc(local: Couch, doc_id: str, attempts: int = 10) -> None:
+    """Delete one of our `_replicator` docs. The replicator itself writes to them (state, replication id)
+    at any moment, so a delete with the rev read a moment ago can conflict: read again and retry."""
+    for _ in range(attempts):
+        doc = local.get(REPLICATOR_DB, doc_id)
+        if doc is None:
+            return
+        r = local.request(
+            "DELETE",
+            f"{REPLICATOR_DB}/{quote(doc_id, safe='')}",
+            params={"rev": doc["_rev"]},
+            action=f"delete {doc_id}",
+            ok=(200, 202, 404, 409),
+        )
+        if r.status_code != 409:
+            return
+    raise Problem(
+        f"Không xoá được {doc_id}: bộ sao chép liên tục ghi đè; hãy thử lại.",
+        f"Could not delete {doc_id}: the replicator kept updating it; try again.",
+    )
+
+
 def restart(local: Couch) -> int:
     """Restart our replications now (new generation of each `_replicator` doc; they resume from checkpoints).
 
@@ -289,8 +321,9 @@ def restart(local: Couch) -> int:
     generation = now_iso()
     docs = replicator_docs(local)
     for doc in docs.values():
-        local.delete(REPLICATOR_DB, doc["_id"], doc["_rev"])
+        _delete_replicator_doc(local, str(doc["_id"]))
         fresh = {k: v for k, v in doc.items() if not k.startswith("_replication") and k != "_rev"}
-        fresh["carecheck"] = dict(fresh.get("carecheck") or {}, generation=generation)
+        fresh["carecheck"] = dict(fresh.get("carecheck") or {}, generation=generation, nonce=uuid.uuid4().hex)
+        fresh["_id"] = generation_id(str(doc["_id"]).split("~", 1)[0])
         local.save(REPLICATOR_DB, fresh)
     return len(docs)

@@ -234,3 +234,29 @@ def test_init_is_idempotent_and_resumes(pair: Pair) -> None:
     cfg = rep.read_config(edge)
     assert cfg is not None and cfg.node_name == "edge:31108" and cfg.central_url == pair.province.base_url
     assert "admin" not in (es.var_dir / "edge.json").read_text().replace('"central_user": "admin"', "")
+
+
+def test_rapid_restarts_leave_every_replication_running(pair: Pair) -> None:
+    """`sync-now` restarts the replications. Restarting again while the last ones wind down must neither
+    conflict with the replicator's own writes to its docs (409), nor leave a doc marked "completed" with its
+    replication forgotten, nor leave a new doc taken for a duplicate of a deleted one and never started
+    (pouchdb-server quirks: each generation has an id and a nonce of its own)."""
+    es = pair.edge_settings
+    edge, province = pair.edge_couch(), pair.province_couch()
+    rep.init_edge(es, AREA, pair.province.base_url, "admin", "admin", local=edge)
+    for _ in range(4):  # within a second or two of `edge init`, as an operator's `sync-now` can be
+        rep.restart(edge)
+        time.sleep(0.3)
+    docs = rep.replicator_docs(edge)
+    assert set(docs) == {"submissions_up", "accounts_down", "forms_down", "report_up"}
+    time.sleep(3)  # the wound-down replications' last writes land
+    states = {k: d.get("_replication_state") for k, d in rep.replicator_docs(edge).items()}
+    assert "completed" not in states.values(), states
+    edge.bulk_docs(es.submissions_db, [submission_doc(900 + i, AREA) for i in range(3)])
+    wait_until(
+        lambda: all(
+            province.get(pair.province_settings.submissions_db, d["_id"]) is not None
+            for d in [submission_doc(900 + i, AREA) for i in range(3)]
+        ),
+        timeout=60,
+    )
