@@ -21,14 +21,14 @@ class Settings(BaseSettings):
     # CouchDB: empty means "the embedded pouchdb-server under var/couch" (started on demand).
     couchdb_url: str = ""
     couchdb_user: str = "admin"
-    couchdb_password: str = "carecheck-local"
+    couchdb_password: str = Field(default="carecheck-local", repr=False)  # never in a logged repr
     submissions_db: str = "submissions"
     accounts_db: str = "carecheck_accounts"
     # SQL (SQLModel): empty means SQLite under var/.
-    database_url: str = ""
+    database_url: str = Field(default="", repr=False)  # may carry a password
     # Celery: empty means kombu's SQLAlchemy transport on SQLite under var/ (no server needed).
-    broker_url: str = ""
-    result_backend: str = ""
+    broker_url: str = Field(default="", repr=False)
+    result_backend: str = Field(default="", repr=False)
     # Where `carecheck forms build` writes what the server serves.
     forms_src_dir: Path = ROOT / "forms" / "xlsforms"
     forms_build_dir: Path = Path("")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 
 from core.couch import ADMIN_ONLY, Couch
@@ -27,3 +29,18 @@ def test_existing_open_database_is_closed_and_a_deliberate_setting_kept(couch_se
     couch.put_security("sec_old", chosen)
     couch.ensure_db("sec_old")
     assert couch.request("GET", "sec_old/_security", action="read").json()["members"] == chosen["members"]
+
+
+def test_settings_repr_carries_no_secret(tmp_path: Path) -> None:
+    """A Settings object that ends up in a log line or traceback shows no password or key."""
+    from core.settings import Settings
+
+    s = Settings(
+        var_dir=tmp_path,
+        couchdb_password="pw-couch-7",
+        database_url="postgresql+psycopg://u:pw-sql-7@db/x",
+        broker_url="redis://:pw-broker-7@r:6379/0",
+        result_backend="redis://:pw-backend-7@r:6379/1",
+    )
+    for text in (repr(s), str(s)):
+        assert not any(p in text for p in ("pw-couch-7", "pw-sql-7", "pw-broker-7", "pw-backend-7")), text
