@@ -341,9 +341,10 @@ def heartbeat(settings: Settings, name: str) -> None:
 
 
 def retry_quarantine(
-    settings: Settings, *, max_docs: int = 100, couch: Couch | None = None
+    settings: Settings, *, max_docs: int = 100, couch: Couch | None = None, ids: list[str] | None = None
 ) -> dict[str, int]:
-    """Re-process quarantined documents whose back-off has expired (latest version fetched from CouchDB)."""
+    """Re-process quarantined documents whose back-off has expired (latest version fetched from CouchDB);
+    ``ids``: these documents now, whatever their back-off (an officer's retry in the web console)."""
     init_db(settings)
     engine = get_engine(settings)
     own = couch is None
@@ -351,10 +352,13 @@ def retry_quarantine(
     done = failed = gone = 0
     try:
         with Session(engine) as session:
+            when = col(Quarantine.submission_id).in_(ids) if ids is not None else (
+                col(Quarantine.next_attempt_at) <= _now()
+            )
             due = list(
                 session.exec(
                     select(Quarantine)
-                    .where(col(Quarantine.next_attempt_at) <= _now())
+                    .where(when)
                     .order_by(col(Quarantine.next_attempt_at))
                     .limit(max_docs)
                 )
@@ -384,3 +388,61 @@ def retry_quarantine(
         if own:
             couch.close()
     return {"retried": len(ids), "ingested": done, "still_failing": failed, "gone": gone}
+
+
+def apply_edit_choice(
+    settings: Settings, record: str, chosen_id: str, by: str, couch: Couch | None = None
+) -> dict[str, Any]:
+    """An officer's choice among competing edits of ``record``: the others stop counting, the chosen one
+    counts (rebuilt from its document if an earlier choice had set it aside); indicators refreshed."""
+    from aggregator import decisions
+    from aggregator.models import RawSubmission
+
+    init_db(settings)
+    own = couch is None
+    couch = couch or Couch.from_settings(settings, timeout=60)
+    try:
+        with Session(get_engine(settings)) as session:
+            revive = decisions.choose_edit(session, record, chosen_id, by)
+            touched = [e.id for e in decisions.competing_edits(session, [record]).get(record, [])]
+            for doc_id in revive:
+                doc = couch.get(settings.submissions_db, doc_id)
+                if doc is not None:
+                    row = session.get(RawSubmission, doc_id)
+                    apply_changes(
+                        session, [{"id": doc_id, "seq": "", "doc": doc}], couch, settings.submissions_db, settings
+                    )
+                    if row is not None:
+                        session.refresh(row)
+            session.commit()
+            _after_page(settings, session, touched)
+            session.commit()
+    finally:
+        if own:
+            couch.close()
+    return {"record": record, "chosen": chosen_id, "touched": len(touched)}
+
+
+def apply_duplicate_decision(
+    settings: Settings, conflict_id: str, decision: str, by: str, keep: str | None = None
+) -> dict[str, Any]:
+    """An officer's decision on a registry conflict (same child / different children); indicators refreshed."""
+    from aggregator import decisions
+    from aggregator.models import ChildObservation, RegistryConflict
+
+    init_db(settings)
+    with Session(get_engine(settings)) as session:
+        conflict = session.get(RegistryConflict, conflict_id)
+        pair = [conflict.child_id_a, conflict.child_id_b] if conflict else []
+        decisions.decide_duplicate(session, conflict_id, decision, by, keep)
+        session.commit()
+        ids = sorted(
+            set(
+                session.exec(
+                    select(ChildObservation.submission_id).where(col(ChildObservation.child_id).in_(pair))
+                )
+            )
+        )
+        _after_page(settings, session, ids)
+        session.commit()
+    return {"conflict": conflict_id, "decision": decision, "submissions": len(ids)}

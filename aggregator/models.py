@@ -205,3 +205,32 @@ class WorkerHeartbeat(SQLModel, table=True):
 
     name: str = Field(primary_key=True)  # celery node name, e.g. celery@host
     seen_at: datetime | None = None
+
+
+class RegistryDecision(SQLModel, table=True):
+    """Additive: an officer's decision on a registry conflict (web console), applied by ingestion.
+
+    ``same``: ``child_merged`` is the same child as ``child_kept`` — its visits are re-linked to
+    ``child_kept`` now and whenever ingestion matches a visit to ``child_merged`` later (an alias).
+    ``different``: two children; the conflict is closed and stays closed.
+    """
+
+    conflict_id: str = Field(primary_key=True)
+    decision: str  # same | different
+    child_kept: str
+    child_merged: str | None = Field(default=None, index=True)
+    decided_by: str
+    decided_at: datetime | None = None
+
+
+class EditChoice(SQLModel, table=True):
+    """Additive: which of the competing edits of one record counts, chosen by an officer (web console).
+
+    ``record`` is the ``deprecated_id`` edited more than once; the other edits of it are treated as superseded
+    by ingestion (kept stored and listed). Without a choice the documented winner rule applies.
+    """
+
+    record: str = Field(primary_key=True)
+    chosen_id: str
+    decided_by: str
+    decided_at: datetime | None = None

@@ -26,17 +26,21 @@ def _accounts() -> Accounts:
 def user_add(
     name: str,
     password: Annotated[str, typer.Option("--password", "-p", help="At least 6 characters.")],
-    role: Annotated[str, typer.Option(help="collaborator | district | province")] = "collaborator",
+    role: Annotated[str, typer.Option(help="collaborator | commune | district | province")] = "collaborator",
     area: Annotated[
         str | None,
         typer.Option(
             help="Legacy district (3 digits) or commune (5 digits) code; province accounts: 91 or nothing."
         ),
     ] = None,
+    admin: Annotated[
+        bool, typer.Option("--admin", help="District/province officer who manages accounts in the web console.")
+    ] = False,
 ) -> None:
     """Create an account (argon2 hash for Basic, HA1 for Digest)."""
-    acc = _accounts().add(name, password, role, area)
-    typer.echo(f"Đã tạo tài khoản / created: {acc.name} ({acc.role}, area {acc.area})")
+    acc = _accounts().add(name, password, role, area, admin=admin)
+    extra = ", admin" if acc.admin else ""
+    typer.echo(f"Đã tạo tài khoản / created: {acc.name} ({acc.role}{extra}, area {acc.area})")
 
 
 @user.command("list")
@@ -49,7 +53,7 @@ def user_list() -> None:
     for a in _accounts().list():
         table.add_row(
             str(a["name"]),
-            str(a["role"]),
+            str(a["role"]) + (" (admin)" if a.get("admin") else ""),
             str(a["area"]),
             "yes" if a["active"] else "no",
             str(a.get("created_at") or ""),

@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     # Reports: cells with a denominator below this are suppressed in shared outputs.
     min_cell_size: int = Field(default=5, ge=0)
     language: str = "vi"
+    # Web console: minutes without a request after which an officer signs in again.
+    console_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
     # Which node this is: "province" or "edge:<area code>" (written on each stored submission as received_by).
     node_name: str = "province"
     # Aggregator: changes per page (one SQL transaction each), and whether to run aggregator.hooks.after_page

@@ -33,7 +33,9 @@ from core.couch import Couch, DocExists
 from core.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from core.settings import Settings
 
-ROLES = ("collaborator", "district", "province")
+ROLES = ("collaborator", "commune", "district", "province")
+# Officers read records and figures of their area (commune, legacy district or the province); collaborators submit.
+OFFICER_ROLES = ("commune", "district", "province")
 ACCOUNT_TTL = 30.0  # seconds an account read from CouchDB is trusted (disable takes effect within this)
 BASIC_TTL = 300.0  # seconds a verified Basic credential is trusted without re-running argon2
 NONCE_TTL = 600  # seconds a Digest nonce is fresh; after that the challenge says stale=true
@@ -42,11 +44,15 @@ _hasher = PasswordHasher()
 
 @dataclass(frozen=True)
 class Account:
-    """Who is asking: name, role (collaborator | district | province), area (91, district or commune)."""
+    """Who is asking: name, role (collaborator | commune | district | province), area (91, district or commune).
+
+    ``admin``: a district or province officer who also manages accounts of their area (the web console).
+    """
 
     name: str
     role: str
     area: str
+    admin: bool = False
 
 
 def visible_area(account: Account) -> str:
@@ -82,7 +88,19 @@ def _check_area(role: str, area: str | None) -> str:
             f"Tài khoản cấp huyện cần mã huyện (3 chữ số), không phải {area}.",
             f"A district account needs a district code (3 digits), not {area}.",
         )
+    if role == "commune" and area not in orgunits.communes():
+        raise BadRequest(
+            f"Tài khoản cấp xã cần mã xã (5 chữ số), không phải {area}.",
+            f"A commune account needs a commune code (5 digits), not {area}.",
+        )
     return area
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 6:
+        raise BadRequest("Mật khẩu cần ít nhất 6 ký tự.", "The password needs at least 6 characters.")
+    if len(password) > 200:
+        raise BadRequest("Mật khẩu quá dài (tối đa 200 ký tự).", "The password is too long (200 characters at most).")
 
 
 class Accounts:
@@ -97,7 +115,7 @@ class Accounts:
         self._lock = threading.Lock()
 
     # --- management (CLI) ---
-    def add(self, name: str, password: str, role: str, area: str | None) -> Account:
+    def add(self, name: str, password: str, role: str, area: str | None, *, admin: bool = False) -> Account:
         if role not in ROLES:
             raise BadRequest(
                 f"Vai trò không hợp lệ: {role}. Chọn: {', '.join(ROLES)}.",
@@ -108,9 +126,13 @@ class Accounts:
                 "Tên tài khoản không được trống, chứa dấu ':' hoặc khoảng trắng.",
                 "An account name must be non-empty, without ':' or spaces.",
             )
-        if len(password) < 6:
-            raise BadRequest("Mật khẩu cần ít nhất 6 ký tự.", "The password needs at least 6 characters.")
+        _check_password(password)
         area = _check_area(role, area)
+        if admin and role not in ("district", "province"):
+            raise BadRequest(
+                "Chỉ cán bộ cấp huyện hoặc tỉnh mới có quyền quản trị.",
+                "Only district or province officers can be admins.",
+            )
         doc = {
             "_id": f"user:{name}",
             "type": "user",
@@ -120,6 +142,7 @@ class Accounts:
             "password_argon2": _hasher.hash(password),
             "digest_ha1": digest_ha1(name, self.realm, password),
             "active": True,
+            "admin": admin,
             "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         self.couch.ensure_db(self.db)
@@ -127,7 +150,27 @@ class Accounts:
             self.couch.create(self.db, doc)
         except DocExists:
             raise BadRequest(f"Tài khoản {name} đã tồn tại.", f"Account {name} already exists.") from None
-        return Account(name, role, area)
+        return Account(name, role, area, admin)
+
+    def set_password(self, name: str, password: str) -> None:
+        """A new password (both the argon2 hash and the Digest HA1); earlier Basic verifications are dropped."""
+        _check_password(password)
+        doc = self.couch.get(self.db, f"user:{name}")
+        if doc is None:
+            raise NotFound(f"Không có tài khoản {name}.", f"No account named {name}.")
+        doc["password_argon2"] = _hasher.hash(password)
+        doc["digest_ha1"] = digest_ha1(name, self.realm, password)
+        self.couch.save(self.db, doc)
+        self._cache.pop(name, None)
+        with self._lock:
+            self._basic_ok.clear()
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        """An account's public fields (no hashes), fresh from the store; None when there is none."""
+        doc = self.couch.get(self.db, f"user:{name}")
+        if doc is None:
+            return None
+        return {k: doc.get(k) for k in ("name", "role", "area", "active", "admin", "created_at")}
 
     def set_active(self, name: str, active: bool) -> None:
         doc = self.couch.get(self.db, f"user:{name}")
@@ -140,7 +183,8 @@ class Accounts:
     def list(self) -> list[dict[str, Any]]:
         self.couch.ensure_db(self.db)
         rows = self.couch.all_docs(self.db, include_docs=True, startkey="user:", endkey="user:\ufff0")["rows"]
-        return [{k: r["doc"].get(k) for k in ("name", "role", "area", "active", "created_at")} for r in rows]
+        keys = ("name", "role", "area", "active", "admin", "created_at")
+        return [{k: r["doc"].get(k) for k in keys} for r in rows]
 
     # --- lookups (hot path) ---
     def _record(self, name: str) -> dict[str, Any] | None:
@@ -155,7 +199,12 @@ class Accounts:
     def _account(self, doc: dict[str, Any] | None) -> Account | None:
         if doc is None or not doc.get("active", False) or doc.get("role") not in ROLES:
             return None
-        return Account(str(doc["name"]), str(doc["role"]), str(doc.get("area") or orgunits.PROVINCE_CODE))
+        return Account(
+            str(doc["name"]),
+            str(doc["role"]),
+            str(doc.get("area") or orgunits.PROVINCE_CODE),
+            bool(doc.get("admin", False)),
+        )
 
     def verify_basic(self, name: str, password: str, secret: bytes) -> Account | None:
         key = hmac.new(secret, f"{name}\x00{password}".encode(), hashlib.sha256).hexdigest()

@@ -19,6 +19,7 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col
 
+from aggregator import decisions
 from aggregator.ingest.rows import (
     DERIVED,
     BadSubmission,
@@ -168,6 +169,9 @@ def apply_page(
                 )
             ).scalars()
         )
+    # Competing edits an officer decided (aggregator.decisions): the edits not chosen stay superseded.
+    chosen = decisions.losing_edits(session, targets)
+    superseded |= {r.doc_id for r in built if r.deprecated_id in chosen and chosen[r.deprecated_id] != r.doc_id}
     if targets:
         _delete_derived(session, targets, touched_children)
         for chunk in _chunks(targets):
@@ -184,6 +188,13 @@ def apply_page(
             obs["child_id"] = registry.match(rec)
     session.flush()
     registry.flush_conflicts()
+    # Registry duplicates an officer decided are the same child: visits go to the child kept.
+    merged = decisions.aliases(session, {obs["child_id"] for r in current for obs, _ in r.children})
+    if merged:
+        for r in current:
+            for obs, _ in r.children:
+                obs["child_id"] = merged.get(obs["child_id"], obs["child_id"])
+        touched_children |= set(merged)
 
     raws = []
     for r in built:

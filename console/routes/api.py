@@ -14,11 +14,11 @@ from fastapi import APIRouter, Depends, Query
 from core.errors import NotFound
 from core.stores import doc_visible
 from sync_server import openrosa
-from sync_server.auth import Account, require_roles, visible_area
+from sync_server.auth import OFFICER_ROLES, Account, require_roles, visible_area
 from sync_server.deps import ReadyCtx, ServerContext
 
 router = APIRouter(prefix="/api/v1", tags=["api"])
-Officer = Annotated[Account, Depends(require_roles("district", "province"))]
+Officer = Annotated[Account, Depends(require_roles(*OFFICER_ROLES))]
 
 
 def _summary(doc: dict[str, Any]) -> dict[str, Any]:

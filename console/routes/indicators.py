@@ -13,11 +13,11 @@ from fastapi import APIRouter, Depends, Query
 
 from core.errors import Forbidden
 from core.orgunits import PROVINCE_CODE, may_see
-from sync_server.auth import Account, require_roles, visible_area
+from sync_server.auth import OFFICER_ROLES, Account, require_roles, visible_area
 from sync_server.deps import Ctx
 
 router = APIRouter(prefix="/api/v1", tags=["indicators"])
-Officer = Annotated[Account, Depends(require_roles("district", "province"))]
+Officer = Annotated[Account, Depends(require_roles(*OFFICER_ROLES))]
 
 FIELDS = (
     "indicator",

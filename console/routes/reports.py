@@ -15,11 +15,11 @@ from lxml.html import builder as E
 
 from core.errors import Forbidden, NotFound, Problem
 from core.orgunits import may_see
-from sync_server.auth import Account, require_roles, visible_area
+from sync_server.auth import OFFICER_ROLES, Account, require_roles, visible_area
 from sync_server.deps import Ctx
 
 router = APIRouter(tags=["reports"])
-Officer = Annotated[Account, Depends(require_roles("district", "province"))]
+Officer = Annotated[Account, Depends(require_roles(*OFFICER_ROLES))]
 
 MEDIA_TYPES = {
     "html": "text/html; charset=utf-8",

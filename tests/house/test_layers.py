@@ -140,6 +140,9 @@ OPEN_ROUTES = {
     "/forms/{form_id}/manifest": "device: published form media",
     "/forms/{form_id}/media/{filename}": "device: published form media",
     "/submission": "device: the write rule decides (sync_server)",
+    "/login": "console sign-in form and check: no data before the password is right",
+    "/logout": "ends the caller's own session",
+    "/lang/{code}": "language cookie, no data",
 }
 
 

@@ -1,0 +1,160 @@
+"""The console's entries in the append-only audit log (contracts §9), and the filtered read the Audit page uses.
+
+Same database (``<accounts_db>_audit``), same document shape and the same append-only design document as the
+sync server's security events (refused writes, lockouts: branch ``writes``, ``core/audit.py``), so the
+Audit page shows both. Console kinds below; every event also carries ``area`` (the actor's area, so a district
+admin's reading can be scoped) when there is one. No answers, names or passwords: account names, record ids
+(opaque uuids / pseudonymous ids), reason codes, the client address.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import UTC, datetime
+
+from core.couch import Couch, Doc
+from core.errors import Problem
+from core.settings import Settings
+
+log = logging.getLogger("carecheck.audit")
+
+SIGN_IN = "sign_in"
+SIGN_IN_FAILED = "sign_in_failed"
+SIGN_OUT = "sign_out"
+IDENTIFIABLE_VIEW = "identifiable_view"  # an officer revealed names / personal ids of a record
+EXPORT = "export"  # the audit log (or another table) downloaded
+ACCOUNT_CREATED = "account_created"
+ACCOUNT_PASSWORD_RESET = "account_password_reset"
+ACCOUNT_DISABLED = "account_disabled"
+ACCOUNT_ENABLED = "account_enabled"
+QUARANTINE_RETRY = "quarantine_retry"
+EDIT_CHOICE = "edit_choice"  # an officer chose which of two competing edits counts
+DUPLICATE_DECISION = "duplicate_decision"  # registry duplicate: same child / different children
+# Written by the sync server (core/audit.py on branch writes); listed so the page can filter on them.
+SERVER_KINDS = ("write_refused", "account_locked", "address_throttled", "account_unlocked", "digest_replay")
+KINDS = (
+    SIGN_IN,
+    SIGN_IN_FAILED,
+    SIGN_OUT,
+    IDENTIFIABLE_VIEW,
+    EXPORT,
+    ACCOUNT_CREATED,
+    ACCOUNT_PASSWORD_RESET,
+    ACCOUNT_DISABLED,
+    ACCOUNT_ENABLED,
+    QUARANTINE_RETRY,
+    EDIT_CHOICE,
+    DUPLICATE_DECISION,
+    *SERVER_KINDS,
+)
+
+# Identical to core/audit.py's (branch writes) so whichever module creates the design doc, it is the same.
+_APPEND_ONLY = (
+    "function (newDoc, oldDoc, userCtx) { if (oldDoc || newDoc._deleted) "
+    "{ throw({forbidden: 'The audit log is append-only.'}); } "
+    "if (newDoc.type !== 'audit' || !newDoc.kind || !newDoc.at) "
+    "{ throw({forbidden: 'An audit event needs type, kind and at.'}); } }"
+)
+DESIGN_DOC: Doc = {"_id": "_design/audit", "language": "javascript", "validate_doc_update": _APPEND_ONLY}
+FIELDS = ("at", "kind", "actor", "role", "area", "route", "doc_id", "reason", "client", "detail", "node")
+
+
+def audit_db(settings: Settings) -> str:
+    return f"{settings.accounts_db}_audit"
+
+
+def ensure_audit(couch: Couch, settings: Settings) -> None:
+    couch.ensure_db(audit_db(settings))
+    if couch.get(audit_db(settings), DESIGN_DOC["_id"]) is None:
+        couch.put_design(audit_db(settings), DESIGN_DOC)
+
+
+def record(
+    couch: Couch,
+    settings: Settings,
+    kind: str,
+    *,
+    actor: str | None,
+    role: str | None = None,
+    area: str | None = None,
+    route: str | None = None,
+    doc_id: str | None = None,
+    reason: str | None = None,
+    client: str | None = None,
+    detail: str | None = None,
+) -> Doc:
+    """Append one event; a store outage is a warning line (the action itself already happened or not)."""
+    now = datetime.now(UTC)
+    doc: Doc = {
+        "_id": f"ev:{now.strftime('%Y%m%dT%H%M%S.%f')}:{secrets.token_hex(4)}",
+        "type": "audit",
+        "at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "kind": kind,
+        "node": settings.node_name,
+        "actor": actor,
+        "role": role,
+        "area": area,
+        "route": route,
+        "doc_id": doc_id,
+        "reason": reason,
+        "client": client,
+        "detail": detail,
+    }
+    log.info("audit %s actor=%s reason=%s doc=%s", kind, actor, reason, doc_id)
+    try:
+        try:
+            couch.bulk_docs(audit_db(settings), [doc])
+        except Problem:
+            ensure_audit(couch, settings)
+            couch.bulk_docs(audit_db(settings), [doc])
+    except Problem as exc:
+        log.warning("audit event not recorded (%s): %s", kind, exc.message_en)
+    return doc
+
+
+def search(
+    couch: Couch,
+    settings: Settings,
+    *,
+    kind: str | None = None,
+    actor: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    areas: set[str] | None = None,
+    limit: int = 200,
+) -> list[Doc]:
+    """Events newest first, filtered (``since``/``until`` are dates YYYY-MM-DD, inclusive; ``areas`` None =
+    all). Reads the id range of the dates, then filters; stops after ``limit`` matches."""
+    start = "ev:\ufff0" if not until else f"ev:{until.replace('-', '')}T\ufff0"
+    end = "ev:" if not since else f"ev:{since.replace('-', '')}T"
+    out: list[Doc] = []
+    skip = 0
+    while len(out) < limit:
+        try:
+            rows = couch.all_docs(
+                audit_db(settings),
+                include_docs=True,
+                descending=True,
+                startkey=start,
+                endkey=end,
+                limit=500,
+                skip=skip,
+            )["rows"]
+        except Problem:
+            return out
+        for r in rows:
+            d = r.get("doc") or {}
+            if kind and d.get("kind") != kind:
+                continue
+            if actor and d.get("actor") != actor:
+                continue
+            if areas is not None and d.get("area") not in areas:
+                continue
+            out.append({k: d.get(k) for k in FIELDS})
+            if len(out) >= limit:
+                break
+        if len(rows) < 500:
+            break
+        skip += 500
+    return out

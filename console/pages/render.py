@@ -1,0 +1,90 @@
+"""Rendering for console pages: the Jinja2 environment, the language (Vietnamese first), error pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from console.sessions import COOKIE, Officer, SignInRequired, set_session
+from core.errors import Problem
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+_env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+LANG_COOKIE = "cc_lang"
+NAV = (
+    ("/", "Tổng quan", "Overview"),
+    ("/field", "Đội thu thập", "Field team"),
+    ("/quality", "Chất lượng số liệu", "Data quality"),
+    ("/submissions", "Phiếu", "Submissions"),
+    ("/users", "Tài khoản", "Users"),
+    ("/audit", "Nhật ký", "Audit log"),
+)
+STATUS = {
+    "met": ("Đạt", "Met"),
+    "close": ("Gần đạt", "Close"),
+    "not_met": ("Chưa đạt", "Not met"),
+    "no_target": ("Không có chỉ tiêu", "No target"),
+    "no_data": ("Chưa có số liệu", "No data"),
+    "suppressed": ("Ẩn (ô nhỏ)", "Hidden (small cell)"),
+}
+
+
+def lang_of(request: Request) -> str:
+    return "en" if request.cookies.get(LANG_COOKIE) == "en" else "vi"
+
+
+def fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def render(
+    request: Request, officer: Officer | None, template: str, status: int = 200, **ctx: Any
+) -> HTMLResponse:
+    """A page; re-issues the session cookie (the idle timeout slides with each page)."""
+    lang = lang_of(request)
+
+    def t(vi: str, en: str) -> str:
+        return en if lang == "en" else vi
+
+    body = _env.get_template(template).render(
+        t=t,
+        lang=lang,
+        officer=officer,
+        nav=NAV,
+        path=request.url.path,
+        fmt=fmt,
+        status_label=STATUS,
+        quote=quote,
+        **ctx,
+    )
+    resp = HTMLResponse(body, status_code=status, headers={"Cache-Control": "private, no-store"})
+    refresh = getattr(request.state, "refresh_cookie", None)
+    if officer is not None and refresh:
+        set_session(resp, request, refresh, request.app.state.settings.console_idle_minutes * 60)
+    return resp
+
+
+def error_page(request: Request, exc: Problem) -> Response:
+    """A refusal on a console page: sign-in redirects; anything else a small bilingual page."""
+    if isinstance(exc, SignInRequired):
+        target = "/login?next=" + quote(request.url.path, safe="/") + ("&expired=1" if exc.expired else "")
+        resp: Response = RedirectResponse(target, status_code=303)
+        if exc.expired or request.cookies.get(COOKIE):
+            resp.delete_cookie(COOKIE, path="/")
+        return resp
+    officer = getattr(request.state, "officer", None)
+    return render(request, officer, "error.html", status=exc.status, exc=exc)
