@@ -20,11 +20,11 @@ from fastapi.responses import JSONResponse, Response
 from lxml import etree
 from starlette.concurrency import run_in_threadpool
 
-from console.sessions import SignInRequired, session_officer
+from console.sessions import officer_account
 from core import orgunits
 from core.errors import BadRequest, Forbidden
 from core.orgunits import may_see
-from sync_server.auth import OFFICER_ROLES, Account, current_account, visible_area
+from sync_server.auth import Account, visible_area
 from sync_server.deps import ServerContext
 
 router = APIRouter(prefix="/odata/v4", tags=["odata"])
@@ -121,20 +121,7 @@ ENTITY_SETS = ("IndicatorValues", *ROW_COLUMNS)
 _EQ = re.compile(r"^\(*\s*([a-z_0-9]+)\s+eq\s+'((?:[^']|'')*)'\s*\)*$")
 
 
-async def odata_reader(request: Request) -> Account:
-    """The console session's account, else the Authorization header's (Basic/Digest); officers only."""
-    try:
-        account = (await session_officer(request)).account
-    except SignInRequired:
-        account = await current_account(request)
-    if account.role not in OFFICER_ROLES:
-        raise Forbidden(
-            f"Tài khoản {account.name} không đọc được số liệu.", f"Account {account.name} may not read data."
-        )
-    return account
-
-
-Reader = Annotated[Account, Depends(odata_reader)]
+Reader = Annotated[Account, Depends(officer_account)]
 
 
 def _bad(vi: str, en: str) -> BadRequest:

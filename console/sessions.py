@@ -30,7 +30,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import BadRequest, Forbidden, Problem
-from sync_server.auth import OFFICER_ROLES, Account, visible_area
+from sync_server.auth import OFFICER_ROLES, Account, current_account, visible_area
 from sync_server.deps import ServerContext
 
 COOKIE = "cc_session"
@@ -239,3 +239,18 @@ def check_password(ctx: ServerContext, name: str, password: str, addr: str) -> A
     if not name or len(name) > 100 or not password or len(password) > 200:
         return None
     return ctx.accounts.verify_basic(name, password, ctx.secret)
+
+
+async def officer_account(request: Request) -> Account:
+    """Dependency for officer reads a browser and a script both use (reports, OData): the console session's
+    account when the cookie is valid, else the Authorization header's (Basic/Digest); officers only."""
+    try:
+        account = (await session_officer(request)).account
+    except SignInRequired:
+        account = await current_account(request)
+    if account.role not in OFFICER_ROLES:
+        raise Forbidden(
+            f"Tài khoản {account.name} không đọc được số liệu.",
+            f"Account {account.name} may not read data.",
+        )
+    return account

@@ -13,13 +13,15 @@ from fastapi.responses import HTMLResponse, Response
 from lxml import etree
 from lxml.html import builder as E
 
+from console.sessions import officer_account
 from core.errors import Forbidden, NotFound, Problem
 from core.orgunits import may_see
-from sync_server.auth import OFFICER_ROLES, Account, require_roles, visible_area
+from sync_server.auth import Account, visible_area
 from sync_server.deps import Ctx
 
 router = APIRouter(tags=["reports"])
-Officer = Annotated[Account, Depends(require_roles(*OFFICER_ROLES))]
+# A browser signed in to the console (session cookie) or a script with Basic/Digest.
+Officer = Annotated[Account, Depends(officer_account)]
 
 MEDIA_TYPES = {
     "html": "text/html; charset=utf-8",
