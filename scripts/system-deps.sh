@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Debian/Ubuntu packages carecheck needs beyond Python and Node: Java for ODK Validate (form builds), the
-# venv module, and chromium for the browser tests. Installed with apt-get when running as root; otherwise one line says what to install.
+# venv module, and chromium for the browser tests. Installed with apt-get when running as root; otherwise one
+# line says what to install.
 set -euo pipefail
 missing=()
 command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
-# Debian's chromium: the report and console browser tests (Playwright drives it; no browser is downloaded).
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# Debian's chromium for the report and console browser tests (Playwright drives it; no browser is downloaded):
+# installed when root, otherwise those tests skip.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  missing+=(chromium)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${missing[*]} (apt-get)"
