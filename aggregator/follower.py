@@ -363,8 +363,8 @@ def retry_quarantine(
                     .limit(max_docs)
                 )
             )
-            ids = [(q.submission_id, q.seq) for q in due]
-        for doc_id, seq in ids:
+            todo = [(q.submission_id, q.seq) for q in due]
+        for doc_id, seq in todo:
             doc = couch.get(settings.submissions_db, doc_id)
             change = (
                 {"id": doc_id, "seq": seq, "deleted": True, "doc": {"_id": doc_id, "_deleted": True}}
@@ -387,7 +387,7 @@ def retry_quarantine(
     finally:
         if own:
             couch.close()
-    return {"retried": len(ids), "ingested": done, "still_failing": failed, "gone": gone}
+    return {"retried": len(todo), "ingested": done, "still_failing": failed, "gone": gone}
 
 
 def apply_edit_choice(
@@ -409,9 +409,8 @@ def apply_edit_choice(
                 doc = couch.get(settings.submissions_db, doc_id)
                 if doc is not None:
                     row = session.get(RawSubmission, doc_id)
-                    apply_changes(
-                        session, [{"id": doc_id, "seq": "", "doc": doc}], couch, settings.submissions_db, settings
-                    )
+                    change = {"id": doc_id, "seq": "", "doc": doc}
+                    apply_changes(session, [change], couch, settings.submissions_db, settings)
                     if row is not None:
                         session.refresh(row)
             session.commit()
@@ -426,7 +425,8 @@ def apply_edit_choice(
 def apply_duplicate_decision(
     settings: Settings, conflict_id: str, decision: str, by: str, keep: str | None = None
 ) -> dict[str, Any]:
-    """An officer's decision on a registry conflict (same child / different children); indicators refreshed."""
+    """An officer's decision on a registry conflict (same child / different children); indicators
+    refreshed."""
     from aggregator import decisions
     from aggregator.models import ChildObservation, RegistryConflict
 

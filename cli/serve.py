@@ -26,7 +26,9 @@ def _accounts() -> Accounts:
 def user_add(
     name: str,
     password: Annotated[str, typer.Option("--password", "-p", help="At least 6 characters.")],
-    role: Annotated[str, typer.Option(help="collaborator | commune | district | province")] = "collaborator",
+    role: Annotated[
+        str, typer.Option(help="collaborator | commune | district | province")
+    ] = "collaborator",
     area: Annotated[
         str | None,
         typer.Option(
@@ -34,7 +36,7 @@ def user_add(
         ),
     ] = None,
     admin: Annotated[
-        bool, typer.Option("--admin", help="District/province officer who manages accounts in the web console.")
+        bool, typer.Option("--admin", help="District/province officer who manages accounts (web console).")
     ] = False,
 ) -> None:
     """Create an account (argon2 hash for Basic, HA1 for Digest)."""

@@ -1,4 +1,4 @@
-"""The console's entries in the append-only audit log (contracts §9), and the filtered read the Audit page uses.
+"""The console's entries in the append-only audit log (contracts §9), and the Audit page's filtered read.
 
 Same database (``<accounts_db>_audit``), same document shape and the same append-only design document as the
 sync server's security events (refused writes, lockouts: branch ``writes``, ``core/audit.py``), so the

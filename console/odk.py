@@ -39,4 +39,8 @@ def decode(text: str) -> dict[str, Any]:
 
 def qr_svg(text: str) -> str:
     """An inline SVG of the QR code (error correction M: printed and photographed codes survive smudges)."""
-    return str(segno.make(text, error="m", micro=False).svg_inline(scale=5, border=4, omitsize=True, title="ODK Collect"))
+    return str(
+        segno.make(text, error="m", micro=False).svg_inline(
+            scale=5, border=4, omitsize=True, title="ODK Collect"
+        )
+    )

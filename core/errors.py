@@ -26,9 +26,9 @@ CODES: dict[str, str] = {
     "edit_target_unknown": "The deprecatedID of an edit names a record this server does not hold.",
     "internal_error": "The server failed unexpectedly (the traceback is in the server log only).",
     "sign_in_required": "The web console needs a signed-in officer (or the session expired): sign in again.",
-    "csrf_failed": "A console form's CSRF token is missing or wrong (stale page or another site): nothing changed.",
+    "csrf_failed": "A console form's CSRF token is missing or wrong (stale page, other site): no change.",
     "form_invalid": "A console form post is too large, not URL-encoded, or unreadable: nothing changed.",
-    "odata_query_invalid": "An OData query option ($filter, $top, $skip, $skiptoken) is not supported or malformed.",
+    "odata_query_invalid": "An OData query option ($filter, $top, $skip, $skiptoken) is unsupported.",
 }
 
 

@@ -34,7 +34,7 @@ from core.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from core.settings import Settings
 
 ROLES = ("collaborator", "commune", "district", "province")
-# Officers read records and figures of their area (commune, legacy district or the province); collaborators submit.
+# Officers read records and figures of their area (commune, legacy district, province); collaborators submit.
 OFFICER_ROLES = ("commune", "district", "province")
 ACCOUNT_TTL = 30.0  # seconds an account read from CouchDB is trusted (disable takes effect within this)
 BASIC_TTL = 300.0  # seconds a verified Basic credential is trusted without re-running argon2
@@ -44,7 +44,7 @@ _hasher = PasswordHasher()
 
 @dataclass(frozen=True)
 class Account:
-    """Who is asking: name, role (collaborator | commune | district | province), area (91, district or commune).
+    """Who is asking: name, role (collaborator | commune | district | province), area (91, district, commune).
 
     ``admin``: a district or province officer who also manages accounts of their area (the web console).
     """
@@ -100,7 +100,9 @@ def _check_password(password: str) -> None:
     if len(password) < 6:
         raise BadRequest("Mật khẩu cần ít nhất 6 ký tự.", "The password needs at least 6 characters.")
     if len(password) > 200:
-        raise BadRequest("Mật khẩu quá dài (tối đa 200 ký tự).", "The password is too long (200 characters at most).")
+        raise BadRequest(
+            "Mật khẩu quá dài (tối đa 200 ký tự).", "The password is too long (200 characters at most)."
+        )
 
 
 class Accounts:
@@ -153,7 +155,7 @@ class Accounts:
         return Account(name, role, area, admin)
 
     def set_password(self, name: str, password: str) -> None:
-        """A new password (both the argon2 hash and the Digest HA1); earlier Basic verifications are dropped."""
+        """A new password (the argon2 hash and the Digest HA1); earlier Basic verifications are dropped."""
         _check_password(password)
         doc = self.couch.get(self.db, f"user:{name}")
         if doc is None:

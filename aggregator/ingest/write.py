@@ -171,7 +171,9 @@ def apply_page(
         )
     # Competing edits an officer decided (aggregator.decisions): the edits not chosen stay superseded.
     chosen = decisions.losing_edits(session, targets)
-    superseded |= {r.doc_id for r in built if r.deprecated_id in chosen and chosen[r.deprecated_id] != r.doc_id}
+    superseded |= {
+        r.doc_id for r in built if r.deprecated_id in chosen and chosen[r.deprecated_id] != r.doc_id
+    }
     if targets:
         _delete_derived(session, targets, touched_children)
         for chunk in _chunks(targets):

@@ -35,8 +35,8 @@ def _lag_by_collaborator(ctx: ServerContext, visible: str) -> dict[str, float]:
     from aggregator.db import session_scope
     from aggregator.models import RawSubmission
 
-    q = select(RawSubmission.submitted_by, RawSubmission.lag_seconds).where(
-        RawSubmission.lag_seconds.is_not(None)
+    q = select(RawSubmission.submitted_by, RawSubmission.lag_seconds).where(  # type: ignore[call-overload,union-attr,arg-type]
+        RawSubmission.lag_seconds.is_not(None)  # type: ignore[call-overload,union-attr,arg-type]
     )  # type: ignore[union-attr]
     if visible != orgunits.PROVINCE_CODE:
         col = RawSubmission.district_code if visible in orgunits.districts() else RawSubmission.commune_code

@@ -50,13 +50,13 @@ def _data(ctx: ServerContext, visible: str) -> dict[str, Any]:
     where = unit_clause(RawSubmission, visible)
     with session_scope(ctx.settings) as s:
         q = (
-            select(QualityFlag.code, func.count())
+            select(QualityFlag.code, func.count())  # type: ignore[call-overload,union-attr,arg-type]
             .join(RawSubmission, RawSubmission.id == QualityFlag.submission_id)
             .group_by(QualityFlag.code)
         )
         flags = list(s.execute(q.where(where) if where is not None else q))
         quarantine = []
-        for row in s.execute(select(Quarantine).order_by(Quarantine.last_failed_at)).scalars():
+        for row in s.execute(select(Quarantine).order_by(Quarantine.last_failed_at)).scalars():  # type: ignore[call-overload,union-attr,arg-type]
             doc = ctx.submissions.get(row.submission_id)
             if doc is not None and doc_visible(visible, doc):
                 quarantine.append(row)

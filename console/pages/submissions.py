@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from sqlmodel import col
 from starlette.concurrency import run_in_threadpool
 
 from console import audit
@@ -47,7 +48,7 @@ def _list(ctx: ServerContext, visible: str, f: dict[str, Any]) -> dict[str, Any]
     from aggregator.models import QualityFlag
     from aggregator.models import RawSubmission as R
 
-    q = select(
+    q = select(  # type: ignore[call-overload,union-attr,arg-type]
         R.id,
         R.form_id,
         R.received_at,
@@ -82,7 +83,8 @@ def _list(ctx: ServerContext, visible: str, f: dict[str, Any]) -> dict[str, Any]
     elif status == "deleted":
         q = q.where(R.deleted.is_(True))  # type: ignore[attr-defined]
     if f.get("flag"):
-        q = q.where(R.id.in_(select(QualityFlag.submission_id).where(QualityFlag.code == f["flag"])))  # type: ignore[attr-defined]
+        flagged = select(col(QualityFlag.submission_id)).where(col(QualityFlag.code) == f["flag"])
+        q = q.where(col(R.id).in_(flagged))
     q = q.order_by(R.received_at.desc()).offset(f["page"] * PAGE).limit(PAGE + 1)  # type: ignore[union-attr]
     with session_scope(ctx.settings) as s:
         rows = [dict(r._mapping) for r in s.execute(q)]

@@ -55,11 +55,14 @@ def _in(district: str, n: int, seed: int) -> list[dict[str, Any]]:
 
 
 def _edit(doc: dict[str, Any], new_id: str, end: str) -> dict[str, Any]:
-    xml = doc["xml"].replace(f"<instanceID>{doc['_id']}</instanceID>",
-                             f"<instanceID>{new_id}</instanceID><deprecatedID>{doc['_id']}</deprecatedID>")
+    xml = doc["xml"].replace(
+        f"<instanceID>{doc['_id']}</instanceID>",
+        f"<instanceID>{new_id}</instanceID><deprecatedID>{doc['_id']}</deprecatedID>",
+    )
     xml = re.sub(r"<end>[^<]*</end>", f"<end>{end}</end>", xml, count=1)
-    return factory.submission_doc(xml, new_id, deprecated_id=doc["_id"], area=doc["area"],
-                                  received_at="2026-11-25T03:00:00Z")
+    return factory.submission_doc(
+        xml, new_id, deprecated_id=doc["_id"], area=doc["area"], received_at="2026-11-25T03:00:00Z"
+    )
 
 
 def _duplicate_pair(commune: str, district: str) -> list[dict[str, Any]]:
@@ -70,17 +73,37 @@ def _duplicate_pair(commune: str, district: str) -> list[dict[str, Any]]:
     pid = factory.personal_id("female", dob, rng)
     out = []
     for i, d in enumerate((dob, date(2019, 6, 4))):
-        kid = factory.child_answers(rng, visit, name=f"Thạch Thị Dup {i}", sex="female", dob=d, with_pid=False)
+        kid = factory.child_answers(
+            rng, visit, name=f"Thạch Thị Dup {i}", sex="female", dob=d, with_pid=False
+        )
         kid["personal_id"] = pid
-        answers = {"start": "2026-11-02T10:00:00+07:00", "end": "2026-11-02T10:30:00+07:00",
-                   "today": visit.isoformat(), "deviceid": "collect:dup", "visit_date": visit.isoformat(),
-                   "district": district, "commune": commune, "hamlet": f"Ấp dup {i}",
-                   "head_name": f"Thạch Văn Dup {i}", "poverty_status": "neither", "unfenced_water": "no",
-                   "hotline_111_aware": "yes", "births_12m": 0, "under5_deaths_12m": 0,
-                   "child_drowning_deaths_12m": 0, "children_count": 1}
+        answers = {
+            "start": "2026-11-02T10:00:00+07:00",
+            "end": "2026-11-02T10:30:00+07:00",
+            "today": visit.isoformat(),
+            "deviceid": "collect:dup",
+            "visit_date": visit.isoformat(),
+            "district": district,
+            "commune": commune,
+            "hamlet": f"Ấp dup {i}",
+            "head_name": f"Thạch Văn Dup {i}",
+            "poverty_status": "neither",
+            "unfenced_water": "no",
+            "hotline_111_aware": "yes",
+            "births_12m": 0,
+            "under5_deaths_12m": 0,
+            "child_drowning_deaths_12m": 0,
+            "children_count": 1,
+        }
         iid = f"uuid:00000000-0000-4000-8000-00000000d0{i}"
-        out.append(factory.submission_doc(factory.household_xml(iid, answers, [kid]), iid, area=district,
-                                          received_at="2026-11-03T03:00:00Z"))
+        out.append(
+            factory.submission_doc(
+                factory.household_xml(iid, answers, [kid]),
+                iid,
+                area=district,
+                received_at="2026-11-03T03:00:00Z",
+            )
+        )
     return out
 
 
@@ -96,10 +119,15 @@ def seed(settings: Settings, couch: Couch) -> dict[str, Any]:
     mine = _in(DISTRICT, 40, 7)
     other = _in(OTHER_DISTRICT, 30, 7)
     original = mine[0]
-    edits = [_edit(original, "uuid:00000000-0000-4000-8000-0000000000e1", "2026-11-20T10:00:00+07:00"),
-             _edit(original, "uuid:00000000-0000-4000-8000-0000000000e2", "2026-11-21T10:00:00+07:00")]
-    commune = next(c for c, u in __import__("core.orgunits", fromlist=["communes"]).communes().items()
-                   if u.district_code == DISTRICT)
+    edits = [
+        _edit(original, "uuid:00000000-0000-4000-8000-0000000000e1", "2026-11-20T10:00:00+07:00"),
+        _edit(original, "uuid:00000000-0000-4000-8000-0000000000e2", "2026-11-21T10:00:00+07:00"),
+    ]
+    commune = next(
+        c
+        for c, u in __import__("core.orgunits", fromlist=["communes"]).communes().items()
+        if u.district_code == DISTRICT
+    )
     dups = _duplicate_pair(commune, DISTRICT)
     docs = mine + other + edits + dups
     factory.bulk_insert(couch, settings.submissions_db, docs)
@@ -119,8 +147,14 @@ def seed(settings: Settings, couch: Couch) -> dict[str, Any]:
     finally:
         write.build_rows = real  # type: ignore[assignment]
     rollup.rebuild(get_engine(settings))
-    return {"quarantined": quarantined, "original": original["_id"], "edits": [e["_id"] for e in edits],
-            "dups": [d["_id"] for d in dups], "other_doc": other[0]["_id"], "mine_doc": mine[5]["_id"]}
+    return {
+        "quarantined": quarantined,
+        "original": original["_id"],
+        "edits": [e["_id"] for e in edits],
+        "dups": [d["_id"] for d in dups],
+        "other_doc": other[0]["_id"],
+        "mine_doc": mine[5]["_id"],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -140,16 +174,27 @@ def console(tmp_path_factory: pytest.TempPathFactory, couch_server: CouchProcess
     ids = seed(settings, couch)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARECHECK_")}
-    env.update({
-        "CARECHECK_VAR_DIR": str(settings.var_dir), "CARECHECK_COUCHDB_URL": settings.couchdb_url,
-        "CARECHECK_COUCHDB_USER": settings.couchdb_user, "CARECHECK_COUCHDB_PASSWORD": settings.couchdb_password,
-        "CARECHECK_SUBMISSIONS_DB": settings.submissions_db, "CARECHECK_ACCOUNTS_DB": settings.accounts_db,
-        "CARECHECK_FORMS_BUILD_DIR": str(forms), "CARECHECK_DATABASE_URL": db_url,
-    })
+    env.update(
+        {
+            "CARECHECK_VAR_DIR": str(settings.var_dir),
+            "CARECHECK_COUCHDB_URL": settings.couchdb_url,
+            "CARECHECK_COUCHDB_USER": settings.couchdb_user,
+            "CARECHECK_COUCHDB_PASSWORD": settings.couchdb_password,
+            "CARECHECK_SUBMISSIONS_DB": settings.submissions_db,
+            "CARECHECK_ACCOUNTS_DB": settings.accounts_db,
+            "CARECHECK_FORMS_BUILD_DIR": str(forms),
+            "CARECHECK_DATABASE_URL": db_url,
+        }
+    )
     log = tmp / "serve.log"
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "carecheck"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     server = Console(f"http://127.0.0.1:{port}", settings, couch, proc, log, ids)
     deadline = time.monotonic() + 40
     while True:

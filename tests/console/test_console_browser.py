@@ -18,8 +18,15 @@ from tests.console.conftest import ADMIN, DISTRICT, OFFICER, OTHER_DISTRICT, PAS
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PAGES = ("/", "/field", "/quality", "/submissions")
 
 
@@ -62,10 +69,14 @@ def test_district_officer_sees_only_their_district(console: Console, browser: An
     rows = page.locator("table.submissions tbody tr td:nth-child(5)").all_inner_texts()
     assert rows and set(rows) <= mine, rows
     # Another area's ids typed into URLs: refused, nothing shown.
-    for path, status in [(f"/submissions/{console.ids['other_doc']}", 404),
-                         (f"/submissions?unit={OTHER_DISTRICT}", 403), ("/users", 403), ("/audit", 403),
-                         (f"/reports/district/{OTHER_DISTRICT}", 403),
-                         (f"/odata/v4/IndicatorValues?$filter=org_unit eq '{OTHER_DISTRICT}'", 403)]:
+    for path, status in [
+        (f"/submissions/{console.ids['other_doc']}", 404),
+        (f"/submissions?unit={OTHER_DISTRICT}", 403),
+        ("/users", 403),
+        ("/audit", 403),
+        (f"/reports/district/{OTHER_DISTRICT}", 403),
+        (f"/odata/v4/IndicatorValues?$filter=org_unit eq '{OTHER_DISTRICT}'", 403),
+    ]:
         resp = page.goto(console.url + path)
         assert resp is not None and resp.status == status, (path, resp and resp.status)
     resp = page.goto(console.url + f"/submissions/{console.ids['mine_doc']}")
@@ -121,15 +132,21 @@ def test_quality_decisions_change_what_ingestion_counts(console: Console, browse
     page = sign_in(browser, console, OFFICER)
     page.goto(console.url + "/quality")
     with session(console) as s:
-        assert s.get(Quarantine, ids["quarantined"]) is not None and s.get(Household, ids["quarantined"]) is None
+        assert (
+            s.get(Quarantine, ids["quarantined"]) is not None and s.get(Household, ids["quarantined"]) is None
+        )
     page.click(f"tr[data-doc='{ids['quarantined']}'] button")
     page.wait_for_url("**/quality?done=retry")
     with session(console) as s:
-        assert s.get(Quarantine, ids["quarantined"]) is None and s.get(Household, ids["quarantined"]) is not None
+        assert (
+            s.get(Quarantine, ids["quarantined"]) is None and s.get(Household, ids["quarantined"]) is not None
+        )
 
     def counted() -> set[str]:
         with session(console) as s:
-            return set(s.exec(select(Household.submission_id).where(col(Household.submission_id).in_(ids["edits"]))))
+            return set(
+                s.exec(select(Household.submission_id).where(col(Household.submission_id).in_(ids["edits"])))
+            )
 
     assert counted() == set(ids["edits"])  # both competing edits counted before a decision
     group = page.locator(f".edit-group[data-record='{ids['original']}']")
@@ -141,8 +158,13 @@ def test_quality_decisions_change_what_ingestion_counts(console: Console, browse
 
     def children() -> set[str]:
         with session(console) as s:
-            return set(s.exec(select(ChildObservation.child_id).where(
-                col(ChildObservation.submission_id).in_(ids["dups"]))))  # type: ignore[arg-type]
+            return set(
+                s.exec(
+                    select(ChildObservation.child_id).where(
+                        col(ChildObservation.submission_id).in_(ids["dups"])
+                    )
+                )
+            )  # type: ignore[arg-type]
 
     assert len(children()) == 2
     page.locator(".dup button").first.click()  # same child
@@ -188,8 +210,15 @@ def test_overview_page_weight_under_slow_3g(console: Console, browser: Any, arti
     cdp.send("Network.enable")
     cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
     # Chromium DevTools' "Slow 3G" preset: 500 kbit/s × 0.8 each way, 400 ms × 5 latency.
-    cdp.send("Network.emulateNetworkConditions", {"offline": False, "latency": 2000,
-             "downloadThroughput": 500 * 1000 / 8 * 0.8, "uploadThroughput": 500 * 1000 / 8 * 0.8})
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": 2000,
+            "downloadThroughput": 500 * 1000 / 8 * 0.8,
+            "uploadThroughput": 500 * 1000 / 8 * 0.8,
+        },
+    )
     sizes: list[float] = []
     cdp.on("Network.loadingFinished", lambda e: sizes.append(e["encodedDataLength"]))
     start = time.monotonic()
@@ -199,12 +228,16 @@ def test_overview_page_weight_under_slow_3g(console: Console, browser: Any, arti
     timing = page.evaluate(
         "() => { const n = performance.getEntriesByType('navigation')[0];"
         " const rs = performance.getEntriesByType('resource');"
-        " return {transfer: n.transferSize + rs.reduce((a, r) => a + r.transferSize, 0), resources: rs.length,"
-        " ttfb: n.responseStart - n.requestStart, dcl: n.domContentLoadedEventEnd}; }")
+        " return {transfer: n.transferSize + rs.reduce((a, r) => a + r.transferSize, 0),"
+        " resources: rs.length,"
+        " ttfb: n.responseStart - n.requestStart, dcl: n.domContentLoadedEventEnd}; }"
+    )
     total = max(sum(sizes), timing["transfer"])
-    line = (f"overview first load under Slow 3G: {total / 1024:.1f} KB transferred in {len(sizes)} request(s), "
-            f"usable (DOMContentLoaded) after {usable:.2f} s (of which the emulated latency is 2.0 s; "
-            f"navigation timing {timing})")
+    line = (
+        f"overview first load under Slow 3G: {total / 1024:.1f} KB transferred in {len(sizes)} request(s), "
+        f"usable (DOMContentLoaded) after {usable:.2f} s (of which the emulated latency is 2.0 s; "
+        f"navigation timing {timing})"
+    )
     (artifacts / "console-page-weight.txt").write_text(line + "\n", encoding="utf-8")
     print(line)
     assert total <= 150 * 1024
