@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -74,7 +75,14 @@ def render(
         css=CSS,
         **ctx,
     )
-    resp = HTMLResponse(body, status_code=status, headers={"Cache-Control": "private, no-store"})
+    headers = {"Cache-Control": "private, no-store", "Vary": "Accept-Encoding"}
+    data = body.encode("utf-8")
+    # Pages are gzipped here, not by a middleware: the device routes stream (the /sync proxy's feeds), and a
+    # compressor would hold them back. A 20 KB overview becomes ~4 KB: a second less on 3G.
+    if "gzip" in request.headers.get("accept-encoding", "").lower() and len(data) > 1024:
+        data = gzip.compress(data, compresslevel=6)
+        headers["Content-Encoding"] = "gzip"
+    resp = HTMLResponse(data, status_code=status, headers=headers)
     refresh = getattr(request.state, "refresh_cookie", None)
     if officer is not None and refresh:
         set_session(resp, request, refresh, request.app.state.settings.console_idle_minutes * 60)
