@@ -28,6 +28,7 @@ from tests.conftest import make_settings
 PASSWORD = "mat-khau-123"
 DISTRICT, OTHER_DISTRICT = "911", "899"  # Phú Quốc, Rạch Giá
 OFFICER, ADMIN = "qh_phuquoc", "tinh_admin"
+DISTRICT_ADMIN, COMMUNE_OFFICER = "qh_admin", "xa_officer"
 
 
 @dataclass
@@ -154,10 +155,11 @@ def seed(settings: Settings, couch: Couch) -> dict[str, Any]:
         "dups": [d["_id"] for d in dups],
         "other_doc": other[0]["_id"],
         "mine_doc": mine[5]["_id"],
+        "commune": commune,
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def console(tmp_path_factory: pytest.TempPathFactory, couch_server: CouchProcess) -> Iterator[Console]:
     from forms.build import build_all
     from sync_server.auth import Accounts
@@ -171,7 +173,9 @@ def console(tmp_path_factory: pytest.TempPathFactory, couch_server: CouchProcess
     accounts = Accounts(couch, settings)
     accounts.add(OFFICER, PASSWORD, "district", DISTRICT)
     accounts.add(ADMIN, PASSWORD, "province", None, admin=True)
+    accounts.add(DISTRICT_ADMIN, PASSWORD, "district", DISTRICT, admin=True)
     ids = seed(settings, couch)
+    accounts.add(COMMUNE_OFFICER, PASSWORD, "commune", ids["commune"])
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARECHECK_")}
     env.update(

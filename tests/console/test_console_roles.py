@@ -1,0 +1,100 @@
+"""Roles over plain HTTP (httpx, a real client of the real server): a commune officer sees one commune, a
+district admin manages accounts of their district only, sign-in edge cases, the language switch."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from tests.console.conftest import (
+    COMMUNE_OFFICER,
+    DISTRICT,
+    DISTRICT_ADMIN,
+    OFFICER,
+    OTHER_DISTRICT,
+    PASSWORD,
+    Console,
+)
+
+
+def signed_in(console: Console, user: str) -> httpx.Client:
+    c = httpx.Client(base_url=console.url)
+    r = c.post("/login", data={"username": user, "password": PASSWORD})
+    assert r.status_code == 303, r.text[:500]
+    return c
+
+
+def csrf(c: httpx.Client, path: str = "/") -> str:
+    m = re.search(r'name="csrf" value="([0-9a-f]+)"', c.get(path).text)
+    assert m
+    return m.group(1)
+
+
+def test_commune_officer_sees_one_commune(console: Console) -> None:
+    commune = console.ids["commune"]
+    c = signed_in(console, COMMUNE_OFFICER)
+    page = c.get("/")
+    assert page.status_code == 200 and f"({commune})" in page.text
+    assert 'table class="ranking"' not in page.text  # a commune has no units below it
+    rows = c.get("/submissions").text
+    assert set(re.findall(r"<td>(\d{5})</td>", rows)) == {commune}
+    assert c.get(f"/submissions?unit={DISTRICT}").status_code == 403
+    assert c.get(f"/submissions/{console.ids['mine_doc']}").status_code in (200, 404)
+    assert c.get(f"/submissions/{console.ids['other_doc']}").status_code == 404
+    assert c.get("/users").status_code == 403
+    ind = c.get(
+        "/api/v1/indicators", params={"level": "district", "area": DISTRICT}, auth=(COMMUNE_OFFICER, PASSWORD)
+    )
+    assert ind.status_code == 403
+
+
+def test_district_admin_manages_only_their_district(console: Console) -> None:
+    c = signed_in(console, DISTRICT_ADMIN)
+    token = csrf(c, "/users")
+    commune = console.ids["commune"]
+
+    def create(name: str, role: str, area: str) -> httpx.Response:
+        return c.post(
+            "/users",
+            data={"csrf": token, "username": name, "password": "mk-123456", "role": role, "area": area},
+        )
+
+    assert create("ctv_khac", "collaborator", OTHER_DISTRICT).status_code == 403
+    assert create("tinh_x", "province", "91").status_code == 403
+    assert create("ctv_xa", "collaborator", commune).status_code == 201
+    assert console.couch.get(console.settings.accounts_db, "user:ctv_khac") is None
+    listing = c.get("/users").text
+    assert "ctv_xa" in listing and "tinh_admin" not in listing
+    assert c.post("/users/tinh_admin/password", data={"csrf": token, "password": "x" * 8}).status_code == 404
+    assert c.post(f"/users/{DISTRICT_ADMIN}/active", data={"csrf": token, "active": "0"}).status_code == 400
+    assert c.post("/users/ctv_xa/active", data={"csrf": token, "active": "0"}).status_code == 303
+    assert console.couch.get(console.settings.accounts_db, "user:ctv_xa")["active"] is False
+    audit = c.get("/audit").text
+    assert "account ctv_xa" in audit
+    assert c.get("/audit.csv").status_code == 403  # exports: the province admin
+
+
+def test_sign_in_edges_and_language(console: Console) -> None:
+    c = httpx.Client(base_url=console.url)
+    r = c.post("/login", data={"username": OFFICER, "password": PASSWORD, "next": "//evil.example/x"})
+    assert r.status_code == 303 and r.headers["location"] == "/"
+    evil = httpx.post(
+        console.url + "/login",
+        data={"username": OFFICER, "password": PASSWORD},
+        headers={"Origin": "http://evil.example"},
+    )
+    assert evil.status_code == 403 and "set-cookie" not in evil.headers
+    https = httpx.post(
+        console.url + "/login",
+        data={"username": OFFICER, "password": PASSWORD},
+        headers={"X-Forwarded-Proto": "https"},
+    )
+    assert "secure" in https.headers["set-cookie"].lower()
+    assert "Tổng quan" in c.get("/").text
+    c.get("/lang/en?next=/")
+    assert "Overview" in c.get("/").text
+    token = csrf(c)
+    out = c.post("/logout", data={"csrf": token})
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    assert c.get("/").status_code == 303
