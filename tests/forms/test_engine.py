@@ -7,6 +7,7 @@ engine shows and serialises the finished instance; these tests check what a coll
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -215,3 +216,50 @@ def test_facility_form_under_the_engine(engine: FormEngine, built: dict[str, Bui
     assert (other.status, other.reason) == ("stuck", "not_offered") and other.at and "commune" in other.at
     assert (future.status, future.reason) == ("stuck", "constraint")
     assert future.at and "visit_date" in future.at
+
+
+FREE_REPEAT_MD = """
+| survey |
+| | type | name | label | required | constraint |
+| | integer | n | N | yes | . >= 0 |
+| | begin_repeat | member | Member | | |
+| | text | who | Who | yes | |
+| | integer | years | Years | | . < 100 |
+| | end_repeat | | | | |
+| settings |
+| | form_id | version | | | |
+| | harness_check | 1 | | | |
+"""
+
+
+def test_the_driver_answers_repeat_prompts_required_and_constraints_like_a_person(
+    engine: FormEngine, tmp_path: Path
+) -> None:
+    """The driver itself, on a repeat without a count: "add another?" is answered from the script, a
+    required question left empty stops the walk, a refused answer can be corrected."""
+    from pyxform.xls2xform import convert
+
+    form = tmp_path / "form.xml"
+    form.write_text(convert(xlsform=FREE_REPEAT_MD, file_type=".md").xform, encoding="utf-8")
+    two, none, missing, corrected = engine.fill(
+        form,
+        [
+            {"answers": {"n": "2"}, "repeats": {"member": [{"who": "A"}, {"who": "B", "years": "7"}]}},
+            {"answers": {"n": "0"}, "repeats": {"member": []}},
+            {"answers": {"n": "1"}, "repeats": {"member": [{"years": "3"}]}},
+            {"answers": {"n": ["-1", "1"]}, "repeats": {"member": [{"who": "C", "years": ["140", "14"]}]}},
+        ],
+    )
+    _complete(two)
+    assert two.values("who") == ["A", "B"] and two.values("years") == ["", "7"]
+    prompts = [e["result"] for e in two.events if e["event"] == "new_repeat_prompt"]
+    assert prompts == ["add", "skip"]  # the first instance is in the model already, as pyxform writes it
+    _complete(none)
+    assert none.values("member") == []
+    assert [e.get("result") for e in none.events if e["event"] != "question"] == ["delete", "skip"]
+    assert (missing.status, missing.reason) == ("stuck", "required") and missing.at
+    assert "/member[1]/who" in missing.at
+    _complete(corrected)
+    assert [e["result"] for e in corrected.shown("n")] == ["constraint", "ok"]
+    assert [e["result"] for e in corrected.shown("years")] == ["constraint", "ok"]
+    assert corrected.values("years") == ["14"] and corrected.unused == []

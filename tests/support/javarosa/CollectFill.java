@@ -20,7 +20,9 @@
  *      answer a question only when the engine shows it; a question the script does not answer keeps its
  *      current value (a default) and is checked like Collect checks it on swiping forward (required,
  *      constraint); an "add another <repeat>?" prompt is answered "add" while the script has more instances of
- *      that repeat and "do not add" otherwise; repeats with a count (jr:count) are created by the engine;
+ *      that repeat and "do not add" otherwise, and an instance beyond the script's (pyxform puts a first one in
+ *      the model) is removed as with Collect's "remove group" — unless the repeat has a count (jr:count):
+ *      then the engine alone creates the instances and the walk goes through each one it shows;
  *   3. finalise: validate the whole instance (constraints and required, markCompleted), run the end-of-form
  *      processing (end timestamp), serialise the instance XML (non-relevant nodes left out, as Collect sends).
  *
@@ -48,6 +50,7 @@ import java.util.Set;
 import org.javarosa.core.model.Constants;
 import org.javarosa.core.model.FormDef;
 import org.javarosa.core.model.FormIndex;
+import org.javarosa.core.model.GroupDef;
 import org.javarosa.core.model.SelectChoice;
 import org.javarosa.core.model.ValidateOutcome;
 import org.javarosa.core.model.data.AnswerDataFactory;
@@ -165,15 +168,24 @@ public class CollectFill {
     static void walk(FormEntryController fec, JsonNode script, ArrayNode events, Set<String> unused)
             throws Stuck {
         FormEntryModel model = fec.getModel();
-        for (int event = fec.stepToNextEvent(); event != FormEntryController.EVENT_END_OF_FORM;
-                event = fec.stepToNextEvent()) {
+        int event = fec.stepToNextEvent();
+        while (event != FormEntryController.EVENT_END_OF_FORM) {
             FormIndex index = model.getFormIndex();
             TreeReference ref = index.getReference();
+            String name = ref.getNameLast();
+            JsonNode instances = script.path("repeats").path(name);
             if (event == FormEntryController.EVENT_REPEAT) {
-                event(events, "repeat", ref).put("name", ref.getNameLast());
+                GroupDef repeat = (GroupDef) model.getForm().getChild(index);
+                boolean extra = instances.isArray() && ref.getMultLast() >= instances.size();
+                if (extra && repeat.getCountReference() == null) {
+                    // An instance the script does not have (pyxform puts a first one in the model): the
+                    // collaborator removes it, as with Collect's "remove group"; the engine then asks again.
+                    event(events, "repeat", ref).put("name", name).put("result", "delete");
+                    event = fec.jumpToIndex(fec.deleteRepeat());
+                    continue;
+                }
+                event(events, "repeat", ref).put("name", name);
             } else if (event == FormEntryController.EVENT_PROMPT_NEW_REPEAT) {
-                String name = ref.getNameLast();
-                JsonNode instances = script.path("repeats").path(name);
                 boolean add = instances.isArray() && instances.size() > ref.getMultLast();
                 event(events, "new_repeat_prompt", ref).put("name", name).put("result", add ? "add" : "skip");
                 if (add) {
@@ -182,6 +194,7 @@ public class CollectFill {
             } else if (event == FormEntryController.EVENT_QUESTION) {
                 question(fec, script, events, unused);
             }
+            event = fec.stepToNextEvent();
         }
     }
 
