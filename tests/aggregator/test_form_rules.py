@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from aggregator import follower, ingest
+from aggregator import follower
 from aggregator.db import get_engine
+from aggregator.ingest import rows as ingest
 from aggregator.models import Child, ChildObservation, Household, QualityFlag
 from core.ages import age
 from core.couch import Couch

@@ -147,8 +147,8 @@ def test_engine_filled_forms_through_the_server_and_ingestion(
     child's stored age equals the form's own calculate and core.ages around the 1st…18th birthdays."""
     from fastapi.testclient import TestClient
 
+    from console.app import create_app
     from forms.build import build_all
-    from sync_server.app import create_app
     from tests.sync_server.conftest import PASSWORD, add_accounts
     from tests.sync_server.helpers import parts
 
