@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Debian/Ubuntu packages carecheck needs beyond Python and Node: Java for ODK Validate (form builds), the
-# venv module, and chromium for the browser tests. Installed with apt-get when running as root; otherwise one
-# line says what to install.
+# Debian/Ubuntu packages carecheck needs beyond Python and Node: Java for ODK Validate (form builds), the Java
+# compiler for the tests that drive the real form engine (JavaRosa, tests/support/javarosa/), the venv module,
+# and chromium for the browser tests. Installed with apt-get when running as root; otherwise one line says what
+# to install.
 set -euo pipefail
 missing=()
-command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+command -v java >/dev/null 2>&1 && command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 # Debian's chromium for the report and console browser tests (Playwright drives it; no browser is downloaded):
 # installed when root, otherwise those tests skip.
