@@ -29,7 +29,7 @@ def level_of(area: str) -> str:
 
 def _data(settings: Settings, visible: str, period: str | None, indicator: str | None) -> dict[str, Any]:
     from aggregator.db import session_scope
-    from aggregator.periods import default_period, parse_period, previous
+    from aggregator.periods import default_period, parse_period, previous, quarter
     from aggregator.rollup import query_indicators
 
     level = level_of(visible)
@@ -42,12 +42,16 @@ def _data(settings: Settings, visible: str, period: str | None, indicator: str |
     mc = settings.min_cell_size
     with session_scope(settings) as s:
         rows = query_indicators(s, level=level, area=visible, period=per.code, min_cell=mc)
+        # Trend: a year's quarters, else the three periods of the same kind before this one.
+        trend_periods = (
+            [quarter(per.start.year, q) for q in (1, 2, 3, 4)] if per.type == "year" else previous(per, 4)[:-1]
+        )
         history = {
             p.code: {
                 r.indicator: r
                 for r in query_indicators(s, level=level, area=visible, period=p.code, min_cell=mc)
             }
-            for p in previous(per, 4)[:-1]
+            for p in trend_periods
         }
         chosen = (
             indicator
