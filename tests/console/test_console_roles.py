@@ -98,3 +98,34 @@ def test_sign_in_edges_and_language(console: Console) -> None:
     out = c.post("/logout", data={"csrf": token})
     assert out.status_code == 303 and out.headers["location"] == "/login"
     assert c.get("/").status_code == 303
+
+
+def test_decisions_on_another_areas_records_are_refused(console: Console) -> None:
+    """Forged posts naming records outside the officer's area: 404, and nothing is recorded or applied."""
+    from sqlmodel import Session, select
+
+    from aggregator.db import get_engine
+    from aggregator.models import EditChoice, Quarantine, RegistryDecision
+
+    c = signed_in(console, OFFICER)
+    token = csrf(c, "/quality")
+    with Session(get_engine(console.settings)) as s:
+        before = (
+            len(s.exec(select(EditChoice)).all()),
+            len(s.exec(select(RegistryDecision)).all()),
+            len(s.exec(select(Quarantine)).all()),
+        )
+    for path, data in [
+        ("/quality/retry", {"doc_id": console.ids["other_doc"]}),
+        ("/quality/edit", {"record": console.ids["other_doc"], "chosen": console.ids["other_doc"]}),
+        ("/quality/duplicate", {"conflict": "rc-does-not-exist", "decision": "same"}),
+    ]:
+        r = c.post(path, data={"csrf": token, **data})
+        assert r.status_code == 404 and "vùng của bạn" in r.text, (path, r.status_code)
+    with Session(get_engine(console.settings)) as s:
+        after = (
+            len(s.exec(select(EditChoice)).all()),
+            len(s.exec(select(RegistryDecision)).all()),
+            len(s.exec(select(Quarantine)).all()),
+        )
+    assert after == before
