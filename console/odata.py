@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from lxml import etree
 from starlette.concurrency import run_in_threadpool
 
+from console import audit
 from console.sessions import officer_account
 from core import orgunits
 from core.errors import BadRequest, Forbidden
@@ -361,6 +362,12 @@ async def entity_set(request: Request, account: Reader, entity_set: str) -> Resp
         from core.errors import NotFound
 
         raise NotFound(f"Không có tập thực thể '{entity_set}'.", f"No entity set '{entity_set}'.")
+    if not token:  # one export event per read (its first page), not one per page
+        await run_in_threadpool(
+            audit.record, ctx.couch, ctx.settings, audit.EXPORT, actor=account.name, role=account.role,
+            area=account.area, route=f"GET /odata/v4/{entity_set}", reason=f"odata_{entity_set}",
+            detail=(q.get("$filter") or "")[:200] or None,
+        )
     body: dict[str, Any] = {"@odata.context": f"{_base(request)}$metadata#{entity_set}", "value": page}
     if more:
         params = {k: v for k, v in q.items() if k != "$skiptoken"}

@@ -58,9 +58,18 @@ def _sign(secret: bytes, body: bytes) -> str:
     return hmac.new(secret, b"session:" + body, hashlib.sha256).hexdigest()
 
 
-def make_cookie(secret: bytes, name: str, sid: str | None = None, now: float | None = None) -> str:
+def make_cookie(
+    secret: bytes, name: str, sid: str | None = None, now: float | None = None, issued: int | None = None
+) -> str:
+    """A signed session cookie; ``issued`` (sign-in time, ms) is kept when the cookie is re-issued."""
+    t = now if now is not None else time.time()
     body = json.dumps(
-        {"n": name, "s": sid or secrets.token_hex(16), "t": int(now if now is not None else time.time())},
+        {
+            "n": name,
+            "s": sid or secrets.token_hex(16),
+            "t": int(t),
+            "i": issued if issued is not None else int(t * 1000),
+        },
         separators=(",", ":"),
     ).encode()
     return base64.urlsafe_b64encode(body).decode().rstrip("=") + "." + _sign(secret, body)
@@ -150,19 +159,64 @@ async def session_officer(request: Request) -> Officer:
         raise SignInRequired()
     if time.time() - claims["t"] > ctx.settings.console_idle_minutes * 60:
         raise SignInRequired(expired=True)
-    account = await run_in_threadpool(_active_account, ctx, claims["n"])
-    if account is None or account.role not in OFFICER_ROLES:
+    issued = int(claims.get("i") or claims["t"] * 1000)
+    account, ended = await run_in_threadpool(_active_account, ctx, claims["n"])
+    if account is None or account.role not in OFFICER_ROLES or issued <= ended:
         raise SignInRequired()
     sid = str(claims.get("s") or "")
     officer = Officer(account, sid, csrf_token(ctx.secret, sid))
     request.state.officer = officer
-    request.state.refresh_cookie = make_cookie(ctx.secret, account.name, sid)
+    request.state.refresh_cookie = make_cookie(ctx.secret, account.name, sid, issued=issued)
     return officer
 
 
-def _active_account(ctx: ServerContext, name: str) -> Account | None:
+def _active_account(ctx: ServerContext, name: str) -> tuple[Account | None, float]:
     account, _ = ctx.accounts.digest_record(name)
-    return account
+    return account, (ended_at(ctx, name) if account is not None else 0.0)
+
+
+# --- ending sessions --------------------------------------------------------------------------------------
+# Cookies are stateless, so signing out (or an admin's password reset) records when the account's sessions
+# ended: one doc ``end:<name>`` (``at``, ms) in ``<accounts_db>_sessions``; a cookie issued at or before it is
+# refused by every server process (each caches the time for ``ENDED_TTL`` seconds).
+ENDED_TTL = 5.0
+_ended: dict[str, tuple[float, float]] = {}
+
+
+def sessions_db(ctx: ServerContext) -> str:
+    return f"{ctx.settings.accounts_db}_sessions"
+
+
+def ended_at(ctx: ServerContext, name: str) -> float:
+    key = f"{sessions_db(ctx)}:{name}"
+    hit = _ended.get(key)
+    if hit and time.monotonic() - hit[0] < ENDED_TTL:
+        return hit[1]
+    try:
+        doc = ctx.couch.get(sessions_db(ctx), f"end:{name}")
+    except Problem:
+        doc = None  # no database yet: nobody ever signed out
+    value = float((doc or {}).get("at") or 0.0)
+    if len(_ended) > 10_000:
+        _ended.clear()
+    _ended[key] = (time.monotonic(), value)
+    return value
+
+
+def end_sessions(ctx: ServerContext, name: str) -> None:
+    """Every session of ``name`` issued until now stops working (sign-out, password reset)."""
+    now = int(time.time() * 1000)  # ms, as the cookies' issue time
+    db = sessions_db(ctx)
+    ctx.couch.ensure_db(db)
+    for _ in range(5):
+        doc = ctx.couch.get(db, f"end:{name}") or {"_id": f"end:{name}"}
+        doc["at"] = now
+        try:
+            ctx.couch.save(db, doc)
+            break
+        except Problem:
+            continue
+    _ended[f"{db}:{name}"] = (time.monotonic(), float(now))
 
 
 def require_officer(*, admin: bool = False, roles: tuple[str, ...] = OFFICER_ROLES) -> Callable[..., Any]:

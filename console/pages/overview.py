@@ -43,9 +43,10 @@ def _data(settings: Settings, visible: str, period: str | None, indicator: str |
     with session_scope(settings) as s:
         rows = query_indicators(s, level=level, area=visible, period=per.code, min_cell=mc)
         # Trend: a year's quarters, else the three periods of the same kind before this one.
-        trend_periods = (
-            [quarter(per.start.year, q) for q in (1, 2, 3, 4)] if per.type == "year" else previous(per, 4)[:-1]
-        )
+        if per.type == "year":
+            trend_periods = [quarter(per.start.year, q) for q in (1, 2, 3, 4)]
+        else:
+            trend_periods = previous(per, 4)[:-1]
         history = {
             p.code: {
                 r.indicator: r

@@ -14,6 +14,7 @@ from console.sessions import (
     clear_session,
     client_address,
     cross_site,
+    end_sessions,
     make_cookie,
     read_cookie,
     read_form,
@@ -111,7 +112,8 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout", response_model=None)
 async def logout(request: Request) -> Response:
-    """Ends the session (CSRF-checked when it is still valid; an expired one is simply cleared)."""
+    """Ends the account's sessions (every browser: cookies are stateless, so the end time is recorded) and
+    clears the cookie; CSRF-checked while the session is valid, an expired one is simply cleared."""
     ctx: ServerContext = request.app.state.ctx
     claims = read_cookie(ctx.secret, request.cookies.get(COOKIE, ""))
     if claims is not None:
@@ -121,6 +123,7 @@ async def logout(request: Request) -> Response:
             officer = None
         if officer is not None:
             await read_form(request, officer)
+            await run_in_threadpool(end_sessions, ctx, officer.name)
             await run_in_threadpool(
                 audit.record,
                 ctx.couch,

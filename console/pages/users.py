@@ -13,7 +13,7 @@ from console import audit, odk
 from console.pages.field import in_area
 from console.pages.overview import level_of
 from console.pages.render import render
-from console.sessions import Officer, area_scope, client_address, read_form, require_officer
+from console.sessions import Officer, area_scope, client_address, end_sessions, read_form, require_officer
 from core import orgunits
 from core.errors import BadRequest, Forbidden, NotFound
 from core.orgunits import may_see
@@ -141,6 +141,7 @@ async def reset_password(request: Request, officer: Admin, name: str) -> Respons
     form = await read_form(request, officer)
     await run_in_threadpool(_target, ctx, officer, area_scope(officer), name)
     await run_in_threadpool(ctx.accounts.set_password, name, form.get("password", ""))
+    await run_in_threadpool(end_sessions, ctx, name)  # a session opened with the old password ends too
     await run_in_threadpool(
         _audit, ctx, request, officer, audit.ACCOUNT_PASSWORD_RESET, name, "password reset"
     )

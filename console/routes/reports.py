@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from lxml import etree
 from lxml.html import builder as E
 
+from console import audit
 from console.sessions import officer_account
 from core.errors import Forbidden, NotFound, Problem
 from core.orgunits import may_see
@@ -81,4 +82,7 @@ def report(
     headers = {"Cache-Control": "private, no-store"}
     if fmt != "html":
         headers["Content-Disposition"] = f'attachment; filename="carecheck_{level}_{code}_{per}.{fmt}"'
+        audit.record(ctx.couch, settings, audit.EXPORT, actor=account.name, role=account.role,
+                     area=account.area, route=f"GET /reports/{level}/{area}", reason=f"report_{fmt}",
+                     detail=f"{level} {code} {per} {hierarchy}")
     return Response(body, media_type=MEDIA_TYPES[fmt], headers=headers)

@@ -95,9 +95,14 @@ def test_sign_in_edges_and_language(console: Console) -> None:
     c.get("/lang/en?next=/")
     assert "Overview" in c.get("/").text
     token = csrf(c)
+    copied = dict(c.cookies)
     out = c.post("/logout", data={"csrf": token})
     assert out.status_code == 303 and out.headers["location"] == "/login"
     assert c.get("/").status_code == 303
+    # A copy of the cookie taken before signing out no longer works either (the end time is recorded).
+    assert httpx.get(console.url + "/", cookies=copied).status_code == 303
+    again = signed_in(console, OFFICER)
+    assert again.get("/").status_code == 200
 
 
 def test_decisions_on_another_areas_records_are_refused(console: Console) -> None:

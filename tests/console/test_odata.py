@@ -72,3 +72,10 @@ def test_odata_client_pages_and_equals_the_api(console: Console) -> None:
         console.url + "/odata/v4/IndicatorValues", params={"$filter": "value gt 3"}, auth=(OFFICER, PASSWORD)
     )
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "odata_query_invalid"
+    # Reads of the feed and report downloads are exports: recorded in the audit log.
+    from console import audit
+
+    csv = httpx.get(console.url + f"/reports/district/{DISTRICT}.csv", auth=(OFFICER, PASSWORD))
+    assert csv.status_code == 200
+    reasons = {e["reason"] for e in audit.search(console.couch, console.settings, kind="export", actor=OFFICER)}
+    assert {"odata_IndicatorValues", "odata_ChildObservations", "report_csv"} <= reasons
