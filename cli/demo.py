@@ -28,7 +28,8 @@ from core.errors import BadRequest, Problem
 from core.settings import Settings
 
 DEMO_USERS = [
-    # name, password, role, area — a province-wide collaborator sends the simulated field work
+    # name, password, role, area — a province-wide collaborator sends the simulated field work; tinh_demo is
+    # also the web console's province admin
     ("ctv_demo", "ctv-demo-2026", "collaborator", "899"),
     ("tinh_demo", "tinh-demo-2026", "province", "91"),
     ("phuquoc_demo", "phuquoc-demo-2026", "district", "911"),
@@ -114,7 +115,7 @@ def run_demo(
     accounts = Accounts(couch, settings)
     for name, password, role, area in DEMO_USERS:
         try:
-            accounts.add(name, password, role, area)
+            accounts.add(name, password, role, area, admin=name == "tinh_demo")
             console.print(f"  tạo / created {name} ({role}, {area})")
         except BadRequest:
             console.print(f"  có sẵn / exists {name} ({role}, {area})")
