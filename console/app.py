@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -16,7 +17,7 @@ from console import odata
 from console.pages import auditlog, field, overview, quality, signin, submissions, users
 from console.pages.render import error_page
 from console.routes import api, edges, indicators, reports
-from core.errors import Problem
+from core.errors import BadRequest, Problem
 from core.settings import Settings, get_settings
 from sync_server import http as device_http
 from sync_server.deps import ServerContext
@@ -73,6 +74,17 @@ async def _problem(request: Request, exc: Exception) -> Response:
     return await device_http._problem(request, exc)
 
 
+async def _invalid(request: Request, exc: Exception) -> Response:
+    """Bad query parameters on a console page: the bilingual page; elsewhere the usual problem."""
+    assert isinstance(exc, RequestValidationError)
+    if _is_page(request):
+        where = "; ".join(".".join(str(p) for p in e.get("loc", ())) for e in exc.errors())
+        return error_page(
+            request, BadRequest(f"Tham số không hợp lệ: {where}.", f"Invalid parameters: {where}.")
+        )
+    return await device_http._validation_error(request, exc)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """OpenRosa at the root, /sync for PouchDB devices, the operator API (/api/v1), reports (/reports), the
     officers' console (/, /login, …) and the OData feed (/odata/v4)."""
@@ -92,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static/console", StaticFiles(directory=STATIC), name="console-static")
     install_problem_handlers(app)
     app.add_exception_handler(Problem, _problem)
+    app.add_exception_handler(RequestValidationError, _invalid)
     return app
 
 

@@ -43,6 +43,8 @@ def test_commune_officer_sees_one_commune(console: Console) -> None:
     assert c.get(f"/submissions/{console.ids['mine_doc']}").status_code in (200, 404)
     assert c.get(f"/submissions/{console.ids['other_doc']}").status_code == 404
     assert c.get("/users").status_code == 403
+    bad = c.get("/field?days=many")
+    assert bad.status_code == 400 and "text/html" in bad.headers["content-type"] and "days" in bad.text
     ind = c.get(
         "/api/v1/indicators", params={"level": "district", "area": DISTRICT}, auth=(COMMUNE_OFFICER, PASSWORD)
     )

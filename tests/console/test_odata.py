@@ -77,5 +77,7 @@ def test_odata_client_pages_and_equals_the_api(console: Console) -> None:
 
     csv = httpx.get(console.url + f"/reports/district/{DISTRICT}.csv", auth=(OFFICER, PASSWORD))
     assert csv.status_code == 200
-    reasons = {e["reason"] for e in audit.search(console.couch, console.settings, kind="export", actor=OFFICER)}
+    reasons = {
+        e["reason"] for e in audit.search(console.couch, console.settings, kind="export", actor=OFFICER)
+    }
     assert {"odata_IndicatorValues", "odata_ChildObservations", "report_csv"} <= reasons
