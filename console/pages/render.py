@@ -54,6 +54,22 @@ def fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def sparkline(values: list[float | None], width: int = 80, height: int = 20) -> str:
+    """A tiny inline SVG line of a trend (gaps where there is no value); empty when fewer than two values."""
+    points = [(i, v) for i, v in enumerate(values) if v is not None]
+    if len(points) < 2:
+        return ""
+    lo, hi = min(v for _, v in points), max(v for _, v in points)
+    span = (hi - lo) or 1.0
+    step = (width - 4) / max(1, len(values) - 1)
+    xy = " ".join(f"{2 + i * step:.1f},{height - 2 - (v - lo) / span * (height - 4):.1f}" for i, v in points)
+    return (
+        f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        'aria-hidden="true">'
+        f'<polyline fill="none" stroke="#2f5d8a" stroke-width="1.5" points="{xy}"/></svg>'
+    )
+
+
 def render(
     request: Request, officer: Officer | None, template: str, status: int = 200, **ctx: Any
 ) -> HTMLResponse:
@@ -73,6 +89,7 @@ def render(
         status_label=STATUS,
         quote=quote,
         css=CSS,
+        sparkline=sparkline,
         **ctx,
     )
     headers = {"Cache-Control": "private, no-store", "Vary": "Accept-Encoding"}

@@ -127,7 +127,36 @@ def _detail(ctx: ServerContext, visible: str, instance_id: str) -> dict[str, Any
     root = openrosa.parse_instance(str(doc["xml"]).encode("utf-8")).root
     form = ctx.forms.get(str(doc.get("form_id", "")), doc.get("form_version"))
     fields = dict(openrosa.instance_to_dict(root, form.repeats if form else None))
-    return {"doc": doc, "fields": fields, "superseded_by": ctx.submissions.superseded_by(doc["_id"])}
+    from aggregator.db import session_scope
+    from aggregator.models import QualityFlag, Quarantine, RawSubmission
+
+    with session_scope(ctx.settings) as s:
+        raw = s.get(RawSubmission, instance_id)
+        quarantined = s.get(Quarantine, instance_id)
+        flags = [
+            (f.code, f.message)
+            for f in s.execute(
+                select(QualityFlag).where(col(QualityFlag.submission_id) == instance_id)
+            ).scalars()
+        ]
+        ingest = (
+            "quarantine: " + quarantined.error
+            if quarantined
+            else "not yet ingested"
+            if raw is None
+            else "deleted"
+            if raw.deleted
+            else "superseded"
+            if raw.superseded
+            else "counted"
+        )
+    return {
+        "doc": doc,
+        "fields": fields,
+        "superseded_by": ctx.submissions.superseded_by(doc["_id"]),
+        "flags": flags,
+        "ingest": ingest,
+    }
 
 
 def _mask(fields: dict[str, Any], reveal: bool) -> dict[str, Any]:

@@ -82,6 +82,13 @@ def test_district_officer_sees_only_their_district(console: Console, browser: An
     resp = page.goto(console.url + f"/submissions/{console.ids['mine_doc']}")
     assert resp is not None and resp.status == 200
     assert "•••" in page.inner_text("table.answers")  # names masked until revealed
+    assert page.inner_text("dd.ingest") == "counted"
+    page.click("form[action$='/reveal'] button")  # a district officer may reveal, and it is recorded
+    assert "•••" not in page.inner_text("table.answers")
+    from console import audit
+
+    views = audit.search(console.couch, console.settings, kind="identifiable_view", actor=OFFICER)
+    assert [v["doc_id"] for v in views][:1] == [console.ids["mine_doc"]]
     page.goto(console.url + "/field")
     assert OTHER_DISTRICT not in page.inner_text("table.devices")
     for width in (1280, 360):

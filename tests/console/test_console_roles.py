@@ -136,3 +136,14 @@ def test_decisions_on_another_areas_records_are_refused(console: Console) -> Non
             len(s.exec(select(Quarantine)).all()),
         )
     assert after == before
+
+
+def test_province_officers_never_see_identifiable_answers(console: Console) -> None:
+    from tests.console.conftest import ADMIN
+
+    c = signed_in(console, ADMIN)
+    page = c.get(f"/submissions/{console.ids['mine_doc']}")
+    assert page.status_code == 200 and "•••" in page.text and "/reveal" not in page.text
+    token = csrf(c, f"/submissions/{console.ids['mine_doc']}")
+    r = c.post(f"/submissions/{console.ids['mine_doc']}/reveal", data={"csrf": token})
+    assert r.status_code == 403 and "•••" not in r.text
