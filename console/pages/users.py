@@ -63,7 +63,7 @@ def _audit(
 def _odk(request: Request, ctx: ServerContext, name: str, area: str, password: str | None) -> dict[str, str]:
     settings = odk.collect_settings(ctx.base_url(request), name, f"carecheck {area}", password)
     text = odk.payload(settings)
-    return {"payload": text, "svg": odk.qr_svg(text)}
+    return {"payload": text, "svg": odk.qr_svg(text), "server_url": settings["general"]["server_url"]}
 
 
 @router.get("/users", response_model=None)

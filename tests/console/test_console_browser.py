@@ -118,6 +118,8 @@ def test_admin_creates_collaborator_whose_qr_configures_collect(
     assert settings["general"]["server_url"] == console.url
     assert settings["general"]["username"] == "ctv_moi"
     assert set(settings) == {"general", "admin", "project"}
+    assert page.inner_text(".odk-text dd.server-url") == console.url  # the same settings as text
+    assert page.inner_text(".odk-text dd.username") == "ctv_moi"
     shot = page.locator(".qr svg").screenshot()
     page.screenshot(path=str(artifacts / "console-users-qr-1280.png"), full_page=True)
     zxingcpp = pytest.importorskip("zxingcpp")
