@@ -74,6 +74,12 @@ def user_enable(name: str) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    proxy_headers: Annotated[
+        bool, typer.Option(help="Trust X-Forwarded-Proto/For from --forwarded-allow-ips (behind a TLS proxy).")
+    ] = False,
+    forwarded_allow_ips: Annotated[
+        str, typer.Option(help="The reverse proxy's address(es), comma-separated; only these are trusted.")
+    ] = "127.0.0.1",
 ) -> None:
     """Run the OpenRosa sync server (phones use http://HOST:PORT as their server URL)."""
     import uvicorn
@@ -90,6 +96,8 @@ def serve(
         server_header=False,
         log_level="info",
         access_log=False,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
 
 
