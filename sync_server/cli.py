@@ -75,7 +75,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     proxy_headers: Annotated[
-        bool, typer.Option(help="Trust X-Forwarded-Proto/For from --forwarded-allow-ips (behind a TLS proxy).")
+        bool, typer.Option(help="Trust X-Forwarded-Proto/For from --forwarded-allow-ips (a TLS proxy).")
     ] = False,
     forwarded_allow_ips: Annotated[
         str, typer.Option(help="The reverse proxy's address(es), comma-separated; only these are trusted.")

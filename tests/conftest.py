@@ -17,7 +17,7 @@ from core.settings import ROOT, Settings
 from tests.support.services import PrivatePostgres, PrivateRedis, ServiceUnavailable
 
 ARTIFACTS = ROOT / "test-artifacts"
-# Your own servers instead of the run's private ones (the run then never flushes or drops what it did not create).
+# Your own servers instead of the run's private ones (then it flushes nothing and drops only what it created).
 PG_ADMIN_OVERRIDE = os.environ.get("CARECHECK_TEST_PG_ADMIN")
 REDIS_OVERRIDE = os.environ.get("CARECHECK_TEST_REDIS_URL")
 

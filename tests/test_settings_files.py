@@ -1,4 +1,4 @@
-"""Secrets from files (Docker secrets): CARECHECK_<NAME>_FILE, and the database password apart from its URL."""
+"""Secrets from files (Docker secrets): CARECHECK_<NAME>_FILE; the database password apart from its URL."""
 
 from __future__ import annotations
 

@@ -120,7 +120,8 @@ def test_production_rules(compose: dict[str, Any]) -> None:
     for name, svc in services.items():
         image = svc["image"]
         # pinned: an exact release (x.y.z; PostgreSQL's are x.y) or a digest, never a floating tag
-        exact = r":\d+\.\d+(-[a-z0-9]+)?$" if image.startswith("postgres:") else r":\d+\.\d+\.\d+(-[a-z0-9]+)?$"
+        version = r"\d+\.\d+" if image.startswith("postgres:") else r"\d+\.\d+\.\d+"
+        exact = rf":{version}(-[a-z0-9]+)?$"
         assert re.search(exact + r"|@sha256:[0-9a-f]{64}$", image), f"{name}: {image} is not pinned"
         if name in ONE_SHOT:
             assert svc["restart"] == "no"

@@ -62,7 +62,7 @@ def _as_pg_user(cmd: list[str]) -> list[str]:
         pwd.getpwnam(PG_SYSTEM_USER)
     except KeyError as exc:
         raise ServiceUnavailable(
-            f"running as root needs the '{PG_SYSTEM_USER}' system user (Debian's postgresql package creates it)"
+            f"running as root needs the '{PG_SYSTEM_USER}' system user (Debian's postgresql package makes it)"
         ) from exc
     return ["runuser", "-u", PG_SYSTEM_USER, "--", *cmd]
 
@@ -79,7 +79,7 @@ def _wait_port(port: int, timeout: float, what: str, log: Path | None = None) ->
 
 @dataclass
 class PrivatePostgres:
-    """A throw-away cluster: trust auth for ``postgres``, TCP on 127.0.0.1:<port>, its socket in its own dir."""
+    """A throw-away cluster: trust auth for ``postgres``, TCP on 127.0.0.1:<port>, socket in its own dir."""
 
     root: Path
     port: int
