@@ -133,6 +133,7 @@ def duplicates(
     from aggregator.db import get_engine, init_db
     from aggregator.models import Child
     from aggregator.registry import list_conflicts
+    from core.localtime import shown
 
     settings = get_settings()
     init_db(settings)
@@ -153,7 +154,7 @@ def duplicates(
                 c.child_id_b,
                 c.reason,
                 (a.commune_code if a else "") or "",
-                c.created_at.isoformat(timespec="seconds") if c.created_at else "",
+                shown(c.created_at),
             )
         console.print(table)
         console.print(f"{len(rows)} mục / entries")

@@ -39,8 +39,14 @@ def list_cmd(lang: Annotated[str, typer.Option(help="vi | en")] = "vi") -> None:
     """Every indicator with its unit, kind and the plan's target."""
     from aggregator.indicators import load
 
-    table = Table("code", "tên chỉ tiêu" if lang == "vi" else "name", "unit", "kind", "target")
-    for ind in load().values():
+    indicators = load()
+    table = Table()
+    # the code is what `indicators show` takes: never cut or wrapped, whatever the terminal's width
+    table.add_column("code", no_wrap=True, min_width=max((len(c) for c in indicators), default=4))
+    table.add_column("tên chỉ tiêu" if lang == "vi" else "name", ratio=1)
+    for head in ("unit", "kind", "target"):
+        table.add_column(head)
+    for ind in indicators.values():
         t = ind.target or {}
         table.add_row(
             ind.code,

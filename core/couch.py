@@ -67,12 +67,22 @@ class Couch:
         self.session: requests.Session = self.client.r_session
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, timeout: float = 30.0) -> Couch:
+    def from_settings(cls, settings: Settings, *, timeout: float = 30.0, start: bool = True) -> Couch:
+        """The configured store; the embedded one is started on demand unless ``start`` is False (read-only
+        commands never start or stop services: they say the store is not running)."""
         url = settings.couchdb_url
         if not url:
-            from core.services import ensure_embedded_couch
+            from core.services import ensure_embedded_couch, running_embedded_couch
 
-            url = ensure_embedded_couch(settings)
+            if start:
+                url = ensure_embedded_couch(settings)
+            elif (found := running_embedded_couch(settings)) is not None:
+                url = found
+            else:
+                raise ConfigError(
+                    "Kho dữ liệu nhúng đang dừng (chạy `carecheck local start` để bật).",
+                    "The embedded store is stopped (`carecheck local start` starts it).",
+                )
         return cls(url, settings.couchdb_user, settings.couchdb_password, timeout=timeout)
 
     def close(self) -> None:
