@@ -14,11 +14,12 @@ from starlette.concurrency import run_in_threadpool
 from core.couch import Couch
 from core.errors import Problem
 from core.settings import Settings
+from core.stores import ensure_store
 from forms.catalog import BuiltForm, Catalog
 from sync_server import openrosa
 from sync_server.auth import Account, Accounts, current_account, load_secret
 from sync_server.devices import Devices
-from sync_server.store import Submissions, ensure_store
+from sync_server.store import Submissions
 
 log = logging.getLogger("carecheck.sync")
 CATALOG_TTL = 5.0
