@@ -24,9 +24,11 @@ def rebuild_cmd() -> None:
     """Recompute every indicator from the ingested rows into a side table, then swap it in."""
     from aggregator.db import init_db
     from aggregator.rollup import rebuild
+    from cli.progress import working
 
     engine = init_db()
-    stats = rebuild(engine)
+    with working("Đang tính lại chỉ tiêu / rebuilding the indicators"):
+        stats = rebuild(engine)
     n, rows, cells, secs = stats["indicators"], stats["rows"], stats["commune_cells"], stats["seconds"]
     typer.echo(
         f"Đã tính lại {n} chỉ tiêu: {rows:,} ô ({cells:,} ô cấp xã) trong {secs:.1f} s / "
