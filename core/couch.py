@@ -194,7 +194,7 @@ class Couch:
 
     def put_attachment(self, db: str, docid: str, rev: str, name: str, content_type: str, data: bytes) -> str:
         # python-cloudant's put_attachment sends the rev as If-Match, which pouchdb-server answers with 409;
-        # ?rev= works on both servers (DESIGN.md).
+        # ?rev= works on both servers (docs/design.md §3).
         r = self.request(
             "PUT",
             f"{_q(db)}/{_q(docid)}/{_q(name)}",
@@ -287,7 +287,7 @@ class Couch:
         """One page of the changes feed after ``since`` (opaque). Returns (results, last_seq as text).
 
         We GET through the session and parse JSON ourselves: python-cloudant's ``db.changes()`` expects
-        CouchDB's one-change-per-line layout and yields nothing on pouchdb-server (DESIGN.md).
+        CouchDB's one-change-per-line layout and yields nothing on pouchdb-server (docs/design.md §3).
         """
         p: dict[str, Any] = {"limit": limit, "include_docs": include_docs, **params}
         if since not in (None, ""):
