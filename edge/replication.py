@@ -36,7 +36,7 @@ from core.stores import EDGE_DB, EDGES_DB, FORMS_DB, ensure_store
 
 REPLICATOR_DB = "_replicator"
 ACCOUNTS_DDOC = "_design/carecheck_edge"
-BATCH_SIZE = 25                     # small batches on bad links (docs/design.md §3): a cut loses at most one batch
+BATCH_SIZE = 25  # small batches on bad links (docs/design.md §3): a cut loses at most one batch
 
 _ACCOUNTS_FOR_AREA = """function (doc, req) {
   if (doc._id.indexOf('_design/') === 0) { return false; }

@@ -8,8 +8,8 @@ only path from the edge's replicator to the province is across the veth:
     edge replicator → 127.0.0.1:<relay port>  ─delay─→  [edge ns] ══ veth (tbf, loss) ══ [province ns] →
     127.0.0.1:<province port>
 
-This kernel has no netem (docs/design.md §6), hence the user-space delay. Byte counts are TCP payload through the
-relay; ``wire_bytes`` reads the veth counters (headers and retransmissions included).
+This kernel has no netem (docs/design.md §6), hence the user-space delay. Byte counts are TCP payload
+through the relay; ``wire_bytes`` reads the veth counters (headers and retransmissions included).
 """
 
 from __future__ import annotations
