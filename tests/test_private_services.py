@@ -65,3 +65,27 @@ def test_no_connection_to_the_machines_default_ports() -> None:
     s = Settings()
     for url in (s.database_url, s.broker_url, s.result_backend):
         assert ":5432" not in str(url) and ":6379" not in str(url)
+
+
+def test_the_services_work_where_nothing_listens_on_5432_or_6379() -> None:
+    """The PostgreSQL and Redis tests above, again inside a fresh network namespace (only loopback, nothing
+    listening): the run needs no server of the machine's."""
+    import shutil
+    import subprocess
+    import sys
+
+    from core.settings import ROOT
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None:
+        pytest.skip("needs root, unshare and ip to make a network namespace")
+    if PG_ADMIN_OVERRIDE or REDIS_OVERRIDE:
+        pytest.skip("CARECHECK_TEST_PG_ADMIN / CARECHECK_TEST_REDIS_URL are set")
+    inner = (
+        "ip link set lo up && ! ss -tln | grep -qE ':(5432|6379) ' && "
+        f"{sys.executable} -m pytest -q -p no:cacheprovider "
+        "tests/test_private_services.py::test_postgresql_is_the_runs_own "
+        "tests/test_private_services.py::test_redis_is_the_runs_own"
+    )
+    r = subprocess.run(["unshare", "-n", "sh", "-c", inner], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0 and "2 passed" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
