@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian/Ubuntu packages carecheck and its tests need beyond Python and Node. Installed with apt-get when running
 # as root; otherwise one line says what to install. Quick when everything is there (it only looks).
-#   default-jdk-headless  ODK Validate / JavaRosa (form builds and the form tests)
+#   default-jdk-headless  ODK Validate (form builds) and javac for the tests that drive JavaRosa
+#                         (tests/support/javarosa/)
 #   python3-venv          the venv module
 #   postgresql            initdb/pg_ctl: the tests start a private cluster of their own (never the one on 5432)
 #   redis-server          the tests start a private server of their own (never the one on 6379)
