@@ -45,14 +45,16 @@ def user_list() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("name", "role", "area", "active", "created_at")
+    from core.localtime import shown
+
+    table = Table("name", "role", "area", "active", "created (UTC+7)")
     for a in _accounts().list():
         table.add_row(
             str(a["name"]),
             str(a["role"]),
             str(a["area"]),
             "yes" if a["active"] else "no",
-            str(a.get("created_at") or ""),
+            shown(a.get("created_at")),
         )
     Console().print(table)
 
