@@ -149,3 +149,15 @@ def test_image_runs_as_a_non_root_user() -> None:
     assert base and re.search(r":\d+\.\d+\.\d+", base.group(1)), "the base image is pinned"
     assert "-c constraints.txt" in dockerfile
     assert Path(ROOT / "constraints.txt").exists()
+
+
+def test_dockerfile_carecheck_commands_exist() -> None:
+    """The Dockerfile's own `carecheck …` steps (form build, default CMD) are commands we have."""
+    import json
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    found = [shlex.split(m) for m in re.findall(r"^RUN\s+(carecheck\s[^\n\\&]+)", dockerfile, re.M)]
+    found += [json.loads(m) for m in re.findall(r"^CMD\s+(\[.*\])\s*$", dockerfile, re.M)]
+    assert len(found) >= 2, found
+    for argv in found:
+        _check_in_our_image(argv)
