@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from pydantic import ValidationError
+
 from core.errors import Problem
 
 # click's message for each usage mistake, in Vietnamese first (the English message follows it).
@@ -61,6 +63,16 @@ def usage_line(exc: Any) -> str:
     return f"{path}: {vi} / {message} (xem / see: {path} --help)"
 
 
+def settings_line(exc: ValidationError) -> str:
+    """``cấu hình sai / bad setting: CARECHECK_X: why; …`` (values are never echoed: they may be secrets)."""
+    parts = []
+    for err in exc.errors(include_input=False):
+        loc = err.get("loc") or ()
+        name = f"CARECHECK_{str(loc[0]).upper()}" if loc else "CARECHECK_*"
+        parts.append(f"{name}: {one_line(str(err.get('msg', '')))}")
+    return f"cấu hình sai / bad setting: {'; '.join(parts)}"
+
+
 def run(app: Callable[..., Any]) -> NoReturn:
     """Call the Typer app without click's standalone handling and end the process as described above."""
     caught = _exception_classes()
@@ -68,6 +80,9 @@ def run(app: Callable[..., Any]) -> NoReturn:
         rv = app(standalone_mode=False, prog_name="carecheck")
     except Problem as exc:
         print(f"carecheck: {one_line(exc.text())}", file=sys.stderr)
+        sys.exit(1)
+    except ValidationError as exc:  # a setting (environment, .env, *_FILE) the operator must fix
+        print(f"carecheck: {settings_line(exc)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("carecheck: đã dừng / interrupted", file=sys.stderr)

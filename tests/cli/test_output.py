@@ -49,3 +49,10 @@ def test_times_for_people_are_in_the_provinces_zone() -> None:
     assert shown(datetime(2026, 9, 30, 22, 30)) == "2026-10-01 05:30:00 UTC+7"  # naive: stored UTC
     assert shown("2026-09-30T22:30:00Z") == "2026-10-01 05:30:00 UTC+7"
     assert shown(None) == "" and shown("not a time") == "not a time"
+
+
+def test_a_bad_setting_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    for extra in ({"CARECHECK_MIN_CELL_SIZE": "-3"}, {"CARECHECK_COUCHDB_PASSWORD_FILE": str(tmp_path / "no")}):
+        r = _run(["status"], _env(tmp_path / "var", **extra))
+        assert r.returncode == 1 and r.stdout == "" and r.stderr.count("\n") == 1, r.stderr
+        assert "cấu hình sai / bad setting" in r.stderr and next(iter(extra)).split("_FILE")[0] in r.stderr
