@@ -52,7 +52,8 @@ def test_times_for_people_are_in_the_provinces_zone() -> None:
 
 
 def test_a_bad_setting_is_one_line_and_exit_1(tmp_path: Path) -> None:
-    for extra in ({"CARECHECK_MIN_CELL_SIZE": "-3"}, {"CARECHECK_COUCHDB_PASSWORD_FILE": str(tmp_path / "no")}):
+    bad = [{"CARECHECK_MIN_CELL_SIZE": "-3"}, {"CARECHECK_COUCHDB_PASSWORD_FILE": str(tmp_path / "no")}]
+    for extra in bad:
         r = _run(["status"], _env(tmp_path / "var", **extra))
         assert r.returncode == 1 and r.stdout == "" and r.stderr.count("\n") == 1, r.stderr
         assert "cấu hình sai / bad setting" in r.stderr and next(iter(extra)).split("_FILE")[0] in r.stderr
