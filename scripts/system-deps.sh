@@ -8,6 +8,7 @@
 #   redis-server          the tests start a private server of their own (never the one on 6379)
 #   chromium              the report's browser test (headless)
 #   iproute2, nftables    the degraded-link tests (network namespaces, tc tbf, nft packet loss)
+#   caddy                 `caddy validate` of deploy/Caddyfile (tests/deploy; the service is not started)
 # The packages' own services are not started by this script (policy-rc.d while installing, no main cluster):
 # nothing here starts listening on 5432 or 6379.
 set -euo pipefail
@@ -20,6 +21,7 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 { command -v ip && command -v tc; } >/dev/null 2>&1 || [ -x /usr/sbin/tc ] || missing+=(iproute2)
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+command -v caddy >/dev/null 2>&1 || missing+=(caddy)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${missing[*]} (apt-get)"

@@ -161,3 +161,18 @@ def test_dockerfile_carecheck_commands_exist() -> None:
     assert len(found) >= 2, found
     for argv in found:
         _check_in_our_image(argv)
+
+
+def test_caddyfile_is_valid() -> None:
+    """deploy/Caddyfile parses and adapts (Debian's caddy, installed by scripts/system-deps.sh; the image's is
+    newer and reads the same directives)."""
+    import shutil
+
+    caddy = shutil.which("caddy")
+    assert caddy, "caddy is not installed: run scripts/system-deps.sh"
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "CARECHECK_PUBLIC_URL": "https://carecheck.example.gov.vn"}
+    config = str(ROOT / "deploy" / "Caddyfile")
+    r = subprocess.run([caddy, "adapt", "--config", config, "--adapter", "caddyfile"],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    assert '"carecheck.example.gov.vn"' in r.stdout and '"dial":"sync-server:8000"' in r.stdout
