@@ -39,7 +39,9 @@ def register(app: typer.Typer) -> None:
         households: int = typer.Option(
             600, "--households", min=1, help="Households visited in the simulation."
         ),
-        seed: int = typer.Option(2026, "--seed", help="Same seed, same households: a rerun is a resend."),
+        seed: int = typer.Option(
+            2026, "--seed", help="Same seed and day, same records: a rerun that day is a resend."
+        ),
         period: str = typer.Option("", "--period", help="Quarter to simulate and report (default: current)."),
         today: str = typer.Option(
             "", "--today", help="Take this date as today (YYYY-MM-DD): the field work is the day before it."

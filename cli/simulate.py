@@ -118,8 +118,8 @@ def simulate(
     user: Annotated[str, typer.Option("--user", help="Collaborator account.")],
     password: Annotated[str, typer.Option("--password", help="Its password.")],
     households: Annotated[int, typer.Option("--households", min=1, help="Households to visit.")] = 100,
-    seed: Annotated[int, typer.Option("--seed", help="Same seed, same households and instanceIDs: a rerun "
-                                                      "is a resend.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed and day of field work, same households and "
+                                                      "instanceIDs: a rerun that day is a resend.")] = 1,
     period: Annotated[str | None, typer.Option("--period", help="Visit period (2026, 2026Q4, 2026-11); "
                                                                 "default the current quarter up to yesterday."
                                                )] = None,
@@ -188,8 +188,9 @@ def simulate(
     for o in report.failed[:20]:
         console.print(f"[red]{o.instance_id}: {o.status} {o.http_status or ''} {o.message}")
     if report.failed:
-        raise Problem(f"{len(report.failed)} phiếu chưa gửi được; chạy lại cùng --seed để gửi lại.",
-                      f"{len(report.failed)} record(s) not sent; run again with the same --seed to resend.")
+        n = len(report.failed)
+        raise Problem(f"{n} phiếu chưa gửi được; chạy lại cùng --seed (trong ngày) để gửi lại.",
+                      f"{n} record(s) not sent; run again with the same --seed (the same day) to resend.")
 
 
 def register(app: typer.Typer) -> None:
