@@ -37,11 +37,11 @@ demo: install
 	$(BIN)/carecheck demo
 
 test: install
-	@bash scripts/system-deps.sh
+	@bash scripts/system-deps.sh --test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install
-	@bash scripts/system-deps.sh
+	@bash scripts/system-deps.sh --test
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: install
