@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import func, select
+from sqlmodel import col
 from starlette.concurrency import run_in_threadpool
 
 from console import audit
@@ -56,7 +57,8 @@ def _data(ctx: ServerContext, visible: str) -> dict[str, Any]:
         )
         flags = list(s.execute(q.where(where) if where is not None else q))
         quarantine = []
-        for row in s.execute(select(Quarantine).order_by(Quarantine.last_failed_at)).scalars():  # type: ignore[call-overload,union-attr,arg-type]
+        oldest = select(Quarantine).order_by(col(Quarantine.last_failed_at)).limit(500)
+        for row in s.execute(oldest).scalars():
             doc = ctx.submissions.get(row.submission_id)
             if doc is not None and doc_visible(visible, doc):
                 quarantine.append(row)
