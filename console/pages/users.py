@@ -3,6 +3,7 @@ the admin's area, reset passwords, disable/enable; for a collaborator the ODK Co
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -20,6 +21,8 @@ from core.orgunits import may_see
 from sync_server.deps import ServerContext
 
 router = APIRouter(tags=["console"])
+# Account names created here go into URLs (/users/<name>/…) and phones' settings: plain ASCII.
+NAME = re.compile(r"[A-Za-z0-9._-]{2,64}")
 Admin = Annotated[Officer, Depends(require_officer(admin=True, roles=("district", "province")))]
 
 
@@ -90,6 +93,11 @@ async def create(request: Request, officer: Admin) -> Response:
     name, password, role = form.get("username", "").strip(), form.get("password", ""), form.get("role", "")
     area = form.get("area", "").strip() or (orgunits.PROVINCE_CODE if role == "province" else "")
     visible = area_scope(officer)
+    if not NAME.fullmatch(name):
+        raise BadRequest(
+            "Tên đăng nhập: 2–64 ký tự chữ không dấu, số, '.', '_' hoặc '-'.",
+            "User name: 2-64 characters of letters, digits, '.', '_' or '-'.",
+        )
     if role not in creatable_roles(officer):
         raise Forbidden(
             f"Bạn không tạo được tài khoản vai trò {role}.", f"You may not create {role} accounts."

@@ -4,6 +4,7 @@ district admin manages accounts of their district only, sign-in edge cases, the 
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import httpx
 
@@ -64,6 +65,7 @@ def test_district_admin_manages_only_their_district(console: Console) -> None:
 
     assert create("ctv_khac", "collaborator", OTHER_DISTRICT).status_code == 403
     assert create("tinh_x", "province", "91").status_code == 403
+    assert create("ctv/../x", "collaborator", commune).status_code == 400
     assert create("ctv_xa", "collaborator", commune).status_code == 201
     assert console.couch.get(console.settings.accounts_db, "user:ctv_khac") is None
     listing = c.get("/users").text
@@ -147,3 +149,14 @@ def test_province_officers_never_see_identifiable_answers(console: Console) -> N
     token = csrf(c, f"/submissions/{console.ids['mine_doc']}")
     r = c.post(f"/submissions/{console.ids['mine_doc']}/reveal", data={"csrf": token})
     assert r.status_code == 403 and "•••" not in r.text
+
+
+def test_field_team_highlights_silent_devices(console: Console) -> None:
+    """The seeded phone's last submission is days old: silent for more than a day, not for longer."""
+    c = signed_in(console, OFFICER)
+    page = c.get("/field", params={"days": 1}).text
+    assert 'class="silent"' in page and "ctv_test_01" in page
+    since = (date.today() - date(2026, 11, 10)).days + 1  # the seeded visits were received from 2026-11-10 on
+    if since <= 365:
+        assert '<tr class="silent">' not in c.get("/field", params={"days": since}).text
+    assert c.get("/field", params={"days": 0}).status_code == 400
