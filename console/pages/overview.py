@@ -94,6 +94,7 @@ def _data(settings: Settings, visible: str, period: str | None, indicator: str |
         "rows": rows,
         "history": history,
         "chosen": chosen,
+        "chosen_row": next((r for r in rows if r.indicator == chosen), None),
         "ranking": ranking,
         "breakdown": breakdown,
     }

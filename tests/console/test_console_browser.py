@@ -136,9 +136,9 @@ def test_admin_creates_collaborator_whose_qr_configures_collect(
     page.context.close()
     for width in (1280, 360):
         p = sign_in(browser, console, ADMIN, width)
-        for path in ("/users", "/audit", "/users/ctv_moi/odk"):
+        for path in ("/", "/users", "/audit", "/users/ctv_moi/odk"):
             p.goto(console.url + path)
-            name = path.strip("/").replace("/", "-")
+            name = path.strip("/").replace("/", "-") or "overview-province"
             p.screenshot(path=str(artifacts / f"console-{name}-{width}.png"), full_page=True)
         p.context.close()
 
