@@ -218,10 +218,11 @@ def _model(name: str) -> Any:
 
 
 def row_page(
-    settings: Any, visible: str, name: str, f: dict[str, str], skip: int, take: int
-) -> list[dict[str, Any]]:
-    """De-identified rows of the reader's area (where the visit took place), filtered by period and unit."""
-    from sqlalchemy import select
+    settings: Any, visible: str, name: str, f: dict[str, str], skip: int, take: int, count: bool = False
+) -> tuple[list[dict[str, Any]], int | None]:
+    """De-identified rows of the reader's area (where the visit took place), filtered by period and unit;
+    with ``count`` also how many rows match in all (``$count=true``)."""
+    from sqlalchemy import func, select
 
     from aggregator.db import session_scope
     from aggregator.periods import parse_period
@@ -253,14 +254,14 @@ def row_page(
                 q = q.where(model.quarter == (p.start.month - 1) // 3 + 1)
             elif p.type == "month":
                 q = q.where(model.month == p.start.month)
-    q = q.offset(skip).limit(take)
     with session_scope(settings) as s:
-        rows = [dict(zip(cols, r, strict=True)) for r in s.execute(q)]
+        total = s.execute(select(func.count()).select_from(q.subquery())).scalar_one() if count else None
+        rows = [dict(zip(cols, r, strict=True)) for r in s.execute(q.offset(skip).limit(take))]
     for r in rows:
         for k, v in r.items():
             if isinstance(v, date):
                 r[k] = v.isoformat()
-    return rows
+    return rows, total
 
 
 def _edm(model: Any, col: str) -> str:
@@ -346,16 +347,21 @@ async def entity_set(request: Request, account: Reader, entity_set: str) -> Resp
         raise _bad(f"Không hỗ trợ {sorted(unknown)}.", f"Unsupported query options {sorted(unknown)}.")
     top = _int(q.get("$top"), "$top") if q.get("$top") is not None else None
     skip, token = _int(q.get("$skip"), "$skip"), _int(q.get("$skiptoken"), "$skiptoken")
+    count_asked = q.get("$count", "false").lower() == "true"
+    total: int | None = None
     if entity_set == "IndicatorValues":
         f = parse_filter(q.get("$filter"), {"period", "org_unit", "level", "hierarchy", "indicator"})
         rows = await run_in_threadpool(indicator_rows, ctx.settings, visible, f)
         wanted = rows[skip:] if top is None else rows[skip : skip + top]
         page, more = wanted[token : token + PAGE], token + PAGE < len(wanted)
+        total = len(rows) if count_asked else None  # $count ignores $top and $skip (OData 4.01 §11.2.5.5)
     elif entity_set in ROW_COLUMNS:
         f = parse_filter(q.get("$filter"), {"period", "district_code", "commune_code"})
         remaining = None if top is None else max(0, top - token)
         take = PAGE if remaining is None else min(PAGE, remaining)
-        page = await run_in_threadpool(row_page, ctx.settings, visible, entity_set, f, skip + token, take + 1)
+        page, total = await run_in_threadpool(
+            row_page, ctx.settings, visible, entity_set, f, skip + token, take + 1, count_asked
+        )
         more = len(page) > take and (remaining is None or remaining > take)
         page = page[:take]
     else:
@@ -368,7 +374,10 @@ async def entity_set(request: Request, account: Reader, entity_set: str) -> Resp
             area=account.area, route=f"GET /odata/v4/{entity_set}", reason=f"odata_{entity_set}",
             detail=(q.get("$filter") or "")[:200] or None,
         )
-    body: dict[str, Any] = {"@odata.context": f"{_base(request)}$metadata#{entity_set}", "value": page}
+    body: dict[str, Any] = {"@odata.context": f"{_base(request)}$metadata#{entity_set}"}
+    if total is not None:
+        body["@odata.count"] = total
+    body["value"] = page
     if more:
         params = {k: v for k, v in q.items() if k != "$skiptoken"}
         params["$skiptoken"] = str(token + PAGE)

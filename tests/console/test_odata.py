@@ -68,6 +68,12 @@ def test_odata_client_pages_and_equals_the_api(console: Console) -> None:
         auth=(OFFICER, PASSWORD),
     ).json()
     assert len(first["value"]) == 5 and "@odata.nextLink" not in first
+    counted = httpx.get(
+        console.url + "/odata/v4/ChildObservations",
+        params={"$count": "true", "$top": "3"},
+        auth=(OFFICER, PASSWORD),
+    ).json()
+    assert counted["@odata.count"] == len(rows) and len(counted["value"]) == 3
     bad = httpx.get(
         console.url + "/odata/v4/IndicatorValues", params={"$filter": "value gt 3"}, auth=(OFFICER, PASSWORD)
     )
