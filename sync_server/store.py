@@ -8,11 +8,13 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from core import orgunits
 from core.couch import Couch, Doc, DocExists
 from core.errors import BadRequest
 from core.settings import Settings
+from sync_server import writerule
 
 log = logging.getLogger("carecheck.sync.store")
 DDOC = "carecheck"
@@ -25,10 +27,29 @@ _COUNT_AND_LAST = (
     "return [n, last]; }"
 )
 
+# The store's own second line behind sync_server.writerule (contracts §3): a submission is created once and
+# never changed afterwards except by adding attachments (split uploads); only an admin deletes. It runs on
+# every write, replicated ones included. pouchdb-server 4.2.0 (pouchdb-validation) passes the *current winner*
+# as oldDoc, also to new_edits:false writes of an unrelated branch, so there a forged branch is refused too;
+# Apache CouchDB passes the branch's parent (null for an unrelated branch), so there the sync server's
+# existence check (writerule.decide_batch) is what stops a forged branch.
+VALIDATE_DOC_UPDATE = (
+    "function (newDoc, oldDoc, userCtx) { "
+    "var admin = userCtx && userCtx.roles && userCtx.roles.indexOf('_admin') !== -1; "
+    "if (newDoc._deleted) { if (admin) { return; } throw({forbidden: 'Only the province deletes records.'}); } "
+    "if (oldDoc && !oldDoc._deleted) { "
+    "var keys = ['xml_sha256', 'submitted_by', 'area', 'form_id', 'deprecated_id']; "
+    "for (var i = 0; i < keys.length; i++) { "
+    "if (String(newDoc[keys[i]]) !== String(oldDoc[keys[i]])) "
+    "{ throw({forbidden: 'Submissions are append-only: ' + newDoc._id + ' exists with other ' + keys[i] + '.'}); } "
+    "} } }"
+)
+
 # Views and the replication filter of contracts §3, in JavaScript: they run on CouchDB and pouchdb-server.
 DESIGN_DOC: Doc = {
     "_id": f"_design/{DDOC}",
     "language": "javascript",
+    "validate_doc_update": VALIDATE_DOC_UPDATE,
     "views": {
         "by_deprecated": {
             "map": "function (doc) { if (doc.type === 'submission' && doc.deprecated_id) "
@@ -65,6 +86,12 @@ DESIGN_DOC: Doc = {
             "var p = doc.org_unit || []; "
             "for (var i = 0; i < p.length; i++) { if (String(p[i]) === a) { return true; } } "
             "return false; }"
+        ),
+        # A collaborator's device reads back only what it submitted (query param ``name``).
+        "by_submitter": (
+            "function (doc, req) { if (doc._id.indexOf('_design/') === 0) { return false; } "
+            "return doc.type === 'submission' && req.query.name !== undefined && req.query.name !== null "
+            "&& String(doc.submitted_by) === String(req.query.name); }"
         ),
     },
 }
@@ -120,13 +147,8 @@ class Submissions:
             pass
         for _ in range(20):
             current = self.couch.get(self.db, doc["_id"])
-            if current is None:  # deleted meanwhile: CouchDB accepts a create over a deletion
-                try:
-                    self.couch.create(self.db, doc, attachments)
-                    return Stored("created", doc["_id"], sorted(attachments))
-                except DocExists:
-                    continue
-            if current.get("xml_sha256") != doc["xml_sha256"]:
+            # A deleted record is not brought back by a resend (writerule: an existing id is never overwritten).
+            if current is None or not writerule.same_content(current, str(doc["xml_sha256"])):
                 return Stored("conflict", doc["_id"], [])
             missing = [n for n in attachments if n not in (current.get("_attachments") or {})]
             if not missing:
@@ -140,6 +162,37 @@ class Submissions:
                 continue  # another part landed meanwhile: re-read and add what is still missing
             return Stored("duplicate", doc["_id"], missing)
         return Stored("duplicate", doc["_id"], [])
+
+    def lookup(self, ids: list[str]) -> dict[str, Doc | None]:
+        """Each id's stored doc, ``{"_id", "_deleted": True}`` for a deleted one, None for an unknown one.
+
+        One ``_all_docs?keys=`` read: deleted ids come back as rows with ``value.deleted`` (so a push cannot
+        bring a deleted record back), unknown ones as ``error: not_found``.
+        """
+        if not ids:
+            return {}
+        r = self.couch.request("POST", f"{quote(self.db, safe='')}/_all_docs", params={"include_docs": "true"},
+                               json={"keys": sorted(set(ids))}, action="look up records")
+        out: dict[str, Doc | None] = {i: None for i in ids}
+        for row in r.json().get("rows", []):
+            key = row.get("key")
+            if not isinstance(key, str) or "error" in row:
+                continue
+            if (row.get("value") or {}).get("deleted"):
+                out[key] = {"_id": key, "_deleted": True}
+            elif isinstance(row.get("doc"), dict):
+                out[key] = row["doc"]
+        return out
+
+    def push(self, docs: list[Doc], *, new_edits: bool) -> list[Doc]:
+        """Store documents the write rule accepted (``writerule.decide_batch``); CouchDB's per-doc results."""
+        if not docs:
+            return []
+        if not new_edits:
+            return self.couch.bulk_docs(self.db, docs, new_edits=False)
+        # A plain write is a create: no revision, so an id taken meanwhile is a per-doc conflict, never an update.
+        return self.couch.bulk_docs(self.db, [{k: v for k, v in d.items() if k not in ("_rev", "_revisions")}
+                                              for d in docs])
 
     def superseded_by(self, doc_id: str) -> list[str]:
         rows = self.couch.view(self.db, DDOC, "by_deprecated", key=doc_id)["rows"]
