@@ -71,6 +71,24 @@ def user_enable(name: str) -> None:
     typer.echo(f"Đã mở khoá / enabled: {name}")
 
 
+@user.command("unlock")
+def user_unlock(
+    name: str,
+    by: Annotated[str | None, typer.Option(help="Who unlocks (recorded in the audit log).")] = None,
+) -> None:
+    """Clear a lockout after too many wrong passwords (takes effect on running servers within 2 seconds)."""
+    from core.couch import Couch
+    from core.throttle import Throttle
+
+    s = get_settings()
+    was = Throttle(Couch.from_settings(s), s).unlock(name, by=by)
+    typer.echo(
+        f"Đã mở khoá đăng nhập / login unlocked: {name}"
+        if was
+        else f"{name} không bị khoá đăng nhập / was not locked (failures cleared)"
+    )
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,

@@ -38,6 +38,8 @@ async def submission_head(
     request: Request, ctx: ReadyCtx, account: CurrentAccount, background: BackgroundTasks
 ) -> Response:
     # Collect sends HEAD first and needs 204 plus the size it may send in one POST (it splits above that).
+    # An account that may not submit (an officer) hears it here, before the phone sends anything.
+    writerule.may_submit(account)
     ctx.devices.touch_later(background, device_id(request), account, "head")
     return Response(
         status_code=204, headers={"X-OpenRosa-Accept-Content-Length": str(ctx.settings.max_submission_bytes)}
