@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -408,7 +408,7 @@ def authenticate(
 def _digest_ok(p: dict[str, str], ha1: str, method: str, path: str) -> bool:
     uri = p.get("uri", "")
     # The response must be for this resource (a proxy may have stripped a path prefix, hence endswith).
-    if not urlsplit(uri).path.endswith(path):
+    if not unquote(urlsplit(uri).path).endswith(path):  # request.url.path is percent-decoded
         return False
     ha2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()  # noqa: S324
     if p.get("qop") == "auth" and p.get("nc") and p.get("cnonce"):

@@ -37,7 +37,7 @@ from starlette.concurrency import run_in_threadpool
 
 from core.errors import Problem
 from sync_server import writerule
-from sync_server.auth import Account, client_address, current_account, visible_area
+from sync_server.auth import Account, AuthChallenge, client_address, current_account, visible_area
 from sync_server.bodies import json_body, json_object
 from sync_server.deps import ServerContext
 from sync_server.edge.replication import FORMS_DB
@@ -79,8 +79,11 @@ def couch_json(fn: Handler) -> Handler:
         except Problem as exc:
             error = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                      413: "too_large", 429: "too_many_requests"}.get(exc.status, "error")
-            return JSONResponse({"error": error, "reason": exc.message_en, "reason_vi": exc.message},
+            resp = JSONResponse({"error": error, "reason": exc.message_en, "reason_vi": exc.message},
                                 status_code=exc.status, headers=exc.headers)
+            for challenge in exc.challenges if isinstance(exc, AuthChallenge) else []:
+                resp.headers.append("WWW-Authenticate", challenge)  # so a Digest client can answer
+            return resp
 
     return wrapper
 
