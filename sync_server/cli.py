@@ -94,9 +94,15 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
 ) -> None:
     """Run the OpenRosa sync server (phones use http://HOST:PORT as their server URL)."""
+    import logging
+
     import uvicorn
 
     from sync_server.app import create_app
+
+    # carecheck's own lines (one per submission, refused writes, disconnects; ids only, no personal data)
+    # beside uvicorn's; without this only warnings would reach the log.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
 
     # date_header=False: our middleware sets Date on every response (also under TestClient); no duplicates.
     # No access log: each submission logs one line of its own (ids only), and the hot path stays lean.
