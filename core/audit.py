@@ -22,11 +22,11 @@ from core.settings import Settings
 log = logging.getLogger("carecheck.audit")
 
 # Kinds (stable; the console filters on them).
-WRITE_REFUSED = "write_refused"        # reason: a writerule code (overwrite, forged_owner, foreign_edit, ...)
-ACCOUNT_LOCKED = "account_locked"      # too many failed logins for one account
+WRITE_REFUSED = "write_refused"  # reason: a writerule code (overwrite, forged_owner, foreign_edit, ...)
+ACCOUNT_LOCKED = "account_locked"  # too many failed logins for one account
 ADDRESS_THROTTLED = "address_throttled"  # too many failed logins from one client address
 ACCOUNT_UNLOCKED = "account_unlocked"  # an operator cleared a lockout
-DIGEST_REPLAY = "digest_replay"        # a Digest header whose nonce count was already used
+DIGEST_REPLAY = "digest_replay"  # a Digest header whose nonce count was already used
 
 _APPEND_ONLY = (
     "function (newDoc, oldDoc, userCtx) { if (oldDoc || newDoc._deleted) "
@@ -46,9 +46,18 @@ def ensure_audit(couch: Couch, settings: Settings) -> None:
     couch.put_design(audit_db(settings), DESIGN_DOC)
 
 
-def event(kind: str, *, node: str, actor: str | None = None, role: str | None = None, route: str | None = None,
-          doc_id: str | None = None, reason: str | None = None, client: str | None = None,
-          detail: str | None = None) -> Doc:
+def event(
+    kind: str,
+    *,
+    node: str,
+    actor: str | None = None,
+    role: str | None = None,
+    route: str | None = None,
+    doc_id: str | None = None,
+    reason: str | None = None,
+    client: str | None = None,
+    detail: str | None = None,
+) -> Doc:
     """One audit document (contracts §9); ``_id`` = ``ev:<UTC time>:<random>`` sorts by time."""
     now = datetime.now(UTC)
     return {
@@ -72,7 +81,9 @@ def record(couch: Couch, settings: Settings, events: list[Doc]) -> None:
     if not events:
         return
     for e in events:
-        log.info("audit %s actor=%s reason=%s doc=%s", e["kind"], e.get("actor"), e.get("reason"), e.get("doc_id"))
+        log.info(
+            "audit %s actor=%s reason=%s doc=%s", e["kind"], e.get("actor"), e.get("reason"), e.get("doc_id")
+        )
     try:
         couch.bulk_docs(audit_db(settings), events)
     except Problem as exc:
@@ -86,8 +97,14 @@ def record(couch: Couch, settings: Settings, events: list[Doc]) -> None:
 def latest(couch: Couch, settings: Settings, limit: int = 20) -> list[Doc]:
     """The newest events first."""
     try:
-        rows = couch.all_docs(audit_db(settings), include_docs=True, descending=True, limit=limit,
-                              startkey="ev:\ufff0", endkey="ev:")["rows"]
+        rows = couch.all_docs(
+            audit_db(settings),
+            include_docs=True,
+            descending=True,
+            limit=limit,
+            startkey="ev:\ufff0",
+            endkey="ev:",
+        )["rows"]
     except Problem:
         return []
     return [r["doc"] for r in rows if r.get("doc")]
@@ -97,13 +114,13 @@ def summary(couch: Couch, settings: Settings, *, days: int = 7) -> dict[str, Any
     """Counts per kind (and per refusal reason) over the last ``days``, and the latest event."""
     since = (datetime.now(UTC) - timedelta(days=days)).strftime("ev:%Y%m%dT%H%M%S")
     try:
-        rows = couch.all_docs(audit_db(settings), include_docs=True, startkey=since, endkey="ev:\ufff0")["rows"]
+        rows = couch.all_docs(audit_db(settings), include_docs=True, startkey=since, endkey="ev:\ufff0")[
+            "rows"
+        ]
     except Problem:
         return {"days": days, "counts": {}, "latest": None}
     docs = [r["doc"] for r in rows if r.get("doc")]
-    counts = Counter(
-        f"{d['kind']}:{d['reason']}" if d.get("reason") else str(d["kind"]) for d in docs
-    )
+    counts = Counter(f"{d['kind']}:{d['reason']}" if d.get("reason") else str(d["kind"]) for d in docs)
     return {"days": days, "counts": dict(sorted(counts.items())), "latest": docs[-1] if docs else None}
 
 
@@ -121,13 +138,25 @@ def security_lines(settings: Settings, lang: str = "") -> list[str]:
     except Problem as exc:
         return [say("Nhật ký an ninh: không đọc được", "Security log: unreadable") + f" ({exc.message_en})"]
     counts = info["counts"]
-    lines = [say(f"Nhật ký an ninh ({info['days']} ngày)", f"Security log (last {info['days']} days)") + ": "
-             + (", ".join(f"{k} {v}" for k, v in counts.items()) if counts else say("không có sự kiện", "no events"))]
+    lines = [
+        say(f"Nhật ký an ninh ({info['days']} ngày)", f"Security log (last {info['days']} days)")
+        + ": "
+        + (
+            ", ".join(f"{k} {v}" for k, v in counts.items())
+            if counts
+            else say("không có sự kiện", "no events")
+        )
+    ]
     last = info["latest"]
     if last:
-        lines.append(say("Gần nhất", "Latest") + f": {last['at']} {last['kind']} {last.get('reason') or ''} "
-                     f"{last.get('actor') or ''} {last.get('doc_id') or ''}".rstrip())
+        lines.append(
+            say("Gần nhất", "Latest")
+            + f": {last['at']} {last['kind']} {last.get('reason') or ''} "
+            f"{last.get('actor') or ''} {last.get('doc_id') or ''}".rstrip()
+        )
     for item in locked:
         who = item.get("name") or item.get("addr") or "?"
-        lines.append(say("Đang khoá", "Locked") + f": {who} ({item['seconds_left']} s; carecheck user unlock)")
+        lines.append(
+            say("Đang khoá", "Locked") + f": {who} ({item['seconds_left']} s; carecheck user unlock)"
+        )
     return lines

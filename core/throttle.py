@@ -44,10 +44,14 @@ class TooManyAttempts(Problem):
     def __init__(self, seconds: int, *, account: bool):
         minutes = max(1, (seconds + 59) // 60)
         if account:
-            vi = (f"Tài khoản tạm khoá sau nhiều lần nhập sai mật khẩu. Thử lại sau {minutes} phút, "
-                  "hoặc nhờ cán bộ mở khoá.")
-            en = (f"The account is locked after too many wrong passwords. Try again in {minutes} minute(s), "
-                  "or ask an officer to unlock it.")
+            vi = (
+                f"Tài khoản tạm khoá sau nhiều lần nhập sai mật khẩu. Thử lại sau {minutes} phút, "
+                "hoặc nhờ cán bộ mở khoá."
+            )
+            en = (
+                f"The account is locked after too many wrong passwords. Try again in {minutes} minute(s), "
+                "or ask an officer to unlock it."
+            )
         else:
             vi = f"Quá nhiều lần đăng nhập sai từ máy này. Thử lại sau {minutes} phút."
             en = f"Too many failed logins from this address. Try again in {minutes} minute(s)."
@@ -97,8 +101,10 @@ class Throttle:
     def cached(self, name: str, addr: str) -> bool:
         """Whether :meth:`check` needs no store read now (so it may run on the event loop)."""
         now = time.monotonic()
-        return all((h := self._cache.get(k)) is not None and now - h[0] < CACHE_TTL
-                   for k in (f"acct:{name}", _addr_key(addr)))
+        return all(
+            (h := self._cache.get(k)) is not None and now - h[0] < CACHE_TTL
+            for k in (f"acct:{name}", _addr_key(addr))
+        )
 
     def check(self, name: str, addr: str) -> None:
         """Raise TooManyAttempts while the account is locked or the address blocked."""
@@ -115,12 +121,28 @@ class Throttle:
         events: list[Doc] = []
         if name:
             if self._bump(f"acct:{name}", {"name": name}, ACCOUNT_LIMIT, ACCOUNT_WINDOW, ACCOUNT_LOCK):
-                events.append(audit.event(audit.ACCOUNT_LOCKED, node=self.settings.node_name, actor=name,
-                                          route=route, client=addr, reason="failed_logins"))
+                events.append(
+                    audit.event(
+                        audit.ACCOUNT_LOCKED,
+                        node=self.settings.node_name,
+                        actor=name,
+                        route=route,
+                        client=addr,
+                        reason="failed_logins",
+                    )
+                )
         if addr:
             if self._bump(_addr_key(addr), {"addr": addr}, ADDRESS_LIMIT, ADDRESS_WINDOW, ADDRESS_BLOCK):
-                events.append(audit.event(audit.ADDRESS_THROTTLED, node=self.settings.node_name, actor=name or None,
-                                          route=route, client=addr, reason="failed_logins"))
+                events.append(
+                    audit.event(
+                        audit.ADDRESS_THROTTLED,
+                        node=self.settings.node_name,
+                        actor=name or None,
+                        route=route,
+                        client=addr,
+                        reason="failed_logins",
+                    )
+                )
         audit.record(self.couch, self.settings, events)
 
     def _bump(self, key: str, base: Doc, limit: int, window: float, lock: float) -> bool:
@@ -129,7 +151,7 @@ class Throttle:
         for _ in range(10):
             now = time.time()
             doc = self._read(key, fresh=True) or {"_id": key, **base}
-            recent = [t for t in doc.get("failures", []) if now - float(t) < window][-(limit - 1):]
+            recent = [t for t in doc.get("failures", []) if now - float(t) < window][-(limit - 1) :]
             recent.append(now)
             doc["failures"] = recent
             locking = len(recent) >= limit and float(doc.get("locked_until") or 0) <= now
@@ -174,9 +196,20 @@ class Throttle:
                 continue
             with self._lock:
                 self._cache.pop(key, None)
-            audit.record(self.couch, self.settings, [audit.event(
-                audit.ACCOUNT_UNLOCKED, node=self.settings.node_name, actor=by, doc_id=None,
-                reason="operator", detail=f"account {name}")])
+            audit.record(
+                self.couch,
+                self.settings,
+                [
+                    audit.event(
+                        audit.ACCOUNT_UNLOCKED,
+                        node=self.settings.node_name,
+                        actor=by,
+                        doc_id=None,
+                        reason="operator",
+                        detail=f"account {name}",
+                    )
+                ],
+            )
             return was
         return False
 
@@ -194,8 +227,9 @@ class Throttle:
         return out
 
 
-def attempt(throttle: Throttle, name: str, addr: str, verify: Callable[[], T | None], *,
-            route: str | None = None) -> T | None:
+def attempt(
+    throttle: Throttle, name: str, addr: str, verify: Callable[[], T | None], *, route: str | None = None
+) -> T | None:
     """The password check every sign-in uses: refuse while locked, verify, count the outcome.
 
     Returns what ``verify`` returned (the account), or None for a wrong password / unknown name (counted).

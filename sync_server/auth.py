@@ -306,7 +306,8 @@ def parse_auth_params(value: str) -> dict[str, str]:
 def challenge_headers(realm: str, secret: bytes, stale: bool = False, instance: str = "") -> list[str]:
     """The WWW-Authenticate values: a Digest challenge (what Collect uses) and Basic."""
     digest = (
-        f'Digest realm="{realm}", qop="auth", algorithm=MD5, nonce="{make_nonce(secret, instance=instance)}", '
+        f'Digest realm="{realm}", qop="auth", algorithm=MD5, '
+        f'nonce="{make_nonce(secret, instance=instance)}", '
         f'opaque="{hashlib.md5(realm.encode()).hexdigest()}"'
     )  # noqa: S324 - opaque is not a secret
     if stale:

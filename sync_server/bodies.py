@@ -1,4 +1,4 @@
-"""Request bodies read within a limit (413 past it) and JSON bodies checked for shape (400), for every route."""
+"""Request bodies read within a limit (413 past it), JSON bodies checked for shape (400), for every route."""
 
 from __future__ import annotations
 
@@ -54,7 +54,9 @@ async def json_body(request: Request, limit: int) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as exc:
-        raise BadRequest("Nội dung gửi lên không phải JSON hợp lệ.", "The request body is not valid JSON.") from exc
+        raise BadRequest(
+            "Nội dung gửi lên không phải JSON hợp lệ.", "The request body is not valid JSON."
+        ) from exc
 
 
 def json_object(body: Any, what: str = "The request body") -> dict[str, Any]:

@@ -175,6 +175,7 @@ def first_answer(root: Any, name: str) -> str | None:
 
 # --- intake: the stored text of an instance -----------------------------------------------------------------
 
+_NOT_UTF8_DECL = re.compile(r"""^\s*<\?xml[^>]*?encoding\s*=\s*["'](?!utf-?8["'])""", re.I)
 _DECL_ENCODING = re.compile(r"""(<\?xml[^>]*?encoding\s*=\s*)(["'])[^"']*\2""")
 
 
@@ -203,7 +204,7 @@ def stored_xml(xml: bytes, root: Any) -> StoredXml:
             text = xml.decode("utf-8")
         except UnicodeDecodeError:
             text = None
-        if text is not None and not re.match(r"^\s*<\?xml[^>]*?encoding\s*=\s*[\"'](?!utf-?8[\"'])", text, re.I):
+        if text is not None and not _NOT_UTF8_DECL.match(text):
             return StoredXml(text, None, None)
     encoding = root.getroottree().docinfo.encoding or "UTF-8"
     try:

@@ -36,12 +36,14 @@ _COUNT_AND_LAST = (
 VALIDATE_DOC_UPDATE = (
     "function (newDoc, oldDoc, userCtx) { "
     "var admin = userCtx && userCtx.roles && userCtx.roles.indexOf('_admin') !== -1; "
-    "if (newDoc._deleted) { if (admin) { return; } throw({forbidden: 'Only the province deletes records.'}); } "
+    "if (newDoc._deleted) { if (admin) { return; } "
+    "throw({forbidden: 'Only the province deletes records.'}); } "
     "if (oldDoc && !oldDoc._deleted) { "
     "var keys = ['xml_sha256', 'submitted_by', 'area', 'form_id', 'deprecated_id']; "
     "for (var i = 0; i < keys.length; i++) { "
     "if (String(newDoc[keys[i]]) !== String(oldDoc[keys[i]])) "
-    "{ throw({forbidden: 'Submissions are append-only: ' + newDoc._id + ' exists with other ' + keys[i] + '.'}); } "
+    "{ throw({forbidden: 'Submissions are append-only: ' + newDoc._id + "
+    "' exists with other ' + keys[i] + '.'}); } "
     "} } }"
 )
 
@@ -147,7 +149,7 @@ class Submissions:
             pass
         for _ in range(20):
             current = self.couch.get(self.db, doc["_id"])
-            # A deleted record is not brought back by a resend (writerule: an existing id is never overwritten).
+            # A deleted record is not brought back by a resend (writerule: an id is never overwritten).
             if current is None or not writerule.same_content(current, str(doc["xml_sha256"])):
                 return Stored("conflict", doc["_id"], [])
             missing = [n for n in attachments if n not in (current.get("_attachments") or {})]
@@ -171,8 +173,10 @@ class Submissions:
         """
         if not ids:
             return {}
-        r = self.couch.request("POST", f"{quote(self.db, safe='')}/_all_docs", params={"include_docs": "true"},
-                               json={"keys": sorted(set(ids))}, action="look up records")
+        r = self.couch.request(
+            "POST", f"{quote(self.db, safe='')}/_all_docs", params={"include_docs": "true"},
+            json={"keys": sorted(set(ids))}, action="look up records",
+        )
         out: dict[str, Doc | None] = {i: None for i in ids}
         for row in r.json().get("rows", []):
             key = row.get("key")
@@ -190,7 +194,7 @@ class Submissions:
             return []
         if not new_edits:
             return self.couch.bulk_docs(self.db, docs, new_edits=False)
-        # A plain write is a create: no revision, so an id taken meanwhile is a per-doc conflict, never an update.
+        # A plain write is a create (no revision): an id taken meanwhile is a per-doc conflict, not an update.
         return self.couch.bulk_docs(self.db, [{k: v for k, v in d.items() if k not in ("_rev", "_revisions")}
                                               for d in docs])
 

@@ -1,4 +1,4 @@
-"""THE write rule of the submissions store: who may create which record, and which record an edit may supersede.
+"""THE write rule of the submissions store: who may create which record, which record an edit may supersede.
 
 Every path into the ``submissions`` database goes through here: the OpenRosa POST (``routes/submission.py``),
 ``/sync`` pushes from PouchDB devices (``routes/replication.py``, including ``new_edits:false`` with any
@@ -6,7 +6,8 @@ Every path into the ``submissions`` database goes through here: the OpenRosa POS
 
 The rule (README "Who may write"):
 
-1. Only accounts whose role submits (:data:`SUBMITTING_ROLES`) create records. Officers read; they never submit.
+1. Only accounts whose role submits (:data:`SUBMITTING_ROLES`) create records. Officers read; they never
+   submit.
 2. A device creates new records only. An existing id is never overwritten, whatever ``_rev``,
    ``_revisions`` or ``new_edits`` it sends: an identical resend (same ``xml_sha256``) is acknowledged and
    changes nothing (the OpenRosa path may still add attachments the first part lacked); different content
@@ -47,12 +48,12 @@ INSTANCE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9:._-]{0,199}$")
 _PUSH_FIELDS = ("_id", "_rev", "_revisions", "_attachments", "xml", "device_id", "attachments_expected")
 
 # Reason codes: stable, recorded in the audit log and shown to devices.
-OVERWRITE = "overwrite"            # an existing (or deleted) id with other content
-FORGED = "forged_owner"            # submitted_by / area of someone else
-FOREIGN_EDIT = "foreign_edit"      # deprecatedID names a record the author may not edit
-EDIT_MISSING = "edit_missing"      # deprecatedID names no stored record
-NOT_SUBMITTER = "not_submitter"    # the account's role does not submit
-BAD_DOC = "bad_doc"                # not a well-formed submission
+OVERWRITE = "overwrite"  # an existing (or deleted) id with other content
+FORGED = "forged_owner"  # submitted_by / area of someone else
+FOREIGN_EDIT = "foreign_edit"  # deprecatedID names a record the author may not edit
+EDIT_MISSING = "edit_missing"  # deprecatedID names no stored record
+NOT_SUBMITTER = "not_submitter"  # the account's role does not submit
+BAD_DOC = "bad_doc"  # not a well-formed submission
 
 
 class Refusal(Problem):
@@ -74,7 +75,8 @@ def check_instance_id(instance_id: str) -> None:
         raise BadRequest(
             f"meta/instanceID không hợp lệ: {instance_id[:60]!r}. Mã phiếu chỉ gồm chữ, số và ':._-' "
             "(thường là uuid:…), tối đa 200 ký tự.",
-            f"meta/instanceID {instance_id[:60]!r} is not accepted: record ids are letters, digits and ':._-' "
+            f"meta/instanceID {instance_id[:60]!r} is not accepted: record ids are letters, digits and "
+            "':._-' "
             "(usually uuid:…), at most 200 characters.",
         )
 
@@ -84,7 +86,8 @@ def may_submit(account: Account) -> None:
     if account.role not in SUBMITTING_ROLES:
         raise Refusal(
             NOT_SUBMITTER,
-            f"Tài khoản {account.name} (vai trò {account.role}) không gửi phiếu; chỉ cộng tác viên gửi phiếu.",
+            f"Tài khoản {account.name} (vai trò {account.role}) không gửi phiếu; "
+            "chỉ cộng tác viên gửi phiếu.",
             f"Account {account.name} (role {account.role}) does not submit records; collaborators do.",
         )
 
@@ -134,8 +137,12 @@ def overwrite_refusal(doc_id: str) -> Refusal:
 
 def stamp(account: Account, node_name: str, received_at: str) -> Doc:
     """The fields the server sets from the account and itself (never from the body)."""
-    return {"submitted_by": account.name, "area": account.area, "received_by": node_name,
-            "received_at": received_at}
+    return {
+        "submitted_by": account.name,
+        "area": account.area,
+        "received_by": node_name,
+        "received_at": received_at,
+    }
 
 
 # --- /sync pushes (and the edge uplink) ---------------------------------------------------------------------
@@ -154,8 +161,9 @@ class Pushed:
 
 
 def _bad(doc_id: str, why: str) -> Refusal:
-    return Refusal(BAD_DOC, f"Tài liệu {doc_id[:60]} không hợp lệ: {why}", f"Document {doc_id[:60]}: {why}",
-                   status=400)
+    return Refusal(
+        BAD_DOC, f"Tài liệu {doc_id[:60]} không hợp lệ: {why}", f"Document {doc_id[:60]}: {why}", status=400
+    )
 
 
 def stamp_pushed(account: Account, raw: Any, node_name: str, received_at: str) -> Pushed:
@@ -168,16 +176,29 @@ def stamp_pushed(account: Account, raw: Any, node_name: str, received_at: str) -
         return Pushed("", refusal=_bad("?", "each entry of docs must be a JSON object."))
     doc_id = raw.get("_id")
     if not isinstance(doc_id, str) or not INSTANCE_ID.match(doc_id):
-        return Pushed(str(doc_id)[:60], refusal=_bad(str(doc_id), "_id must be the record's instanceID "
-                                                     "(letters, digits and ':._-', e.g. uuid:…)."))
+        return Pushed(
+            str(doc_id)[:60],
+            refusal=_bad(
+                str(doc_id), "_id must be the record's instanceID (letters, digits and ':._-', e.g. uuid:…)."
+            ),
+        )
     if raw.get("_deleted"):
-        return Pushed(doc_id, refusal=Refusal(OVERWRITE, "Không được xoá phiếu.",
-                                              "Submissions are append-only; deletions are refused."))
+        return Pushed(
+            doc_id,
+            refusal=Refusal(
+                OVERWRITE, "Không được xoá phiếu.", "Submissions are append-only; deletions are refused."
+            ),
+        )
     for key, mine in (("submitted_by", account.name), ("area", account.area)):
         if raw.get(key) not in (None, mine):
-            return Pushed(doc_id, refusal=Refusal(
-                FORGED, f"{key} phải là {mine} (tài khoản của bạn).",
-                f"{key} must be {mine} (your account); the server sets it."))
+            return Pushed(
+                doc_id,
+                refusal=Refusal(
+                    FORGED,
+                    f"{key} phải là {mine} (tài khoản của bạn).",
+                    f"{key} must be {mine} (your account); the server sets it.",
+                ),
+            )
     if raw.get("type") not in (None, "submission"):
         return Pushed(doc_id, refusal=_bad(doc_id, "type must be 'submission'."))
     xml = raw.get("xml")
@@ -199,7 +220,9 @@ def stamp_pushed(account: Account, raw: Any, node_name: str, received_at: str) -
         if not openrosa.safe_attachment_name(str(name)) or not isinstance(att, dict):
             return Pushed(doc_id, refusal=_bad(doc_id, f"attachment name {str(name)[:60]!r} is not allowed."))
         if att.get("stub") or att.get("follows") or not isinstance(att.get("data"), str):
-            return Pushed(doc_id, refusal=_bad(doc_id, f"attachment {name} must be sent inline (base64 data)."))
+            return Pushed(
+                doc_id, refusal=_bad(doc_id, f"attachment {name} must be sent inline (base64 data).")
+            )
         try:
             base64.b64decode(att["data"], validate=True)
         except (binascii.Error, ValueError):
@@ -209,17 +232,19 @@ def stamp_pushed(account: Account, raw: Any, node_name: str, received_at: str) -
         return Pushed(doc_id, refusal=_bad(doc_id, "attachments_expected must be a list of names."))
     device = raw.get("device_id")
     doc: Doc = {k: raw[k] for k in _PUSH_FIELDS if k in raw}
-    doc.update({
-        "type": "submission",
-        "form_id": inst.form_id,
-        "form_version": inst.version or raw.get("form_version"),
-        "xml_sha256": hashlib.sha256(xml.encode("utf-8")).hexdigest(),
-        "deprecated_id": dep,
-        "device_id": str(device)[:200] if device else None,
-        "org_unit": org_unit(inst.root),
-        "attachments_expected": expected,
-        **stamp(account, node_name, received_at),
-    })
+    doc.update(
+        {
+            "type": "submission",
+            "form_id": inst.form_id,
+            "form_version": inst.version or raw.get("form_version"),
+            "xml_sha256": hashlib.sha256(xml.encode("utf-8")).hexdigest(),
+            "deprecated_id": dep,
+            "device_id": str(device)[:200] if device else None,
+            "org_unit": org_unit(inst.root),
+            "attachments_expected": expected,
+            **stamp(account, node_name, received_at),
+        }
+    )
     return Pushed(doc_id, doc=doc, deprecated_id=dep, attachments=sorted(atts))
 
 
@@ -271,16 +296,33 @@ def org_unit(root: Any) -> list[str] | None:
     return orgunits.area_path(c.code)
 
 
-
-def record_refusals(couch: Couch, settings: Settings, account: Account, route: str,
-                    refusals: list[tuple[str, Refusal]], client: str | None = None) -> None:
+def record_refusals(
+    couch: Couch,
+    settings: Settings,
+    account: Account,
+    route: str,
+    refusals: list[tuple[str, Refusal]],
+    client: str | None = None,
+) -> None:
     """Log and append refused writes to the audit log (ids and reason codes only, never answers)."""
     from core import audit
 
     for doc_id, r in refusals:
         log.warning("write refused: %s by %s on %s: %s", doc_id[:60], account.name, route, r.reason)
-    audit.record(couch, settings, [
-        audit.event(audit.WRITE_REFUSED, node=settings.node_name, actor=account.name, role=account.role,
-                    route=route, doc_id=doc_id[:200] or None, reason=r.reason, client=client)
-        for doc_id, r in refusals
-    ])
+    audit.record(
+        couch,
+        settings,
+        [
+            audit.event(
+                audit.WRITE_REFUSED,
+                node=settings.node_name,
+                actor=account.name,
+                role=account.role,
+                route=route,
+                doc_id=doc_id[:200] or None,
+                reason=r.reason,
+                client=client,
+            )
+            for doc_id, r in refusals
+        ],
+    )

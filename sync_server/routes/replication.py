@@ -1,12 +1,12 @@
-"""Least-privilege CouchDB replication for PouchDB devices (/sync/submissions, /sync/forms); GET /api/v1/edges.
+"""Least-privilege replication for PouchDB devices (/sync/submissions, /sync/forms); GET /api/v1/edges.
 
 A PouchDB app on a phone replicates with ``http(s)://server/sync/submissions`` (Basic auth) as its remote.
 Only the subset of the CouchDB API that replication uses is served, each call checked against the account:
 
-- reads (``_changes``, ``_bulk_get``, ``GET /{doc}``, ``_revs_diff``): a collaborator's device sees the records
-  it submitted itself and nothing else (``_changes`` runs the store's ``carecheck/by_submitter`` filter *and*
-  checks every doc again here; ``_bulk_get`` and ``GET`` answer ``not_found`` for any other record, never its
-  content); officers see their area (``carecheck/by_area``); ``_all_docs`` is not served;
+- reads (``_changes``, ``_bulk_get``, ``GET /{doc}``, ``_revs_diff``): a collaborator's device sees the
+  records it submitted itself and nothing else (``_changes`` runs the store's ``carecheck/by_submitter``
+  filter *and* checks every doc again here; ``_bulk_get`` and ``GET`` answer ``not_found`` for any other
+  record, never its content); officers see their area (``carecheck/by_area``); ``_all_docs`` is not served;
 - writes (``_bulk_docs``, also ``new_edits:false`` with any ``_rev``) go through ``sync_server.writerule``:
   create-only, an identical resend acknowledged, anything else under an existing id refused per document
   (``forbidden``, recorded in the audit log); ``submitted_by``/``area`` and the other server fields are set
@@ -46,10 +46,10 @@ from sync_server.store import doc_visible, utc_now
 
 router = APIRouter(tags=["replication"])
 DBS = ("submissions", "forms")
-LONGPOLL_SECONDS = 20.0      # pouchdb-server ignores `timeout` on longpoll; we bound it ourselves
+LONGPOLL_SECONDS = 20.0  # pouchdb-server ignores `timeout` on longpoll; we bound it ourselves
 LONGPOLL_EVERY = 1.0
-MAX_DOCS = 1000              # documents (or ids) in one _bulk_docs / _bulk_get / _revs_diff
-MAX_LOCAL_BYTES = 65_536     # a replication checkpoint is a few hundred bytes
+MAX_DOCS = 1000  # documents (or ids) in one _bulk_docs / _bulk_get / _revs_diff
+MAX_LOCAL_BYTES = 65_536  # a replication checkpoint is a few hundred bytes
 _LOCAL_ID = re.compile(r"^[A-Za-z0-9._:+=-]{1,200}$")
 _SEQ = re.compile(r"^[A-Za-z0-9_.:=+/-]{1,500}$")
 
@@ -77,10 +77,19 @@ def couch_json(fn: Handler) -> Handler:
         except Refused as exc:
             return JSONResponse({"error": exc.error, "reason": exc.reason}, status_code=exc.status)
         except Problem as exc:
-            error = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                     413: "too_large", 429: "too_many_requests"}.get(exc.status, "error")
-            resp = JSONResponse({"error": error, "reason": exc.message_en, "reason_vi": exc.message},
-                                status_code=exc.status, headers=exc.headers)
+            error = {
+                400: "bad_request",
+                401: "unauthorized",
+                403: "forbidden",
+                404: "not_found",
+                413: "too_large",
+                429: "too_many_requests",
+            }.get(exc.status, "error")
+            resp = JSONResponse(
+                {"error": error, "reason": exc.message_en, "reason_vi": exc.message},
+                status_code=exc.status,
+                headers=exc.headers,
+            )
             for challenge in exc.challenges if isinstance(exc, AuthChallenge) else []:
                 resp.headers.append("WWW-Authenticate", challenge)  # so a Digest client can answer
             return resp
@@ -164,8 +173,11 @@ async def db_create(db: str, request: Request) -> Response:
 async def get_local(db: str, local_id: str, request: Request) -> Response:
     ctx, account, name = await _setup(request, db)
     _local_id(local_id)
-    r = await run_in_threadpool(lambda: ctx.couch.request("GET", _local_path(name, account, local_id),
-                                                          action="read a checkpoint", ok=(200, 404)))
+    r = await run_in_threadpool(
+        lambda: ctx.couch.request(
+            "GET", _local_path(name, account, local_id), action="read a checkpoint", ok=(200, 404)
+        )
+    )
     if r.status_code == 404:
         raise Refused(404, "not_found", "missing")
     doc = dict(r.json())
@@ -191,8 +203,13 @@ async def put_local(db: str, local_id: str, request: Request) -> Response:
         raise _bad("A checkpoint may carry no _ fields but _rev.")
 
     def save() -> dict[str, Any]:
-        r = ctx.couch.request("PUT", _local_path(name, account, local_id), json=body,
-                              action="store a checkpoint", ok=(200, 201, 400, 409))
+        r = ctx.couch.request(
+            "PUT",
+            _local_path(name, account, local_id),
+            json=body,
+            action="store a checkpoint",
+            ok=(200, 201, 400, 409),
+        )
         return dict(r.json()) | {"status": r.status_code}
 
     out = await run_in_threadpool(save)
@@ -206,7 +223,11 @@ def _revs_request(body: dict[str, Any]) -> dict[str, list[str]]:
     if len(body) > MAX_DOCS:
         raise _bad(f"At most {MAX_DOCS} ids per request.")
     for k, v in body.items():
-        if not isinstance(v, list) or not all(isinstance(r, str) and len(r) < 200 for r in v) or len(v) > 1000:
+        if (
+            not isinstance(v, list)
+            or not all(isinstance(r, str) and len(r) < 200 for r in v)
+            or len(v) > 1000
+        ):
             raise _bad(f"_revs_diff wants {{id: [rev, ...]}}; {str(k)[:60]!r} is not.")
     return body
 
@@ -222,11 +243,16 @@ async def revs_diff(db: str, request: Request) -> Response:
         stored = ctx.submissions.lookup(list(body))
         # Another's record (or a deleted one) is reported missing, as an unknown id would be: the device then
         # pushes it and gets a per-document refusal, and learns nothing about what the store holds.
-        mine = {i: revs for i, revs in body.items() if stored.get(i) is None or _visible(account, db, stored[i] or {})}
+        mine = {
+            i: revs
+            for i, revs in body.items()
+            if stored.get(i) is None or _visible(account, db, stored[i] or {})
+        }
         out: dict[str, Any] = {i: {"missing": revs} for i, revs in body.items() if i not in mine and revs}
         if mine:
-            r = ctx.couch.request("POST", f"{quote(name, safe='')}/_revs_diff", json=mine,
-                                  action="compare revisions")
+            r = ctx.couch.request(
+                "POST", f"{quote(name, safe='')}/_revs_diff", json=mine, action="compare revisions"
+            )
             out.update(r.json())
         return out
 
@@ -254,13 +280,27 @@ async def bulk_docs(db: str, request: Request) -> Response:
         raise _bad("new_edits must be true or false.")
     if not new_edits and any(isinstance(d, dict) and not isinstance(d.get("_rev"), str) for d in docs):
         raise _bad("With new_edits:false every document needs its _rev.")
-    results = await run_in_threadpool(push, ctx, account, docs, new_edits=new_edits,
-                                      route=f"POST /sync/{db}/_bulk_docs", client=client_address(request))
+    results = await run_in_threadpool(
+        push,
+        ctx,
+        account,
+        docs,
+        new_edits=new_edits,
+        route=f"POST /sync/{db}/_bulk_docs",
+        client=client_address(request),
+    )
     return JSONResponse(results, status_code=201)
 
 
-def push(ctx: ServerContext, account: Account, docs: list[Any], *, new_edits: bool, route: str,
-         client: str | None = None) -> list[dict[str, Any]]:
+def push(
+    ctx: ServerContext,
+    account: Account,
+    docs: list[Any],
+    *,
+    new_edits: bool,
+    route: str,
+    client: str | None = None,
+) -> list[dict[str, Any]]:
     """Apply the write rule to pushed documents and store what it accepts; CouchDB-style per-doc results.
 
     Refusals use ``error: forbidden`` (PouchDB's replicator reports a forbidden doc as ``denied`` and goes
@@ -279,8 +319,15 @@ def push(ctx: ServerContext, account: Account, docs: list[Any], *, new_edits: bo
     for p in pushed:
         if p.refusal is not None:
             refusals.append((p.doc_id, p.refusal))
-            results.append({"id": p.doc_id, "error": "forbidden", "name": "forbidden",
-                            "reason": p.refusal.message_en, "reason_code": p.refusal.reason})
+            results.append(
+                {
+                    "id": p.doc_id,
+                    "error": "forbidden",
+                    "name": "forbidden",
+                    "reason": p.refusal.message_en,
+                    "reason_code": p.refusal.reason,
+                }
+            )
         elif p.duplicate:
             rev = (stored.get(p.doc_id) or {}).get("_rev")
             results.append({"id": p.doc_id, "ok": True, "rev": rev})  # already stored: nothing written
@@ -292,8 +339,15 @@ def push(ctx: ServerContext, account: Account, docs: list[Any], *, new_edits: bo
                 # Taken meanwhile (a race with another write) or refused by validate_doc_update.
                 refusal = writerule.overwrite_refusal(p.doc_id)
                 refusals.append((p.doc_id, refusal))
-                results.append({"id": p.doc_id, "error": "forbidden", "name": "forbidden",
-                                "reason": refusal.message_en, "reason_code": refusal.reason})
+                results.append(
+                    {
+                        "id": p.doc_id,
+                        "error": "forbidden",
+                        "name": "forbidden",
+                        "reason": refusal.message_en,
+                        "reason_code": refusal.reason,
+                    }
+                )
             else:
                 results.append(r)
     if refusals:
@@ -376,8 +430,9 @@ def _bulk_get_request(body: dict[str, Any]) -> list[dict[str, Any]]:
             raise _bad("each entry of docs needs an id (a string).")
         if "rev" in d and not isinstance(d["rev"], str):
             raise _bad("rev must be a string.")
-        if "atts_since" in d and (not isinstance(d["atts_since"], list)
-                                  or not all(isinstance(x, str) for x in d["atts_since"])):
+        if "atts_since" in d and (
+            not isinstance(d["atts_since"], list) or not all(isinstance(x, str) for x in d["atts_since"])
+        ):
             raise _bad("atts_since must be a list of revisions.")
     return docs
 
@@ -399,28 +454,60 @@ async def bulk_get(db: str, request: Request) -> Response:
             allowed = [d for d in docs if (s := stored.get(str(d["id"]))) and _visible(account, db, s)]
         data: dict[str, Any] = {"results": []}
         if allowed:
-            r = ctx.couch.request("POST", f"{quote(name, safe='')}/_bulk_get", params=q,
-                                  json={"docs": allowed}, action="read documents")
+            r = ctx.couch.request(
+                "POST",
+                f"{quote(name, safe='')}/_bulk_get",
+                params=q,
+                json={"docs": allowed},
+                action="read documents",
+            )
             data = dict(r.json())
         ok_ids = {str(d["id"]) for d in allowed}
         for d in docs:  # anything else answers as a missing document: never its content or existence
             if str(d["id"]) not in ok_ids:
-                data.setdefault("results", []).append({"id": d["id"], "docs": [{"error": {
-                    "id": d["id"], "rev": d.get("rev", "undefined"), "error": "not_found", "reason": "missing"}}]})
+                data.setdefault("results", []).append(
+                    {
+                        "id": d["id"],
+                        "docs": [
+                            {
+                                "error": {
+                                    "id": d["id"],
+                                    "rev": d.get("rev", "undefined"),
+                                    "error": "not_found",
+                                    "reason": "missing",
+                                }
+                            }
+                        ],
+                    }
+                )
         for result in data.get("results", []):
             for item in result.get("docs", []):
                 doc = item.get("ok")
                 if doc is not None and not _visible(account, db, doc):
                     item.pop("ok")
-                    item["error"] = {"id": result.get("id"), "rev": doc.get("_rev"), "error": "not_found",
-                                     "reason": "missing"}
+                    item["error"] = {
+                        "id": result.get("id"),
+                        "rev": doc.get("_rev"),
+                        "error": "not_found",
+                        "reason": "missing",
+                    }
         return data
 
     return JSONResponse(await run_in_threadpool(fetch))
 
 
-_GET_PARAMS = {"rev", "revs", "revs_info", "open_revs", "latest", "attachments", "att_encoding_info",
-               "atts_since", "conflicts", "local_seq"}
+_GET_PARAMS = {
+    "rev",
+    "revs",
+    "revs_info",
+    "open_revs",
+    "latest",
+    "attachments",
+    "att_encoding_info",
+    "atts_since",
+    "conflicts",
+    "local_seq",
+}
 
 
 @router.get("/sync/{db}/{docid:path}")
@@ -438,9 +525,16 @@ async def get_doc(db: str, docid: str, request: Request) -> Response:
                 raise _bad(f"{k} must be all or a JSON list of revisions.") from None
             if not isinstance(revs, list) or not all(isinstance(r, str) for r in revs):
                 raise _bad(f"{k} must be all or a JSON list of revisions.")
-    r = await run_in_threadpool(lambda: ctx.couch.request(
-        "GET", f"{quote(name, safe='')}/{quote(docid, safe='')}", params=q, ok=(200, 400, 404),
-        headers={"Accept": "application/json"}, action="read a document"))
+    r = await run_in_threadpool(
+        lambda: ctx.couch.request(
+            "GET",
+            f"{quote(name, safe='')}/{quote(docid, safe='')}",
+            params=q,
+            ok=(200, 400, 404),
+            headers={"Accept": "application/json"},
+            action="read a document",
+        )
+    )
     if r.status_code == 400:
         raise _bad("The store could not read that request.")
     if r.status_code == 404:
@@ -460,7 +554,9 @@ async def edges(request: Request) -> Response:
     if account.role != "province":
         from core.errors import Forbidden
 
-        raise Forbidden("Chỉ tài khoản cấp tỉnh xem được trạng thái các nút biên.",
-                        "Only province accounts may see the edge nodes' status.")
+        raise Forbidden(
+            "Chỉ tài khoản cấp tỉnh xem được trạng thái các nút biên.",
+            "Only province accounts may see the edge nodes' status.",
+        )
     rows = await run_in_threadpool(edge_summary, ctx.couch, ctx.settings)
     return JSONResponse({"edges": rows})

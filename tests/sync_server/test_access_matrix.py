@@ -1,4 +1,4 @@
-"""Least privilege end to end: every role × every device, API, report and export route × read/create/overwrite/edit.
+"""Least privilege end to end: role × device, API, report and export route × read/create/overwrite/edit.
 
 One stack for the module (a real pouchdb-server behind the app under TestClient, real Digest/Basic). Each
 row of :data:`EXPECTED` names an action and what each role gets: an HTTP status, ``"ok"``/``"forbidden"``
@@ -90,9 +90,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory, couch_server: CouchProcess) 
         mp.setattr(throttle, "ACCOUNT_LIMIT", 10_000)
         with TestClient(create_app(settings), base_url="http://phone.test") as client:
             ids = {"A": f"uuid:{uuid.uuid4()}", "A2": f"uuid:{uuid.uuid4()}", "B": f"uuid:{uuid.uuid4()}"}
-            for key, user, commune, district in (("A", "ctv_pq", "31078", "911"), ("A2", "ctv_pq2", "31078", "911"),
-                                                 ("B", "ctv_rg", "30742", "899")):
-                xml = instance(instance_id=ids[key], house_photo="house.jpg", district=district, commune=commune)
+            for key, user, commune, district in (
+                ("A", "ctv_pq", "31078", "911"),
+                ("A2", "ctv_pq2", "31078", "911"),
+                ("B", "ctv_rg", "30742", "899"),
+            ):
+                xml = instance(
+                    instance_id=ids[key], house_photo="house.jpg", district=district, commune=commune
+                )
                 r = client.post("/submission", files=parts(xml, {"house.jpg": PHOTO}), auth=_digest(user))
                 assert r.status_code == 201, r.text
             yield Stack(settings, client, couch, ids)
@@ -114,14 +119,30 @@ def _doc(stack: Stack, iid: str, user: str, **kw: object) -> dict[str, object]:
     """A submission doc as a PouchDB app makes it (the device's own idea of the server fields)."""
     commune = "31078"
     xml = instance(instance_id=iid, district="911", commune=commune, **kw).decode()  # type: ignore[arg-type]
-    return {"_id": iid, "type": "submission", "form_id": "hh_test", "form_version": "2026112901", "xml": xml,
-            "xml_sha256": hashlib.sha256(xml.encode()).hexdigest(), "deprecated_id": kw.get("deprecated_id"),
-            "submitted_by": user, "area": commune, "org_unit": None, "attachments_expected": [],
-            "received_at": "2026-11-29T00:00:00Z", "received_by": "device"}
+    return {
+        "_id": iid,
+        "type": "submission",
+        "form_id": "hh_test",
+        "form_version": "2026112901",
+        "xml": xml,
+        "xml_sha256": hashlib.sha256(xml.encode()).hexdigest(),
+        "deprecated_id": kw.get("deprecated_id"),
+        "submitted_by": user,
+        "area": commune,
+        "org_unit": None,
+        "attachments_expected": [],
+        "received_at": "2026-11-29T00:00:00Z",
+        "received_by": "device",
+    }
 
 
-def _push(stack: Stack, auth: httpx.Auth | None, docs: list[dict[str, object]], new_edits: bool = True,
-          db: str = "submissions") -> str | int:
+def _push(
+    stack: Stack,
+    auth: httpx.Auth | None,
+    docs: list[dict[str, object]],
+    new_edits: bool = True,
+    db: str = "submissions",
+) -> str | int:
     body: dict[str, object] = {"docs": docs}
     if not new_edits:
         body["new_edits"] = False
@@ -143,8 +164,11 @@ def _post(stack: Stack, auth: httpx.Auth | None, xml: bytes, files: dict[str, by
 def act_edit_carry_forward(stack: Stack, auth: httpx.Auth | None) -> str | int:
     """An edit of A naming A's photo without sending it: the photo is carried forward only for A's author."""
     iid = f"uuid:{uuid.uuid4()}"
-    status = _post(stack, auth, instance(instance_id=iid, deprecated_id=stack.ids["A"], house_photo="house.jpg",
-                                          hamlet="Ấp sửa"))
+    status = _post(
+        stack,
+        auth,
+        instance(instance_id=iid, deprecated_id=stack.ids["A"], house_photo="house.jpg", hamlet="Ấp sửa"),
+    )
     doc = stack.couch.get(stack.db, iid)
     if status == 201:
         got = stack.couch.get_attachment(stack.db, iid, "house.jpg") if doc else None
@@ -160,66 +184,116 @@ ACTIONS: dict[str, Callable[[Stack, httpx.Auth | None], object]] = {
     "GET /forms/{id}/manifest": lambda s, a: s.client.get("/forms/hh_test/manifest", auth=a).status_code,
     "HEAD /submission": lambda s, a: s.client.head("/submission", auth=a).status_code,
     "POST /submission create": lambda s, a: _post(s, a, instance()),
-    "POST /submission overwrite A": lambda s, a: _post(s, a, instance(instance_id=s.ids["A"], hamlet="Ấp giả")),
+    "POST /submission overwrite A": lambda s, a: _post(
+        s, a, instance(instance_id=s.ids["A"], hamlet="Ấp giả")
+    ),
     "POST /submission edit A": lambda s, a: _post(
-        s, a, instance(instance_id=f"uuid:{uuid.uuid4()}", deprecated_id=s.ids["A"])),
+        s, a, instance(instance_id=f"uuid:{uuid.uuid4()}", deprecated_id=s.ids["A"])
+    ),
     "POST /submission edit A2": lambda s, a: _post(
-        s, a, instance(instance_id=f"uuid:{uuid.uuid4()}", deprecated_id=s.ids["A2"])),
+        s, a, instance(instance_id=f"uuid:{uuid.uuid4()}", deprecated_id=s.ids["A2"])
+    ),
     "POST /submission edit A, carry photo": act_edit_carry_forward,
     # /sync reads
     "GET /sync/": lambda s, a: s.client.get("/sync/", auth=a).status_code,
     "GET /sync/forms/_changes": lambda s, a: s.client.get("/sync/forms/_changes", auth=a).status_code,
     "GET /sync/submissions/_changes": lambda s, a: _status_or(
         s.client.get("/sync/submissions/_changes?limit=1000", auth=a),
-        lambda r: _seen(s, [x["id"] for x in r.json()["results"]])),
+        lambda r: _seen(s, [x["id"] for x in r.json()["results"]]),
+    ),
     "POST /sync/submissions/_bulk_get": lambda s, a: _status_or(
-        s.client.post("/sync/submissions/_bulk_get", auth=a, json={"docs": [{"id": i} for i in s.ids.values()]}),
-        lambda r: _seen(s, [x["id"] for x in r.json()["results"] if any("ok" in d for d in x["docs"])])),
-    "GET /sync/submissions/A": lambda s, a: s.client.get(f"/sync/submissions/{s.ids['A']}", auth=a).status_code,
-    "GET /sync/submissions/A?open_revs=all": lambda s, a: s.client.get(
-        f"/sync/submissions/{s.ids['A']}?open_revs=all", auth=a, headers={"Accept": "application/json"}
-    ).status_code,
-    "GET /sync/submissions/_all_docs": lambda s, a: s.client.get("/sync/submissions/_all_docs", auth=a).status_code,
+        s.client.post(
+            "/sync/submissions/_bulk_get", auth=a, json={"docs": [{"id": i} for i in s.ids.values()]}
+        ),
+        lambda r: _seen(s, [x["id"] for x in r.json()["results"] if any("ok" in d for d in x["docs"])]),
+    ),
+    "GET /sync/submissions/A": lambda s, a: (
+        s.client.get(f"/sync/submissions/{s.ids['A']}", auth=a).status_code
+    ),
+    "GET /sync/submissions/A?open_revs=all": lambda s, a: (
+        s.client.get(
+            f"/sync/submissions/{s.ids['A']}?open_revs=all", auth=a, headers={"Accept": "application/json"}
+        ).status_code
+    ),
+    "GET /sync/submissions/_all_docs": lambda s, a: (
+        s.client.get("/sync/submissions/_all_docs", auth=a).status_code
+    ),
     "POST /sync/submissions/_revs_diff A": lambda s, a: _status_or(
-        s.client.post("/sync/submissions/_revs_diff", auth=a,
-                      json={s.ids["A"]: [str((s.couch.get(s.db, s.ids["A"]) or {})["_rev"])]}),
-        lambda r: "missing" if r.json() else "present"),
+        s.client.post(
+            "/sync/submissions/_revs_diff",
+            auth=a,
+            json={s.ids["A"]: [str((s.couch.get(s.db, s.ids["A"]) or {})["_rev"])]},
+        ),
+        lambda r: "missing" if r.json() else "present",
+    ),
     "PUT+GET /sync/submissions/_local/cp": lambda s, a: _status_or(
         s.client.put("/sync/submissions/_local/cp-matrix", auth=a, json={"last_seq": 1}),
-        lambda r: str(s.client.get("/sync/submissions/_local/cp-matrix", auth=a).status_code)),
+        lambda r: str(s.client.get("/sync/submissions/_local/cp-matrix", auth=a).status_code),
+    ),
     # /sync writes
     "_bulk_docs create": lambda s, a: _push(s, a, [_doc(s, f"uuid:{uuid.uuid4()}", _user_of(a))]),
-    "_bulk_docs create claiming ctv_pq": lambda s, a: _push(s, a, [_doc(s, f"uuid:{uuid.uuid4()}", "ctv_pq")]),
+    "_bulk_docs create claiming ctv_pq": lambda s, a: _push(
+        s, a, [_doc(s, f"uuid:{uuid.uuid4()}", "ctv_pq")]
+    ),
     "_bulk_docs overwrite A (new_edits:false, forged 9-rev)": lambda s, a: _push(
-        s, a, [dict(_doc(s, s.ids["A"], _user_of(a), hamlet="Ấp giả"), _rev="9-" + "f" * 32)], new_edits=False),
+        s, a, [dict(_doc(s, s.ids["A"], _user_of(a), hamlet="Ấp giả"), _rev="9-" + "f" * 32)], new_edits=False
+    ),
     "_bulk_docs overwrite A (its own _rev)": lambda s, a: _push(
-        s, a, [dict(_doc(s, s.ids["A"], _user_of(a), hamlet="Ấp giả"),
-                    _rev=str((s.couch.get(s.db, s.ids["A"]) or {}).get("_rev")))]),
+        s,
+        a,
+        [
+            dict(
+                _doc(s, s.ids["A"], _user_of(a), hamlet="Ấp giả"),
+                _rev=str((s.couch.get(s.db, s.ids["A"]) or {}).get("_rev")),
+            )
+        ],
+    ),
     "_bulk_docs overwrite B (new_edits:false)": lambda s, a: _push(
-        s, a, [dict(_doc(s, s.ids["B"], _user_of(a)), _rev="1-" + "e" * 32)], new_edits=False),
+        s, a, [dict(_doc(s, s.ids["B"], _user_of(a)), _rev="1-" + "e" * 32)], new_edits=False
+    ),
     "_bulk_docs delete A": lambda s, a: _push(
-        s, a, [{"_id": s.ids["A"], "_rev": "9-" + "d" * 32, "_deleted": True}], new_edits=False),
+        s, a, [{"_id": s.ids["A"], "_rev": "9-" + "d" * 32, "_deleted": True}], new_edits=False
+    ),
     "_bulk_docs edit A": lambda s, a: _push(
-        s, a, [dict(_doc(s, (i := f"uuid:{uuid.uuid4()}"), _user_of(a), deprecated_id=s.ids["A"]),
-                    _rev="1-" + hashlib.md5(i.encode()).hexdigest())], new_edits=False),
+        s,
+        a,
+        [
+            dict(
+                _doc(s, (i := f"uuid:{uuid.uuid4()}"), _user_of(a), deprecated_id=s.ids["A"]),
+                _rev="1-" + hashlib.md5(i.encode()).hexdigest(),
+            )
+        ],
+        new_edits=False,
+    ),
     "_bulk_docs to forms": lambda s, a: _push(s, a, [{"_id": "form:x:1", "type": "form"}], db="forms"),
     # Operator API, reports, exports
     "GET /api/v1/submissions": lambda s, a: _status_or(
         s.client.get("/api/v1/submissions?limit=1000", auth=a),
-        lambda r: _seen(s, [x["instance_id"] for x in r.json()["items"]])),
-    "GET /api/v1/submissions/A": lambda s, a: s.client.get(f"/api/v1/submissions/{s.ids['A']}", auth=a).status_code,
-    "GET /api/v1/submissions/B": lambda s, a: s.client.get(f"/api/v1/submissions/{s.ids['B']}", auth=a).status_code,
+        lambda r: _seen(s, [x["instance_id"] for x in r.json()["items"]]),
+    ),
+    "GET /api/v1/submissions/A": lambda s, a: (
+        s.client.get(f"/api/v1/submissions/{s.ids['A']}", auth=a).status_code
+    ),
+    "GET /api/v1/submissions/B": lambda s, a: (
+        s.client.get(f"/api/v1/submissions/{s.ids['B']}", auth=a).status_code
+    ),
     "GET /api/v1/devices": lambda s, a: s.client.get("/api/v1/devices", auth=a).status_code,
-    "GET /api/v1/indicators district 911": lambda s, a: s.client.get(
-        "/api/v1/indicators?level=district&area=911&period=2026", auth=a).status_code,
+    "GET /api/v1/indicators district 911": lambda s, a: (
+        s.client.get("/api/v1/indicators?level=district&area=911&period=2026", auth=a).status_code
+    ),
     "GET /api/v1/edges": lambda s, a: s.client.get("/api/v1/edges", auth=a).status_code,
-    "GET /reports/district/911": lambda s, a: s.client.get("/reports/district/911?period=2026", auth=a).status_code,
-    "GET /reports/district/911.xlsx": lambda s, a: s.client.get(
-        "/reports/district/911.xlsx?period=2026", auth=a).status_code,
-    "GET /reports/district/911.csv": lambda s, a: s.client.get(
-        "/reports/district/911.csv?period=2026", auth=a).status_code,
-    "GET /reports/province/91.csv": lambda s, a: s.client.get(
-        "/reports/province/91.csv?period=2026", auth=a).status_code,
+    "GET /reports/district/911": lambda s, a: (
+        s.client.get("/reports/district/911?period=2026", auth=a).status_code
+    ),
+    "GET /reports/district/911.xlsx": lambda s, a: (
+        s.client.get("/reports/district/911.xlsx?period=2026", auth=a).status_code
+    ),
+    "GET /reports/district/911.csv": lambda s, a: (
+        s.client.get("/reports/district/911.csv?period=2026", auth=a).status_code
+    ),
+    "GET /reports/province/91.csv": lambda s, a: (
+        s.client.get("/reports/province/91.csv?period=2026", auth=a).status_code
+    ),
 }
 
 # What each role gets. Unauthenticated roles get 401 everywhere (filled in below).
@@ -263,7 +337,8 @@ _TABLE: dict[str, tuple[object, ...]] = {
     "GET /reports/province/91.csv": (403, 403, 403, 403, 200),
 }
 EXPECTED: dict[str, dict[str, object]] = {
-    action: {**dict.fromkeys(UNAUTH, 401), **dict(zip(_COLS, row, strict=True))} for action, row in _TABLE.items()
+    action: {**dict.fromkeys(UNAUTH, 401), **dict(zip(_COLS, row, strict=True))}
+    for action, row in _TABLE.items()
 }
 
 
@@ -294,7 +369,9 @@ def test_role_route_action_matrix(stack: Stack) -> None:
         rows = stack.couch.view(stack.db, "carecheck", "by_deprecated", key=stack.ids[key])["rows"]
         assert rows and {stack.couch.get(stack.db, r["id"])["submitted_by"] for r in rows} == {author}  # type: ignore[index]
     # Every /sync-created record carries the server's owner fields, whatever the device wrote.
-    mine = stack.couch.find(stack.db, {"received_at": {"$gt": None}, "submitted_by": "ctv_pq2"}, limit=1000)["docs"]
+    mine = stack.couch.find(stack.db, {"received_at": {"$gt": None}, "submitted_by": "ctv_pq2"}, limit=1000)[
+        "docs"
+    ]
     assert mine and all(d["area"] == "31078" and d["received_by"] == "province" for d in mine)
 
     # Refused writes are in the audit log, by reason, with ids and account names only.
@@ -308,9 +385,17 @@ def test_pushed_docs_get_server_fields(stack: Stack) -> None:
     """A device's values for the server's fields are replaced (org_unit from the answers, received_by)."""
     iid = f"uuid:{uuid.uuid4()}"
     doc = _doc(stack, iid, "ctv_pq")
-    doc.update({"org_unit": ["91", "899", "30742"], "received_by": "edge:99999", "submitted_by": None,
-                "area": None, "_attachments": {"a.jpg": {"content_type": "image/jpeg",
-                                                         "data": base64.b64encode(b"jpeg").decode()}}})
+    doc.update(
+        {
+            "org_unit": ["91", "899", "30742"],
+            "received_by": "edge:99999",
+            "submitted_by": None,
+            "area": None,
+            "_attachments": {
+                "a.jpg": {"content_type": "image/jpeg", "data": base64.b64encode(b"jpeg").decode()}
+            },
+        }
+    )
     assert _push(stack, ROLES["ctv_a"], [doc]) == "ok"
     stored = stack.couch.get(stack.db, iid)
     assert stored is not None and stored["submitted_by"] == "ctv_pq" and stored["area"] == "31078"
@@ -331,5 +416,11 @@ def test_original_and_edit_in_one_push(stack: Stack) -> None:
     orig = _doc(stack, f"uuid:{uuid.uuid4()}", "ctv_pq")
     edit = _doc(stack, f"uuid:{uuid.uuid4()}", "ctv_pq", deprecated_id=orig["_id"])
     assert _push(stack, ROLES["ctv_a"], [orig, edit]) == "ok,ok"
-    assert _push(stack, ROLES["ctv_a"], [_doc(stack, f"uuid:{uuid.uuid4()}", "ctv_pq",
-                                              deprecated_id="uuid:not-there")]) == "forbidden"
+    assert (
+        _push(
+            stack,
+            ROLES["ctv_a"],
+            [_doc(stack, f"uuid:{uuid.uuid4()}", "ctv_pq", deprecated_id="uuid:not-there")],
+        )
+        == "forbidden"
+    )

@@ -1,4 +1,4 @@
-"""XML declared as UTF-16 (with a BOM), ISO-8859-1 or UTF-8 with a BOM: stored as UTF-8 text, read back exactly."""
+"""XML declared as UTF-16 (with a BOM), ISO-8859-1 or UTF-8 with a BOM: stored as UTF-8, read back exactly."""
 
 from __future__ import annotations
 
@@ -10,15 +10,17 @@ import pytest
 from tests.sync_server.conftest import Server
 from tests.sync_server.helpers import parts
 
-HAMLET = "Ấp Đông Hưng – Tà Lơn"       # Vietnamese: not in ISO-8859-1
+HAMLET = "Ấp Đông Hưng – Tà Lơn"  # Vietnamese: not in ISO-8859-1
 LATIN = "Mui Nai café à côté"
 
 
 def _xml(iid: str, hamlet: str, encoding: str) -> str:
-    return (f'<?xml version="1.0" encoding="{encoding}"?>'
-            f'<data id="hh_test" version="2026112901"><district>911</district><commune>31078</commune>'
-            f"<hamlet>{hamlet}</hamlet><house_photo/><child><child_name>Lâm</child_name><imm_card_photo/></child>"
-            f"<meta><instanceID>{iid}</instanceID></meta></data>")
+    return (
+        f'<?xml version="1.0" encoding="{encoding}"?>'
+        f'<data id="hh_test" version="2026112901"><district>911</district><commune>31078</commune>'
+        f"<hamlet>{hamlet}</hamlet><house_photo/><child><child_name>Lâm</child_name><imm_card_photo/></child>"
+        f"<meta><instanceID>{iid}</instanceID></meta></data>"
+    )
 
 
 CASES = {

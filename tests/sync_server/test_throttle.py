@@ -18,7 +18,8 @@ from core.throttle import Throttle
 from sync_server.app import create_app
 from tests.sync_server.conftest import PASSWORD, Server
 from tests.sync_server.helpers import instance, parts
-from tests.sync_server.test_uvicorn import CARECHECK, _cli, served  # noqa: F401 - the real-server fixture
+from tests.sync_server.test_uvicorn import CARECHECK, _cli
+from tests.sync_server.test_uvicorn import served as served  # noqa: F401 - the real-server fixture
 
 
 def test_account_lockout_429_then_unlock(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,16 +61,33 @@ def test_address_throttle(server: Server, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_thirty_wrong_passwords_fast_are_throttled(server: Server) -> None:
-    statuses = [server.client.get("/formList", auth=httpx.BasicAuth("ctv_pq", f"w{i}")).status_code
-                for i in range(30)]
+    statuses = [
+        server.client.get("/formList", auth=httpx.BasicAuth("ctv_pq", f"w{i}")).status_code for i in range(30)
+    ]
     assert statuses[: throttle.ACCOUNT_LIMIT] == [401] * throttle.ACCOUNT_LIMIT
-    assert set(statuses[throttle.ACCOUNT_LIMIT:]) == {429}
+    assert set(statuses[throttle.ACCOUNT_LIMIT :]) == {429}
 
 
-def test_real_server_unlock_cli_status_and_disconnect(served: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+def test_real_server_unlock_cli_status_and_disconnect(
+    served: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
     base, env = served
-    assert _cli(env, tmp_path, "user", "add", "ctv_x", "--password", "secret-pw", "--role", "collaborator",
-                "--area", "31078").returncode == 0
+    assert (
+        _cli(
+            env,
+            tmp_path,
+            "user",
+            "add",
+            "ctv_x",
+            "--password",
+            "secret-pw",
+            "--role",
+            "collaborator",
+            "--area",
+            "31078",
+        ).returncode
+        == 0
+    )
     with httpx.Client(base_url=base, timeout=10) as c:
         for i in range(throttle.ACCOUNT_LIMIT):
             assert c.get("/formList", auth=httpx.DigestAuth("ctv_x", f"no-{i}")).status_code == 401
@@ -86,15 +104,27 @@ def test_real_server_unlock_cli_status_and_disconnect(served: tuple[str, dict[st
         xml = instance(instance_id=f"uuid:{uuid.uuid4()}")
         body = b"".join(p[1][1] for p in parts(xml))
         with socket.create_connection((host, int(port))) as s:
-            s.sendall(b"POST /submission HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=zz\r\n"
-                      b"Authorization: Basic " + __import__("base64").b64encode(b"ctv_x:secret-pw") +
-                      b"\r\nContent-Length: 40000\r\n\r\n" + body[:200])
+            s.sendall(
+                b"POST /submission HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=zz\r\n"
+                b"Authorization: Basic "
+                + __import__("base64").b64encode(b"ctv_x:secret-pw")
+                + b"\r\nContent-Length: 40000\r\n\r\n"
+                + body[:200]
+            )
             time.sleep(0.5)
         time.sleep(1.0)
         assert c.get("/formList", auth=httpx.DigestAuth("ctv_x", "secret-pw")).status_code == 200
-    status = subprocess.run([CARECHECK, "status", "--lang", "en"], env=env, cwd=tmp_path, capture_output=True,
-                            text=True, timeout=120)
-    assert "Security log" in status.stdout and "account_locked" in status.stdout, status.stdout + status.stderr
+    status = subprocess.run(
+        [CARECHECK, "status", "--lang", "en"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "Security log" in status.stdout and "account_locked" in status.stdout, (
+        status.stdout + status.stderr
+    )
     log = (tmp_path / "serve.log").read_text()
     assert "client disconnected during upload" in log, log[-2000:]
     assert "Traceback" not in log, log[-3000:]
