@@ -80,17 +80,21 @@ class Throttle:
         self._lock = threading.Lock()
         self._ready = False
 
-    def _ensure(self) -> None:
-        if not self._ready:
-            self.couch.ensure_db(self.db)
-            self._ready = True
+    def ensure(self) -> None:
+        """Create the counters' database once (under a lock: concurrent creates confuse pouchdb-server)."""
+        if self._ready:
+            return
+        with self._lock:
+            if not self._ready:
+                self.couch.ensure_db(self.db)
+                self._ready = True
 
     def _read(self, key: str, *, fresh: bool = False) -> Doc | None:
         now = time.monotonic()
         hit = self._cache.get(key)
         if hit and not fresh and now - hit[0] < CACHE_TTL:
             return hit[1]
-        self._ensure()
+        self.ensure()
         doc = self.couch.get(self.db, key)
         with self._lock:
             if len(self._cache) > 50_000:
@@ -147,7 +151,7 @@ class Throttle:
 
     def _bump(self, key: str, base: Doc, limit: int, window: float, lock: float) -> bool:
         """Add a failure; True when this failure locked the key."""
-        self._ensure()
+        self.ensure()
         for _ in range(10):
             now = time.time()
             doc = self._read(key, fresh=True) or {"_id": key, **base}
@@ -181,7 +185,7 @@ class Throttle:
 
     def unlock(self, name: str, *, by: str | None = None) -> bool:
         """Clear an account's lockout and failures (operator command); True when it was locked."""
-        self._ensure()
+        self.ensure()
         key = f"acct:{name}"
         for _ in range(10):
             doc = self._read(key, fresh=True)
@@ -215,7 +219,7 @@ class Throttle:
 
     def locked(self) -> list[Doc]:
         """Accounts and addresses locked now: ``{"name"|"addr", "seconds_left"}``."""
-        self._ensure()
+        self.ensure()
         now = time.time()
         rows = self.couch.all_docs(self.db, include_docs=True)["rows"]
         out = []

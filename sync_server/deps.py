@@ -102,6 +102,7 @@ class ServerContext:
             if not self._ready:
                 ensure_store(self.couch, self.settings)
                 ensure_audit(self.couch, self.settings)
+                self.throttle.ensure()
                 self._ready = True
 
     def try_ready(self) -> None:
