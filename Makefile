@@ -34,12 +34,12 @@ bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: install
-	$(BIN)/ruff check core forms sync_server aggregator cli tests bench
+	$(BIN)/ruff check core forms sync_server console edge simulator aggregator cli tests bench migrations
 
 check: lint typecheck test
 
 typecheck: install
-	$(BIN)/mypy core forms sync_server aggregator cli
+	$(BIN)/mypy core forms sync_server console edge simulator aggregator cli
 
 clean:
 	$(BIN)/carecheck local stop 2>/dev/null || true

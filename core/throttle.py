@@ -55,7 +55,7 @@ class TooManyAttempts(Problem):
         else:
             vi = f"Quá nhiều lần đăng nhập sai từ máy này. Thử lại sau {minutes} phút."
             en = f"Too many failed logins from this address. Try again in {minutes} minute(s)."
-        super().__init__(vi, en, headers={"Retry-After": str(max(1, seconds))})
+        super().__init__(vi, en, headers={"Retry-After": str(max(1, seconds))}, code="too_many_attempts")
         self.retry_after = max(1, seconds)
 
 

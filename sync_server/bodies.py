@@ -18,7 +18,9 @@ class ClientGone(BadRequest):
     """The client went away mid-body; nobody reads the answer, and it is not a server error."""
 
     def __init__(self) -> None:
-        super().__init__("Kết nối bị ngắt khi đang gửi.", "The client disconnected during the upload.")
+        super().__init__(
+            "Kết nối bị ngắt khi đang gửi.", "The client disconnected during the upload.", code="client_gone"
+        )
 
 
 def too_large(limit: int) -> TooLarge:

@@ -14,102 +14,10 @@ from core import orgunits
 from core.couch import Couch, Doc, DocExists
 from core.errors import BadRequest
 from core.settings import Settings
+from core.stores import DDOC
 from sync_server import writerule
 
 log = logging.getLogger("carecheck.sync.store")
-DDOC = "carecheck"
-
-# Reduce for [count, latest value] per key (values are ISO timestamps, which sort as text).
-_COUNT_AND_LAST = (
-    "function (keys, values, rereduce) { var n = 0, last = ''; "
-    "for (var i = 0; i < values.length; i++) { var c = rereduce ? values[i][0] : 1; "
-    "var t = rereduce ? values[i][1] : values[i]; n += c; if (t > last) { last = t; } } "
-    "return [n, last]; }"
-)
-
-# The store's own second line behind sync_server.writerule (contracts §3): a submission is created once and
-# never changed afterwards except by adding attachments (split uploads); only an admin deletes. It runs on
-# every write, replicated ones included. pouchdb-server 4.2.0 (pouchdb-validation) passes the *current winner*
-# as oldDoc, also to new_edits:false writes of an unrelated branch, so there a forged branch is refused too;
-# Apache CouchDB passes the branch's parent (null for an unrelated branch), so there the sync server's
-# existence check (writerule.decide_batch) is what stops a forged branch.
-VALIDATE_DOC_UPDATE = (
-    "function (newDoc, oldDoc, userCtx) { "
-    "var admin = userCtx && userCtx.roles && userCtx.roles.indexOf('_admin') !== -1; "
-    "if (newDoc._deleted) { if (admin) { return; } "
-    "throw({forbidden: 'Only the province deletes records.'}); } "
-    "if (oldDoc && !oldDoc._deleted) { "
-    "var keys = ['xml_sha256', 'submitted_by', 'area', 'form_id', 'deprecated_id']; "
-    "for (var i = 0; i < keys.length; i++) { "
-    "if (String(newDoc[keys[i]]) !== String(oldDoc[keys[i]])) "
-    "{ throw({forbidden: 'Submissions are append-only: ' + newDoc._id + "
-    "' exists with other ' + keys[i] + '.'}); } "
-    "} } }"
-)
-
-# Views and the replication filter of contracts §3, in JavaScript: they run on CouchDB and pouchdb-server.
-DESIGN_DOC: Doc = {
-    "_id": f"_design/{DDOC}",
-    "language": "javascript",
-    "validate_doc_update": VALIDATE_DOC_UPDATE,
-    "views": {
-        "by_deprecated": {
-            "map": "function (doc) { if (doc.type === 'submission' && doc.deprecated_id) "
-            "{ emit(doc.deprecated_id, null); } }"
-        },
-        "by_form": {
-            "map": "function (doc) { if (doc.type === 'submission') "
-            "{ emit([doc.form_id, doc.received_at], null); } }"
-        },
-        "by_device": {
-            "map": "function (doc) { if (doc.type === 'submission') { emit(doc.device_id, "
-            "[doc.received_at, doc.submitted_by, doc.area]); } }"
-        },
-        # Per (device, account, area): [count, last received_at], kept up to date incrementally by the store,
-        # so the devices report reads one row per phone instead of every submission.
-        "device_stats": {
-            "map": "function (doc) { if (doc.type === 'submission') { emit([doc.device_id || null, "
-            "doc.submitted_by, doc.area], doc.received_at); } }",
-            "reduce": _COUNT_AND_LAST,
-        },
-        # Per receiving node ("province", "edge:<area>"): [count, last received_at], for the edge monitor.
-        "received_by_stats": {
-            "map": "function (doc) { if (doc.type === 'submission') { emit(doc.received_by || null, "
-            "doc.received_at); } }",
-            "reduce": _COUNT_AND_LAST,
-        },
-    },
-    "filters": {
-        "by_area": (
-            "function (doc, req) { if (doc._id.indexOf('_design/') === 0) { return false; } "
-            # String(): pouchdb-server parses query params as JSON: area=911 comes as a number (contracts §3).
-            "if (req.query.area === undefined || req.query.area === null) { return false; } "
-            "var a = String(req.query.area); if (String(doc.area) === a) { return true; } "
-            "var p = doc.org_unit || []; "
-            "for (var i = 0; i < p.length; i++) { if (String(p[i]) === a) { return true; } } "
-            "return false; }"
-        ),
-        # A collaborator's device reads back only what it submitted (query param ``name``).
-        "by_submitter": (
-            "function (doc, req) { if (doc._id.indexOf('_design/') === 0) { return false; } "
-            "return doc.type === 'submission' && req.query.name !== undefined && req.query.name !== null "
-            "&& String(doc.submitted_by) === String(req.query.name); }"
-        ),
-    },
-}
-
-
-def devices_db(settings: Settings) -> str:
-    """Where device contact records live: beside the submissions, never inside them (append-only docs)."""
-    return f"{settings.submissions_db}_devices"
-
-
-def ensure_store(couch: Couch, settings: Settings) -> None:
-    """Create the databases, the design doc and the Mango index the API pages with. Idempotent."""
-    for db in (settings.submissions_db, settings.accounts_db, devices_db(settings)):
-        couch.ensure_db(db)
-    couch.put_design(settings.submissions_db, DESIGN_DOC)
-    couch.ensure_index(settings.submissions_db, ["received_at"], "by_received_at")
 
 
 @dataclass
@@ -241,7 +149,7 @@ class Submissions:
             base["form_id"] = form_id
         if area != orgunits.PROVINCE_CODE:
             base["$or"] = [
-                {"area": {"$in": area_codes(area)}},
+                {"area": {"$in": orgunits.area_codes(area)}},
                 {"org_unit": {"$elemMatch": {"$eq": area}}},
             ]
         docs: list[Doc] = []
@@ -301,15 +209,3 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 def utc_now() -> str:
     """Server time as stored in received_at (contracts §3): UTC, whole seconds."""
     return datetime.now(UTC).strftime(TIME_FORMAT)
-
-
-def area_codes(area: str) -> list[str]:
-    """The account-area codes inside ``area``: itself and, for a district, its communes."""
-    return [area] + sorted(c.code for c in orgunits.communes().values() if c.district_code == area)
-
-
-def doc_visible(area: str, doc: Doc) -> bool:
-    """Whether a reader scoped to ``area`` may see the submission (submitter's area or captured org unit)."""
-    if area == orgunits.PROVINCE_CODE:
-        return True
-    return doc.get("area") in area_codes(area) or area in (doc.get("org_unit") or [])

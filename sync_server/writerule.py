@@ -56,6 +56,17 @@ NOT_SUBMITTER = "not_submitter"  # the account's role does not submit
 BAD_DOC = "bad_doc"  # not a well-formed submission
 
 
+# The problem code (core.errors.CODES) each refusal is answered with.
+_CODES = {
+    OVERWRITE: "submission_conflict",
+    FORGED: "forged_owner",
+    FOREIGN_EDIT: "foreign_edit",
+    EDIT_MISSING: "edit_target_unknown",
+    NOT_SUBMITTER: "not_submitter",
+    BAD_DOC: "bad_request",
+}
+
+
 class Refusal(Problem):
     """A write the rule refuses; ``reason`` is a code from this module."""
 
@@ -63,7 +74,7 @@ class Refusal(Problem):
     title = "Forbidden"
 
     def __init__(self, reason: str, message: str, message_en: str, status: int = 403, doc_id: str = ""):
-        super().__init__(message, message_en)
+        super().__init__(message, message_en, code=_CODES.get(reason, "forbidden"))
         self.reason = reason
         self.status = status
         self.doc_id = doc_id  # the record whose write was refused (for the audit log)
@@ -76,8 +87,8 @@ def check_instance_id(instance_id: str) -> None:
             f"meta/instanceID không hợp lệ: {instance_id[:60]!r}. Mã phiếu chỉ gồm chữ, số và ':._-' "
             "(thường là uuid:…), tối đa 200 ký tự.",
             f"meta/instanceID {instance_id[:60]!r} is not accepted: record ids are letters, digits and "
-            "':._-' "
-            "(usually uuid:…), at most 200 characters.",
+            "':._-' (usually uuid:…), at most 200 characters.",
+            code="instance_id_invalid",
         )
 
 

@@ -147,12 +147,14 @@ def _accept(
                 f"Máy chủ không có biểu mẫu '{inst.form_id}'. "
                 "Hãy cập nhật biểu mẫu (Tải biểu mẫu trống) rồi gửi lại.",
                 f"Form '{inst.form_id}' is not on this server. Update forms on the phone and send again.",
+                code="form_unknown",
             )
         raise NotFound(
             f"Phiên bản biểu mẫu đã cũ — hãy cập nhật biểu mẫu: '{inst.form_id}' phiên bản {inst.version} "
             f"không có trên máy chủ (hiện tại: {known.built.version}).",
             f"Form '{inst.form_id}' version {inst.version} is not on this server (current: "
             f"{known.built.version}). Update forms on the phone and send again.",
+            code="form_unknown",
         )
     expected = openrosa.referenced_attachments(inst.root, form.binary_paths)
     to_store = dict(attachments)

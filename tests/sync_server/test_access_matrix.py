@@ -23,13 +23,13 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from console.app import create_app
 from core import audit, throttle
 from core.couch import Couch
 from core.services import CouchProcess
 from core.settings import Settings
-from sync_server.app import create_app
+from core.stores import FORMS_DB
 from sync_server.auth import Accounts
-from sync_server.edge.replication import FORMS_DB
 from tests.conftest import make_settings
 from tests.sync_server.conftest import PASSWORD, add_accounts
 from tests.sync_server.helpers import instance, parts, write_form

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from console.app import create_app
 from core import audit, throttle
 from core.throttle import Throttle
-from sync_server.app import create_app
 from tests.sync_server.conftest import PASSWORD, Server
 from tests.sync_server.helpers import instance, parts
 from tests.sync_server.test_uvicorn import CARECHECK, _cli
