@@ -21,7 +21,14 @@ The rule (README "Who may write"):
    letters, digits and ``:._-``), so every id stored is readable through every route (no ``/``, ``?``, ``#``,
    ``%``, spaces or a leading ``_``).
 
-CouchDB's ``validate_doc_update`` (``store.VALIDATE_DOC_UPDATE``) is the second line inside the store.
+CouchDB's ``validate_doc_update`` (``core.stores.VALIDATE_DOC_UPDATE``) is the second line inside the store.
+
+Adding a writer role (the edge uplink): put the role in :data:`SUBMITTING_ROLES`; in :func:`stamp_pushed`,
+an edge keeps the ``submitted_by``/``area``/``received_by``/``received_at`` its own server stamped (check
+``received_by`` is that edge's node name instead of requiring them to equal the account's); in
+:func:`may_edit`, decide which edits an edge may relay (those made by collaborators it serves). Everything
+else — create-only, identical resend = no-op, deletions refused, the audit record — applies unchanged through
+``routes.replication.push``.
 """
 
 from __future__ import annotations
