@@ -25,7 +25,7 @@ lock:
 	.lock-venv/bin/python -m pip install -q --upgrade pip
 	.lock-venv/bin/python -m pip install -q '.[test]'
 	{ echo "# make lock: pip freeze of pyproject.toml's dependencies (with [test]); do not edit by hand"; \
-	  .lock-venv/bin/python -m pip freeze --all --exclude-editable | grep -v -E '^(carecheck|pip|setuptools|wheel)=='; \
+	  .lock-venv/bin/python -m pip freeze --all --exclude-editable | grep -v -E '^(carecheck|pip|setuptools|wheel)( @|==)'; \
 	} > constraints.txt
 	rm -rf .lock-venv build
 
