@@ -152,3 +152,19 @@ def test_attempt_is_the_sign_in_the_console_reuses(server: Server, monkeypatch: 
     assert exc.value.code == "too_many_attempts"
     assert t.unlock("officer_x") is True
     assert throttle.attempt(t, "officer_x", "10.0.0.9", lambda: verify(True)) == "account"
+
+
+def test_captured_digest_header_cannot_be_replayed_for_another_body(server: Server) -> None:
+    """A captured Digest header (nonce, nc, response) sent again with another body is refused."""
+    c = server.client
+    first = c.post("/submission", files=parts(instance()), auth=httpx.DigestAuth("ctv_pq", PASSWORD))
+    assert first.status_code == 201
+    captured = first.request.headers["authorization"]
+    assert "nc=" in captured
+    forged_id = f"uuid:{uuid.uuid4()}"
+    replay = c.post(
+        "/submission", files=parts(instance(instance_id=forged_id)), headers={"Authorization": captured}
+    )
+    assert replay.status_code == 401
+    assert any("stale=true" in v for v in replay.headers.get_list("www-authenticate"))
+    assert server.doc(forged_id) is None
