@@ -1,23 +1,18 @@
 """The console's entries in the append-only audit log (contracts §9), and the Audit page's filtered read.
 
-Same database (``<accounts_db>_audit``), same document shape and the same append-only design document as the
-sync server's security events (refused writes, lockouts: branch ``writes``, ``core/audit.py``), so the
-Audit page shows both. Console kinds below; every event also carries ``area`` (the actor's area, so a district
-admin's reading can be scoped) when there is one. No answers, names or passwords: account names, record ids
-(opaque uuids / pseudonymous ids), reason codes, the client address.
+Written through ``core.audit`` (the sync server's security events: refused writes, lockouts) into the same
+append-only database (``<accounts_db>_audit``), so the Audit page shows both. Console kinds below; every
+event also carries ``area`` (the actor's area, so a district admin's reading can be scoped) when there is one.
+No answers, names or passwords: account names, record ids (opaque uuids / pseudonymous ids), reason codes, the
+client address.
 """
 
 from __future__ import annotations
 
-import logging
-import secrets
-from datetime import UTC, datetime
-
+from core import audit as core_audit
 from core.couch import Couch, Doc
 from core.errors import Problem
 from core.settings import Settings
-
-log = logging.getLogger("carecheck.audit")
 
 SIGN_IN = "sign_in"
 SIGN_IN_FAILED = "sign_in_failed"
@@ -31,8 +26,13 @@ ACCOUNT_ENABLED = "account_enabled"
 QUARANTINE_RETRY = "quarantine_retry"
 EDIT_CHOICE = "edit_choice"  # an officer chose which of two competing edits counts
 DUPLICATE_DECISION = "duplicate_decision"  # registry duplicate: same child / different children
-# Written by the sync server (core/audit.py on branch writes); listed so the page can filter on them.
-SERVER_KINDS = ("write_refused", "account_locked", "address_throttled", "account_unlocked", "digest_replay")
+# Written by the sync server (core/audit.py); listed so the page can filter on them.
+SERVER_KINDS = (
+    core_audit.WRITE_REFUSED,
+    core_audit.ACCOUNT_LOCKED,
+    core_audit.ADDRESS_THROTTLED,
+    core_audit.ACCOUNT_UNLOCKED,
+)
 KINDS = (
     SIGN_IN,
     SIGN_IN_FAILED,
@@ -49,25 +49,8 @@ KINDS = (
     *SERVER_KINDS,
 )
 
-# Identical to core/audit.py's (branch writes) so whichever module creates the design doc, it is the same.
-_APPEND_ONLY = (
-    "function (newDoc, oldDoc, userCtx) { if (oldDoc || newDoc._deleted) "
-    "{ throw({forbidden: 'The audit log is append-only.'}); } "
-    "if (newDoc.type !== 'audit' || !newDoc.kind || !newDoc.at) "
-    "{ throw({forbidden: 'An audit event needs type, kind and at.'}); } }"
-)
-DESIGN_DOC: Doc = {"_id": "_design/audit", "language": "javascript", "validate_doc_update": _APPEND_ONLY}
 FIELDS = ("at", "kind", "actor", "role", "area", "route", "doc_id", "reason", "client", "detail", "node")
-
-
-def audit_db(settings: Settings) -> str:
-    return f"{settings.accounts_db}_audit"
-
-
-def ensure_audit(couch: Couch, settings: Settings) -> None:
-    couch.ensure_db(audit_db(settings))
-    if couch.get(audit_db(settings), DESIGN_DOC["_id"]) is None:
-        couch.put_design(audit_db(settings), DESIGN_DOC)
+audit_db = core_audit.audit_db
 
 
 def record(
@@ -85,31 +68,19 @@ def record(
     detail: str | None = None,
 ) -> Doc:
     """Append one event; a store outage is a warning line (the action itself already happened or not)."""
-    now = datetime.now(UTC)
-    doc: Doc = {
-        "_id": f"ev:{now.strftime('%Y%m%dT%H%M%S.%f')}:{secrets.token_hex(4)}",
-        "type": "audit",
-        "at": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "kind": kind,
-        "node": settings.node_name,
-        "actor": actor,
-        "role": role,
-        "area": area,
-        "route": route,
-        "doc_id": doc_id,
-        "reason": reason,
-        "client": client,
-        "detail": detail,
-    }
-    log.info("audit %s actor=%s reason=%s doc=%s", kind, actor, reason, doc_id)
-    try:
-        try:
-            couch.bulk_docs(audit_db(settings), [doc])
-        except Problem:
-            ensure_audit(couch, settings)
-            couch.bulk_docs(audit_db(settings), [doc])
-    except Problem as exc:
-        log.warning("audit event not recorded (%s): %s", kind, exc.message_en)
+    doc = core_audit.event(
+        kind,
+        node=settings.node_name,
+        actor=actor,
+        role=role,
+        route=route,
+        doc_id=doc_id,
+        reason=reason,
+        client=client,
+        detail=detail,
+    )
+    doc["area"] = area
+    core_audit.record(couch, settings, [doc])
     return doc
 
 

@@ -30,6 +30,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import BadRequest, Forbidden, Problem
+from core.throttle import attempt
 from sync_server.auth import OFFICER_ROLES, Account, current_account, visible_area
 from sync_server.deps import ServerContext
 
@@ -286,13 +287,19 @@ def client_address(request: Request) -> str:
 def check_password(ctx: ServerContext, name: str, password: str, addr: str) -> Account | None:
     """The account when the password is right, None otherwise — the one password check of the console.
 
-    Seam for the failed-login throttle (``core.throttle.attempt``, branch ``writes``): once it is on main this
-    wraps the verification in it, so console sign-ins count against the same per-account / per-address
-    limits as the phones' Digest/Basic attempts (429 + Retry-After while locked).
+    Counted by the same failed-login throttle as the phones' Digest/Basic attempts (``core.throttle.attempt``:
+    per account and per client address; raises TooManyAttempts — 429 + Retry-After — while locked, even for
+    the right password).
     """
     if not name or len(name) > 100 or not password or len(password) > 200:
         return None
-    return ctx.accounts.verify_basic(name, password, ctx.secret)
+    return attempt(
+        ctx.throttle,
+        name,
+        addr,
+        lambda: ctx.accounts.verify_basic(name, password, ctx.secret),
+        route="POST /login",
+    )
 
 
 async def officer_account(request: Request) -> Account:

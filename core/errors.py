@@ -29,6 +29,13 @@ CODES: dict[str, str] = {
     "csrf_failed": "A console form's CSRF token is missing or wrong (stale page, other site): no change.",
     "form_invalid": "A console form post is too large, not URL-encoded, or unreadable: nothing changed.",
     "odata_query_invalid": "An OData query option ($filter, $top, $skip, $skiptoken) is unsupported.",
+    "forged_owner": "A pushed record names another author or area than the account pushing it.",
+    "foreign_edit": "An edit (deprecatedID) names a record its author may not edit (only its own).",
+    "not_submitter": "The account's role does not submit records (officers read; collaborators submit).",
+    "instance_id_invalid": "The meta/instanceID is not letters, digits and ':._-' (at most 200 characters).",
+    "encoding_mismatch": "The XML declares an encoding its bytes are not in.",
+    "too_many_attempts": "Too many failed logins (account or address); wait Retry-After seconds.",
+    "client_gone": "The client disconnected before its request body arrived (nobody reads this answer).",
 }
 
 

@@ -54,8 +54,8 @@ async def login(request: Request) -> Response:
     addr = client_address(request)
     try:
         account = await run_in_threadpool(check_password, ctx, name, form.get("password", ""), addr)
-    except Problem as exc:  # the throttle's 429 (once on main) or a store outage
-        return render(
+    except Problem as exc:  # the throttle's 429 (account or address locked) or a store outage
+        page = render(
             request,
             None,
             "login.html",
@@ -64,6 +64,8 @@ async def login(request: Request) -> Response:
             expired=False,
             error=exc.message_en if lang_of(request) == "en" else exc.message,
         )
+        page.headers.update(exc.headers)  # Retry-After
+        return page
     if account is None or account.role not in OFFICER_ROLES:
         await run_in_threadpool(
             audit.record,

@@ -4,6 +4,7 @@ district admin manages accounts of their district only, sign-in edge cases, the 
 from __future__ import annotations
 
 import re
+import time
 from datetime import date
 
 import httpx
@@ -160,3 +161,23 @@ def test_field_team_highlights_silent_devices(console: Console) -> None:
     if since <= 365:
         assert '<tr class="silent">' not in c.get("/field", params={"days": since}).text
     assert c.get("/field", params={"days": 0}).status_code == 400
+
+
+def test_console_sign_in_is_throttled_like_the_phones(console: Console) -> None:
+    """core.throttle: ten wrong passwords lock the account; then even the right one answers 429 (a page with
+    Retry-After), the lockout is in the audit log, and `carecheck user unlock` (Throttle.unlock) lifts it."""
+    from console import audit
+    from core.throttle import ACCOUNT_LIMIT, Throttle
+    from sync_server.auth import Accounts
+
+    Accounts(console.couch, console.settings).add("xa_khoa", PASSWORD, "commune", console.ids["commune"])
+    c = httpx.Client(base_url=console.url)
+    for _ in range(ACCOUNT_LIMIT):
+        assert c.post("/login", data={"username": "xa_khoa", "password": "sai-mat-khau"}).status_code == 401
+    locked = c.post("/login", data={"username": "xa_khoa", "password": PASSWORD})
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0 and "khoá" in locked.text
+    kinds = {e["kind"] for e in audit.search(console.couch, console.settings, actor="xa_khoa")}
+    assert {"account_locked", "sign_in_failed"} <= kinds
+    Throttle(console.couch, console.settings).unlock("xa_khoa", by="test")
+    time.sleep(2.5)  # the server's throttle cache (CACHE_TTL 2 s)
+    assert c.post("/login", data={"username": "xa_khoa", "password": PASSWORD}).status_code == 303
