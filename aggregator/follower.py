@@ -40,13 +40,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text, update
+from sqlalchemy import delete, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from aggregator import hooks, ingest
 from aggregator.db import get_engine, init_db
-from aggregator.models import Checkpoint, Quarantine, RegistryKey
+from aggregator.models import Checkpoint, Quarantine, RefreshDue, RegistryKey
 from core.couch import Couch
 from core.errors import ConfigError
 from core.secrets import key_id, pseudonym_key
@@ -213,14 +213,44 @@ def apply_changes(
     return out
 
 
-def _after_page(settings: Settings, session: Session, ids: list[str]) -> None:
-    if not settings.ingest_hooks or not ids:
-        return
+def mark_due(settings: Settings, session: Session, ids: list[str]) -> None:
+    """Record, in the page's own transaction, that these submissions' indicator cells need a refresh (rule 8):
+    a worker killed after the commit leaves them due, and the next run refreshes them."""
+    if settings.ingest_hooks and ids:
+        now = _now()
+        ingest.upsert(session, RefreshDue, [{"submission_id": i, "due_at": now} for i in sorted(set(ids))])
+
+
+def refresh_due(settings: Settings, session: Session, ids: list[str] | None = None, limit: int = 5000) -> int:
+    """Refresh the indicator cells of due submissions (``ids``, or any due ones) and clear them in the same
+    transaction as the refresh; returns how many were refreshed. A failure leaves them due (retried by the
+    next follower run)."""
+    if not settings.ingest_hooks:
+        return 0
+    q = select(RefreshDue.submission_id)
+    if ids is not None:
+        q = q.where(col(RefreshDue.submission_id).in_(ids))
+    due = list(session.exec(q.order_by(col(RefreshDue.submission_id)).limit(limit)))
+    if not due:
+        return 0
+    if settings.refresh_pause_s:
+        log.warning(
+            "refresh of %d submissions paused %.1f s (fault injection)", len(due), settings.refresh_pause_s
+        )
+        time.sleep(settings.refresh_pause_s)  # see Settings.refresh_pause_s
     try:
-        hooks.after_page(session, ids)
-    except Exception:  # noqa: BLE001 - indicators catch up later (or on rebuild); the page itself is committed
+        session.execute(delete(RefreshDue).where(col(RefreshDue.submission_id).in_(due)))
+        hooks.after_page(session, due)  # commits the refresh and the deletion together
+    except Exception:  # noqa: BLE001 - the rows are committed; their refresh stays due and is retried
         session.rollback()
-        log.exception("after_page hook failed")
+        log.exception("indicator refresh failed; %d submissions stay due", len(due))
+        return 0
+    return len(due)
+
+
+def _after_page(settings: Settings, session: Session, ids: list[str]) -> None:
+    if ids:
+        refresh_due(settings, session, ids)
 
 
 def run_page(
@@ -250,6 +280,7 @@ def run_page(
             session.rollback()
             return len(results), None, old
         out = apply_changes(session, results, couch, settings.submissions_db, settings)
+        mark_due(settings, session, out.touched)
         session.commit()
         _after_page(settings, session, out.touched)
     return len(results), out, last_seq
@@ -303,6 +334,9 @@ def follow(
             if not got:
                 stats.locked_out = True
                 return stats
+            with Session(get_engine(settings)) as session:
+                while refresh_due(settings, session):  # left due by a run killed after its page's commit
+                    pass
             while True:
                 n, out, seq = run_page(settings, couch, limit=limit)
                 stats.seq = seq
@@ -378,6 +412,7 @@ def retry_quarantine(
                     failed += 1
                 else:
                     done += 1
+                mark_due(settings, session, out.touched)
                 session.commit()
                 _after_page(settings, session, out.touched)
     finally:

@@ -148,7 +148,7 @@ def visit_order(t: FromClause, *, descending: bool = False, id_column: str | Non
     """Rule 2 as an ORDER BY over a derived table (``visit_date, end_time, received_at`` and its id column),
     ascending (the latest last) or descending (the latest first); unknown values rank lowest on every
     database (PostgreSQL sorts NULLs last by default, SQLite first)."""
-    pk: ColumnElement[Any] = t.c[id_column] if id_column else list(t.primary_key.columns)[0]
+    pk: ColumnElement[Any] = t.c[id_column] if id_column else list(t.primary_key)[0]
     cols = [t.c.visit_date, t.c.end_time, t.c.received_at, pk]
     if descending:
         return [c.desc().nulls_last() for c in cols]

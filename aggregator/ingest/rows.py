@@ -394,9 +394,9 @@ def _household(
             _flag(rows, f, now, obs_id)
         # rule 6: a WHO-implausible z-score is flagged above (with its value) and left out of every nutrition
         # numerator and denominator, as WHO's igrowup sets flagged z-scores to missing
-        for z in ("waz", "haz", "whz"):
-            if not plausible_z(z, obs[z]):
-                obs[z] = None
+        for score in ("waz", "haz", "whz"):
+            if not plausible_z(score, obs[score]):
+                obs[score] = None
 
 
 # ---------------------------------------------------------------- a page → the database
