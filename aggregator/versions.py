@@ -144,15 +144,22 @@ def latest_visit(visits: Iterable[Visit]) -> Visit:
     return max(visits, key=Visit.rank)
 
 
-def visit_order(t: FromClause, *, descending: bool = False, id_column: str | None = None) -> list[Any]:
-    """Rule 2 as an ORDER BY over a derived table (``visit_date, end_time, received_at`` and its id column),
-    ascending (the latest last) or descending (the latest first); unknown values rank lowest on every
-    database (PostgreSQL sorts NULLs last by default, SQLite first)."""
-    pk: ColumnElement[Any] = t.c[id_column] if id_column else list(t.primary_key)[0]
-    cols = [t.c.visit_date, t.c.end_time, t.c.received_at, pk]
+def visit_order(
+    visit_date: Any, end_time: Any, received_at: Any, unit_id: Any, *, descending: bool = False
+) -> list[Any]:
+    """Rule 2 as an ORDER BY: visit date, form end time, received_at, then the row's id — ascending (the
+    latest last) or descending (the latest first). Unknown values rank lowest on every database (PostgreSQL
+    sorts NULLs last by default, SQLite first)."""
+    cols = [visit_date, end_time, received_at, unit_id]
     if descending:
         return [c.desc().nulls_last() for c in cols]
     return [c.asc().nulls_first() for c in cols]
+
+
+def visit_order_of(t: FromClause, *, descending: bool = False) -> list[Any]:
+    """:func:`visit_order` over a derived table (Household, ChildObservation, FacilityCheck)."""
+    pk: ColumnElement[Any] = list(t.primary_key)[0]
+    return visit_order(t.c.visit_date, t.c.end_time, t.c.received_at, pk, descending=descending)
 
 
 __all__ = [
@@ -165,5 +172,6 @@ __all__ = [
     "record_of",
     "settle",
     "visit_order",
+    "visit_order_of",
     "winner",
 ]
