@@ -18,8 +18,10 @@ class Source:
     name: str
     model: Any
     stock_key: str | None
-    # a row whose stock key is NULL is a unit of its own (keyed by its primary key), not one with all the others
+    # a row whose stock key is NULL is a unit of its own (its primary key), not one unit with all the others
     own_unit_when_null: bool = False
+    # rule 3: rows of this table are visits of one unit that must count once per period (stocks only)
+    once_per_period: bool = False
 
     @property
     def table(self) -> Any:
@@ -39,6 +41,8 @@ class Source:
 SOURCES: dict[str, Source] = {
     "child": Source("child", ChildObservation, "child_id"),
     # rule 3: a household counts once per period (its latest visit), keyed by the registry's household key
-    "household": Source("household", Household, "household_key", own_unit_when_null=True),
+    "household": Source(
+        "household", Household, "household_key", own_unit_when_null=True, once_per_period=True
+    ),
     "facility": Source("facility", FacilityCheck, "commune_code"),  # one health station per commune
 }
