@@ -84,8 +84,8 @@ def parse_definition(d: dict[str, Any], file: str = "<inline>") -> Indicator:
         raise ConfigError(f"{here}: {num.source} rows have no unit id, so the indicator must be a flow")
     if d["kind"] == "flow" and src.once_per_period:
         raise ConfigError(
-            f"{here}: each {num.source} counts once per period (its latest visit), so the indicator must be a "
-            "stock"
+            f"{here}: each {num.source} counts once per period (its latest visit), so the indicator "
+            "must be a stock"
         )
     dis = tuple(d.get("disaggregate") or ())
     for dim in dis:

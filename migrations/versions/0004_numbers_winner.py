@@ -1,12 +1,12 @@
-"""Numbers that mean what the plan means (issue 12): version winners, the latest-visit tie-breakers, refreshes due.
+"""Numbers that mean what the plan means (issue 12): version winners, visit tie-breakers, refreshes due.
 
 Revision ID: 0004_numbers
 Revises: 0003
 Create Date: 2026-11-30
 
-Additive and idempotent: ``rawsubmission.lost_to`` (rule 1), ``end_time``/``received_at`` on the derived tables
-(rule 2's order), the tables ``versionchoice`` (an officer's pick of the winning version) and ``refreshdue``
-(rule 8). Rows landed before this revision have NULL tie-breakers and no ``lost_to`` until
+Additive and idempotent: ``rawsubmission.lost_to`` (rule 1), ``end_time``/``received_at`` on the derived
+tables (rule 2's order), the tables ``versionchoice`` (an officer's pick of the winning version) and
+``refreshdue`` (rule 8). Rows landed before this revision have NULL tie-breakers and no ``lost_to`` until
 ``carecheck ingest --replay --once`` re-reads the feed (which also settles forked edits).
 """
 

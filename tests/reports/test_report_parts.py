@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
+from aggregator.indicators.status import status
 from aggregator.periods import parse_period
 from aggregator.reports.charts import Bar, bar_chart, line_chart
-from aggregator.indicators.status import status
 from aggregator.reports.labels import fmt_seconds, fmt_target, fmt_value, period_label
 
 ABOVE_91 = {"op": ">", "value": 91, "clause": "intro"}
