@@ -139,9 +139,13 @@ TEXT: dict[str, tuple[str, str]] = {
     "q_all": ("Tất cả", "All"),
     "footer": (
         "Báo cáo chỉ chứa số liệu tổng hợp; không có thông tin cá nhân. Ô có mẫu số nhỏ hơn ngưỡng được ẩn,"
-        " cùng với một số ô khác khi cần, để không thể suy ra ô bị ẩn từ các số tổng.",
-        "Aggregates only; no personal data. Cells whose denominator is below the threshold are suppressed,"
-        " with other cells where needed, so that a suppressed cell cannot be worked out from the totals.",
+        " cùng với một số ô khác khi cần, để không thể suy ra ô bị ẩn từ các số tổng, và để phần còn lại"
+        " của các ô bị ẩn không bao giờ là 0 % hay 100 % (lấy tổng trừ các ô công bố không cho biết ô bị"
+        " ẩn đạt tất cả hay không đạt gì).",
+        "Aggregates only; no personal data. Cells whose denominator is below the threshold are hidden,"
+        " with other cells where needed, so that a hidden cell cannot be worked out from the totals, and so"
+        " that the hidden cells of a total are never together 0 % or 100 % (the total minus the cells shown"
+        " never tells that every hidden unit has all or none).",
     ),
     "sheet_summary": ("Tổng hợp", "Summary"),
     "sheet_trend": ("Xu hướng", "Trend"),
