@@ -222,9 +222,8 @@ def mark_due(settings: Settings, session: Session, ids: list[str]) -> None:
 
 
 def refresh_due(settings: Settings, session: Session, ids: list[str] | None = None, limit: int = 5000) -> int:
-    """Refresh the indicator cells of due submissions (``ids``, or any due ones) and clear them in the same
-    transaction as the refresh; returns how many were refreshed. A failure leaves them due (retried by the
-    next follower run)."""
+    """Refresh the indicator cells of due submissions (``ids``, or any due ones), then clear them; returns how
+    many were refreshed. A failure (or a crash) leaves them due: the next follower run refreshes them."""
     if not settings.ingest_hooks:
         return 0
     q = select(RefreshDue.submission_id)
@@ -239,8 +238,10 @@ def refresh_due(settings: Settings, session: Session, ids: list[str] | None = No
         )
         time.sleep(settings.refresh_pause_s)  # see Settings.refresh_pause_s
     try:
+        hooks.after_page(session, due)  # commits the refreshed cells
+        # then clears them: a crash in between refreshes them once more (refreshes are idempotent)
         session.execute(delete(RefreshDue).where(col(RefreshDue.submission_id).in_(due)))
-        hooks.after_page(session, due)  # commits the refresh and the deletion together
+        session.commit()
     except Exception:  # noqa: BLE001 - the rows are committed; their refresh stays due and is retried
         session.rollback()
         log.exception("indicator refresh failed; %d submissions stay due", len(due))
