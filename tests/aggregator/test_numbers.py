@@ -345,3 +345,53 @@ def test_the_rules_hand_worked_live_and_rebuilt(live: Settings) -> None:
     finally:
         EXPECTED.clear()
         EXPECTED.update(saved)
+
+
+# The release before issue 12 (the layout commit on main): its code fills a store as today's release does.
+RELEASE = "eff1e82"
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_replay_corrects_a_store_filled_by_the_previous_release(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, couch_server: CouchProcess
+) -> None:
+    """``carecheck ingest --replay`` over rows written by the previous release's code (run from its own git
+    tree, on its own schema revision) yields the corrected numbers."""
+    import subprocess
+    import sys
+
+    from core.settings import ROOT
+    from tests.aggregator.conftest import CARECHECK, settings_env
+
+    old_tree = tmp_path / "release"
+    have = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{RELEASE}^{{commit}}"], check=False)
+    if have.returncode != 0:
+        pytest.skip(f"the previous release ({RELEASE}) is not in this clone's history")
+    old_tree.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", RELEASE], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(old_tree)], input=archive.stdout, check=True)
+    over: dict[str, Any] = {"ingest_hooks": True}
+    if backend == "postgresql":
+        over["database_url"] = request.getfixturevalue("pg_url")
+    s = make_settings(tmp_path, couch_server, **over)  # no init_db: the old release creates its schema
+    couch = Couch(s.couchdb_url, s.couchdb_user, s.couchdb_password)
+    couch.ensure_db(s.submissions_db)
+    couch.bulk_docs(s.submissions_db, documents())
+    env = {**settings_env(s), "PYTHONPATH": str(old_tree)}
+    script = (
+        "from core.settings import get_settings; from aggregator.follower import follow; "
+        "from aggregator.rollup import rebuild; from aggregator.db import init_db; s = get_settings(); "
+        "print(follow(s).as_dict()); rebuild(init_db(s))"
+    )
+    old = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=old_tree, capture_output=True, text=True, timeout=300
+    )
+    assert old.returncode == 0, old.stderr[-3000:]
+    # today's release counted both edits of HA and both visits of HB
+    assert figures(s, "commune", "legacy")["child_drowning_deaths"][P1] == (4.0, 4.0)
+    env = settings_env(s)
+    for args in (["ingest", "--replay", "--once"], ["indicators", "rebuild"]):
+        out = subprocess.run([CARECHECK, *args], env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+    check_all(s)
+    dispose_engines()
