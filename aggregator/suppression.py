@@ -27,7 +27,9 @@ member is 0 % or 100 % (the province's 142/143 stations with 12 visible district
 hidden districts at 19/19: each 100 %). So, as τ-ARGUS-style protection does with its protection intervals,
 cells are hidden until no group's remainder is homogeneous: the smallest visible child whose own share
 differs joins the hidden ones (making the remainder mixed), else the parent is hidden (no remainder to
-compute); the pattern is then closed again against single hidden cells, and this repeats until stable.
+compute); the pattern is then closed again against single hidden cells, and this repeats until stable. A
+published total that is itself all-or-nothing (8/8) already says so of every cell under it — hiding cannot
+change that, and the total is at least the threshold — so its group is left as it is.
 
 Hidden cells keep their denominator in the API (how many children the cell is about: what explains the
 hiding) and lose numerator and value: status ``suppressed``. The reports hide the denominator too.
@@ -170,8 +172,12 @@ def homogeneous_fix(
     """The cell to hide next when the group's remainder is all-or-nothing: the smallest visible child whose
     own share differs (so the remainder is mixed), else the parent (so there is no remainder to compute)."""
     rest = remainder(group, hidden, numerators, denominators)
-    if rest is None or not homogeneous(*rest):
-        return None
+    if (
+        rest is None
+        or not homogeneous(*rest)
+        or homogeneous(numerators.get(group[0], 0.0), denominators[group[0]])
+    ):
+        return None  # a total that is itself all-or-nothing already says so of every cell under it
     n_r, d_r = rest
     all_yes = abs(n_r - d_r) < EPS
     breakers = [

@@ -239,7 +239,8 @@ def homogeneous_remainders(
     cells: dict[Key, float], numerators: dict[Key, float], hidden: set[Key]
 ) -> list[tuple[Key, float, float]]:
     """The attack: for every group whose parent is shown and some children hidden, parent − the children
-    shown; an all-or-nothing remainder (0 or equal to its denominator) tells every hidden child's share."""
+    shown; an all-or-nothing remainder (0 or equal to its denominator) tells every hidden child's share —
+    unless the shown parent is all-or-nothing itself (then it says so of every cell under it anyway)."""
     out = []
     for g in groups_of(cells):
         g = [x for x in g if x in cells]
@@ -248,7 +249,8 @@ def homogeneous_remainders(
             continue
         n = numerators[parent] - sum(numerators[x] for x in kids if x not in hidden)
         d = cells[parent] - sum(cells[x] for x in kids if x not in hidden)
-        if d > 0 and (n == 0 or n == d):
+        whole = numerators[parent] in (0, cells[parent])
+        if d > 0 and (n == 0 or n == d) and not whole:
             out.append((parent, n, d))
     return out
 
