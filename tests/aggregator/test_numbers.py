@@ -337,6 +337,22 @@ def test_the_rules_hand_worked_live_and_rebuilt(live: Settings) -> None:
         with Session(get_engine(s)) as session:
             assert session.get(RawSubmission, C).lost_to == B  # type: ignore[union-attr]
         assert [g.winner.id for g in find_conflicts(couch, s, {A: B})] == [B]
+        # the CLI: the listing names the officer's pick; a version that is not a head is refused in one line
+        import json
+        import subprocess
+
+        from tests.aggregator.conftest import CARECHECK, settings_env
+
+        env = settings_env(s)
+        listed = subprocess.run([CARECHECK, "conflicts", "--json"], env=env, capture_output=True, text=True)
+        assert listed.returncode == 0, listed.stderr
+        [group] = json.loads(listed.stdout)
+        assert group["winner"]["id"] == B and group["chosen_by_officer"] and group["record"] == A
+        bad = subprocess.run(
+            [CARECHECK, "conflicts", "choose", A, A], env=env, capture_output=True, text=True
+        )
+        assert bad.returncode == 1 and "không phải phiên bản hiện hành" in bad.stderr + bad.stdout
+        assert len((bad.stderr + bad.stdout).strip().splitlines()) == 1
         # replaying the feed keeps the officer's choice
         follower.reset_checkpoint(s)
         follower.follow(s, couch=couch)
