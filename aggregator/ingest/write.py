@@ -40,9 +40,7 @@ from aggregator.models import (
     RegistryConflict,
     VersionChoice,
 )
-from aggregator.registry import (
-    Registry,
-)
+from aggregator.registry import Registry, settle_latest
 
 
 @dataclass
@@ -200,7 +198,9 @@ def apply_page(
     _insert(session, QualityFlag, flags)
     for chunk in _chunks(page_ids):
         session.execute(delete(Quarantine).where(col(Quarantine.submission_id).in_(chunk)))
+    matched = {obs["child_id"] for obs in observations if obs.get("child_id")}
     _prune_orphans(session, touched_children)
+    settle_latest(session, matched | touched_children)  # rule 2 for the registry's last visit
     # every document whose rows changed: the page's, and the versions that started or stopped counting
     stopped = {n.id for n in nodes if was_live.get(n.id) and not state[n.id].live}
     out.ingested = sorted(page_ids | {r.doc_id for r in live} | stopped)

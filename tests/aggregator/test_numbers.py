@@ -14,7 +14,8 @@ The data (year 2026; P1 31078 and P2 31081 in Phú Quốc 911 → 2025 special z
   HB  P1  visits 10 Apr (unfenced yes, hotline no) and 10 Sep (unfenced no, hotline yes); both report the same
           under-5 drowning death and birth: the year counts the September visit only.
   HC  P2  two visits on 5 May: 09:20 (unfenced yes) and 15:20 (unfenced no); the 09:20 one has the greater
-          instanceID, so a tie broken by the id would pick it. Hotline yes both; 1 birth, no death.
+          instanceID, so a tie broken by the id would pick it. Hotline yes both; 1 birth, no death; their
+          11-year-old was answered Khmer at 09:20 and Kinh at 15:20 (the registry keeps Kinh).
   HD  H1  visit 1 Jun (unfenced no, hotline yes, 0 births, 0 deaths): boy 24 m with height 62 cm (HAZ
           −8.45, WHZ 6.51: implausible, flagged, left out of stunting and wasting; WAZ −0.87 kept), girl 24 m
           at 79 cm (HAZ −2.29: stunted), a 10-year-old whose father died living with "both parents" (not
@@ -36,7 +37,7 @@ from sqlmodel import Session, select
 from aggregator import follower, rollup
 from aggregator.choices import choose_version
 from aggregator.db import dispose_engines, get_engine, init_db
-from aggregator.models import Household, QualityFlag, RawSubmission
+from aggregator.models import Child, Household, QualityFlag, RawSubmission
 from core.couch import Couch
 from core.errors import BadRequest
 from core.services import CouchProcess
@@ -187,6 +188,7 @@ def documents() -> list[dict[str, Any]]:
                 "under5_deaths_12m": 0,
                 "child_drowning_deaths_12m": 0,
             },
+            [child("Lê Thị Năm", "female", "2015-05-05", ethnicity="khmer")],
             head="Lê Văn C",
         ),
         household(
@@ -201,6 +203,7 @@ def documents() -> list[dict[str, Any]]:
                 "under5_deaths_12m": 0,
                 "child_drowning_deaths_12m": 0,
             },
+            [child("Lê Thị Năm", "female", "2015-05-05", ethnicity="kinh")],
             head="Lê Văn C",
         ),
         household(
@@ -313,6 +316,9 @@ def test_the_rules_hand_worked_live_and_rebuilt(live: Settings) -> None:
         assert raw[A].superseded and raw[B].lost_to == C and raw[C].lost_to is None
         ha = [h for h in session.exec(select(Household)) if h.submission_id in (A, B, C)]
         assert [h.submission_id for h in ha] == [C]
+        # rule 2 in the registry: the child of HC was last seen at 15:20 (answered Kinh), not at 09:20
+        [nam] = [c for c in session.exec(select(Child)) if c.commune_code == P2]
+        assert nam.ethnicity == "kinh" and str(nam.last_seen) == "2026-05-05"
         flags = {f.code for f in session.exec(select(QualityFlag))}
         assert {"haz_implausible", "whz_implausible"} <= flags
     check_all(s)  # the live cells, refreshed page by page
