@@ -417,3 +417,54 @@ def test_replay_corrects_a_store_filled_by_the_previous_release(
         assert out.returncode == 0, out.stderr[-3000:]
     check_all(s)
     dispose_engines()
+
+
+def test_attribute_disclosure_on_demo_like_data(tmp_path: Path, couch_server: CouchProcess) -> None:
+    """Rule 10 on realistic data (the simulator-like factory: 800 households ingested for real): for every
+    indicator and period type, no published group of hidden cells is all-or-nothing; and the plain
+    small-cell rule alone would have left some (the attack is real on this data)."""
+    from aggregator import suppression
+    from aggregator.indicators import DIMENSIONS, load
+    from tests.aggregator.factory import bulk_insert, households
+    from tests.indicators.test_suppression import homogeneous_remainders
+
+    s = make_settings(tmp_path, couch_server, ingest_hooks=False, ingest_page_size=500)
+    couch = Couch(s.couchdb_url, s.couchdb_user, s.couchdb_password)
+    couch.ensure_db(s.submissions_db)
+    engine = init_db(s)
+    bulk_insert(couch, s.submissions_db, households(800, seed=28).docs)
+    assert follower.follow(s, couch=couch, budget_s=300).caught_up
+    rollup.rebuild(engine)
+    codes = list(load())
+    leaks_without_rule = 0
+    with Session(engine) as session:
+        for period in ("2026", "2026Q4"):
+            cells: dict[suppression.Key, float] = {}
+            nums: dict[suppression.Key, float] = {}
+            for level, hierarchies in (
+                ("province", ["legacy"]),
+                ("district", ["legacy"]),
+                ("commune", ["legacy", "2025"]),
+            ):
+                for h in hierarchies:
+                    for dim in (None, *DIMENSIONS):
+                        for r in rollup.query_indicators(
+                            session,
+                            level=level,
+                            area=None,
+                            period=period,
+                            hierarchy=h,
+                            indicators=codes,
+                            disaggregate_by=dim,
+                            suppress=False,
+                        ):
+                            if r.denominator:
+                                dv = (r.disaggregation or {}).get(dim or "", "")
+                                x = (r.indicator, suppression.unit_kind(level, h), r.org_unit, dim or "", dv)
+                                cells[x], nums[x] = float(r.denominator), float(r.numerator or 0)
+            hidden = suppression.hidden_cells(session.connection(), period, codes, s.min_cell_size)
+            assert hidden and homogeneous_remainders(cells, nums, hidden) == []
+            p0, c0 = suppression.pattern(cells, s.min_cell_size)
+            leaks_without_rule += len(homogeneous_remainders(cells, nums, p0 | c0))
+    assert leaks_without_rule > 0
+    dispose_engines()
