@@ -28,6 +28,7 @@ from lxml import etree
 
 from aggregator.versions import Candidate, record_of, winner
 from core.couch import Couch, Doc
+from core.localtime import shown
 from core.settings import Settings
 from core.xmlsafe import hardened_parser
 
@@ -198,7 +199,7 @@ def render_conflicts(groups: list[ConflictGroup], lang: str = "vi") -> list[str]
         for v in g.ordered():
             mark = ("WINNER" if en else "CHỌN") if v is w else "      "
             lines.append(
-                f"    {mark} {v.id} rev {v.rev[:12]} end={v.end or '—'} "
-                f"received_at={v.received_at or '—'} by={v.received_by or '—'}"
+                f"    {mark} {v.id} rev {v.rev[:12]} end={shown(v.end) or '—'} "
+                f"received_at={shown(v.received_at) or '—'} by={v.received_by or '—'}"
             )
     return lines
