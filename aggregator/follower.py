@@ -12,6 +12,10 @@ Design (why it is exactly-once and crash-safe):
   checkpoint reset to 0, a rebuild) leaves the same rows.
 * A worker killed mid-page (SIGKILL) leaves an open transaction the database rolls back: neither rows nor the
   checkpoint moved, and the next run re-reads the same page.
+* The indicator refresh a page needs is recorded in the same transaction (``RefreshDue``, one row per touched
+  submission; rule 8 of docs/contracts.md §9) and run after the commit, then cleared. A worker killed between
+  the two leaves it due; every follower run first refreshes whatever is due, so the live indicators never fall
+  behind the rows silently (``carecheck status`` shows refreshes still due).
 * A document that fails goes to ``Quarantine`` in the same transaction and the feed moves on;
   ``retry_quarantine``
   re-fetches due documents with exponential back-off (30 s, 1 min, 2 min … capped at 6 h).
