@@ -1,4 +1,4 @@
-"""`carecheck edge init|status` and `carecheck conflicts`: the operator's side of edge sync."""
+"""`carecheck edge init|status`, `carecheck conflicts [choose]`: the operator's side of edge sync."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from core.settings import get_settings
+from core.settings import Settings, get_settings
 
 edge = typer.Typer(no_args_is_help=True, help="Edge node: local store replicating to the province.")
 
@@ -122,16 +122,27 @@ def uplink(
                 access_log=False)
 
 
+conflicts_app = typer.Typer(
+    invoke_without_command=True,
+    help="Phiếu bị sửa ở hai nơi / records edited in two places: every version, the one that counts.",
+)
+
+
+@conflicts_app.callback()
 def conflicts(
+    ctx: typer.Context,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     lang: str = typer.Option("", "--lang", help="vi or en."),
 ) -> None:
-    """Records edited in two places: every version, and the one that wins (latest form end time)."""
+    """Records edited in two places: every version, and the one that counts (rule 1: an officer's choice, else
+    the latest form end time, then received_at, then instanceID)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from edge.conflicts import find_conflicts, render_conflicts
     from edge.replication import local_couch
 
     settings = get_settings()
-    found = find_conflicts(local_couch(settings), settings)
+    found = find_conflicts(local_couch(settings), settings, _choices(settings))
     if as_json:
         typer.echo(json.dumps([c.as_dict() for c in found], indent=2, ensure_ascii=False))
         return
@@ -139,6 +150,37 @@ def conflicts(
         typer.echo(line)
 
 
+def _choices(settings: Settings) -> dict[str, str]:
+    """The officers' recorded choices (province: SQL); an edge node (no aggregator database) has none."""
+    if settings.node_name != "province":
+        return {}
+    from sqlmodel import Session
+
+    from aggregator.choices import stored_choices
+    from aggregator.db import init_db
+
+    with Session(init_db(settings)) as session:
+        return stored_choices(session)
+
+
+@conflicts_app.command("choose")
+def choose(
+    record: str = typer.Argument(..., help="The record: the original instanceID (as listed)."),
+    instance_id: str = typer.Argument(..., help="The version that should count."),
+    by: str = typer.Option("", "--by", help="Who decided (an officer's account name), kept with the choice."),
+) -> None:
+    """Make another version of a record edited in two places the one that counts (stored; applied at once)."""
+    import getpass
+
+    from aggregator.choices import choose_version
+
+    out = choose_version(get_settings(), record, instance_id, chosen_by=by or getpass.getuser())
+    typer.echo(
+        f"Phiếu {out['record']}: tính phiên bản {out['counts']} (đã lưu, đã áp dụng). / "
+        f"Record {out['record']}: version {out['counts']} counts (stored and applied)."
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(edge, name="edge", help="Edge node: local store replicating to the province.")
-    app.command("conflicts")(conflicts)
+    app.add_typer(conflicts_app, name="conflicts")

@@ -57,7 +57,7 @@ def event(
     client: str | None = None,
     detail: str | None = None,
 ) -> Doc:
-    """One audit document (contracts §9); ``_id`` = ``ev:<UTC time>:<random>`` sorts by time."""
+    """One audit document (contracts §10); ``_id`` = ``ev:<UTC time>:<random>`` sorts by time."""
     now = datetime.now(UTC)
     return {
         "_id": f"ev:{now.strftime('%Y%m%dT%H%M%S.%f')}:{secrets.token_hex(4)}",
