@@ -1,4 +1,4 @@
-"""The append-only security record: refused writes, lockouts, unlocks (contracts §9).
+"""The append-only security record: refused writes, lockouts, unlocks (contracts §10).
 
 One CouchDB document per event in ``<accounts_db>_audit`` (admin-only, like every carecheck database), never
 updated or deleted (a ``validate_doc_update`` refuses both, for the admin too). Ids sort by time, so the
