@@ -24,6 +24,7 @@ CODES: dict[str, str] = {
     "form_unknown": "The form or form version is not on this server; update forms on the phone.",
     "submission_conflict": "Another record with this instanceID and different content is already stored.",
     "edit_target_unknown": "The deprecatedID of an edit names a record this server does not hold.",
+    "edge_revoked": "This edge node's credential was revoked at the province; enrol it again.",
     "internal_error": "The server failed unexpectedly (the traceback is in the server log only).",
 }
 

@@ -19,6 +19,8 @@ FORMS_DB = "carecheck_forms"  # published forms (province → every edge)
 STALE_REPORT_SECONDS = 3600  # an edge that has not reported for an hour is shown as stale
 
 DDOC = "carecheck"
+ACCOUNTS_DDOC = "carecheck_edge"
+ACCOUNTS_FILTER = f"{ACCOUNTS_DDOC}/accounts_for_area"  # an edge's accounts: its area's collaborators only
 
 # Reduce for [count, latest value] per key (values are ISO timestamps, which sort as text).
 _COUNT_AND_LAST = (
@@ -60,6 +62,8 @@ DESIGN_DOC: Doc = {
         },
     },
     "filters": {
+        # What an edge replicates up: every record it accepted, whatever its area; never a design doc.
+        "records": "function (doc) { return doc._id.indexOf('_design/') !== 0; }",
         "by_area": (
             "function (doc, req) { if (doc._id.indexOf('_design/') === 0) { return false; } "
             # String(): pouchdb-server parses query params as JSON: area=911 comes as a number (contracts §3).
@@ -68,6 +72,22 @@ DESIGN_DOC: Doc = {
             "var p = doc.org_unit || []; "
             "for (var i = 0; i < p.length; i++) { if (String(p[i]) === a) { return true; } } "
             "return false; }"
+        ),
+    },
+}
+
+
+# In the accounts database: the collaborator accounts of the areas in ``req.query.areas`` (comma-separated),
+# which the province's /sync/edge/accounts serves an enrolled edge (sync_server.edges).
+ACCOUNTS_DESIGN_DOC: Doc = {
+    "_id": f"_design/{ACCOUNTS_DDOC}",
+    "language": "javascript",
+    "filters": {
+        "accounts_for_area": (
+            "function (doc, req) { if (doc._id.indexOf('_design/') === 0) { return false; } "
+            "if (doc.type !== 'user' || doc.role !== 'collaborator') { return false; } "
+            "var areas = String(req.query.areas).split(','); "
+            "return areas.indexOf(String(doc.area)) >= 0; }"
         ),
     },
 }
@@ -83,6 +103,7 @@ def ensure_store(couch: Couch, settings: Settings) -> None:
     for db in (settings.submissions_db, settings.accounts_db, devices_db(settings)):
         couch.ensure_db(db)
     couch.put_design(settings.submissions_db, DESIGN_DOC)
+    couch.put_design(settings.accounts_db, ACCOUNTS_DESIGN_DOC)
     couch.ensure_index(settings.submissions_db, ["received_at"], "by_received_at")
 
 

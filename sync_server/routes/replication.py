@@ -32,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 
 from core.errors import Problem
 from core.stores import FORMS_DB, doc_visible
-from sync_server.auth import Account, current_account, visible_area
+from sync_server.auth import EDGE_ROLE, Account, current_account, visible_area
 from sync_server.deps import ServerContext
 
 router = APIRouter(tags=["replication"])
@@ -73,6 +73,8 @@ async def _setup(request: Request, db: str) -> tuple[ServerContext, Account, str
         raise Refused(404, "not_found", f"No database {db} here; use /sync/submissions or /sync/forms.")
     ctx: ServerContext = request.app.state.ctx
     account = await current_account(request)
+    if account.role == EDGE_ROLE:  # an edge has its own, narrower contract: routes/edge_sync.py
+        raise Refused(403, "forbidden", "Edge nodes replicate through /sync/edge/…, not /sync/{db}.")
     if not ctx.ready:
         await run_in_threadpool(ctx.ensure_ready)
     return ctx, account, ctx.settings.submissions_db if db == "submissions" else FORMS_DB
