@@ -30,10 +30,31 @@ _COUNT_AND_LAST = (
     "return [n, last]; }"
 )
 
+# The store's own second line behind sync_server.writerule (contracts §3): a submission is created once and
+# never changed afterwards except by adding attachments (split uploads); only an admin deletes. It runs on
+# every write, replicated ones included. pouchdb-server 4.2.0 (pouchdb-validation) passes the *current winner*
+# as oldDoc, also to new_edits:false writes of an unrelated branch, so there a forged branch is refused too;
+# Apache CouchDB passes the branch's parent (null for an unrelated branch), so there the sync server's
+# existence check (writerule.decide_batch) is what stops a forged branch.
+VALIDATE_DOC_UPDATE = (
+    "function (newDoc, oldDoc, userCtx) { "
+    "var admin = userCtx && userCtx.roles && userCtx.roles.indexOf('_admin') !== -1; "
+    "if (newDoc._deleted) { if (admin) { return; } "
+    "throw({forbidden: 'Only the province deletes records.'}); } "
+    "if (oldDoc && !oldDoc._deleted) { "
+    "var keys = ['xml_sha256', 'submitted_by', 'area', 'form_id', 'deprecated_id']; "
+    "for (var i = 0; i < keys.length; i++) { "
+    "if (String(newDoc[keys[i]]) !== String(oldDoc[keys[i]])) "
+    "{ throw({forbidden: 'Submissions are append-only: ' + newDoc._id + "
+    "' exists with other ' + keys[i] + '.'}); } "
+    "} } }"
+)
+
 # Views and the replication filter of contracts §3, in JavaScript: they run on CouchDB and pouchdb-server.
 DESIGN_DOC: Doc = {
     "_id": f"_design/{DDOC}",
     "language": "javascript",
+    "validate_doc_update": VALIDATE_DOC_UPDATE,
     "views": {
         "by_deprecated": {
             "map": "function (doc) { if (doc.type === 'submission' && doc.deprecated_id) "
@@ -72,6 +93,12 @@ DESIGN_DOC: Doc = {
             "var p = doc.org_unit || []; "
             "for (var i = 0; i < p.length; i++) { if (String(p[i]) === a) { return true; } } "
             "return false; }"
+        ),
+        # A collaborator's device reads back only what it submitted (query param ``name``).
+        "by_submitter": (
+            "function (doc, req) { if (doc._id.indexOf('_design/') === 0) { return false; } "
+            "return doc.type === 'submission' && req.query.name !== undefined && req.query.name !== null "
+            "&& String(doc.submitted_by) === String(req.query.name); }"
         ),
     },
 }
