@@ -20,9 +20,9 @@ old stale one never runs, so every (re)run deletes ours first and writes a new g
 depends only on source, target, filter and query params, so a new generation resumes from the old checkpoint.
 
 Upgrading an edge set up with the province's admin account (``edge init --user --password``, before
-enrolment): ``edge init --enroll-secret`` overwrites each old `_replicator` doc with a body without
-credentials before deleting it, compacts ``_replicator`` so no old revision keeps them, and drops
-``central_user`` from the config doc.
+enrolment): ``edge init --enroll-secret`` deletes each old `_replicator` doc (the replicator forbids editing a
+running one, so it cannot be overwritten first), then compacts ``_replicator`` so that no old revision keeps
+the admin credentials, and drops ``central_user`` from the config doc.
 """
 
 from __future__ import annotations
@@ -284,8 +284,8 @@ def init_edge(settings: Settings, area: str, central_url: str, enroll_secret: st
     generation = now_iso()
     wanted = {s.doc_id: replicator_doc(s, local.url, local_auth, via or central_url, auth, generation)
               for s in specs(settings, area)}
-    # Scrub and delete every doc we own first (also specs of an older version, which may hold the province
-    # admin's credentials): an identical stale doc never runs, and no old revision may keep a secret.
+    # Delete every doc we own first (also specs of an older version, which may hold the province admin's
+    # credentials): an identical stale doc never runs. Compaction drops the deleted revisions' bodies.
     old = [str(d["_id"]) for d in replicator_docs(local, every=True).values()] + list(wanted)
     for doc_id in old:
         _delete_replicator_doc(local, doc_id)
@@ -310,13 +310,6 @@ def _delete_replicator_doc(local: Couch, doc_id: str, attempts: int = 10) -> Non
         doc = local.get(REPLICATOR_DB, doc_id)
         if doc is None:
             return
-        if _has_credentials(doc):
-            # A DELETE keeps the old revision's body until compaction: overwrite it without secrets first.
-            scrubbed = {"_id": doc["_id"], "_rev": doc["_rev"], "carecheck": doc.get("carecheck") or {},
-                        "scrubbed": True}
-            local.request("PUT", f"{REPLICATOR_DB}/{quote(doc_id, safe='')}", json=scrubbed,
-                              action=f"scrub {doc_id}", ok=(200, 201, 202, 404, 409))
-            continue
         r = local.request(
             "DELETE",
             f"{REPLICATOR_DB}/{quote(doc_id, safe='')}",
@@ -330,11 +323,6 @@ def _delete_replicator_doc(local: Couch, doc_id: str, attempts: int = 10) -> Non
         f"Không xoá được {doc_id}: bộ sao chép liên tục ghi đè; hãy thử lại.",
         f"Could not delete {doc_id}: the replicator kept updating it; try again.",
     )
-
-
-def _has_credentials(doc: Doc) -> bool:
-    return any(isinstance(doc.get(side), dict) and doc[side].get("headers") for side in ("source", "target")) \
-        or any("@" in str(doc.get(side, "")) for side in ("source", "target"))
 
 
 def restart(local: Couch) -> int:

@@ -167,3 +167,19 @@ def vouched_author(edge: Account, raw: Any, accounts: dict[str, Doc | None]) -> 
     if not isinstance(area, str) or area not in edge_areas(edge):
         return f"area must be inside this edge's area {edge.area}."
     return Account(str(name), "collaborator", area)
+
+
+def accounts_named(couch: Couch, settings: Settings, docs: list[Any]) -> dict[str, Doc | None]:
+    """The province's account docs of every ``submitted_by`` named in ``docs`` (one read)."""
+    names = sorted({str(d["submitted_by"]) for d in docs if isinstance(d, dict)
+                    and isinstance(d.get("submitted_by"), str)})
+    if not names:
+        return {}
+    rows = couch.request("POST", f"{settings.accounts_db}/_all_docs", params={"include_docs": "true"},
+                         json={"keys": [f"user:{n}" for n in names]}, action="look up accounts").json()
+    out: dict[str, Doc | None] = {n: None for n in names}
+    for row in rows.get("rows", []):
+        doc = row.get("doc")
+        if isinstance(doc, dict) and isinstance(doc.get("name"), str):
+            out[doc["name"]] = doc
+    return out

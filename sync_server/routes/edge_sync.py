@@ -36,7 +36,7 @@ from core.couch import Doc
 from core.errors import Forbidden
 from core.stores import ACCOUNTS_FILTER, EDGES_DB, FORMS_DB
 from sync_server import edges
-from sync_server.auth import Account, current_account
+from sync_server.auth import Account, client_address, current_account
 from sync_server.deps import ServerContext
 from sync_server.routes.replication import Refused, couch_json
 
@@ -237,18 +237,16 @@ async def revs_diff(db: str, request: Request) -> Response:
 async def held(db: str, request: Request) -> Response:
     """``{id: xml_sha256}`` → which of these records the province does not hold (``missing``) and which it
     holds with other content (``different``). Tells the edge nothing it does not already know."""
-    ctx, _, name = await _setup(request, db, ("submissions",))
+    ctx, _, _ = await _setup(request, db, ("submissions",))
     body = await _object(request, ctx)
     if len(body) > MAX_DOCS or not all(isinstance(v, str) for v in body.values()):
         raise _bad(f"_held wants {{id: xml_sha256}}, at most {MAX_DOCS} ids.")
 
     def check() -> dict[str, list[str]]:
-        r = ctx.couch.request("POST", f"{quote(name, safe='')}/_all_docs", params={"include_docs": "true"},
-                              json={"keys": sorted(body)}, action="look up records")
-        stored = {row.get("key"): row.get("doc") for row in r.json().get("rows", []) if row.get("doc")}
-        missing = sorted(i for i in body if not stored.get(i))
-        different = sorted(i for i in body if stored.get(i) and stored[i].get("xml_sha256") != body[i])
-        return {"missing": missing, "different": different}
+        stored = ctx.submissions.lookup(list(body))
+        held_ = {i: d for i, d in stored.items() if d is not None and not d.get("_deleted")}
+        return {"missing": sorted(i for i in body if i not in held_),
+                "different": sorted(i for i, d in held_.items() if d.get("xml_sha256") != body[i])}
 
     return JSONResponse(await run_in_threadpool(check))
 
@@ -268,7 +266,7 @@ async def bulk_docs(db: str, request: Request) -> Response:
         raise _bad("new_edits must be true or false.")
     results = await run_in_threadpool(push, ctx, edge, docs, new_edits=new_edits,
                                       route="POST /sync/edge/submissions/_bulk_docs",
-                                      client=request.client.host if request.client else None)
+                                      client=client_address(request))
     return JSONResponse(results, status_code=201)
 
 

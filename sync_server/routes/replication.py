@@ -37,7 +37,7 @@ from starlette.concurrency import run_in_threadpool
 
 from core.errors import Problem
 from core.stores import FORMS_DB, doc_visible
-from sync_server import writerule
+from sync_server import edges, writerule
 from sync_server.auth import EDGE_ROLE, Account, AuthChallenge, client_address, current_account, visible_area
 from sync_server.bodies import json_body, json_object
 from sync_server.deps import ServerContext
@@ -308,7 +308,11 @@ def push(
     on; any other error would stop the whole replication), with the rule's code in ``reason_code``.
     """
     now = utc_now()
-    pushed = [writerule.stamp_pushed(account, d, ctx.settings.node_name, now) for d in docs]
+    if account.role == EDGE_ROLE:  # an enrolled edge pushes on behalf of its area's collaborators (rule 6)
+        authors = edges.accounts_named(ctx.couch, ctx.settings, docs)
+        pushed = [writerule.stamp_edge_pushed(account, d, authors, now) for d in docs]
+    else:
+        pushed = [writerule.stamp_pushed(account, d, ctx.settings.node_name, now) for d in docs]
     wanted = [p.doc_id for p in pushed if p.doc is not None]
     wanted += [p.deprecated_id for p in pushed if p.deprecated_id]
     stored = ctx.submissions.lookup(wanted)
