@@ -126,8 +126,10 @@ def devices_db(settings: Settings) -> str:
 
 
 def ensure_store(couch: Couch, settings: Settings) -> None:
-    """Create the databases, the design doc and the Mango index the API pages with. Idempotent."""
-    for db in (settings.submissions_db, settings.accounts_db, devices_db(settings)):
+    """Create the databases, the design doc and the Mango index the API pages with. Idempotent.
+
+    ``carecheck_forms`` too: devices and edges replicate it from here before any form is published."""
+    for db in (settings.submissions_db, settings.accounts_db, devices_db(settings), FORMS_DB):
         couch.ensure_db(db)
     couch.put_design(settings.submissions_db, DESIGN_DOC)
     couch.put_design(settings.accounts_db, ACCOUNTS_DESIGN_DOC)

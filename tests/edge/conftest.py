@@ -49,15 +49,17 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
 
 @pytest.fixture()
 def degraded_link(pair: Pair) -> Iterator[Link]:
-    """The degraded link to the pair's province; skipped only where network namespaces cannot be created."""
-    try:
-        link = Link(pair.province.port).__enter__()
-    except NetnsUnavailable as exc:
-        pytest.skip(f"network namespaces cannot be created here: {exc}")
-    try:
-        yield link
-    finally:
-        link.close()  # namespaces (and with them the veth pair) are deleted whatever happened
+    """The degraded link to the province's sync server (an edge replicates through it, never to the province
+    store); skipped only where network namespaces cannot be created."""
+    with province_server(pair) as url:
+        try:
+            link = Link(int(url.rsplit(":", 1)[1])).__enter__()
+        except NetnsUnavailable as exc:
+            pytest.skip(f"network namespaces cannot be created here: {exc}")
+        try:
+            yield link
+        finally:
+            link.close()  # namespaces (and with them the veth pair) are deleted whatever happened
 
 
 def wait_until(cond: Callable[[], bool], timeout: float, every: float = 0.5) -> float:
