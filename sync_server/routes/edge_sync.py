@@ -63,10 +63,14 @@ async def _edge(request: Request) -> tuple[ServerContext, Account]:
     return ctx, account
 
 
-async def _setup(request: Request, db: str, allowed: tuple[str, ...] = DBS) -> tuple[ServerContext, Account, str]:
-    if db not in allowed:
-        raise Refused(404, "not_found", f"No database {db[:40]} for edges here.")
+async def _setup(request: Request, db: str, allowed: tuple[str, ...] = DBS
+                 ) -> tuple[ServerContext, Account, str]:
+    """(context, edge, CouchDB database) for a /sync/edge/{db} call this edge may make, or a refusal."""
     ctx, account = await _edge(request)
+    if db not in DBS:
+        raise Refused(404, "not_found", f"No database {db[:40]} for edges here.")
+    if db not in allowed:  # e.g. reading records back, or writing forms and accounts
+        raise Refused(403, "forbidden", f"Edges may not do this on {db}.")
     name = {"submissions": ctx.settings.submissions_db, "forms": FORMS_DB,
             "accounts": ctx.settings.accounts_db}[db]
     return ctx, account, name

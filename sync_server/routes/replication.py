@@ -147,7 +147,8 @@ def _local_id(local_id: str) -> str:
 @couch_json
 async def sync_root(request: Request) -> Response:
     ctx: ServerContext = request.app.state.ctx
-    await current_account(request)
+    if (await current_account(request)).role == EDGE_ROLE:
+        raise Refused(403, "forbidden", "Edge nodes replicate through /sync/edge/…, not /sync/{db}.")
     uuid = hashlib.sha256(f"{ctx.settings.node_name}:{ctx.settings.submissions_db}".encode()).hexdigest()[:32]
     return JSONResponse({"couchdb": "Welcome", "vendor": {"name": "carecheck"}, "uuid": uuid})
 
