@@ -31,11 +31,14 @@ _COUNT_AND_LAST = (
 )
 
 # The store's own second line behind sync_server.writerule (contracts §3): a submission is created once and
-# never changed afterwards except by adding attachments (split uploads); only an admin deletes. It runs on
-# every write, replicated ones included. pouchdb-server 4.2.0 (pouchdb-validation) passes the *current winner*
-# as oldDoc, also to new_edits:false writes of an unrelated branch, so there a forged branch is refused too;
-# Apache CouchDB passes the branch's parent (null for an unrelated branch), so there the sync server's
-# existence check (writerule.decide_batch) is what stops a forged branch.
+# never changed afterwards except by adding attachments (split uploads); only an admin deletes. Apache CouchDB
+# runs it on every write, replicated ones included, with the new revision's parent as oldDoc (null for an
+# unrelated branch: there the sync server's existence check, writerule.decide_batch, stops a forged branch).
+# It is installed on Apache CouchDB only (see ensure_store): pouchdb-server 4.2.0 runs it too, but its
+# pouchdb-validation plugin first overwrites every written doc's ``_revisions`` with the current winner's
+# (checked here), so a replicated branch of an existing record is silently dropped (the edge's copy of a
+# record that also reached the province directly never lands, and `edge status` waits on it forever) and a
+# replicated doc loses its revision history.
 VALIDATE_DOC_UPDATE = (
     "function (newDoc, oldDoc, userCtx) { "
     "var admin = userCtx && userCtx.roles && userCtx.roles.indexOf('_admin') !== -1; "
@@ -125,14 +128,31 @@ def devices_db(settings: Settings) -> str:
     return f"{settings.submissions_db}_devices"
 
 
+def is_pouchdb_server(couch: Couch) -> bool:
+    """Whether the store is pouchdb-server (the embedded/test store) rather than Apache CouchDB."""
+    info = couch.request("GET", "", action="read the server's welcome").json()
+    return "express-pouchdb" in info or "PouchDB" in str((info.get("vendor") or {}).get("name", ""))
+
+
+def design_doc(couch: Couch) -> Doc:
+    """The submissions design doc for this store: with validate_doc_update on Apache CouchDB only."""
+    if is_pouchdb_server(couch):
+        return {k: v for k, v in DESIGN_DOC.items() if k != "validate_doc_update"}
+    return DESIGN_DOC
+
+
 def ensure_store(couch: Couch, settings: Settings) -> None:
     """Create the databases, the design doc and the Mango index the API pages with. Idempotent.
 
     ``carecheck_forms`` too: devices and edges replicate it from here before any form is published."""
     for db in (settings.submissions_db, settings.accounts_db, devices_db(settings), FORMS_DB):
         couch.ensure_db(db)
+<<<<<<< HEAD
     couch.put_design(settings.submissions_db, DESIGN_DOC)
     couch.put_design(settings.accounts_db, ACCOUNTS_DESIGN_DOC)
+=======
+    couch.put_design(settings.submissions_db, design_doc(couch))
+>>>>>>> writes
     couch.ensure_index(settings.submissions_db, ["received_at"], "by_received_at")
 
 

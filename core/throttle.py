@@ -246,3 +246,39 @@ def attempt(
     else:
         throttle.succeeded(name, addr)
     return result
+
+
+def security_lines(settings: Settings, lang: str = "") -> list[str]:
+    """What ``carecheck status`` prints about refused writes and lockouts (counts over 7 days, the latest)."""
+    def say(vi: str, en: str) -> str:
+        return vi if lang == "vi" else en if lang == "en" else f"{vi} / {en}"
+
+    try:
+        couch = Couch.from_settings(settings)
+        info = audit.summary(couch, settings)
+        locked = Throttle(couch, settings).locked()
+    except Problem as exc:
+        return [say("Nhật ký an ninh: không đọc được", "Security log: unreadable") + f" ({exc.message_en})"]
+    counts = info["counts"]
+    lines = [
+        say(f"Nhật ký an ninh ({info['days']} ngày)", f"Security log (last {info['days']} days)")
+        + ": "
+        + (
+            ", ".join(f"{k} {v}" for k, v in counts.items())
+            if counts
+            else say("không có sự kiện", "no events")
+        )
+    ]
+    last = info["latest"]
+    if last:
+        lines.append(
+            say("Gần nhất", "Latest")
+            + f": {last['at']} {last['kind']} {last.get('reason') or ''} "
+            f"{last.get('actor') or ''} {last.get('doc_id') or ''}".rstrip()
+        )
+    for item in locked:
+        who = item.get("name") or item.get("addr") or "?"
+        lines.append(
+            say("Đang khoá", "Locked") + f": {who} ({item['seconds_left']} s; carecheck user unlock)"
+        )
+    return lines

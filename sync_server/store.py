@@ -51,10 +51,17 @@ class Submissions:
         and retried on a conflict, so running it twice changes nothing.
         """
         try:
-            self.couch.create(self.db, doc, attachments)
-            return Stored("created", doc["_id"], sorted(attachments))
+            rev = self.couch.create(self.db, doc, attachments)
         except DocExists:
             pass
+        else:
+            if rev.startswith("1-"):
+                return Stored("created", doc["_id"], sorted(attachments))
+            # CouchDB lets a create without a revision extend a deleted record's tombstone (rev 3-…): the
+            # province deleted it, so put the deletion back and refuse (writerule: an id is never reused).
+            # Checked after the write, so the common path costs no extra read.
+            self.couch.delete(self.db, doc["_id"], rev)
+            return Stored("conflict", doc["_id"], [])
         for _ in range(20):
             current = self.couch.get(self.db, doc["_id"])
             # A deleted record is not brought back by a resend (writerule: an id is never overwritten).

@@ -21,12 +21,16 @@ The rule (README "Who may write"):
    letters, digits and ``:._-``), so every id stored is readable through every route (no ``/``, ``?``, ``#``,
    ``%``, spaces or a leading ``_``).
 
-6. An enrolled edge node pushes records its own sync server accepted, on behalf of their collaborators: the
-   edge vouches for the author (``edges.vouched_author``: a collaborator account of the edge's area, held at
-   the province), and the rule above then runs *as that collaborator* (create-only, edits of its own records
-   only); ``received_by`` is the edge's node name from its credential, ``received_at`` the edge's own.
+6. An enrolled edge node (role ``edge``, ``sync_server.edges``; not in :data:`SUBMITTING_ROLES`: it never
+   submits through OpenRosa) pushes the records its own sync server accepted, on behalf of their
+   collaborators, through ``routes.replication.push``: the edge vouches for the author
+   (``edges.vouched_author``: a collaborator account of the edge's area, held at the province, and an area
+   inside the edge's), and the rule above then runs *as that collaborator* (:func:`stamp_edge_pushed`;
+   create-only, an identical resend a no-op, edits of that collaborator's own records only).
+   ``received_by`` is set to the edge's node name from its credential (whatever the body says);
+   ``received_at`` is the edge's own when well formed (field lag stays the field lag).
 
-CouchDB's ``validate_doc_update`` (``store.VALIDATE_DOC_UPDATE``) is the second line inside the store.
+CouchDB's ``validate_doc_update`` (``core.stores.VALIDATE_DOC_UPDATE``) is the second line inside the store.
 """
 
 from __future__ import annotations

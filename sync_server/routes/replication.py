@@ -85,7 +85,7 @@ def couch_json(fn: Handler) -> Handler:
                 429: "too_many_requests",
             }.get(exc.status, "error")
             resp = JSONResponse(
-                {"error": error, "reason": exc.message_en, "reason_vi": exc.message},
+                {"error": error, "reason": exc.message_en, "reason_vi": exc.message, "code": exc.code},
                 status_code=exc.status,
                 headers=exc.headers,
             )

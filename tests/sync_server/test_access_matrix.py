@@ -510,3 +510,18 @@ def test_original_and_edit_in_one_push(stack: Stack) -> None:
         )
         == "forbidden"
     )
+
+
+def test_deleted_record_is_not_brought_back(stack: Stack) -> None:
+    """The province deleted a record: neither a /sync push nor an OpenRosa resend of it recreates it."""
+    iid = f"uuid:{uuid.uuid4()}"
+    xml = instance(instance_id=iid)
+    assert _post(stack, ROLES["ctv_a"], xml) == 201
+    doc = stack.couch.get(stack.db, iid)
+    assert doc is not None
+    stack.couch.delete(stack.db, iid, str(doc["_rev"]))
+    pushed = dict(_doc(stack, iid, "ctv_pq"), xml=xml.decode(), xml_sha256=doc["xml_sha256"])
+    assert _push(stack, ROLES["ctv_a"], [dict(pushed, _rev="1-" + "c" * 32)], new_edits=False) == "forbidden"
+    assert _push(stack, ROLES["ctv_a"], [pushed]) == "forbidden"
+    assert _post(stack, ROLES["ctv_a"], xml) == 409
+    assert stack.couch.get(stack.db, iid) is None

@@ -42,7 +42,7 @@ def test_account_lockout_429_then_unlock(server: Server, monkeypatch: pytest.Mon
         assert other.get("/formList", auth=httpx.DigestAuth("ctv_rg", PASSWORD)).status_code == 200
     events = audit.latest(server.couch, server.settings)
     assert any(e["kind"] == audit.ACCOUNT_LOCKED and e["actor"] == "ctv_pq" for e in events)
-    lines = audit.security_lines(server.settings, "en")
+    lines = throttle.security_lines(server.settings, "en")
     assert any("account_locked" in line for line in lines) and any("Locked: ctv_pq" in line for line in lines)
     # An officer clears it.
     assert Throttle(server.couch, server.settings).unlock("ctv_pq", by="huyen_pq") is True
