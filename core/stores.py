@@ -147,12 +147,8 @@ def ensure_store(couch: Couch, settings: Settings) -> None:
     ``carecheck_forms`` too: devices and edges replicate it from here before any form is published."""
     for db in (settings.submissions_db, settings.accounts_db, devices_db(settings), FORMS_DB):
         couch.ensure_db(db)
-<<<<<<< HEAD
-    couch.put_design(settings.submissions_db, DESIGN_DOC)
-    couch.put_design(settings.accounts_db, ACCOUNTS_DESIGN_DOC)
-=======
     couch.put_design(settings.submissions_db, design_doc(couch))
->>>>>>> writes
+    couch.put_design(settings.accounts_db, ACCOUNTS_DESIGN_DOC)
     couch.ensure_index(settings.submissions_db, ["received_at"], "by_received_at")
 
 
