@@ -2,7 +2,8 @@
 
 Used by ``edge init`` (is the secret good, for which area?) and ``edge status`` (what does the province hold,
 what would it send; the status report). Replication itself is CouchDB's ``_replicator`` against the same URLs.
-Every failure is a Problem with a bilingual text: unreachable, credential refused, or revoked (``edge_revoked``).
+Every failure is a Problem with a bilingual text: unreachable, credential refused, or revoked
+(``edge_revoked``).
 """
 
 from __future__ import annotations
@@ -60,10 +61,12 @@ class Province:
         if r.status_code == 401:
             raise Unauthorized(
                 "Tỉnh không nhận mã đăng ký của nút biên này (sai mã, hoặc tài khoản nút biên đã bị xoá).",
-                "The province does not accept this edge's credential (wrong secret, or the edge was removed).",
+                "The province does not accept this edge's credential (wrong secret, or the edge was "
+                "removed).",
             )
         if r.status_code >= 500:
-            raise Unreachable(f"Máy chủ tỉnh báo lỗi: {reason_vi}", f"the province's server failed: {reason_en}")
+            raise Unreachable(f"Máy chủ tỉnh báo lỗi: {reason_vi}",
+                              f"the province's server failed: {reason_en}")
         raise Problem(f"Tỉnh từ chối: {reason_vi}", f"The province refused: {reason_en}")
 
     def whoami(self) -> dict[str, Any]:

@@ -48,7 +48,7 @@ RECORDS_FILTER = f"{DDOC}/records"  # every accepted record, no design doc (core
 
 @dataclass(frozen=True)
 class EdgeConfig:
-    """What `carecheck edge init` recorded. No secrets: the credential lives only in the `_replicator` docs."""
+    """What `carecheck edge init` recorded. No secrets: the credential is only in the `_replicator` docs."""
 
     area: str
     node_name: str
@@ -137,7 +137,8 @@ def generation_id(doc_id: str) -> str:
 def replicator_doc(spec: ReplicationSpec, local_url: str, local_auth: str, central_url: str,
                    central_auth: str, generation: str) -> Doc:
     local = {"url": f"{local_url}/{spec.local_db}", "headers": {"Authorization": local_auth}}
-    central = {"url": f"{central_url}/{EDGE_PATH}/{spec.central_db}", "headers": {"Authorization": central_auth}}
+    central = {"url": f"{central_url}/{EDGE_PATH}/{spec.central_db}",
+               "headers": {"Authorization": central_auth}}
     doc: Doc = {
         "_id": generation_id(spec.doc_id),
         "source": local if spec.direction == "up" else central,

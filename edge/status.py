@@ -123,7 +123,8 @@ def measure_down(local: Couch, link: Province, spec: rep.ReplicationSpec, since:
     cursor = since
     while True:
         results, last = link.changes(spec.central_db, cursor)
-        changes += [(str(r["seq"]), str(r["id"]), str(ch["rev"])) for r in results for ch in r.get("changes", [])]
+        changes += [(str(r["seq"]), str(r["id"]), str(ch["rev"]))
+                    for r in results for ch in r.get("changes", [])]
         if not results or last == cursor:
             break
         cursor = last
@@ -190,13 +191,15 @@ def check(settings: Settings, local: Couch | None = None) -> EdgeStatus:
             st.last_error, st.last_error_at = reach_error, now
             if up:
                 try:
-                    st.waiting = len({c[1] for c in _local_changes(local, spec.local_db, st.verified_seq, spec)})
+                    unverified = _local_changes(local, spec.local_db, st.verified_seq, spec)
+                    st.waiting = len({c[1] for c in unverified})
                 except Problem:
                     st.waiting = None
         else:
             try:
                 if up:
-                    waiting, st.conflicting, checked, verified = measure_up(local, link, spec, st.verified_seq)
+                    waiting, st.conflicting, checked, verified = measure_up(local, link, spec,
+                                                                            st.verified_seq)
                 else:
                     waiting, checked, verified = measure_down(local, link, spec, st.verified_seq)
             except Problem as exc:

@@ -194,7 +194,8 @@ class Accounts:
                 f"Nút biên {doc.get('name')} đã bị tỉnh thu hồi quyền đồng bộ ({doc.get('revoked_at')}). "
                 "Hãy xin tỉnh mã đăng ký mới và chạy 'carecheck edge init --enroll-secret …'.",
                 f"Edge {doc.get('name')} was revoked by the province ({doc.get('revoked_at')}). "
-                "Ask the province for a new enrolment secret and run 'carecheck edge init --enroll-secret …'.",
+                "Ask the province for a new enrolment secret and run "
+                "'carecheck edge init --enroll-secret …'.",
                 code="edge_revoked",
             )
 

@@ -273,7 +273,7 @@ _ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 
 
 def stamp_edge_pushed(edge: Account, raw: Any, authors: dict[str, Doc | None], received_at: str) -> Pushed:
-    """Rule 6: one record an edge pushes. ``authors`` maps the named submitters to the province's account docs.
+    """Rule 6: one record an edge pushes; ``authors`` maps the named submitters to their account docs.
 
     The edge's ``received_at`` (when the phone handed the record in) is kept when well formed, so lag stays
     the field lag; ``received_by`` is the edge's node name, whatever the body says.
@@ -281,8 +281,9 @@ def stamp_edge_pushed(edge: Account, raw: Any, authors: dict[str, Doc | None], r
     author = edges.vouched_author(edge, raw, authors)
     doc_id = str(raw.get("_id"))[:200] if isinstance(raw, dict) else ""
     if isinstance(author, str):
-        return Pushed(doc_id, refusal=Refusal(FORGED, f"Nút biên {edge.name} không được gửi phiếu này: {author}",
-                                              f"Edge {edge.name} may not push this record: {author}"))
+        return Pushed(doc_id, refusal=Refusal(
+            FORGED, f"Nút biên {edge.name} không được gửi phiếu này: {author}",
+            f"Edge {edge.name} may not push this record: {author}"))
     theirs = raw.get("received_at")
     when = theirs if isinstance(theirs, str) and _ISO_UTC.match(theirs) else received_at
     return stamp_pushed(author, raw, edges.node_name(edge.area), when)

@@ -77,7 +77,7 @@ async def _setup(request: Request, db: str, allowed: tuple[str, ...] = DBS
 
 
 async def _body(request: Request, limit: int) -> Any:
-    """The JSON body, gzip-compressed or not (the uplink relay compresses), never more than ``limit`` bytes."""
+    """The JSON body, gzip-compressed or not (the uplink relay compresses), at most ``limit`` bytes."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise Refused(413, "too_large", f"The body exceeds {limit} bytes.")
@@ -146,7 +146,8 @@ async def put_report(request: Request) -> Response:
     report = body.get("report")
     if not isinstance(report, dict):
         raise _bad("report must be a JSON object.")
-    fields = {k: str(body[k])[:200] for k in ("central_url", "configured_at", "via") if body.get(k) is not None}
+    fields = {k: str(body[k])[:200] for k in ("central_url", "configured_at", "via")
+              if body.get(k) is not None}
     doc_id = f"edge:{edge.area}"
 
     def save() -> None:

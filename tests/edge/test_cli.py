@@ -59,7 +59,8 @@ def test_edge_cli(pair: Pair) -> None:
 
         edge = pair.edge_couch()
         edge.bulk_docs(pair.edge_settings.submissions_db, [submission_doc(i, "31108") for i in range(5)])
-        wait_until(lambda: province.db_info(pair.province_settings.submissions_db)["doc_count"] >= 6, timeout=60)
+        db = pair.province_settings.submissions_db
+        wait_until(lambda: province.db_info(db)["doc_count"] >= 6, timeout=60)
 
         ok = _run(pair, "edge", "status")
         assert ok.returncode == 0, ok.stderr

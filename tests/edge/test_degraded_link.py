@@ -1,4 +1,5 @@
-"""Edge → province's sync server over a degraded link: 100 kbit/s, 5 % loss, ~300 ms round trip, the link cut three times.
+"""Edge → the province's sync server over a degraded link: 100 kbit/s, 5 % loss, ~300 ms round trip, the link
+cut three times.
 
 Replication must converge with nothing lost and nothing duplicated, and resume from its checkpoint after each
 cut: the replicator's reads of the edge's changes never start again from 0, and the bytes sent up after a cut

@@ -182,7 +182,8 @@ def test_upgrade_from_admin_credentials_scrubs_them(secret_pair: Pair) -> None:
             "source": {"url": f"{pair.edge.base_url}/{db}", "headers": {"Authorization": local_auth}},
             "target": {"url": f"{pair.province.base_url}/{db}", "headers": {"Authorization": old_auth}},
             "continuous": True, "carecheck": {"kind": kind, "generation": "old", "nonce": "x"}})
-    edge.save("carecheck_edge", {"_id": f"edge:{AREA}", "type": "edge", "area": AREA, "node_name": f"edge:{AREA}",
+    edge.save("carecheck_edge", {"_id": f"edge:{AREA}", "type": "edge", "area": AREA,
+                                 "node_name": f"edge:{AREA}",
                                  "central_url": pair.province.base_url, "central_user": "admin",
                                  "configured_at": "2026-11-01T00:00:00Z", "via": "", "report": {}})
     assert _leaks(_edge_dump(pair))

@@ -1,5 +1,5 @@
-"""Edge ↔ province replication through the province's sync server (/sync/edge) with an enrolled edge's credential,
-on two real pouchdb-servers: outage, every accepted record up, accounts, status, forms."""
+"""Edge ↔ province replication through the province's sync server (/sync/edge) with an enrolled edge's
+credential, on two real pouchdb-servers: outage, every accepted record up, accounts, status, forms."""
 
 from __future__ import annotations
 
@@ -147,7 +147,8 @@ def test_record_arriving_both_ways_is_counted_once(pair: Pair) -> None:
         rep.init_edge(es, AREA, central, token, local=edge)
         wait_until(lambda: len(_ids(province, ps.submissions_db)) == 40, timeout=60)
         # The 30 the province already held count as delivered (same record, another revision).
-        wait_until(lambda: {r.kind: r for r in check(es, edge).replications}["submissions_up"].waiting == 0, 30)
+        wait_until(lambda: {r.kind: r for r in check(es, edge).replications}["submissions_up"].waiting == 0,
+                   30)
     assert _ingested(ps, province) == (40, 40)
     # Same instanceID and identical XML arriving twice is not an edit conflict.
     assert find_conflicts(province, ps) == []
@@ -174,7 +175,8 @@ def test_accounts_pulled_down_are_this_areas_collaborators_only(pair: Pair) -> N
         wait_until(lambda: "user:ctv_hontre3" in _ids(edge, es.accounts_db), timeout=30)
         time.sleep(1.5)
         # No officer, no other area, no edge credential (the edge's own account stays at the province).
-        assert sorted(_ids(edge, es.accounts_db)) == ["user:ctv_hontre", "user:ctv_hontre2", "user:ctv_hontre3"]
+        assert sorted(_ids(edge, es.accounts_db)) == ["user:ctv_hontre", "user:ctv_hontre2",
+                                                       "user:ctv_hontre3"]
         st = {r.kind: r for r in check(es, edge).replications}
         assert st["accounts_down"].waiting == 0 and st["accounts_down"].state == "running"
 

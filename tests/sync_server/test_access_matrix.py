@@ -289,7 +289,9 @@ ACTIONS: dict[str, Callable[[Stack, httpx.Auth | None], object]] = {
     "_bulk_docs to forms": lambda s, a: _push(s, a, [{"_id": "form:x:1", "type": "form"}], db="forms"),
     # /sync/edge: enrolled edge nodes (push records, pull forms and their area's collaborator accounts)
     "GET /sync/edge/": lambda s, a: s.client.get("/sync/edge/", auth=a).status_code,
-    "GET /sync/edge/forms/_changes": lambda s, a: s.client.get("/sync/edge/forms/_changes", auth=a).status_code,
+    "GET /sync/edge/forms/_changes": lambda s, a: (
+        s.client.get("/sync/edge/forms/_changes", auth=a).status_code
+    ),
     "GET /sync/edge/accounts/_changes": lambda s, a: _status_or(
         s.client.get("/sync/edge/accounts/_changes?include_docs=true", auth=a),
         lambda r: ",".join(sorted(x["doc"]["name"] for x in r.json()["results"])),
@@ -301,9 +303,13 @@ ACTIONS: dict[str, Callable[[Stack, httpx.Auth | None], object]] = {
         s.client.get("/sync/edge/submissions/_changes", auth=a).status_code
     ),
     "POST /sync/edge/submissions/_bulk_get A": lambda s, a: (
-        s.client.post("/sync/edge/submissions/_bulk_get", auth=a, json={"docs": [{"id": s.ids["A"]}]}).status_code
+        s.client.post(
+            "/sync/edge/submissions/_bulk_get", auth=a, json={"docs": [{"id": s.ids["A"]}]}
+        ).status_code
     ),
-    "edge push create by ctv_pq": lambda s, a: _push(s, a, [_doc(s, f"uuid:{uuid.uuid4()}", "ctv_pq")], db="edge/submissions"),
+    "edge push create by ctv_pq": lambda s, a: _push(
+        s, a, [_doc(s, f"uuid:{uuid.uuid4()}", "ctv_pq")], db="edge/submissions"
+    ),
     "edge push create by ctv_rg (other district)": lambda s, a: _push(
         s, a, [dict(_doc(s, f"uuid:{uuid.uuid4()}", "ctv_rg"), area="30742")], db="edge/submissions"
     ),
