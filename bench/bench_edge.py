@@ -3,8 +3,9 @@
 Same run, same link (netns + veth, tc tbf 100 kbit/s, nft 5 % loss, ~300 ms round trip), same households,
 twice: the edge's replicator straight to the province's sync server (``/sync/edge``, the CouchDB replication
 protocol: JSON bodies up, gzip answers down), then through the edge's uplink relay (``carecheck edge
-uplink``: gzip request bodies). Baseline: the payload (every submission doc as JSON) gzip-compressed one doc at a time, as a phone sending each record
-compressed would. Goal: relay bytes per submission ≤ 1.3 × that. Needs root (network namespaces).
+uplink``: gzip request bodies). Baseline: the payload (every submission doc as JSON) gzip-compressed one doc
+at a time, as a phone sending each record compressed would. Goal: relay bytes per submission ≤ 1.3 × that.
+Needs root (network namespaces).
 """
 
 from __future__ import annotations
