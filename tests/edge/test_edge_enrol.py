@@ -162,6 +162,15 @@ def test_enrolled_edge_delivers_every_record_once_and_revoke_stops_it(secret_pai
             auth = rep.central_auth(edge) or ""
             r = httpx.get(f"{central}/sync/edge/forms/_changes", headers={"Authorization": auth})
             assert r.status_code == 403 and "revoked" in r.json()["reason"]
+
+            # Enrolled again with a new secret: the replications resume, nothing accepted meanwhile is lost.
+            rep.init_edge(es, AREA, central, enrol(pair, AREA), local=edge)
+            wait_until(lambda: province.get(ps.submissions_db, late.instance_id) is not None, timeout=60)
+            wait_until(lambda: edge.get(es.accounts_db, "user:ctv_hontre2") is not None, timeout=30)
+            again = check(es, edge)
+            assert again.refused is None
+            assert {r.kind: r for r in again.replications}["submissions_up"].waiting == 0
+            assert len(_ids(province, ps.submissions_db)) == 41
     assert not _leaks(_edge_dump(pair))
 
 
