@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import zlib
 from typing import Any
@@ -32,7 +33,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from core.couch import Doc
+from core.couch import Doc, DocExists
 from core.errors import Forbidden
 from core.stores import ACCOUNTS_FILTER, EDGES_DB, FORMS_DB
 from sync_server import edges
@@ -46,6 +47,7 @@ READ_DBS = ("forms", "accounts")
 LONGPOLL_SECONDS = 20.0
 MAX_DOCS = 1000
 MAX_REPORT_BYTES = 262_144
+_SEQ = re.compile(r"^[A-Za-z0-9_.:=+/-]{1,500}$")  # CouchDB's opaque sequences; pouchdb-server's integers
 
 
 def _bad(reason: str) -> Refused:
@@ -154,13 +156,14 @@ async def put_report(request: Request) -> Response:
         ctx.couch.ensure_db(EDGES_DB)
         for _ in range(5):
             doc = ctx.couch.get(EDGES_DB, doc_id) or {"_id": doc_id}
+            doc.pop("central_user", None)  # replicated up by a pre-enrolment edge
             doc.update(fields)
             doc.update({"type": "edge", "area": edge.area, "node_name": edges.node_name(edge.area),
                         "edge_id": edge.name, "report": report})
             try:
                 ctx.couch.save(EDGES_DB, doc)
                 return
-            except Exception:  # noqa: BLE001 - a concurrent report: read again and retry
+            except DocExists:  # a concurrent report: read again and retry
                 continue
 
     await run_in_threadpool(save)
@@ -278,7 +281,7 @@ async def bulk_docs(db: str, request: Request) -> Response:
 # --- forms and accounts: read only ------------------------------------------------------------------------
 
 
-def _changes_params(ctx: ServerContext, edge: Account, db: str) -> dict[str, Any]:
+def _changes_params(edge: Account, db: str) -> dict[str, Any]:
     if db == "accounts":
         return {"filter": ACCOUNTS_FILTER, "areas": ",".join(edges.edge_areas(edge))}
     return {}
@@ -290,8 +293,8 @@ async def changes(db: str, request: Request) -> Response:
     ctx, edge, name = await _setup(request, db, READ_DBS)
     q = request.query_params
     since = q.get("since") or "0"
-    if len(since) > 500:
-        raise _bad("since is too long.")
+    if not _SEQ.match(since):
+        raise _bad("since must be a sequence from an earlier answer, or 0.")
     try:
         limit = max(1, min(int(q.get("limit") or 100), 1000))
     except ValueError:
@@ -301,7 +304,7 @@ async def changes(db: str, request: Request) -> Response:
     style = q.get("style") or "main_only"
     if style not in ("main_only", "all_docs"):
         raise _bad("style must be main_only or all_docs.")
-    params = {"style": style, **_changes_params(ctx, edge, db)}
+    params = {"style": style, **_changes_params(edge, db)}
     deadline = time.monotonic() + LONGPOLL_SECONDS
 
     def page() -> tuple[list[dict[str, Any]], str]:
