@@ -35,7 +35,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 
-from core import orgunits
+from core import audit, orgunits
 from core.couch import Couch, Doc, DocExists
 from core.errors import BadRequest, NotFound
 from core.settings import Settings
@@ -93,6 +93,8 @@ def enroll(couch: Couch, settings: Settings, area: str) -> Enrolment:
             couch.create(settings.accounts_db, doc)
         except DocExists:
             continue
+        audit.record(couch, settings, [audit.event(audit.EDGE_ENROLLED, node=settings.node_name,
+                                                   actor=edge_id, role=EDGE_ROLE, detail=area)])
         return Enrolment(edge_id, area, node_name(area), f"{edge_id}:{secret}")
     raise BadRequest("Không tạo được mã nút biên; hãy thử lại.", "Could not create an edge id; try again.")
 
@@ -130,6 +132,9 @@ def revoke(couch: Couch, settings: Settings, *, area: str | None = None, edge_id
                 continue
             done.append(str(e["name"]))
             break
+    areas = {str(e["name"]): str(e["area"]) for e in targets}
+    audit.record(couch, settings, [audit.event(audit.EDGE_REVOKED, node=settings.node_name, actor=name,
+                                               role=EDGE_ROLE, detail=areas[name]) for name in done])
     return done
 
 

@@ -92,3 +92,9 @@ def test_edge_cli(pair: Pair) -> None:
         assert "revoked" in _run(pair, "edge", "list", province=True).stdout
         again = _run(pair, "edge", "revoke", "--id", edge_id, province=True)
         assert again.returncode == 1 and len(again.stderr.strip().splitlines()) == 1
+    # Enrolment and revocation are in the province's audit log (ids and areas only).
+    from core import audit
+
+    events = audit.latest(province, pair.province_settings, limit=50)
+    assert {(e["kind"], e["actor"], e["detail"]) for e in events if e["kind"].startswith("edge_")} == {
+        (audit.EDGE_ENROLLED, edge_id, "31108"), (audit.EDGE_REVOKED, edge_id, "31108")}
