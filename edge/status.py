@@ -276,8 +276,9 @@ def render(status: EdgeStatus, lang: str = "vi") -> list[str]:
 def sync_now(settings: Settings, timeout: float = 120.0, local: Couch | None = None) -> EdgeStatus:
     """Restart the replications and wait until every submission is confirmed at the province.
 
-    Success means measured delivery (``waiting == 0`` by `_revs_diff`), never "the request was sent": on a
-    timeout this raises a Problem saying how many are still waiting (CHT #8303).
+    Success means measured delivery (``waiting == 0``: the province holds every record), never "the request
+    was sent": on a timeout this raises a Problem saying how many are still waiting (CHT #8303); when the
+    province refuses this edge (revoked), at once with that reason.
     """
     import time
 
@@ -289,6 +290,8 @@ def sync_now(settings: Settings, timeout: float = 120.0, local: Couch | None = N
         up = next(r for r in st.replications if r.kind == "submissions_up")
         if st.central_reachable and up.waiting == 0:
             return st
+        if st.refused:  # waiting will not help: the province takes nothing from this edge
+            raise Problem(st.refused.split(" / ", 1)[0], st.refused.split(" / ", 1)[-1])
         if time.monotonic() >= deadline:
             waiting = "?" if up.waiting is None else str(up.waiting)
             raise Problem(

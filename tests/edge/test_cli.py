@@ -90,6 +90,8 @@ def test_edge_cli(pair: Pair) -> None:
         line = next(x for x in revoked.stdout.splitlines() if x.startswith("!! "))
         assert "thu hồi" in line and "revoked" in line and edge_id in line
         assert "revoked" in _run(pair, "edge", "list", province=True).stdout
+        stuck = _run(pair, "edge", "sync-now", "--timeout", "60")
+        assert stuck.returncode == 1 and "thu hồi" in stuck.stderr and "revoked" in stuck.stderr
         again = _run(pair, "edge", "revoke", "--id", edge_id, province=True)
         assert again.returncode == 1 and len(again.stderr.strip().splitlines()) == 1
     # Enrolment and revocation are in the province's audit log (ids and areas only).
