@@ -14,7 +14,7 @@ the CouchDB replication protocol and checks every call against that credential:
 - ``/sync/edge/forms`` → ``carecheck_forms``: published forms, the same for every area (``edge.forms``).
 - The status report goes up with each ``carecheck edge status`` (``PUT /sync/edge/report``).
 
-pouchdb-server quirks handled here (DESIGN.md): the replicator needs credentials (we send them as an
+pouchdb-server quirks handled here (docs/design.md §3): the replicator needs credentials (we send them as an
 ``Authorization`` header in the endpoint objects, never in a printed URL); a `_replicator` doc identical to an
 old stale one never runs, so every (re)run deletes ours first and writes a new generation. The replication id
 depends only on source, target, filter and query params, so a new generation resumes from the old checkpoint.
@@ -43,7 +43,7 @@ from core.stores import DDOC, EDGE_DB, FORMS_DB, ensure_store
 from edge.central import EDGE_PATH, Province, basic_auth
 
 REPLICATOR_DB = "_replicator"
-BATCH_SIZE = 25                     # small batches on bad links (DESIGN.md): a cut loses at most one batch
+BATCH_SIZE = 25                     # small batches on bad links (docs/design.md §3): a cut loses one batch
 RECORDS_FILTER = f"{DDOC}/records"  # every accepted record, no design doc (core.stores)
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Edge credentials at the province: enrol, revoke, list — and what an enrolled edge may pull and push.
 
-An edge node is a device with more storage, not an administrator (DESIGN.md). The province enrols it
+An edge node is a device with more storage, not an administrator (docs/design.md §2). The province enrols it
 (``carecheck edge enroll --area CODE``): an account ``edge-<area>-<6 hex>`` with role ``edge`` in the
 accounts database, holding only an argon2 hash of a random secret shown once (``<edge id>:<secret>``, pasted
 into ``carecheck edge init --enroll-secret`` on the edge). No province CouchDB secret ever leaves the

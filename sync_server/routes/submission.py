@@ -1,6 +1,6 @@
 """HEAD/POST /submission (OpenRosa Form Submission API) with the duplicate, split-upload and edit rules.
 
-Rules (DESIGN.md "Duplicates and edits"; who may write is ``sync_server.writerule``): collaborators submit,
+Rules (docs/design.md §2; who may write is ``sync_server.writerule``): collaborators submit,
 officers do not; one CouchDB doc per instanceID, created with its attachments in one round trip; an identical
 resend is acknowledged and merges new attachments; different XML under the same instanceID is a 409 and the
 first is kept; ``deprecatedID`` makes a new version of a record the author may edit (its own) and carries
