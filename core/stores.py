@@ -172,6 +172,7 @@ def edge_summary(couch: Couch, settings: Settings) -> list[dict[str, Any]]:
         if "404" in str(exc):
             return []
         raise
+    credentials = _edge_credentials(couch, settings)
     out: list[dict[str, Any]] = []
     for row in rows:
         doc: Doc = row["doc"]
@@ -183,6 +184,9 @@ def edge_summary(couch: Couch, settings: Settings) -> list[dict[str, Any]]:
         received, newest = (stats[0]["value"][0], stats[0]["value"][1] or None) if stats else (0, None)
         out.append({
             "area": doc.get("area"),
+            "edge_id": doc.get("edge_id"),
+            # the enrolled credential the last report came with: active | revoked | None (pre-enrolment edge)
+            "credential": credentials.get(str(doc.get("edge_id"))),
             "node_name": doc.get("node_name"),
             "configured_at": doc.get("configured_at"),
             "report_at": report.get("checked_at"),
@@ -199,6 +203,17 @@ def edge_summary(couch: Couch, settings: Settings) -> list[dict[str, Any]]:
             "newest_received_at": newest,
         })
     return out
+
+
+def _edge_credentials(couch: Couch, settings: Settings) -> dict[str, str]:
+    """edge id → "active" | "revoked", from the edge accounts (``sync_server.edges``) in the accounts db."""
+    try:
+        rows = couch.all_docs(settings.accounts_db, include_docs=True, startkey="user:edge-",
+                              endkey="user:edge-\ufff0")["rows"]
+    except Problem:
+        return {}
+    return {str(r["doc"].get("name")): "active" if r["doc"].get("active") else "revoked"
+            for r in rows if (r.get("doc") or {}).get("role") == "edge"}
 
 
 def _age(iso: str | None, now: datetime) -> int | None:

@@ -20,6 +20,7 @@ import pytest
 from core.couch import Couch
 from core.services import start_pouchdb
 from core.settings import ROOT
+from core.stores import edge_summary
 from edge import replication as rep
 from edge.status import check, render
 from tests.conftest import make_settings
@@ -144,8 +145,11 @@ def test_enrolled_edge_delivers_every_record_once_and_revoke_stops_it(secret_pai
             up = {r.kind: r for r in ok.replications}["submissions_up"]
             assert ok.central_reachable and ok.refused is None and up.waiting == 0
 
+            (row,) = edge_summary(province, ps)
+            assert row["credential"] == "active" and row["edge_id"] == token.split(":")[0]
             # Revoked at the province: from the next request on, nothing goes up or comes down.
             assert revoke(province, ps, area=AREA)
+            assert edge_summary(province, ps)[0]["credential"] == "revoked"
             late = fill(template, generate(41, seed=11)[40], photo_bytes=800)
             (o,) = send_all(edge_server, "ctv_hontre", "mat-khau-123", [(late, "collect:hontre", "")])
             assert o.status == "accepted"
