@@ -46,6 +46,7 @@ REPLICATOR_DB = "_replicator"
 BATCH_SIZE = 25                     # small batches on bad links (docs/design.md §3): a cut loses one batch
 RECORDS_FILTER = f"{DDOC}/records"  # every accepted record, no design doc (core.stores)
 
+
 @dataclass(frozen=True)
 class EdgeConfig:
     """What `carecheck edge init` recorded. No secrets: the credential is only in the `_replicator` docs."""

@@ -39,6 +39,7 @@ from core import audit, orgunits
 from core.couch import Couch, Doc, DocExists
 from core.errors import BadRequest, NotFound
 from core.settings import Settings
+from edge.replication import check_area
 from sync_server.auth import EDGE_ROLE, Account
 
 __all__ = ["EDGE_ROLE", "Enrolment", "enroll", "list_edges", "revoke"]
@@ -62,26 +63,13 @@ def node_name(area: str) -> str:
     return f"edge:{area}"
 
 
-def check_edge_area(area: str) -> str:
-    """An edge serves a legacy district or commune, never the whole province."""
-    area = (area or "").strip()
-    if area == orgunits.PROVINCE_CODE:
-        raise BadRequest("Tỉnh không phải là nút biên: hãy chọn mã huyện hoặc mã xã.",
-                         "The province is not an edge node: choose a legacy district or commune code.")
-    if area not in orgunits.districts() and area not in orgunits.communes():
-        raise BadRequest(f"Mã vùng {area} không có trong danh mục Kiên Giang "
-                         "(mã huyện 3 số hoặc mã xã 5 số).",
-                         f"Area {area} is not a Kiên Giang district (3 digits) or commune (5 digits) code.")
-    return area
-
-
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def enroll(couch: Couch, settings: Settings, area: str) -> Enrolment:
     """Create an edge credential for ``area`` at the province. Several edges may serve one area."""
-    area = check_edge_area(area)
+    area = check_area(area)  # the edge's own rule: a legacy district or commune, never 91
     couch.ensure_db(settings.accounts_db)
     for _ in range(5):
         edge_id = f"edge-{area}-{secrets.token_hex(3)}"
