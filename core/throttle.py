@@ -171,6 +171,13 @@ class Throttle:
             return locking
         return False
 
+    def needs_reset(self, name: str) -> bool:
+        """Whether :meth:`succeeded` may have work to do (failures on record, or nothing cached to tell)."""
+        hit = self._cache.get(f"acct:{name}")
+        if hit is None or time.monotonic() - hit[0] >= CACHE_TTL:
+            return True
+        return bool(hit[1] and hit[1].get("failures"))
+
     def succeeded(self, name: str, addr: str) -> None:
         """A correct password: forget the account's earlier failures (only when there were any)."""
         acct = self._read(f"acct:{name}")

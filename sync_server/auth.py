@@ -369,8 +369,9 @@ def authenticate(
 ) -> Account:
     """The account behind the request's Authorization header, or raise AuthChallenge (401).
 
-    Failed passwords are counted per account and client address (core.throttle): past the limits every
-    attempt answers 429 with Retry-After. A Digest header is accepted once per (nonce, nc).
+    Past the failed-login limits (core.throttle) every attempt answers 429 with Retry-After. The outcome is
+    left in ``request.state.auth_outcome`` for :func:`record_outcome` to count (off the event loop when it
+    writes). A Digest header is accepted once per (nonce, nc).
     """
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -389,8 +390,7 @@ def authenticate(
             account, ha1 = accounts.digest_record(name)
             if account and ha1 and _digest_ok(p, ha1, request.method, request.url.path):
                 if nonces is None or nonces.use(p.get("nonce", ""), p.get("nc", "")):
-                    if throttle is not None:
-                        throttle.succeeded(name, addr)
+                    request.state.auth_outcome = (True, name, addr)
                     return account
                 log.info("digest nonce count reused by %s: refused as a replay", name)
                 stale = True  # a fresh challenge: a real phone retries at once, a replayed header cannot
@@ -406,12 +406,11 @@ def authenticate(
             password = ""
         account = accounts.verify_basic(name, password, secret) if name else None
         if account:
-            if throttle is not None:
-                throttle.succeeded(name, addr)
+            request.state.auth_outcome = (True, name, addr)
             return account
         failed = True
-    if failed and throttle is not None and name:
-        throttle.failed(name, addr, route=f"{request.method} {request.url.path}")
+    if failed and name:
+        request.state.auth_outcome = (False, name, addr)
     if header and not stale:
         raise AuthChallenge(
             "Sai tên đăng nhập hoặc mật khẩu, hoặc tài khoản đã bị khoá.",
@@ -454,16 +453,35 @@ async def current_account(request: Request) -> Account:
     ctx = request.app.state.ctx
     header = request.headers.get("authorization", "")
     name = header_name(header)
-    if ctx.accounts.answer_cached(header, ctx.secret) and (
-        not name or ctx.throttle.cached(name, client_address(request))
-    ):
-        account = authenticate(request, ctx.accounts, ctx.settings, ctx.secret, ctx.throttle, ctx.nonces)
-    else:
-        account = await run_in_threadpool(
-            authenticate, request, ctx.accounts, ctx.settings, ctx.secret, ctx.throttle, ctx.nonces
-        )
+    try:
+        if ctx.accounts.answer_cached(header, ctx.secret) and (
+            not name or ctx.throttle.cached(name, client_address(request))
+        ):
+            account = authenticate(request, ctx.accounts, ctx.settings, ctx.secret, ctx.throttle, ctx.nonces)
+        else:
+            account = await run_in_threadpool(
+                authenticate, request, ctx.accounts, ctx.settings, ctx.secret, ctx.throttle, ctx.nonces
+            )
+    finally:
+        await record_outcome(request, ctx.throttle)
     request.state.account = account
     return account
+
+
+async def record_outcome(request: Request, throttle: Throttle) -> None:
+    """Count a failed password, or clear earlier failures after a right one; store writes go to the thread
+    pool, so a burst of wrong passwords never blocks the event loop (a success with nothing to clear costs
+    nothing)."""
+    outcome = getattr(request.state, "auth_outcome", None)
+    if outcome is None:
+        return
+    request.state.auth_outcome = None
+    ok, name, addr = outcome
+    if ok:
+        if throttle.needs_reset(name):
+            await run_in_threadpool(throttle.succeeded, name, addr)
+    else:
+        await run_in_threadpool(throttle.failed, name, addr, route=f"{request.method} {request.url.path}")
 
 
 def require_roles(*roles: str) -> Callable[..., Awaitable[Account]]:

@@ -181,10 +181,41 @@ class Pushed:
     author: Account | None = None  # whose edit rights apply (an edge's push: the vouched collaborator)
 
 
+def bad_doc(doc_id: str, why: str) -> Refusal:
+    """A pushed document that is not a well-formed submission (400 per document)."""
+    return _bad(doc_id, why)
+
+
 def _bad(doc_id: str, why: str) -> Refusal:
     return Refusal(
         BAD_DOC, f"Tài liệu {doc_id[:60]} không hợp lệ: {why}", f"Document {doc_id[:60]}: {why}", status=400
     )
+
+
+_REV = re.compile(r"^([1-9][0-9]{0,8})-([A-Za-z0-9]{1,64})$")
+
+
+def _revision_problem(raw: Doc) -> str | None:
+    """Why a pushed ``_rev``/``_revisions`` is malformed (CouchDB would fail the whole request), or None."""
+    rev = raw.get("_rev")
+    if rev is None:
+        return None if "_revisions" not in raw else "_revisions without _rev."
+    m = _REV.match(rev) if isinstance(rev, str) else None
+    if m is None:
+        return "_rev must look like N-<hash>."
+    revs = raw.get("_revisions")
+    if revs is None:
+        return None
+    ids = revs.get("ids") if isinstance(revs, dict) else None
+    if (
+        not isinstance(ids, list)
+        or not 0 < len(ids) <= 1000
+        or not all(isinstance(i, str) and re.fullmatch(r"[A-Za-z0-9]{1,64}", i) for i in ids)
+        or revs.get("start") != int(m.group(1))
+        or ids[0] != m.group(2)
+    ):
+        return "_revisions must be {start: N, ids: [<hash of _rev>, ...]} matching _rev."
+    return None
 
 
 def stamp_pushed(account: Account, raw: Any, node_name: str, received_at: str) -> Pushed:
@@ -222,6 +253,9 @@ def stamp_pushed(account: Account, raw: Any, node_name: str, received_at: str) -
             )
     if raw.get("type") not in (None, "submission"):
         return Pushed(doc_id, refusal=_bad(doc_id, "type must be 'submission'."))
+    why = _revision_problem(raw)
+    if why:
+        return Pushed(doc_id, refusal=_bad(doc_id, why))
     xml = raw.get("xml")
     if not isinstance(xml, str) or not xml:
         return Pushed(doc_id, refusal=_bad(doc_id, "xml (the instance) is missing."))

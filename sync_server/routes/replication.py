@@ -342,8 +342,12 @@ def push(
             if r is None:  # new_edits:false successes may be left out of CouchDB's answer
                 results.append({"id": p.doc_id, "ok": True, "rev": (p.doc or {}).get("_rev")})
             elif r.get("error"):
-                # Taken meanwhile (a race with another write) or refused by validate_doc_update.
-                refusal = writerule.overwrite_refusal(p.doc_id)
+                # Taken meanwhile (a race with another write), refused by validate_doc_update, or a document
+                # the store could not take (reported as malformed, with the store's reason).
+                if r.get("error") in ("conflict", "forbidden"):
+                    refusal = writerule.overwrite_refusal(p.doc_id)
+                else:
+                    refusal = writerule.bad_doc(p.doc_id, str(r.get("reason") or r.get("error"))[:200])
                 refusals.append((p.doc_id, refusal))
                 results.append(
                     {

@@ -87,6 +87,9 @@ def _bad_name(name: str) -> BadRequest:
 async def submission_post(
     request: Request, ctx: ReadyCtx, account: CurrentAccount, background: BackgroundTasks
 ) -> Response:
+    if account.role not in writerule.SUBMITTING_ROLES:
+        # Refused before the body is read (an officer's phone need not upload 100 MB to hear no).
+        await run_in_threadpool(accept, ctx, account, b"", {}, None)
     limit = ctx.settings.max_submission_bytes
     body = await read_body(request, limit)
     parts = await _parse_multipart(request, body, limit)

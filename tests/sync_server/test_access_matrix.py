@@ -531,3 +531,26 @@ def test_deleted_record_is_not_brought_back(stack: Stack) -> None:
     assert _push(stack, ROLES["ctv_a"], [pushed]) == "forbidden"
     assert _post(stack, ROLES["ctv_a"], xml) == 409
     assert stack.couch.get(stack.db, iid) is None
+
+
+@pytest.mark.parametrize(
+    "rev",
+    [
+        {"_rev": "abc"},
+        {"_rev": 5},
+        {"_rev": "0-abc"},
+        {"_rev": "1-abc", "_revisions": {"start": 2, "ids": ["abc"]}},
+        {"_rev": "2-abc", "_revisions": {"start": 2, "ids": ["zzz", "yyy"]}},
+        {"_rev": "2-abc", "_revisions": "all"},
+        {"_revisions": {"start": 1, "ids": ["abc"]}},
+    ],
+)
+def test_malformed_revisions_are_refused_per_doc(stack: Stack, rev: dict[str, object]) -> None:
+    """A bad _rev/_revisions is that document's refusal; the rest of the batch is stored."""
+    good = _doc(stack, f"uuid:{uuid.uuid4()}", "ctv_pq")
+    bad = dict(_doc(stack, f"uuid:{uuid.uuid4()}", "ctv_pq"), **rev)
+    r = stack.client.post("/sync/submissions/_bulk_docs", json={"docs": [bad, good]}, auth=ROLES["ctv_a"])
+    assert r.status_code == 201
+    assert [("error" in x) for x in r.json()] == [True, False], r.json()
+    assert stack.couch.get(stack.db, str(good["_id"])) and stack.couch.get(stack.db, str(bad["_id"])) is None
+

@@ -128,3 +128,43 @@ def test_real_server_unlock_cli_status_and_disconnect(
     log = (tmp_path / "serve.log").read_text()
     assert "client disconnected during upload" in log, log[-2000:]
     assert "Traceback" not in log, log[-3000:]
+
+
+def test_attempt_is_the_sign_in_the_console_reuses(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """core.throttle.attempt wraps a password check: refused while locked, failures counted, then cleared."""
+    monkeypatch.setattr(throttle, "ACCOUNT_LIMIT", 3)
+    t = Throttle(server.couch, server.settings)
+    calls: list[str] = []
+
+    def verify(ok: bool) -> str | None:
+        calls.append("verify")
+        return "account" if ok else None
+
+    assert throttle.attempt(t, "officer_x", "10.0.0.9", lambda: verify(False), route="POST /signin") is None
+    assert throttle.attempt(t, "officer_x", "10.0.0.9", lambda: verify(True)) == "account"  # clears failures
+    for _ in range(3):
+        throttle.attempt(t, "officer_x", "10.0.0.9", lambda: verify(False))
+    n = len(calls)
+    with pytest.raises(throttle.TooManyAttempts) as exc:
+        throttle.attempt(t, "officer_x", "10.0.0.9", lambda: verify(True))
+    assert len(calls) == n, "a locked account's password is not even checked"
+    assert exc.value.status == 429 and int(exc.value.headers["Retry-After"]) > 0
+    assert exc.value.code == "too_many_attempts"
+    assert t.unlock("officer_x") is True
+    assert throttle.attempt(t, "officer_x", "10.0.0.9", lambda: verify(True)) == "account"
+
+
+def test_captured_digest_header_cannot_be_replayed_for_another_body(server: Server) -> None:
+    """A captured Digest header (nonce, nc, response) sent again with another body is refused."""
+    c = server.client
+    first = c.post("/submission", files=parts(instance()), auth=httpx.DigestAuth("ctv_pq", PASSWORD))
+    assert first.status_code == 201
+    captured = first.request.headers["authorization"]
+    assert "nc=" in captured
+    forged_id = f"uuid:{uuid.uuid4()}"
+    replay = c.post(
+        "/submission", files=parts(instance(instance_id=forged_id)), headers={"Authorization": captured}
+    )
+    assert replay.status_code == 401
+    assert any("stale=true" in v for v in replay.headers.get_list("www-authenticate"))
+    assert server.doc(forged_id) is None
