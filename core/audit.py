@@ -26,6 +26,8 @@ WRITE_REFUSED = "write_refused"  # reason: a writerule code (overwrite, forged_o
 ACCOUNT_LOCKED = "account_locked"  # too many failed logins for one account
 ADDRESS_THROTTLED = "address_throttled"  # too many failed logins from one client address
 ACCOUNT_UNLOCKED = "account_unlocked"  # an operator cleared a lockout
+EDGE_ENROLLED = "edge_enrolled"  # `carecheck edge enroll`: actor = the new edge id, detail = its area
+EDGE_REVOKED = "edge_revoked"  # `carecheck edge revoke`: actor = the edge id, detail = its area
 
 _APPEND_ONLY = (
     "function (newDoc, oldDoc, userCtx) { if (oldDoc || newDoc._deleted) "
