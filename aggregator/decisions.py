@@ -1,15 +1,15 @@
-"""Officers' data-quality decisions that ingestion applies: registry duplicates and competing edits.
+"""Officers' registry-duplicate decisions that ingestion applies (competing edits: aggregator.choices).
 
 - **Registry duplicate, same child**: the visits of ``child_merged`` are re-linked to ``child_kept`` now, the
   merged registry row goes, and every later page maps a visit matched to ``child_merged`` onto
   ``child_kept`` (``aliases``), so a replay under the same pseudonym key gives the same answer.
 - **Registry duplicate, different children**: the conflict is closed (the registry never reopens a conflict
   id it already holds).
-- **Competing edits** (two or more edits naming one ``deprecated_id``): the chosen one counts, the others
-  are superseded — their rows go, their documents stay stored and listed (``losing_edits`` keeps it so on
-  later pages and replays).
+- **Competing edits**: rule 1 (``aggregator.versions``) decides which head counts, an officer's pick is
+  ``aggregator.choices.choose_version``; ``aggregator.forks.competing_versions`` lists them for the console.
 
-Decisions are rows (``RegistryDecision``, ``EditChoice``); the console records who decided in the audit log.
+Decisions are rows (``RegistryDecision``, ``VersionChoice``); the console records who decided in the audit
+log.
 """
 
 from __future__ import annotations
@@ -23,11 +23,6 @@ from sqlmodel import Session, col, select
 from aggregator.models import (
     Child,
     ChildObservation,
-    EditChoice,
-    FacilityCheck,
-    Household,
-    QualityFlag,
-    RawSubmission,
     RegistryConflict,
     RegistryDecision,
 )
@@ -82,40 +77,3 @@ def decide_duplicate(
             update(ChildObservation).where(col(ChildObservation.child_id) == merged).values(child_id=kept)
         )
         session.execute(delete(Child).where(col(Child.id) == merged))
-
-
-def losing_edits(session: Session, records: Iterable[str]) -> dict[str, str]:
-    """record (a deprecated_id) → the edit an officer chose for it, for those of ``records`` with a choice."""
-    ids = list(set(records))
-    if not ids:
-        return {}
-    rows = session.exec(select(EditChoice).where(col(EditChoice.record).in_(ids))).all()
-    return {r.record: r.chosen_id for r in rows}
-
-
-def competing_edits(session: Session, records: Iterable[str] | None = None) -> dict[str, list[RawSubmission]]:
-    """record → its edits (not deleted), for records edited more than once."""
-    q = select(RawSubmission).where(
-        col(RawSubmission.deprecated_id).is_not(None), col(RawSubmission.deleted).is_(False)
-    )
-    if records is not None:
-        q = q.where(col(RawSubmission.deprecated_id).in_(list(records)))
-    groups: dict[str, list[RawSubmission]] = {}
-    for r in session.exec(q):
-        groups.setdefault(str(r.deprecated_id), []).append(r)
-    return {k: sorted(v, key=lambda r: r.id) for k, v in groups.items() if len(v) > 1}
-
-
-def choose_edit(session: Session, record: str, chosen_id: str, by: str) -> list[str]:
-    """Record the choice and supersede the other edits (their rows go). Returns the ids whose rows must be
-    (re)built from their documents: the chosen edit when it was superseded before (not committed)."""
-    edits = competing_edits(session, [record]).get(record)
-    if not edits or chosen_id not in {e.id for e in edits}:
-        raise NotFound("Không có bản sửa này của phiếu.", "No such edit of this record.")
-    session.merge(EditChoice(record=record, chosen_id=chosen_id, decided_by=by, decided_at=datetime.now(UTC)))
-    losers = [e.id for e in edits if e.id != chosen_id]
-    for model in (Household, FacilityCheck, ChildObservation, QualityFlag):
-        session.execute(delete(model).where(col(model.submission_id).in_(losers)))  # type: ignore[attr-defined]
-    session.execute(update(RawSubmission).where(col(RawSubmission.id).in_(losers)).values(superseded=True))
-    chosen = next(e for e in edits if e.id == chosen_id)
-    return [chosen_id] if chosen.superseded else []

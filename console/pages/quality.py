@@ -24,26 +24,8 @@ router = APIRouter(tags=["console"])
 SignedIn = Annotated[Officer, Depends(require_officer())]
 
 
-def _winner(edits: list[Any]) -> str:
-    """The documented winner rule (edge.conflicts): latest form end time, then received_at, then id."""
-    from edge.conflicts import ConflictGroup, Version
-
-    versions = [
-        Version(
-            e.id,
-            "",
-            e.end_time.isoformat() if e.end_time else None,
-            e.received_at.isoformat() if e.received_at else None,
-            None,
-            e.submitted_by,
-        )
-        for e in edits
-    ]
-    return ConflictGroup("forked_edit", "", versions).winner.id
-
-
 def _data(ctx: ServerContext, visible: str) -> dict[str, Any]:
-    from aggregator import decisions
+    from aggregator import forks
     from aggregator.db import session_scope
     from aggregator.models import Child, QualityFlag, Quarantine, RawSubmission, RegistryConflict
 
@@ -62,18 +44,11 @@ def _data(ctx: ServerContext, visible: str) -> dict[str, Any]:
             doc = ctx.submissions.get(row.submission_id)
             if doc is not None and doc_visible(visible, doc):
                 quarantine.append(row)
-        edits = []
-        choices = decisions.losing_edits(s, decisions.competing_edits(s).keys())
-        for record, group in decisions.competing_edits(s).items():
-            if all(unit_visible(visible, e.district_code, e.commune_code) for e in group):
-                edits.append(
-                    {
-                        "record": record,
-                        "edits": group,
-                        "winner": _winner(group),
-                        "chosen": choices.get(record),
-                    }
-                )
+        edits = [
+            {"record": g["record"], "edits": g["heads"], "winner": g["counts"], "chosen": g["chosen"]}
+            for g in forks.competing_versions(s)
+            if all(unit_visible(visible, e.district_code, e.commune_code) for e in g["heads"])
+        ]
         dups = []
         for c in s.execute(select(RegistryConflict).where(RegistryConflict.resolved.is_(False))).scalars():  # type: ignore[attr-defined]
             a, b = s.get(Child, c.child_id_a), s.get(Child, c.child_id_b)
@@ -154,18 +129,19 @@ async def choose(request: Request, officer: SignedIn) -> Response:
     visible = area_scope(officer)
 
     def run() -> None:
-        from aggregator import decisions
+        from aggregator.choices import choose_version, heads
         from aggregator.db import session_scope
-        from aggregator.follower import apply_edit_choice
 
         with session_scope(ctx.settings) as s:
-            group = decisions.competing_edits(s, [record]).get(record, [])
+            group = heads(s, record)
             ok = chosen in {e.id for e in group} and all(
                 unit_visible(visible, e.district_code, e.commune_code) for e in group
             )
         if not ok:
             raise _not_here()
-        apply_edit_choice(ctx.settings, record, chosen, officer.name, couch=ctx.couch)
+        # The library function of rule 1 (aggregator.choices): records the pick, re-applies the record
+        # through ingestion and refreshes the indicators.
+        choose_version(ctx.settings, record, chosen, chosen_by=officer.name, couch=ctx.couch)
         _audit(ctx, request, officer, audit.EDIT_CHOICE, chosen, "chosen", detail=f"record {record}")
 
     await run_in_threadpool(run)

@@ -18,6 +18,7 @@ from console.sessions import Officer, area_scope, client_address, end_sessions, 
 from core import orgunits
 from core.errors import BadRequest, Forbidden, NotFound
 from core.orgunits import may_see
+from sync_server.auth import ROLES
 from sync_server.deps import ServerContext
 
 router = APIRouter(tags=["console"])
@@ -35,10 +36,12 @@ def creatable_roles(officer: Officer) -> tuple[str, ...]:
 
 
 def _target(ctx: ServerContext, officer: Officer, visible: str, name: str) -> dict[str, Any]:
-    """An account the admin may manage: in their area, and no province account unless they are province."""
+    """An account the admin may manage: in their area, no province account unless they are province, never
+    an edge node's (those are enrolled and revoked with `carecheck edge`)."""
     acc = ctx.accounts.get(name)
     if (
         acc is None
+        or acc.get("role") not in ROLES
         or not in_area(visible, str(acc.get("area")))
         or (acc.get("role") == "province" and officer.role != "province")
     ):
@@ -77,7 +80,9 @@ async def users(request: Request, officer: Admin, done: str | None = None) -> Re
     rows = [
         a
         for a in await run_in_threadpool(ctx.accounts.list)
-        if in_area(visible, str(a["area"])) and (a["role"] != "province" or officer.role == "province")
+        if a["role"] in ROLES
+        and in_area(visible, str(a["area"]))
+        and (a["role"] != "province" or officer.role == "province")
     ]
     return render(
         request, officer, "users.html", accounts=rows, roles=creatable_roles(officer), done=done, created=None
@@ -128,7 +133,9 @@ async def create(request: Request, officer: Admin) -> Response:
     rows = [
         a
         for a in await run_in_threadpool(ctx.accounts.list)
-        if in_area(visible, str(a["area"])) and (a["role"] != "province" or officer.role == "province")
+        if a["role"] in ROLES
+        and in_area(visible, str(a["area"]))
+        and (a["role"] != "province" or officer.role == "province")
     ]
     return render(
         request,

@@ -166,13 +166,13 @@ def test_quality_decisions_change_what_ingestion_counts(console: Console, browse
                 s.exec(select(Household.submission_id).where(col(Household.submission_id).in_(ids["edits"])))
             )
 
-    assert counted() == set(ids["edits"])  # both competing edits counted before a decision
+    assert counted() == {ids["edits"][1]}  # rule 1 before any decision: the later end time counts
     group = page.locator(f".edit-group[data-record='{ids['original']}']")
-    group.locator("button").first.click()
+    group.locator("button").first.click()  # choose the other one
     page.wait_for_url("**/quality?done=edit")
-    assert counted() == {ids["edits"][0]}  # the chosen one (not the rule's winner, the later end time)
+    assert counted() == {ids["edits"][0]}  # the officer's pick
     with session(console) as s:
-        assert s.get(RawSubmission, ids["edits"][1]).superseded  # type: ignore[union-attr]
+        assert s.get(RawSubmission, ids["edits"][1]).lost_to == ids["edits"][0]  # type: ignore[union-attr]
 
     def children() -> set[str]:
         with session(console) as s:

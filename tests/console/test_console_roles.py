@@ -115,13 +115,13 @@ def test_decisions_on_another_areas_records_are_refused(console: Console) -> Non
     from sqlmodel import Session, select
 
     from aggregator.db import get_engine
-    from aggregator.models import EditChoice, Quarantine, RegistryDecision
+    from aggregator.models import Quarantine, RegistryDecision, VersionChoice
 
     c = signed_in(console, OFFICER)
     token = csrf(c, "/quality")
     with Session(get_engine(console.settings)) as s:
         before = (
-            len(s.exec(select(EditChoice)).all()),
+            len(s.exec(select(VersionChoice)).all()),
             len(s.exec(select(RegistryDecision)).all()),
             len(s.exec(select(Quarantine)).all()),
         )
@@ -134,7 +134,7 @@ def test_decisions_on_another_areas_records_are_refused(console: Console) -> Non
         assert r.status_code == 404 and "vùng của bạn" in r.text, (path, r.status_code)
     with Session(get_engine(console.settings)) as s:
         after = (
-            len(s.exec(select(EditChoice)).all()),
+            len(s.exec(select(VersionChoice)).all()),
             len(s.exec(select(RegistryDecision)).all()),
             len(s.exec(select(Quarantine)).all()),
         )

@@ -1,11 +1,11 @@
-"""Officers' data-quality decisions from the web console: registry duplicates and competing edits.
+"""Officers' registry-duplicate decisions from the web console.
 
-Revision ID: 0004_console
-Revises: 0003
+Revision ID: 0005_console
+Revises: 0004_numbers
 Create Date: 2026-11-30
 
-Two additive tables (idempotent: created only when missing): ``registrydecision`` (same child / different
-children, applied by ingestion as an alias) and ``editchoice`` (which competing edit of a record counts).
+One additive table (idempotent: created only when missing): ``registrydecision`` (same child / different
+children, applied by ingestion as an alias). Competing edits: ``versionchoice`` (0004_numbers).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0004_console"
-down_revision: str | None = "0003"
+revision: str = "0005_console"
+down_revision: str | None = "0004_numbers"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -40,18 +40,9 @@ def upgrade() -> None:
         op.create_index(
             "ix_registrydecision_child_merged", "registrydecision", ["child_merged"], unique=False
         )
-    if "editchoice" not in tables:
-        op.create_table(
-            "editchoice",
-            sa.Column("record", _text(), nullable=False),
-            sa.Column("chosen_id", _text(), nullable=False),
-            sa.Column("decided_by", _text(), nullable=False),
-            sa.Column("decided_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
-            sa.PrimaryKeyConstraint("record"),
-        )
+
 
 
 def downgrade() -> None:
     op.drop_index("ix_registrydecision_child_merged", table_name="registrydecision")
     op.drop_table("registrydecision")
-    op.drop_table("editchoice")
