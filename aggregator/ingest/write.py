@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, exists, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col
 
+from aggregator.ingest.bulk import insert_rows, upsert_rows
 from aggregator.ingest.rows import (
     DERIVED,
     BadSubmission,
@@ -57,21 +57,12 @@ class PageOutcome:
 
 
 def upsert(session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
-    """INSERT … ON CONFLICT (primary key) DO UPDATE, on PostgreSQL or SQLite."""
-    if not rows:
-        return
-    table = model.__table__  # type: ignore[attr-defined]
-    ins = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
-    pk = [c.name for c in table.primary_key.columns]
-    stmt = ins.on_conflict_do_update(
-        index_elements=pk, set_={c.name: ins.excluded[c.name] for c in table.columns if c.name not in pk}
-    )
-    session.execute(stmt, rows)
+    """INSERT … ON CONFLICT (primary key) DO UPDATE, on PostgreSQL or SQLite (set-based: ``bulk``)."""
+    upsert_rows(session, model, rows)
 
 
 def _insert(session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
-    if rows:
-        session.execute(model.__table__.insert(), rows)  # type: ignore[attr-defined]
+    insert_rows(session, model, rows)
 
 
 def _chunks(ids: Iterable[str], n: int = 500) -> Iterable[list[str]]:
@@ -182,8 +173,7 @@ def apply_page(
     for r in current:
         for obs, rec in r.children:
             obs["child_id"] = registry.match(rec)
-    session.flush()
-    registry.flush_conflicts()
+    registry.flush()
 
     raws = []
     for r in built:
