@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # indicators once.
     ingest_page_size: int = Field(default=200, ge=1, le=5000)
     ingest_hooks: bool = True
+    # Partitions of the feed (aggregator/feed.py: by a hash of the document id), each with its own checkpoint,
+    # taken by whichever worker is free: more partitions let more workers ingest at once. Changing the number
+    # starts the new partitions from the oldest checkpoint of the old ones (rows are upserts: no doubles).
+    ingest_partitions: int = Field(default=1, ge=1, le=256)
     # The HMAC key of the child registry's pseudonyms (core/secrets.py): empty means a random key kept in
     # var_dir/secrets/pseudonym.key. SecretStr: repr, str and model_dump show '**********', never the key.
     pseudonym_key: SecretStr = Field(default=SecretStr(""), repr=False)

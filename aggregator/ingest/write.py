@@ -10,12 +10,13 @@ first; deletions remove a document's rows. A document that cannot be turned into
 from __future__ import annotations
 
 import traceback
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, select, text, update
 from sqlmodel import Session, SQLModel, col
 
 from aggregator.ingest.bulk import insert_rows, upsert_rows
@@ -41,6 +42,10 @@ from aggregator.models import (
 from aggregator.registry import (
     Registry,
 )
+
+# The transaction-scoped advisory lock partitions write under (released at commit or rollback, or when the
+# connection dies).
+WRITE_LOCK = zlib.crc32(b"carecheck:ingest:write") & 0x7FFFFFFF
 
 
 @dataclass
@@ -92,11 +97,17 @@ def apply_page(
     now: datetime | None = None,
     fetch: Callable[[str], Doc | None] | None = None,
     repeats_of: RepeatsOf = default_repeats,
+    serialise: bool = False,
 ) -> PageOutcome:
     """Apply changes (``{"id", "seq", "deleted"?, "doc"}``) to the session without committing.
 
     ``key`` is the pseudonym key (core.secrets.pseudonym_key); every process writing one database must use the
     same key, or the registry's links between visits break.
+
+    ``serialise``: wait for the other writers of the database (partitions of the feed, on PostgreSQL) after
+    the documents are mapped and before the first write, so pages of several partitions are mapped at once
+    but written one at a time: edits, deletions and registry matches that span partitions then see each
+    other's rows exactly as in one feed (an order of whole pages), and no two writers deadlock.
     """
     now = now or datetime.now(UTC)
     out = PageOutcome()
@@ -116,6 +127,8 @@ def apply_page(
         except Exception as exc:  # noqa: BLE001 - any failure of one document must not block the feed
             out.failed[doc_id] = describe_failure(exc)
 
+    if serialise and session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
     # Deletions: rows go, the raw row stays marked deleted; an edit's deletion brings its original back.
     restore: set[str] = set()
     touched_children: set[str] = set()
