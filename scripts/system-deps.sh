@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Debian/Ubuntu packages carecheck needs beyond Python and Node: Java for ODK Validate (form builds) and the
-# venv module. Installed with apt-get when running as root; otherwise one line says what to install.
+# Debian/Ubuntu packages carecheck needs beyond Python and Node: Java for ODK Validate (form builds), the Java
+# compiler for the tests that drive the real form engine (JavaRosa, tests/support/javarosa/), and the venv
+# module. Installed with apt-get when running as root; otherwise one line says what to install.
 set -euo pipefail
 missing=()
-command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+command -v java >/dev/null 2>&1 && command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
