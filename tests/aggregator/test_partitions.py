@@ -31,7 +31,9 @@ def test_partitions_land_every_record_once_and_equal_one_feed(pg_settings: Setti
     b = households(120, seed=31)
     original, edit, gone = _ids_in_other_parts(3)
     kid = [{"child_name": "Lê Thị Hoa", "sex": "female", "dob": "2020-03-01", "weight_kg": "15"}]
-    bulk_insert(couch, s.submissions_db, b.docs[:60] + [one_household(original, kid), one_household(gone, kid)])
+    bulk_insert(
+        couch, s.submissions_db, b.docs[:60] + [one_household(original, kid), one_household(gone, kid)]
+    )
     follower.follow(s, limit=20, budget_s=600)
     assert counts(s)["household"] == 62
     # an edit and a deletion, each landing in another partition than the record it changes
