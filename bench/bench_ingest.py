@@ -49,6 +49,7 @@ REDIS = "redis://127.0.0.1:6379/15"
 CARECHECK = str(Path(sys.executable).with_name("carecheck"))
 BATCH = 2000
 _LOADED: set[str] = set()  # feeds loaded into this run's pouchdb-server
+_CREATED: list[str] = []  # PostgreSQL databases this run made (dropped at its end)
 
 
 def _env(s: Settings) -> dict[str, str]:
@@ -100,6 +101,7 @@ def _one(
     admin = sqlalchemy.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{db}"'))
+    _CREATED.append(db)
     var = root / f"var{n}_{workers}x{partitions}"
     var.mkdir()
     s = Settings(
@@ -211,6 +213,14 @@ def _baseline_bulk_insert(s: Settings) -> float:
     return total / seconds
 
 
+def _drop_created() -> None:
+    admin = sqlalchemy.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        while _CREATED:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{_CREATED.pop()}" WITH (FORCE)'))
+    admin.dispose()
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     small, large = (2_000, 10_000) if quick else (10_000, 100_000)
     out: dict[str, Any] = {}
@@ -234,6 +244,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         finally:
             dispose_engines()
             cp.stop()
+            _drop_created()
     out.update(
         {
             f"rows_per_s_{small}": a["rows_per_s"],
