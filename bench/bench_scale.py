@@ -3,7 +3,7 @@
 For each size (1 M and 10 M child observations; quick: 20 k and 200 k; ``BENCH_SCALE_SIZES=a,b`` to choose),
 the synthetic rows of bench_indicators (same generator, same seed; households = a third of the child rows,
 health-station checks per commune) are generated in DuckDB and COPYed into a fresh PostgreSQL database, then
-each step runs in a process of its own so its peak memory is its own (``ru_maxrss`` of that child):
+each step runs in a process of its own so its peak memory is its own (its VmHWM):
 
 * ``rebuild``: ``aggregator.rollup.rebuild`` (what `carecheck indicators rebuild` runs); seconds, the
   process's peak RSS and the bytes PostgreSQL spilled to temporary files meanwhile (``pg_stat_database``);
@@ -55,14 +55,19 @@ def _child(step: str, url: str, tmp: Path, n: int) -> dict[str, Any]:
         stdout=subprocess.PIPE,
         cwd=Path(__file__).resolve().parent.parent,
     )
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise RuntimeError(f"bench_scale {step} failed (status {status})")
+    out, _ = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench_scale {step} failed (status {proc.returncode})")
     figures: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
-    figures["peak_rss_mb"] = round(usage.ru_maxrss / 1024, 1)
     return figures
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM), MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
 
 
 def _temp_bytes(url: str) -> int:
@@ -244,4 +249,5 @@ if __name__ == "__main__":
         result = _step_refresh(url, n)
     else:
         result = _step_read(url, tmp)
+    result["peak_rss_mb"] = _peak_rss_mb()
     print(json.dumps(result, default=str))
