@@ -296,19 +296,11 @@ class Registry:
         Dates merge with what is stored (earliest first visit, latest last visit), so a row written from a
         page's view never moves them back.
         """
-        from aggregator.ingest.bulk import merge_sql, upsert_rows
+        from aggregator.ingest.bulk import upsert_rows
 
-        s = self.session
-        upsert_rows(
-            s,
-            Child,
-            [c.row() for c in self.touched.values()],
-            merge={
-                "first_seen": merge_sql(s, "LEAST", "t.first_seen", "excluded.first_seen"),
-                "last_seen": merge_sql(s, "GREATEST", "t.last_seen", "excluded.last_seen"),
-            },
-        )
-        upsert_rows(s, RegistryConflict, list(self.conflicts.values()), update=False)
+        rows = [c.row() for c in self.touched.values()]
+        upsert_rows(self.session, Child, rows, merge={"first_seen": "least", "last_seen": "greatest"})
+        upsert_rows(self.session, RegistryConflict, list(self.conflicts.values()), update=False)
         self.touched.clear()
         self.conflicts.clear()
 

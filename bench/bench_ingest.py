@@ -166,6 +166,15 @@ def _one(
         elapsed = time.monotonic() - t0
         out["peak_rss_mb"] = round(max(_peak_rss_mb(w.pid) for w in pool), 1)
         out["rows"] = _rows(s)
+        with engine.connect() as c:  # on-disk bytes (tables + indexes) per household visit, for sizing
+            size = c.execute(
+                text(
+                    "SELECT sum(pg_total_relation_size(quote_ident(t))) FROM unnest(ARRAY['rawsubmission', "
+                    "'household', 'childobservation', 'child', 'qualityflag']) t"
+                )
+            ).scalar()
+            visits = c.execute(select(func.count()).select_from(RawSubmission.__table__)).scalar()  # type: ignore
+        out["pg_bytes_per_visit"] = round(int(size or 0) / max(1, int(visits or 0)))
         out["seconds"] = round(elapsed, 1)
         out["rows_per_s"] = round(out["rows"] / elapsed, 1)
         if first is not None:  # after start-up: what a running worker sustains on a backlog
@@ -271,6 +280,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             "steady_ratio_2_workers_vs_changes_read": round(two["steady_rows_per_s"] / read_large_2, 3),
             "scale_out_2_workers_vs_1": round(two["steady_rows_per_s"] / b["steady_rows_per_s"], 3),
             f"couch_load_s_{large}": b["load_s"],
+            f"pg_bytes_per_visit_{large}": b["pg_bytes_per_visit"],
         }
     )
     return out

@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, text
+from sqlalchemy import Table, func, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Session, SQLModel
@@ -31,7 +31,13 @@ def _is_pg(session: Session) -> bool:
 
 def _columns(table: Table, rows: Sequence[dict[str, Any]]) -> list[str]:
     names = set(rows[0])
-    return [c.name for c in table.columns if c.name in names]
+    return [c.name for c in table.columns if c.name in names or _default(table, c.name) is not None]
+
+
+def _default(table: Table, name: str) -> Any:
+    """A column's scalar Python-side default (what SQLAlchemy's INSERT fills in for a column not given)."""
+    d = table.c[name].default
+    return d.arg if d is not None and d.is_scalar else None  # type: ignore[attr-defined]
 
 
 def _copy(
@@ -39,18 +45,19 @@ def _copy(
 ) -> None:
     """COPY rows into ``target`` (a table with ``table``'s columns) on the session's own connection."""
     json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    defaults = {c: _default(table, c) for c in cols}
     dbapi = session.connection().connection.dbapi_connection
     assert dbapi is not None
     quoted = ", ".join(f'"{c}"' for c in cols)
     with dbapi.cursor() as cur, cur.copy(f'COPY "{target}" ({quoted}) FROM STDIN') as copy:  # type: ignore[attr-defined]
-        if json_cols:
-            for r in rows:
-                copy.write_row(
-                    [json.dumps(r[c]) if c in json_cols and r[c] is not None else r[c] for c in cols]
-                )
-        else:
-            for r in rows:
-                copy.write_row([r[c] for c in cols])
+        for r in rows:
+            values = [r.get(c, defaults[c]) for c in cols]
+            if json_cols:
+                values = [
+                    json.dumps(v) if c in json_cols and v is not None else v
+                    for c, v in zip(cols, values, strict=True)
+                ]
+            copy.write_row(values)
 
 
 def insert_rows(session: Session, model: type[SQLModel] | Table, rows: Sequence[dict[str, Any]]) -> None:
@@ -74,11 +81,9 @@ def upsert_rows(
 ) -> None:
     """INSERT … ON CONFLICT (primary key) DO UPDATE (or DO NOTHING when ``update`` is False).
 
-    Rows must have distinct primary keys. ``merge`` gives SQL expressions for columns that combine the stored
-    and the incoming value instead of replacing it (``t`` is the stored row, ``excluded`` the incoming one),
-    e.g. ``{"first_seen": "LEAST(t.first_seen, excluded.first_seen)"}``; the same expressions are used on
-    SQLite, so keep to functions both know (``min``/``max`` with two arguments are spelled LEAST/GREATEST on
-    PostgreSQL: use ``merge_sql`` below).
+    Rows must have distinct primary keys. ``merge`` names columns that keep the ``"least"`` or
+    ``"greatest"`` of the stored and the incoming value (NULL counts as unknown) instead of taking the
+    incoming one, e.g. ``{"first_seen": "least"}``.
     """
     if not rows:
         return
@@ -86,12 +91,17 @@ def upsert_rows(
     pk = [c.name for c in table.primary_key.columns]
     cols = _columns(table, rows)
     merge = merge or {}
-    sets = [f'"{c}" = {merge.get(c, f"excluded.{c}")}' for c in cols if c not in pk]
-    conflict = f"ON CONFLICT ({', '.join(pk)}) " + (
-        f"DO UPDATE SET {', '.join(sets)}" if update and sets else "DO NOTHING"
-    )
-    quoted = ", ".join(f'"{c}"' for c in cols)
     if _is_pg(session):
+        sets = [
+            f'"{c}" = '
+            + (f'{merge[c].upper()}(t."{c}", excluded."{c}")' if c in merge else f'excluded."{c}"')
+            for c in cols
+            if c not in pk
+        ]
+        conflict = f"ON CONFLICT ({', '.join(pk)}) " + (
+            f"DO UPDATE SET {', '.join(sets)}" if update and sets else "DO NOTHING"
+        )
+        quoted = ", ".join(f'"{c}"' for c in cols)
         stage = f"_stage_{table.name}"
         session.execute(
             text(
@@ -106,27 +116,20 @@ def upsert_rows(
         # the staging rows go now, not at commit: a page retried document by document reuses the table
         session.execute(text(f'DELETE FROM "{stage}"'))
         return
-    if not merge:
-        ins = sqlite.insert(table)
-        stmt = (
-            ins.on_conflict_do_update(
-                index_elements=pk, set_={c: ins.excluded[c] for c in cols if c not in pk}
-            )
-            if update
-            else ins.on_conflict_do_nothing(index_elements=pk)
-        )
-        session.execute(stmt, list(rows))
+    ins = sqlite.insert(table)
+    if not update:
+        session.execute(ins.on_conflict_do_nothing(index_elements=pk), list(rows))
         return
-    placeholders = ", ".join(f":{c}" for c in cols)
-    session.execute(
-        text(f'INSERT INTO "{table.name}" AS t ({quoted}) VALUES ({placeholders}) {conflict}'), list(rows)
-    )
-
-
-def merge_sql(session: Session, fn: str, a: str, b: str) -> str:
-    """``LEAST``/``GREATEST`` of two values ignoring NULLs, on PostgreSQL or SQLite."""
-    if _is_pg(session):
-        return f"{fn}({a}, {b})"
-    # SQLite's two-argument min()/max() return NULL if either is NULL
-    pick = "min" if fn == "LEAST" else "max"
-    return f"COALESCE({pick}({a}, {b}), {a}, {b})"
+    values: dict[str, Any] = {}
+    for c in cols:
+        if c in pk:
+            continue
+        old, new = table.c[c], ins.excluded[c]
+        # SQLite's two-argument min()/max() are NULL when either side is: fall back to the known side
+        how = merge.get(c)
+        if how is None:
+            values[c] = new
+        else:
+            both = func.min(old, new) if how == "least" else func.max(old, new)
+            values[c] = func.coalesce(both, old, new)
+    session.execute(ins.on_conflict_do_update(index_elements=pk, set_=values), list(rows))
