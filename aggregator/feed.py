@@ -9,8 +9,9 @@ ids, so no document body is sent to a follower that drops it. (bench/bench_parti
 against a design-document filter function hashing on the server; see README.) A partition's checkpoint moves
 over the other partitions' changes too, in the same transaction as its own rows.
 
-**Read-ahead.** ``PageReader`` fetches page k+1 on a thread of its own (its own HTTP session) while page k is
-written to SQL, so the follower waits neither for CouchDB nor for PostgreSQL alone. A page read ahead is only
+**Read-ahead.** ``PageReader`` fetches page k+1 on a thread of its own (its own HTTP session) and maps it to
+rows (``ingest.map_page``) while page k is written to SQL, so CouchDB, the mapping and PostgreSQL work at
+once. A page read ahead is only
 a guess: the writer commits it only if the checkpoint still stands where the page starts (compare-and-swap),
 otherwise it is dropped and reading restarts at the committed checkpoint.
 """
@@ -18,6 +19,7 @@ otherwise it is dropped and reading restarts at the committed checkpoint.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +58,7 @@ class Page:
     last_seq: str
     results: list[dict[str, Any]] = field(default_factory=list)  # this partition's changes, with docs
     scanned: int = 0  # feed changes read (all partitions): fewer than the limit means the feed is drained
+    mapped: Any = None  # the results mapped to rows by the reader's ``mapper`` (ingest.MappedPage)
 
 
 def read_page(couch: Couch, db: str, since: str, limit: int, part: Part) -> Page:
@@ -82,17 +85,27 @@ def read_page(couch: Couch, db: str, since: str, limit: int, part: Part) -> Page
 
 
 class PageReader:
-    """Reads one partition's pages one ahead of the writer, on its own thread and HTTP session."""
+    """Reads one partition's pages one ahead of the writer, on its own thread and HTTP session, and maps
+    them to rows there (``mapper``: pure Python, which runs while the writer waits for PostgreSQL)."""
 
-    def __init__(self, settings: Settings, part: Part, limit: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        part: Part,
+        limit: int,
+        mapper: Callable[[list[dict[str, Any]]], Any] | None = None,
+    ) -> None:
         self.db = settings.submissions_db
-        self.part, self.limit = part, limit
+        self.part, self.limit, self.mapper = part, limit, mapper
         self.couch = Couch.from_settings(settings, timeout=60)
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="carecheck-feed")
         self.ahead: Future[Page] | None = None
 
     def _read(self, since: str) -> Page:
-        return read_page(self.couch, self.db, since, self.limit, self.part)
+        page = read_page(self.couch, self.db, since, self.limit, self.part)
+        if self.mapper is not None and page.results:
+            page.mapped = self.mapper(page.results)
+        return page
 
     def page(self, since: str) -> Page:
         """The page after ``since`` (the one read ahead if it starts there); starts reading the next one."""

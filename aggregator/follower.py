@@ -207,6 +207,7 @@ def apply_changes(
     db: str,
     settings: Settings | None = None,
     serialise: bool = False,
+    mapped: ingest.MappedPage | None = None,
 ) -> ingest.PageOutcome:
     """Apply a page; if the batched write fails, redo it one document per savepoint to isolate the bad one.
 
@@ -224,7 +225,14 @@ def apply_changes(
     sp = session.begin_nested()
     try:
         out = ingest.apply_page(
-            session, results, key=key, now=now, fetch=fetch, repeats_of=repeats_of, serialise=serialise
+            session,
+            results,
+            key=key,
+            now=now,
+            fetch=fetch,
+            repeats_of=repeats_of,
+            serialise=serialise,
+            mapped=mapped,
         )
         sp.commit()
     except Exception:  # noqa: BLE001 - a database error on the batch: find the culprit document by document
@@ -280,7 +288,9 @@ def write_page(
         out = ingest.PageOutcome()
         if page.results:
             serialise = part is not None and part.count > 1
-            out = apply_changes(session, page.results, couch, settings.submissions_db, settings, serialise)
+            out = apply_changes(
+                session, page.results, couch, settings.submissions_db, settings, serialise, page.mapped
+            )
         session.commit()
         _after_page(settings, session, out.touched)
     return out
@@ -394,7 +404,13 @@ def _drain(
     """Pages of one partition (read one ahead) until it is caught up or the budget is spent."""
     feed_limit = _feed_limit(settings, limit, part)
     name = checkpoint_name(settings, part)
-    reader = feed.PageReader(settings, part, feed_limit)
+    key, repeats_of = pseudonym_key(settings), _repeats_of(settings)
+    reader = feed.PageReader(
+        settings,
+        part,
+        feed_limit,
+        lambda results: ingest.map_page(results, key=key, now=_now(), repeats_of=repeats_of),
+    )
     stats.caught_up = False
     try:
         with Session(get_engine(settings)) as session:

@@ -89,6 +89,35 @@ def _delete_derived(session: Session, ids: Iterable[str], children: set[str]) ->
             session.execute(delete(model).where(model.submission_id.in_(chunk)))  # type: ignore[attr-defined]
 
 
+@dataclass
+class MappedPage:
+    """A page's documents mapped to rows (no database access): what ``apply_page`` then writes."""
+
+    built: list[DocRows] = field(default_factory=list)
+    deleted_ids: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # id → error (to quarantine)
+    skipped: int = 0  # design docs, non-submissions
+
+
+def map_page(changes: list[Doc], *, key: bytes, now: datetime, repeats_of: RepeatsOf) -> MappedPage:
+    """Every document of a page through ``build_rows``; a document that fails is recorded, never raised."""
+    out = MappedPage()
+    for ch in changes:
+        doc = ch.get("doc") or {}
+        doc_id = str(ch.get("id") or doc.get("_id"))
+        if ch.get("deleted") or doc.get("_deleted"):
+            out.deleted_ids.append(doc_id)
+            continue
+        if doc_id.startswith("_design/") or doc.get("type") != "submission":
+            out.skipped += 1
+            continue
+        try:
+            out.built.append(build_rows(doc, now, repeats_of, key=key))
+        except Exception as exc:  # noqa: BLE001 - any failure of one document must not block the feed
+            out.failed[doc_id] = describe_failure(exc)
+    return out
+
+
 def apply_page(
     session: Session,
     changes: list[Doc],
@@ -98,6 +127,7 @@ def apply_page(
     fetch: Callable[[str], Doc | None] | None = None,
     repeats_of: RepeatsOf = default_repeats,
     serialise: bool = False,
+    mapped: MappedPage | None = None,
 ) -> PageOutcome:
     """Apply changes (``{"id", "seq", "deleted"?, "doc"}``) to the session without committing.
 
@@ -108,24 +138,14 @@ def apply_page(
     the documents are mapped and before the first write, so pages of several partitions are mapped at once
     but written one at a time: edits, deletions and registry matches that span partitions then see each
     other's rows exactly as in one feed (an order of whole pages), and no two writers deadlock.
+
+    ``mapped``: these changes already mapped by ``map_page`` (the follower maps the next page while this one
+    is written).
     """
     now = now or datetime.now(UTC)
-    out = PageOutcome()
-    built: list[DocRows] = []
-    deleted_ids: list[str] = []
-    for ch in changes:
-        doc = ch.get("doc") or {}
-        doc_id = str(ch.get("id") or doc.get("_id"))
-        if ch.get("deleted") or doc.get("_deleted"):
-            deleted_ids.append(doc_id)
-            continue
-        if doc_id.startswith("_design/") or doc.get("type") != "submission":
-            out.skipped += 1
-            continue
-        try:
-            built.append(build_rows(doc, now, repeats_of, key=key))
-        except Exception as exc:  # noqa: BLE001 - any failure of one document must not block the feed
-            out.failed[doc_id] = describe_failure(exc)
+    m = mapped or map_page(changes, key=key, now=now, repeats_of=repeats_of)
+    out = PageOutcome(failed=dict(m.failed), skipped=m.skipped)
+    built, deleted_ids = list(m.built), list(m.deleted_ids)
 
     if serialise and session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
