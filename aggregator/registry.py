@@ -305,6 +305,50 @@ class Registry:
         self.conflicts.clear()
 
 
+def settle_latest(session: Session, child_ids: Iterable[str]) -> None:
+    """Recompute these children's first and last visit, and where they were last seen, from their current
+    observations: the latest by rule 2 (aggregator.versions: visit date, end time, received_at, id), so a
+    same-day revisit, an edit or a deletion leaves the registry as a rebuild would."""
+    from sqlalchemy import func, update
+
+    from aggregator.models import ChildObservation
+    from aggregator.versions import visit_order_of
+
+    obs = ChildObservation.__table__  # type: ignore[attr-defined]
+    ids = sorted(set(child_ids))
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        ranked = (
+            select(  # type: ignore[call-overload]
+                obs.c.child_id,
+                obs.c.visit_date,
+                obs.c.district_code,
+                obs.c.commune_code,
+                obs.c.ethnicity,
+                func.row_number()
+                .over(partition_by=obs.c.child_id, order_by=visit_order_of(obs, descending=True))
+                .label("rn"),
+                func.min(obs.c.visit_date).over(partition_by=obs.c.child_id).label("first"),
+            )
+            .where(obs.c.child_id.in_(chunk))
+            .subquery()
+        )
+        # one UPDATE … FROM for the chunk (not a read and a write per child)
+        child = Child.__table__  # type: ignore[attr-defined]
+        latest = select(ranked).where(ranked.c.rn == 1).subquery()
+        session.execute(
+            update(child)
+            .where(child.c.id == latest.c.child_id)
+            .values(
+                first_seen=latest.c.first,
+                last_seen=latest.c.visit_date,
+                district_code=latest.c.district_code,
+                commune_code=latest.c.commune_code,
+                ethnicity=func.coalesce(latest.c.ethnicity, child.c.ethnicity),
+            )
+        )
+
+
 def list_conflicts(session: Session, include_resolved: bool = False) -> list[RegistryConflict]:
     q = select(RegistryConflict).order_by(col(RegistryConflict.created_at))
     if not include_resolved:

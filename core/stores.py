@@ -19,6 +19,8 @@ FORMS_DB = "carecheck_forms"  # published forms (province → every edge)
 STALE_REPORT_SECONDS = 3600  # an edge that has not reported for an hour is shown as stale
 
 DDOC = "carecheck"
+ACCOUNTS_DDOC = "carecheck_edge"
+ACCOUNTS_FILTER = f"{ACCOUNTS_DDOC}/accounts_for_area"  # an edge's accounts: its area's collaborators only
 
 # Reduce for [count, latest value] per key (values are ISO timestamps, which sort as text).
 _COUNT_AND_LAST = (
@@ -28,10 +30,34 @@ _COUNT_AND_LAST = (
     "return [n, last]; }"
 )
 
+# The store's own second line behind sync_server.writerule (contracts §3): a submission is created once and
+# never changed afterwards except by adding attachments (split uploads); only an admin deletes. Apache CouchDB
+# runs it on every write, replicated ones included, with the new revision's parent as oldDoc (null for an
+# unrelated branch: there the sync server's existence check, writerule.decide_batch, stops a forged branch).
+# It is installed on Apache CouchDB only (see ensure_store): pouchdb-server 4.2.0 runs it too, but its
+# pouchdb-validation plugin first overwrites every written doc's ``_revisions`` with the current winner's
+# (checked here), so a replicated branch of an existing record is silently dropped (the edge's copy of a
+# record that also reached the province directly never lands, and `edge status` waits on it forever) and a
+# replicated doc loses its revision history.
+VALIDATE_DOC_UPDATE = (
+    "function (newDoc, oldDoc, userCtx) { "
+    "var admin = userCtx && userCtx.roles && userCtx.roles.indexOf('_admin') !== -1; "
+    "if (newDoc._deleted) { if (admin) { return; } "
+    "throw({forbidden: 'Only the province deletes records.'}); } "
+    "if (oldDoc && !oldDoc._deleted) { "
+    "var keys = ['xml_sha256', 'submitted_by', 'area', 'form_id', 'deprecated_id']; "
+    "for (var i = 0; i < keys.length; i++) { "
+    "if (String(newDoc[keys[i]]) !== String(oldDoc[keys[i]])) "
+    "{ throw({forbidden: 'Submissions are append-only: ' + newDoc._id + "
+    "' exists with other ' + keys[i] + '.'}); } "
+    "} } }"
+)
+
 # Views and the replication filter of contracts §3, in JavaScript: they run on CouchDB and pouchdb-server.
 DESIGN_DOC: Doc = {
     "_id": f"_design/{DDOC}",
     "language": "javascript",
+    "validate_doc_update": VALIDATE_DOC_UPDATE,
     "views": {
         "by_deprecated": {
             "map": "function (doc) { if (doc.type === 'submission' && doc.deprecated_id) "
@@ -60,6 +86,8 @@ DESIGN_DOC: Doc = {
         },
     },
     "filters": {
+        # What an edge replicates up: every record it accepted, whatever its area; never a design doc.
+        "records": "function (doc) { return doc._id.indexOf('_design/') !== 0; }",
         "by_area": (
             "function (doc, req) { if (doc._id.indexOf('_design/') === 0) { return false; } "
             # String(): pouchdb-server parses query params as JSON: area=911 comes as a number (contracts §3).
@@ -68,6 +96,28 @@ DESIGN_DOC: Doc = {
             "var p = doc.org_unit || []; "
             "for (var i = 0; i < p.length; i++) { if (String(p[i]) === a) { return true; } } "
             "return false; }"
+        ),
+        # A collaborator's device reads back only what it submitted (query param ``name``).
+        "by_submitter": (
+            "function (doc, req) { if (doc._id.indexOf('_design/') === 0) { return false; } "
+            "return doc.type === 'submission' && req.query.name !== undefined && req.query.name !== null "
+            "&& String(doc.submitted_by) === String(req.query.name); }"
+        ),
+    },
+}
+
+
+# In the accounts database: the collaborator accounts of the areas in ``req.query.areas`` (comma-separated),
+# which the province's /sync/edge/accounts serves an enrolled edge (sync_server.edges).
+ACCOUNTS_DESIGN_DOC: Doc = {
+    "_id": f"_design/{ACCOUNTS_DDOC}",
+    "language": "javascript",
+    "filters": {
+        "accounts_for_area": (
+            "function (doc, req) { if (doc._id.indexOf('_design/') === 0) { return false; } "
+            "if (doc.type !== 'user' || doc.role !== 'collaborator') { return false; } "
+            "var areas = String(req.query.areas).split(','); "
+            "return areas.indexOf(String(doc.area)) >= 0; }"
         ),
     },
 }
@@ -78,11 +128,27 @@ def devices_db(settings: Settings) -> str:
     return f"{settings.submissions_db}_devices"
 
 
+def is_pouchdb_server(couch: Couch) -> bool:
+    """Whether the store is pouchdb-server (the embedded/test store) rather than Apache CouchDB."""
+    info = couch.request("GET", "", action="read the server's welcome").json()
+    return "express-pouchdb" in info or "PouchDB" in str((info.get("vendor") or {}).get("name", ""))
+
+
+def design_doc(couch: Couch) -> Doc:
+    """The submissions design doc for this store: with validate_doc_update on Apache CouchDB only."""
+    if is_pouchdb_server(couch):
+        return {k: v for k, v in DESIGN_DOC.items() if k != "validate_doc_update"}
+    return DESIGN_DOC
+
+
 def ensure_store(couch: Couch, settings: Settings) -> None:
-    """Create the databases, the design doc and the Mango index the API pages with. Idempotent."""
-    for db in (settings.submissions_db, settings.accounts_db, devices_db(settings)):
+    """Create the databases, the design doc and the Mango index the API pages with. Idempotent.
+
+    ``carecheck_forms`` too: devices and edges replicate it from here before any form is published."""
+    for db in (settings.submissions_db, settings.accounts_db, devices_db(settings), FORMS_DB):
         couch.ensure_db(db)
-    couch.put_design(settings.submissions_db, DESIGN_DOC)
+    couch.put_design(settings.submissions_db, design_doc(couch))
+    couch.put_design(settings.accounts_db, ACCOUNTS_DESIGN_DOC)
     couch.ensure_index(settings.submissions_db, ["received_at"], "by_received_at")
 
 
@@ -106,6 +172,7 @@ def edge_summary(couch: Couch, settings: Settings) -> list[dict[str, Any]]:
         if "404" in str(exc):
             return []
         raise
+    credentials = _edge_credentials(couch, settings)
     out: list[dict[str, Any]] = []
     for row in rows:
         doc: Doc = row["doc"]
@@ -117,6 +184,9 @@ def edge_summary(couch: Couch, settings: Settings) -> list[dict[str, Any]]:
         received, newest = (stats[0]["value"][0], stats[0]["value"][1] or None) if stats else (0, None)
         out.append({
             "area": doc.get("area"),
+            "edge_id": doc.get("edge_id"),
+            # the enrolled credential the last report came with: active | revoked | None (pre-enrolment edge)
+            "credential": credentials.get(str(doc.get("edge_id"))),
             "node_name": doc.get("node_name"),
             "configured_at": doc.get("configured_at"),
             "report_at": report.get("checked_at"),
@@ -133,6 +203,17 @@ def edge_summary(couch: Couch, settings: Settings) -> list[dict[str, Any]]:
             "newest_received_at": newest,
         })
     return out
+
+
+def _edge_credentials(couch: Couch, settings: Settings) -> dict[str, str]:
+    """edge id → "active" | "revoked", from the edge accounts (``sync_server.edges``) in the accounts db."""
+    try:
+        rows = couch.all_docs(settings.accounts_db, include_docs=True, startkey="user:edge-",
+                              endkey="user:edge-\ufff0")["rows"]
+    except Problem:
+        return {}
+    return {str(r["doc"].get("name")): "active" if r["doc"].get("active") else "revoked"
+            for r in rows if (r.get("doc") or {}).get("role") == "edge"}
 
 
 def _age(iso: str | None, now: datetime) -> int | None:

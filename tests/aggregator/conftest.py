@@ -65,6 +65,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "ingest_page_size",
         "ingest_hooks",
         "ingest_partitions",
+        "refresh_pause_s",
     ):
         value = getattr(settings, name)
         if value not in ("", None):
