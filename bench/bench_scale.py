@@ -122,7 +122,10 @@ def run(quick: bool = False) -> dict[str, Any]:
     small, large = _sizes(quick)
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
-        figures = {n: size_figures(n, Path(tmp)) for n in (small, large)}
+        figures = {}
+        for n in (small, large):
+            figures[n] = size_figures(n, Path(tmp))
+            print(json.dumps({n: figures[n]}), file=sys.stderr, flush=True)  # kept if a later size fails
     for n, f in figures.items():
         out.update({f"{k}_{n}": v for k, v in f.items()})
     a, b = figures[small], figures[large]
