@@ -1,5 +1,6 @@
 """bench_scale at test size: every step runs (rebuild, refresh, the district API and HTML report, each in a
-process of its own) and reports its figures and growth ratios. No timing is asserted: the machine is shared."""
+process of its own) and reports its figures and growth ratios. No timing is asserted: the machine is
+shared."""
 
 from __future__ import annotations
 
