@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 
 .PHONY: install demo test test-fast bench lint typecheck check clean
 
-install: $(VENV)/.installed node_modules/.installed
+install: $(VENV)/.installed node_modules/.installed fieldapp/static/.built
 
 $(VENV)/.installed: pyproject.toml
 	@bash scripts/system-deps.sh
@@ -19,6 +19,14 @@ $(VENV)/.installed: pyproject.toml
 
 node_modules/.installed: package.json
 	npm install --ignore-scripts --no-audit --no-fund --loglevel=error
+	@# enketo-transformer's native XSLT (shared/DESIGN.md recipe): one at a time, libxslt links the other.
+	npm rebuild node1-libxmljsmt-myh --loglevel=error
+	npm rebuild libxslt --loglevel=error
+	@touch $@
+
+# The field web app's bundle (esbuild + sass; output git-ignored), rebuilt when its sources change.
+fieldapp/static/.built: node_modules/.installed fieldapp/build.mjs $(wildcard fieldapp/src/*)
+	node fieldapp/build.mjs
 	@touch $@
 
 demo: install
@@ -34,12 +42,12 @@ bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: install
-	$(BIN)/ruff check core forms sync_server aggregator cli tests bench
+	$(BIN)/ruff check core forms sync_server aggregator cli fieldapp tests bench
 
 check: lint typecheck test
 
 typecheck: install
-	$(BIN)/mypy core forms sync_server aggregator cli
+	$(BIN)/mypy core forms sync_server aggregator cli fieldapp
 
 clean:
 	$(BIN)/carecheck local stop 2>/dev/null || true

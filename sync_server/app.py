@@ -180,6 +180,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     for router in _routers():
         app.include_router(router)
+    # The field web app (issue 14). Temporary: console/app.py will mount it once the house has moved
+    # (imports point down; sync_server must not import fieldapp for long).
+    from fieldapp.router import PREFIX, router as fieldapp_router
+
+    app.include_router(fieldapp_router, prefix=PREFIX)
     app.add_exception_handler(Problem, _problem)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

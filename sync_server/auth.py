@@ -32,6 +32,7 @@ from core import orgunits
 from core.couch import Couch, DocExists
 from core.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from core.settings import Settings
+from sync_server import tokens
 
 ROLES = ("collaborator", "district", "province")
 ACCOUNT_TTL = 30.0  # seconds an account read from CouchDB is trusted (disable takes effect within this)
@@ -194,6 +195,8 @@ class Accounts:
             key = hmac.new(secret, f"{name}\x00{password}".encode(), hashlib.sha256).hexdigest()
             ok = self._basic_ok.get(key)
             return self._fresh(name) and ok is not None and time.monotonic() - ok[0] < BASIC_TTL
+        if scheme == "bearer":  # the field web app's device token (sync_server/tokens.py)
+            return tokens.is_cached(self, value.strip())
         return True
 
     def digest_record(self, name: str) -> tuple[Account | None, str | None]:
@@ -305,6 +308,10 @@ def authenticate(request: Request, accounts: Accounts, settings: Settings, secre
         except (ValueError, UnicodeDecodeError):
             name, password = "", ""
         account = accounts.verify_basic(name, password, secret) if name else None
+        if account:
+            return account
+    elif scheme == "bearer":  # the field web app's device token (sync_server/tokens.py)
+        account = tokens.verify(accounts, value.strip())
         if account:
             return account
     if header and not stale:
