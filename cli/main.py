@@ -32,6 +32,7 @@ _REGISTER = [
     "aggregator.indicators_cli",  # indicators rebuild, report
     "aggregator.report_cli",  # report (HTML / XLSX / CSV for officers)
     "cli.local",  # local start/stop, demo
+    "cli.tokens",  # token list/revoke (the field web app's device tokens)
 ]
 
 for module, name, help_text in _MOUNTS:

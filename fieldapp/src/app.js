@@ -12,7 +12,7 @@ const API = `${location.origin}/app/api`;
 const root = document.getElementById('app');
 let session = null; // {token, token_id, name, role, area}
 let open = null; // {form, formDoc, draftId, files}
-let notice = '';
+let notice = null; // [text key, params]: shown once on the next screen, in the current language
 
 // ---------- small helpers ----------
 const esc = (s) => String(s == null ? '' : s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
@@ -117,7 +117,7 @@ function bindHeader() {
   $('#ui-lang').on('change', async (e) => {
     setLang(e.target.value);
     await putLocal('prefs', { lang: lang() });
-    if (open) { open.form.langs.setAll(formLang(open.formDoc)); renderFormChrome(); } else render();
+    if (open) { setFormLanguage(formLang(open.formDoc)); renderFormChrome(); } else render();
   });
 }
 
@@ -153,11 +153,11 @@ async function statusBox() {
     <p class="who">${esc(t('signed_in_as', { u: session.name, a: session.area }))}</p>
     ${navigator.onLine ? '' : `<p class="offline" id="offline">${esc(t('offline'))}</p>`}
     <p id="waiting" data-count="${waiting}">${esc(t('n_waiting', { n: waiting }))}</p>
-    <p id="last-sync">${esc(t('last_sync', { t: fmtTime(state.last_success) }))}</p>
+    <p id="last-sync" data-at="${esc(state.last_success || '')}" data-written="${state.last_result ? state.last_result.written : ''}">${esc(t('last_sync', { t: fmtTime(state.last_success) }))}</p>
     ${lastErr ? `<p class="error" id="last-error">${esc(t('last_error', { e: errText }))}</p>` : ''}
     ${offsetDays >= 1 ? `<p class="error" id="clock">${esc(t('clock_wrong', { d: offsetDays }))}</p>` : ''}
     ${persist && persist.persisted === false ? `<p class="warn" id="storage">${esc(t('storage_no'))}</p>` : ''}
-    ${notice ? `<p class="notice" id="notice">${esc(notice)}</p>` : ''}
+    ${notice ? `<p class="notice" id="notice">${esc(t(...notice))}</p>` : ''}
     <button id="send-now" class="primary">${esc(t('send_now'))}</button></section>`;
 }
 
@@ -166,13 +166,14 @@ async function renderHome() {
   const drafts = (await draftsDb.allDocs({ include_docs: true })).rows.map((r) => r.doc);
   const finished = (await outboxDb.allDocs({ include_docs: true })).rows.map((r) => r.doc);
   const state = await syncState();
+  const titles = Object.fromEntries((await formsDb.allDocs({ include_docs: true })).rows.map((r) => [r.doc.form_id, r.doc.title]));
   const formList = forms.length ? forms.map((f) => `<li><button class="new" data-form="${esc(f._id)}">${esc(t('new_record'))}: ${esc(f.title)}</button></li>`).join('')
     : `<li>${esc(t('no_forms'))}</li>`;
   const draftList = drafts.length ? drafts.sort((a, b) => (a.saved_at < b.saved_at ? 1 : -1)).map((d) => `<li class="draft"><button class="open" data-draft="${esc(d._id)}">${esc(d.title || d.form_id)} — ${esc(t('draft_of', { t: fmtTime(d.saved_at) }))}</button></li>`).join('')
     : `<li>${esc(t('none'))}</li>`;
   const finishedList = finished.length ? finished.sort((a, b) => (a.received_at < b.received_at ? 1 : -1)).map((d) => {
     const st = state.sent[d._id] ? 'sent' : state.refused[d._id] ? 'refused' : 'waiting';
-    return `<li class="finished ${st}" data-id="${esc(d._id)}">${esc(d.title || d.form_id)} — ${esc(fmtTime(d.received_at))} · <span class="state">${esc(t(st))}</span>${st === 'refused' ? ` <small>${esc(state.refused[d._id])}</small>` : ''}</li>`;
+    return `<li class="finished ${st}" data-id="${esc(d._id)}">${esc(titles[d.form_id] || d.form_id)} — ${esc(fmtTime(d.received_at))} · <span class="state">${esc(t(st))}</span>${st === 'refused' ? ` <small>${esc(state.refused[d._id])}</small>` : ''}</li>`;
   }).join('') : `<li>${esc(t('none'))}</li>`;
   root.innerHTML = `${header()}<main class="home">${await statusBox()}
     <section><h2>${esc(t('forms'))}</h2><ul class="forms">${formList}</ul></section>
@@ -196,12 +197,12 @@ async function openDraft(draftId) {
   const formId = `form:${draft.form_id}:${draft.form_version}`;
   let formDoc;
   try { formDoc = await formsDb.get(formId); } catch (e) {
-    notice = t('form_gone');
+    notice = ['form_gone'];
     return render();
   }
   const files = {};
   for (const [name, att] of Object.entries(draft._attachments || {})) files[name] = att.data;
-  notice = formDoc.current ? '' : t('form_old');
+  notice = formDoc.current ? null : ['form_old'];
   return openForm(formId, draft, files);
 }
 
@@ -211,8 +212,8 @@ async function openForm(formId, draft, files = {}) {
   root.innerHTML = `${header()}<main class="fill"><div class="or-container"><div id="form-host"></div></div>
     <div class="actions"><button id="back">${esc(t('back'))}</button>
     <button id="save-draft">${esc(t('save_draft'))}</button>
-    <button id="finish" class="primary">${esc(t('finish'))}</button></div><p id="form-msg" class="notice">${esc(notice)}</p></main>`;
-  notice = '';
+    <button id="finish" class="primary">${esc(t('finish'))}</button></div><p id="form-msg" class="notice">${esc(notice ? t(...notice) : '')}</p></main>`;
+  notice = null;
   const host = document.getElementById('form-host');
   host.innerHTML = formDoc.enketo.form;
   const formEl = host.querySelector('form.or');
@@ -227,6 +228,14 @@ async function openForm(formId, draft, files = {}) {
   $('#back').on('click', () => { open = null; render(); });
   $('#save-draft').on('click', saveDraft);
   $('#finish').on('click', finish);
+}
+
+// Enketo switches languages on a change of its own (hidden) selector; the app has one selector for both.
+function setFormLanguage(code) {
+  const select = document.querySelector('#form-languages');
+  if (!select || select.value === code || ![...select.options].some((o) => o.value === code)) return;
+  select.value = code;
+  select.dispatchEvent(new Event('change', { bubbles: true }));
 }
 
 function renderFormChrome() {
@@ -264,7 +273,7 @@ async function saveDraft() {
     return;
   }
   open = null;
-  notice = t('saved_draft');
+  notice = ['saved_draft'];
   render();
 }
 
@@ -297,10 +306,8 @@ async function finish() {
     area: session.area,
     org_unit: commune && district ? ['91', district, commune] : null,
     attachments_expected: Object.keys(files).sort(),
-    title: undefined,
     _attachments: attachments(files),
   };
-  delete doc.title;
   try {
     await outboxDb.put(doc);
   } catch (e) {
@@ -311,17 +318,17 @@ async function finish() {
     try { await draftsDb.remove(await draftsDb.get(open.draftId)); } catch (e) { /* already gone */ }
   }
   open = null;
-  notice = t('finished_ok');
+  notice = ['finished_ok'];
   render();
   if (navigator.onLine) sync(false);
 }
 
 async function sync(userAsked) {
   if (!session) return;
-  if (userAsked) { notice = t('syncing'); if (!open) await render(); }
+  if (userAsked) { notice = ['syncing']; if (!open) await render(); }
   const r = await pushOnce(session.token);
   if (r.status === 401) { session.revoked = true; await putLocal('session', { ...session }); }
-  notice = r.error ? '' : t('sync_done', { n: r.written });
+  notice = r.error ? null : ['sync_done', { n: r.written }];
   if (!open) await render();
 }
 
@@ -356,4 +363,7 @@ async function start() {
   document.body.dataset.ready = 'true';
 }
 
+// The phone's stores, for support staff in DevTools (and the browser test): nothing here is secret beyond what
+// the phone already holds.
+window.carecheck = { formsDb, draftsDb, outboxDb };
 start();

@@ -2,7 +2,9 @@
 export default {
   experimentalOptimizations: { computeAsync: false },
   excludeNonRelevant: true, // like ODK Collect (JavaRosa): answers of hidden questions are not sent
-  maps: [], // no map tiles: the app works offline, and no third-party hosts are contacted
+  // No map tiles from the internet: the app works offline and contacts no third-party host. A blank tile
+  // (a data: URL) keeps the geopoint widget's map working for typed coordinates and "detect my position".
+  maps: [{ name: 'offline', tiles: ['data:image/gif;base64,R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw=='] }],
   googleApiKey: '',
   repeatOrdinals: false,
   validateContinuously: false,

@@ -33,6 +33,9 @@ export function pushOnce(token) {
   running = (async () => {
     const state = await syncState();
     const result = { written: 0, refused: 0, error: null, status: null };
+    // Every record on the phone now is on the server once a one-shot push completes: written now, or found
+    // there already (a batch whose answer was lost, which revs_diff skips) — unless the server refused it.
+    const before = (await outboxDb.allDocs()).rows.map((r) => r.id);
     try {
       const rep = outboxDb.replicate.to(remoteFor(token), { batch_size: BATCH_SIZE, retry: false });
       rep.on('change', (info) => {
@@ -44,12 +47,13 @@ export function pushOnce(token) {
         result.refused += 1;
       });
       const info = await rep;
-      result.written = info.docs_written - (info.doc_write_failures || 0);
+      result.written = Math.max(0, info.docs_written - (info.doc_write_failures || 0));
       result.status = info.status;
       for (const e of info.errors || []) if (e.id && !state.refused[e.id]) {
         state.refused[e.id] = String(e.reason || e.message || 'refused');
         delete state.sent[e.id];
       }
+      for (const id of before) if (!state.refused[id] && !state.sent[id]) state.sent[id] = new Date().toISOString();
       state.last_success = new Date().toISOString();
       state.last_result = { written: info.docs_written, read: info.docs_read, failures: info.doc_write_failures };
     } catch (e) {
