@@ -9,7 +9,8 @@
 - ``vi`` / ``en`` are the source texts the translator saw (the default language and English), ``<lang>`` the
   translation, ``status`` ``draft`` (not yet checked by a native speaker) or ``reviewed``.
 
-The build (``merge_translations``) adds ``<column>::<language name>`` columns to whatever rows the workbook
+A cell already filled in the workbook's own ``<column>::<language name>`` column is kept as it is. The build
+(``merge_translations``) adds ``<column>::<language name>`` columns to whatever rows the workbook
 has now — the .xlsx files stay the one source of the questions and are never edited by this step. A text
 whose Vietnamese source changed since it was translated (``vi`` differs) is *stale* and not used; a text with
 no usable translation is shown in Vietnamese (pyxform would print "-") and listed as untranslated in the build
@@ -96,6 +97,10 @@ def merge_translations(source: Path, workbook: Any) -> tuple[Any, dict[str, Any]
         name = language_name(lang)
         translated, untranslated, stale, draft = 0, [], [], 0
         for sheet_name, key, col, vi, _en, row in _texts(copy):
+            own = str(row.get(f"{col}::{name}") or "").strip()
+            if own:  # a translation typed into the workbook itself wins over the sheet
+                translated += 1
+                continue
             entry = sheet.get((sheet_name, key, col))
             text = (entry or {}).get(lang, "").strip()
             if text and entry is not None and entry.get("vi", "").strip() != vi.strip():
