@@ -11,7 +11,11 @@ COPY pyproject.toml README.md ./
 COPY core core
 COPY forms forms
 COPY sync_server sync_server
+COPY console console
+COPY edge edge
+COPY simulator simulator
 COPY aggregator aggregator
+COPY migrations migrations
 COPY cli cli
 RUN pip install --no-cache-dir .
 

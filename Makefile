@@ -42,12 +42,12 @@ bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: install
-	$(BIN)/ruff check core forms sync_server aggregator cli fieldapp tests bench
+	$(BIN)/ruff check core forms sync_server console edge simulator aggregator cli fieldapp tests bench migrations
 
 check: lint typecheck test
 
 typecheck: install
-	$(BIN)/mypy core forms sync_server aggregator cli fieldapp
+	$(BIN)/mypy core forms sync_server console edge simulator aggregator cli fieldapp
 
 clean:
 	$(BIN)/carecheck local stop 2>/dev/null || true

@@ -168,7 +168,7 @@ _REPEATS: dict[str, ingest.RepeatsOf] = {}
 def _repeats_of(settings: Settings | None) -> ingest.RepeatsOf:
     """The compiled forms' repeat names (cached per build directory), or the contract's defaults."""
     if settings is None:
-        return ingest._default_repeats
+        return ingest.default_repeats
     key = str(settings.effective_forms_build_dir)
     if key not in _REPEATS:
         _REPEATS[key] = ingest.compiled_repeats(settings.effective_forms_build_dir)
@@ -203,7 +203,7 @@ def apply_changes(
                 one.commit()
             except Exception as exc:  # noqa: BLE001
                 one.rollback()
-                o = ingest.PageOutcome(failed={str(r.get("id")): ingest._describe(exc)})
+                o = ingest.PageOutcome(failed={str(r.get("id")): ingest.describe_failure(exc)})
             out.ingested += o.ingested
             out.deleted += o.deleted
             out.failed.update(o.failed)

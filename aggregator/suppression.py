@@ -129,7 +129,7 @@ def hidden_cells(conn: Connection, period: str, indicators: list[str], min_cell:
     """Every hidden cell of these indicators in this period (primary and complementary). Patterns are cached
     per indicator until the cells change (``rollup.generation``): a report asks for the same ones many
     times."""
-    from aggregator.rollup import IndicatorValue, generation
+    from aggregator.rollup.tables import IndicatorValue, generation
 
     scope = (str(conn.engine.url), generation(conn), period, min_cell)
     missing = [i for i in indicators if (*scope, i) not in _CACHE]

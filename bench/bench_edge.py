@@ -18,8 +18,8 @@ from typing import Any
 
 from core.couch import Couch
 from core.services import start_pouchdb
-from sync_server.edge import replication as rep
-from sync_server.edge.uplink import create_uplink
+from edge import replication as rep
+from edge.uplink import create_uplink
 from tests.conftest import make_settings
 from tests.edge.households import submission_doc
 from tests.edge.netlink import Link, NetnsUnavailable, serve_in_thread

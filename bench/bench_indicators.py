@@ -10,7 +10,7 @@ swap).
 3. DuckDB (baseline, same run): the same definitions compiled to the same SQL (the statements
    ``rollup.compute_into`` runs on PostgreSQL: each group's one-pass statement wrapped in the same
    ``CellQuery.insert_cells`` unpivot, INSERT … SELECT into the cell table), then rolled up to every level by
-   the same ``rollup._derive`` statements. PostgreSQL spreads a rebuild over ``rollup.REBUILD_CONNECTIONS``
+   the same ``rollup.derive`` statements. PostgreSQL spreads a rebuild over ``rollup.REBUILD_CONNECTIONS``
    connections (``rollup.rebuild_plan``: a large stock group in parts by unit hash, one per connection, and
    the other large groups on a connection of their own, all at once); DuckDB follows the same plan with the
    same statements (the parts and groups one after the other, each on all of DuckDB's threads; DuckDB's
@@ -188,7 +188,7 @@ def copy_to_postgres(con: Any, engine: Engine, tmp: Path) -> float:
 
 
 class DuckConn:
-    """Just enough of a SQLAlchemy Connection for rollup._derive: statements compiled to text, run in
+    """Just enough of a SQLAlchemy Connection for rollup.derive: statements compiled to text, run in
     DuckDB."""
 
     class dialect:  # noqa: N801 - mimics Connection.dialect
@@ -209,14 +209,14 @@ def duckdb_rebuild(con: Any) -> tuple[float, int]:
     from core.orgunits import communes
 
     con.execute("DROP TABLE IF EXISTS indicator_value")
-    con.execute(str(CreateTable(rollup._side_table("indicator_value", "duckdb")).compile(dialect=PG_DIALECT)))
+    con.execute(str(CreateTable(rollup.side_table("indicator_value", "duckdb")).compile(dialect=PG_DIALECT)))
     con.execute("DROP TABLE IF EXISTS indicator_orgunit")
     con.execute(str(CreateTable(rollup.IndicatorOrgUnit.__table__).compile(dialect=PG_DIALECT)))  # type: ignore
     con.executemany(
         "INSERT INTO indicator_orgunit VALUES (?, ?, ?)",
         [(c.code, c.district_code, c.code_2025) for c in communes().values()],
     )
-    table = rollup._side_table("indicator_value", "duckdb")
+    table = rollup.side_table("indicator_value", "duckdb")
     t0 = time.perf_counter()
     for (source, kind), group in rollup.groups(defs.load().values()).items():
         # the statements rollup.compute_into runs: every period type at once when the sums roll up exactly,
@@ -243,7 +243,7 @@ def duckdb_rebuild(con: Any) -> tuple[float, int]:
         for ptype in [rollup.ALL_PERIODS] if whole.exact_rollup else PERIOD_TYPES:
             q = rollup.CellQuery(defs.SOURCES[source], kind, ptype, group)
             con.execute(sql(q.insert_cells(table, "duckdb")))
-    rollup._derive(DuckConn(con), rollup.IndicatorValue.__table__)  # type: ignore[arg-type,attr-defined]
+    rollup.derive(DuckConn(con), rollup.IndicatorValue.__table__)  # type: ignore[arg-type,attr-defined]
     seconds = time.perf_counter() - t0
     return seconds, con.execute("SELECT count(*) FROM indicator_value").fetchone()[0]
 
@@ -337,16 +337,16 @@ def latency_figures(tmp: Path, url: str, *, n: int = 90, rate_per_s: float = 1.0
 
     import httpx
 
+    from cli.simulate import download_form
     from core.couch import Couch
     from core.services import free_port, start_pouchdb
     from core.settings import Settings
+    from core.stores import ensure_store
     from forms.build import build_all
+    from simulator.client import OpenRosaClient
+    from simulator.fill import fill
+    from simulator.households import generate as households
     from sync_server.auth import Accounts
-    from sync_server.simulator.cli import download_form
-    from sync_server.simulator.client import OpenRosaClient
-    from sync_server.simulator.fill import fill
-    from sync_server.simulator.households import generate as households
-    from sync_server.store import ensure_store
 
     redis_url = "redis://127.0.0.1:6379/13"
     import redis

@@ -89,13 +89,13 @@ def run_demo(
     settings: Settings, *, households: int = 600, seed: int = 2026, period: str | None = None
 ) -> Path:
     """Run the whole main job; returns the path of the district report."""
+    from cli.forms import print_built
+    from cli.simulate import default_period as current_quarter
     from core.couch import Couch
     from core.services import ensure_embedded_couch, free_port
+    from core.stores import ensure_store
     from forms.build import build_all
-    from forms.cli import print_built
     from sync_server.auth import Accounts
-    from sync_server.simulator.cli import default_period as current_quarter
-    from sync_server.store import ensure_store
 
     console = Console(width=max(Console().width, 130))
     day = date.today() - timedelta(days=1)  # the phones send yesterday's work (islands: days older)
@@ -137,7 +137,7 @@ def run_demo(
         console.rule(
             f"[bold]3. Một ngày công tác thực địa / A day of field work ({day}): {households} hộ, 15 huyện"
         )
-        from sync_server.simulator.cli import run_simulation
+        from cli.simulate import run_simulation
 
         user, password = DEMO_USERS[0][0], DEMO_USERS[0][1]
         # Earlier rounds of visits (the three quarters before), so the report's trends have a history.
@@ -214,10 +214,10 @@ def _send_facility_checks(
     console: Console, server: str, user: str, password: str, seed: int, day: date
 ) -> int:
     """One health-station checklist per commune, sent like the households; returns how many failed."""
-    from sync_server.simulator.cli import download_form
-    from sync_server.simulator.client import send_all
-    from sync_server.simulator.facilities import FORM_ID, generate_facilities
-    from sync_server.simulator.fill import fill
+    from cli.simulate import download_form
+    from simulator.client import send_all
+    from simulator.facilities import FORM_ID, generate_facilities
+    from simulator.fill import fill
 
     template = download_form(server, user, password, form_id=FORM_ID)
     visits = generate_facilities(seed, day)
@@ -298,7 +298,7 @@ def _wait_ingested(
 
 def _indicators_and_report(console: Console, settings: Settings, period: str) -> Path:
     from aggregator.db import get_engine, session_scope
-    from aggregator.report_cli import render
+    from aggregator.reports.render import render
     from aggregator.rollup import query_indicators, rebuild
 
     stats = rebuild(get_engine(settings))

@@ -1,16 +1,16 @@
-"""`carecheck` — one CLI with sub-commands from forms, sync_server and aggregator.
+"""`carecheck` — one CLI; each command group is a module of this package, mounted below.
 
 Problems are caught here, at the edge only: the operator sees one line and exit code 1.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import click
 import typer
 
+from cli import db, edge, forms, indicators, ingest, local, report, serve, simulate, tokens
 from core.errors import Problem
 
 app = typer.Typer(
@@ -19,39 +19,10 @@ app = typer.Typer(
     help="carecheck: household child-care checks — forms, sync, indicators.",
 )
 
-# Each package exposes a Typer app (or a registration function) in its own cli module; a package that is not
-# there yet simply contributes nothing.
-_MOUNTS = [
-    ("forms.cli", "forms", "Build and inspect the XLSForms."),
-]
-_REGISTER = [
-    "sync_server.cli",  # serve, user
-    "sync_server.simulator.cli",  # simulate
-    "sync_server.edge.cli",  # edge init/status, conflicts
-    "aggregator.cli",  # worker, beat, ingest, status, registry
-    "aggregator.indicators_cli",  # indicators rebuild, report
-    "aggregator.report_cli",  # report (HTML / XLSX / CSV for officers)
-    "cli.local",  # local start/stop, demo
-    "cli.tokens",  # token list/revoke (the field web app's device tokens)
-]
-
-for module, name, help_text in _MOUNTS:
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name is None or not module.startswith(exc.name):
-            raise
-        continue
-    app.add_typer(mod.app, name=name, help=help_text)
-
-for module in _REGISTER:
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name is None or not module.startswith(exc.name):
-            raise
-        continue
-    mod.register(app)
+# Every command group, listed explicitly: a module that is missing is an ImportError at start, never a gap.
+app.add_typer(forms.app, name="forms", help="Build and inspect the XLSForms.")
+for group in (serve, simulate, edge, ingest, indicators, report, db, local, tokens):
+    group.register(app)
 
 
 def main() -> None:

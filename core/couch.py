@@ -30,6 +30,7 @@ class DocExists(Problem):
     """A document with that id already exists (the create lost the race or is a resend)."""
 
     status = 409
+    code = "doc_exists"
 
 
 def _q(docid: str) -> str:

@@ -134,6 +134,32 @@ def covers(area_code: str | None, commune_code: str) -> bool:
     return area_code in (c.district_code, c.code)
 
 
+
+def area_codes(area: str) -> list[str]:
+    """The account-area codes inside ``area``: itself and, for a legacy district, its communes."""
+    return [area] + sorted(c.code for c in communes().values() if c.district_code == area)
+
+
+def may_see(visible: str, level: str, unit: str, hierarchy: str = "legacy") -> bool:
+    """THE access rule: whether a reader who sees ``visible`` (91, a legacy district or commune) may read the
+    org unit ``unit`` at ``level`` (province | district | commune) of ``hierarchy`` (legacy | 2025).
+
+    Every route, report and export that shows figures of an org unit asks this function (a structural test
+    checks that they do). A 2025 commune may merge legacy communes of several districts: all of them must be
+    the reader's.
+    """
+    if visible == PROVINCE_CODE:
+        return True
+    if level == "province":
+        return False
+    if level == "district":
+        return unit == visible
+    if hierarchy == "2025":
+        parts = [c.code for c in communes().values() if c.code_2025 == unit]
+        return bool(parts) and all(covers(visible, code) for code in parts)
+    return covers(visible, unit)
+
+
 if __name__ == "__main__":
     write_table()
     print(f"wrote {TABLE} ({len(communes())} communes)")

@@ -14,11 +14,13 @@ from starlette.concurrency import run_in_threadpool
 from core.couch import Couch
 from core.errors import Problem
 from core.settings import Settings
+from core.stores import ensure_store
 from forms.catalog import BuiltForm, Catalog
+from forms.fields import repeat_names
 from sync_server import openrosa
 from sync_server.auth import Account, Accounts, current_account, load_secret
 from sync_server.devices import Devices
-from sync_server.store import Submissions, ensure_store
+from sync_server.store import Submissions
 
 log = logging.getLogger("carecheck.sync")
 CATALOG_TTL = 5.0
@@ -56,7 +58,7 @@ class FormCache:
         info = None
         if built is not None:
             xml = built.xml_bytes()
-            info = FormInfo(built, openrosa.binary_paths(xml), openrosa.repeat_names(xml))
+            info = FormInfo(built, openrosa.binary_paths(xml), frozenset(repeat_names(xml)))
         if len(self._forms) > 1000:
             self._forms.clear()
         self._forms[(form_id, version)] = (now, info)

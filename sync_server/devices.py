@@ -18,8 +18,9 @@ from core import orgunits
 from core.couch import Couch, DocExists
 from core.errors import Problem
 from core.settings import Settings
+from core.stores import devices_db
 from sync_server.auth import Account
-from sync_server.store import TIME_FORMAT, Submissions, devices_db
+from sync_server.store import TIME_FORMAT, Submissions
 
 log = logging.getLogger("carecheck.sync.devices")
 THROTTLE_SECONDS = 60.0

@@ -105,16 +105,6 @@ def _local(tag: Any) -> str:
     return etree.QName(tag).localname if isinstance(tag, str) else ""
 
 
-def repeat_names(form_xml: bytes) -> frozenset[str]:
-    """Local names of the form's repeat elements (from ``<repeat nodeset=…>`` in the body)."""
-    root = etree.fromstring(form_xml, _parser())
-    return frozenset(
-        (r.get("nodeset") or "").rstrip("/").split("/")[-1]
-        for r in root.iter(f"{{{NS_XFORMS}}}repeat")
-        if r.get("nodeset")
-    )
-
-
 def binary_paths(form_xml: bytes) -> frozenset[tuple[str, ...]]:
     """Paths (local names below the root) of the form's binary questions: the answers naming attachments."""
     root = etree.fromstring(form_xml, _parser())

@@ -13,76 +13,9 @@ from core import orgunits
 from core.couch import Couch, Doc, DocExists
 from core.errors import BadRequest
 from core.settings import Settings
+from core.stores import DDOC
 
 log = logging.getLogger("carecheck.sync.store")
-DDOC = "carecheck"
-
-# Reduce for [count, latest value] per key (values are ISO timestamps, which sort as text).
-_COUNT_AND_LAST = (
-    "function (keys, values, rereduce) { var n = 0, last = ''; "
-    "for (var i = 0; i < values.length; i++) { var c = rereduce ? values[i][0] : 1; "
-    "var t = rereduce ? values[i][1] : values[i]; n += c; if (t > last) { last = t; } } "
-    "return [n, last]; }"
-)
-
-# Views and the replication filter of contracts §3, in JavaScript: they run on CouchDB and pouchdb-server.
-DESIGN_DOC: Doc = {
-    "_id": f"_design/{DDOC}",
-    "language": "javascript",
-    "views": {
-        "by_deprecated": {
-            "map": "function (doc) { if (doc.type === 'submission' && doc.deprecated_id) "
-            "{ emit(doc.deprecated_id, null); } }"
-        },
-        "by_form": {
-            "map": "function (doc) { if (doc.type === 'submission') "
-            "{ emit([doc.form_id, doc.received_at], null); } }"
-        },
-        "by_device": {
-            "map": "function (doc) { if (doc.type === 'submission') { emit(doc.device_id, "
-            "[doc.received_at, doc.submitted_by, doc.area]); } }"
-        },
-        # Per (device, account, area): [count, last received_at], kept up to date incrementally by the store,
-        # so the devices report reads one row per phone instead of every submission.
-        "device_stats": {
-            "map": "function (doc) { if (doc.type === 'submission') { emit([doc.device_id || null, "
-            "doc.submitted_by, doc.area], doc.received_at); } }",
-            "reduce": _COUNT_AND_LAST,
-        },
-        # Per receiving node ("province", "edge:<area>"): [count, last received_at], for the edge monitor.
-        "received_by_stats": {
-            "map": "function (doc) { if (doc.type === 'submission') { emit(doc.received_by || null, "
-            "doc.received_at); } }",
-            "reduce": _COUNT_AND_LAST,
-        },
-    },
-    "filters": {
-        "by_area": (
-            "function (doc, req) { if (doc._id.indexOf('_design/') === 0) { return false; } "
-            # String(): pouchdb-server parses query params as JSON: area=911 comes as a number (contracts §3).
-            "if (req.query.area === undefined || req.query.area === null) { return false; } "
-            "var a = String(req.query.area); if (String(doc.area) === a) { return true; } "
-            "var p = doc.org_unit || []; "
-            "for (var i = 0; i < p.length; i++) { if (String(p[i]) === a) { return true; } } "
-            "return false; }"
-        ),
-    },
-}
-
-
-def devices_db(settings: Settings) -> str:
-    """Where device contact records live: beside the submissions, never inside them (append-only docs)."""
-    return f"{settings.submissions_db}_devices"
-
-
-def ensure_store(couch: Couch, settings: Settings) -> None:
-    """Create the databases, the design doc and the Mango index the API pages with. Idempotent."""
-    for db in (settings.submissions_db, settings.accounts_db, devices_db(settings)):
-        couch.ensure_db(db)
-    couch.put_design(settings.submissions_db, DESIGN_DOC)
-    couch.ensure_index(settings.submissions_db, ["received_at"], "by_received_at")
-
-
 @dataclass
 class Stored:
     """What happened to a submission: 'created', 'duplicate' (identical resend) or 'conflict'."""
@@ -184,7 +117,7 @@ class Submissions:
             base["form_id"] = form_id
         if area != orgunits.PROVINCE_CODE:
             base["$or"] = [
-                {"area": {"$in": area_codes(area)}},
+                {"area": {"$in": orgunits.area_codes(area)}},
                 {"org_unit": {"$elemMatch": {"$eq": area}}},
             ]
         docs: list[Doc] = []
@@ -244,15 +177,3 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 def utc_now() -> str:
     """Server time as stored in received_at (contracts §3): UTC, whole seconds."""
     return datetime.now(UTC).strftime(TIME_FORMAT)
-
-
-def area_codes(area: str) -> list[str]:
-    """The account-area codes inside ``area``: itself and, for a district, its communes."""
-    return [area] + sorted(c.code for c in orgunits.communes().values() if c.district_code == area)
-
-
-def doc_visible(area: str, doc: Doc) -> bool:
-    """Whether a reader scoped to ``area`` may see the submission (submitter's area or captured org unit)."""
-    if area == orgunits.PROVINCE_CODE:
-        return True
-    return doc.get("area") in area_codes(area) or area in (doc.get("org_unit") or [])

@@ -50,7 +50,7 @@ def test_demo_says_what_to_do_when_its_store_predates_a_form_change(tmp_path: Pa
     one line saying to start afresh; anything else names an example status and the log."""
     from cli.demo import _not_sent
     from core.errors import Problem
-    from sync_server.simulator.client import Outcome
+    from simulator.client import Outcome
 
     conflict = [Outcome("uuid:a", "rejected", 409, "other content"), Outcome("uuid:b", "rejected", 409, "")]
     with pytest.raises(Problem) as e:

@@ -45,7 +45,7 @@ def edge_rows(settings: Any, *, level: str, area: str) -> tuple[list[dict[str, A
     from core.errors import Problem
     from core.orgunits import communes, districts
     from core.services import running_embedded_couch
-    from sync_server.edge.status import edge_summary
+    from core.stores import edge_summary
 
     url = settings.couchdb_url or running_embedded_couch(settings)
     if not url:  # the embedded store is not running: a report never starts servers as a side effect

@@ -1,1 +1,1 @@
-"""HTTP routes; every module here exposing a module-level ``router`` is mounted by ``create_app``."""
+"""Device-facing HTTP routes (OpenRosa, /sync, health); listed in ``sync_server.http.DEVICE_ROUTERS``."""

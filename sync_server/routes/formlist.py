@@ -28,6 +28,7 @@ def _form(ctx: ServerContext, form_id: str, version: str | None) -> FormInfo:
             f"Không có biểu mẫu {what} trên máy chủ. Hãy tải lại danh sách biểu mẫu.",
             f"Form '{form_id}'{f' version {version}' if version else ''} is not on this server. "
             "Refresh the form list.",
+            code="form_unknown",
         )
     return info
 

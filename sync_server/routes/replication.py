@@ -31,11 +31,9 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from core.errors import Problem
+from core.stores import FORMS_DB, doc_visible
 from sync_server.auth import Account, current_account, visible_area
 from sync_server.deps import ServerContext
-from sync_server.edge.replication import FORMS_DB
-from sync_server.edge.status import edge_summary
-from sync_server.store import doc_visible
 
 router = APIRouter(tags=["replication"])
 DBS = ("submissions", "forms")
@@ -288,17 +286,3 @@ async def get_doc(db: str, docid: str, request: Request) -> Response:
     if any(d is not None and not _visible(account, db, d) for d in docs):
         raise Refused(404, "not_found", "missing")  # outside the area: do not reveal it exists
     return Response(json.dumps(data), media_type="application/json")
-
-
-@router.get("/api/v1/edges")
-async def edges(request: Request) -> Response:
-    """Province monitoring: per edge node its last report, last success, backlog and lag (province only)."""
-    ctx: ServerContext = request.app.state.ctx
-    account = await current_account(request)
-    if account.role != "province":
-        from core.errors import Forbidden
-
-        raise Forbidden("Chỉ tài khoản cấp tỉnh xem được trạng thái các nút biên.",
-                        "Only province accounts may see the edge nodes' status.")
-    rows = await run_in_threadpool(edge_summary, ctx.couch, ctx.settings)
-    return JSONResponse({"edges": rows})

@@ -153,12 +153,14 @@ def accept(
                 f"Máy chủ không có biểu mẫu '{inst.form_id}'. "
                 "Hãy cập nhật biểu mẫu (Tải biểu mẫu trống) rồi gửi lại.",
                 f"Form '{inst.form_id}' is not on this server. Update forms on the phone and send again.",
+                code="form_unknown",
             )
         raise NotFound(
             f"Phiên bản biểu mẫu đã cũ — hãy cập nhật biểu mẫu: '{inst.form_id}' phiên bản {inst.version} "
             f"không có trên máy chủ (hiện tại: {known.built.version}).",
             f"Form '{inst.form_id}' version {inst.version} is not on this server (current: "
             f"{known.built.version}). Update forms on the phone and send again.",
+            code="form_unknown",
         )
     expected = openrosa.referenced_attachments(inst.root, form.binary_paths)
     to_store = dict(attachments)
@@ -170,6 +172,7 @@ def accept(
                 "Hãy gửi phiếu gốc trước, hoặc liên hệ cán bộ huyện.",
                 f"The record this edit replaces ({inst.deprecated_id}) is not on this server. "
                 "Send the original first, or contact your district officer.",
+                code="edit_target_unknown",
             )
         # Carry forward attachments the edit references but does not resend (Collect sends only changes).
         for name in expected:
@@ -215,6 +218,7 @@ def accept(
             "Nếu cần sửa, hãy sửa phiếu đã gửi trên máy rồi gửi lại.",
             f"Record {inst.instance_id} was already received with different content; the first one is kept. "
             "To change it, edit the sent record on the phone and send again.",
+            code="submission_conflict",
         )
     if result.outcome == "created":
         return 201, "Đã gửi thành công / Sent successfully"

@@ -30,8 +30,8 @@ def built_form(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, Path, s
 def test_simulated_households_through_the_compiled_form(
     pg_settings: Settings, built_form: tuple[bytes, Path, str]
 ) -> None:
-    from sync_server.simulator.fill import fill, load_form
-    from sync_server.simulator.households import generate
+    from simulator.fill import fill, load_form
+    from simulator.households import generate
 
     xml, build_dir, version = built_form
     s = pg_settings.model_copy(update={"forms_build_dir": build_dir})

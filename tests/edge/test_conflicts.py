@@ -10,7 +10,7 @@ from pathlib import Path
 from core.couch import Couch
 from core.services import CouchProcess
 from core.settings import ROOT
-from sync_server.edge.conflicts import find_conflicts, form_end
+from edge.conflicts import find_conflicts, form_end
 from tests.conftest import make_settings
 from tests.edge.households import submission_doc
 

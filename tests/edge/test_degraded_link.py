@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from sync_server.edge import replication as rep
-from sync_server.edge.status import check
-from sync_server.edge.uplink import create_uplink
+from edge import replication as rep
+from edge.status import check
+from edge.uplink import create_uplink
 from tests.edge.conftest import Pair, wait_until
 from tests.edge.households import submission_doc
 from tests.edge.netlink import Link, serve_in_thread

@@ -15,7 +15,7 @@ import pytest
 from core.couch import Couch
 from core.services import CouchProcess, free_port
 from core.settings import ROOT
-from sync_server.edge.replication import FORMS_DB
+from core.stores import FORMS_DB
 from tests.conftest import make_settings
 from tests.edge.households import submission_doc
 
@@ -32,7 +32,7 @@ def server(tmp_path: Path, couch_server: CouchProcess) -> Iterator[tuple[Couch, 
     holder: dict[str, object] = {}
 
     def start() -> None:
-        from sync_server.app import create_app
+        from console.app import create_app
 
         cfg = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
         srv = uvicorn.Server(cfg)
@@ -49,8 +49,8 @@ def server(tmp_path: Path, couch_server: CouchProcess) -> Iterator[tuple[Couch, 
 
 @pytest.mark.skipif(NODE is None, reason="node is not installed")
 def test_pouchdb_phone_syncs_own_area_only(server: tuple[Couch, object, int], tmp_path: Path) -> None:
+    from core.stores import ensure_store
     from sync_server.auth import Accounts
-    from sync_server.store import ensure_store
 
     couch, (settings, holder), port = server  # type: ignore[misc]
     ensure_store(couch, settings)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from core.couch import Couch
 from core.settings import ROOT
-from sync_server.edge import replication as rep
-from sync_server.edge.status import check, edge_summary, render
+from core.stores import FORMS_DB, edge_summary
+from edge import replication as rep
+from edge.status import check, render
 from tests.edge.conftest import Pair, wait_until
 from tests.edge.households import submission_doc
 from tests.edge.netlink import serve_in_thread
@@ -33,13 +34,13 @@ def test_province_down_500_households_arrive_once(pair: Pair, tmp_path: Path) ->
     """Two stores, two sync servers, real OpenRosa submissions to the edge while the province is down."""
     from fastapi.testclient import TestClient
 
+    from console.app import create_app
     from forms.build import build_all
     from forms.catalog import Catalog
-    from sync_server.app import create_app
+    from simulator.client import OpenRosaClient, send_all
+    from simulator.fill import fill, load_form
+    from simulator.households import generate
     from sync_server.auth import Accounts
-    from sync_server.simulator.client import OpenRosaClient, send_all
-    from sync_server.simulator.fill import fill, load_form
-    from sync_server.simulator.households import generate
 
     built = tmp_path / "built"
     build_all(ROOT / "forms" / "xlsforms", built)
@@ -131,7 +132,7 @@ def _ingested(ps: object, province: Couch) -> tuple[int, int]:
 
 def test_record_arriving_both_ways_is_counted_once(pair: Pair) -> None:
     """A phone sent to the edge, then again in town to the province: one record, counted once."""
-    from sync_server.edge.conflicts import find_conflicts
+    from edge.conflicts import find_conflicts
 
     es, ps = pair.edge_settings, pair.province_settings
     edge, province = pair.edge_couch(), pair.province_couch()
@@ -171,8 +172,8 @@ def test_accounts_pulled_down_are_this_areas_collaborators_only(pair: Pair) -> N
 
 
 def test_forms_published_at_the_province_reach_the_edge(pair: Pair) -> None:
+    from edge import forms
     from forms.catalog import Catalog
-    from sync_server.edge import forms
 
     es, ps = pair.edge_settings, pair.province_settings
     _fake_build(ps.effective_forms_build_dir, "household_child_check", ["2026110101", "2026112901"])
@@ -180,7 +181,7 @@ def test_forms_published_at_the_province_reach_the_edge(pair: Pair) -> None:
     assert len(forms.publish(province, ps)) == 2
     assert forms.publish(province, ps) == []  # unchanged: nothing rewritten
     rep.init_edge(es, AREA, pair.province.base_url, "admin", "admin", local=edge)
-    wait_until(lambda: len(_ids(edge, rep.FORMS_DB)) == 2, timeout=30)
+    wait_until(lambda: len(_ids(edge, FORMS_DB)) == 2, timeout=30)
     versions = ("2026110101", "2026112901")
     assert sorted(forms.apply(edge, es)) == [f"household_child_check/{v}" for v in versions]
     assert forms.apply(edge, es) == []

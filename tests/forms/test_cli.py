@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from forms.cli import app
+from cli.forms import app
 
 from .conftest import SRC
 

@@ -13,9 +13,9 @@ from sqlmodel import Session
 from aggregator import rollup
 from aggregator.db import dispose_engines, init_db
 from aggregator.indicators import load
+from console.app import create_app
 from core.couch import Couch
 from core.services import CouchProcess
-from sync_server.app import create_app
 from sync_server.auth import Accounts
 from tests.conftest import make_settings
 from tests.indicators import dataset as ds

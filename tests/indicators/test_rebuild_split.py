@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 
 from aggregator import rollup
 from aggregator.indicators import load
+from aggregator.rollup import build
 from tests.indicators.test_rollup import cells, database, seeded
 
 
@@ -36,15 +37,15 @@ def test_split_rebuild_equals_whole(pg: Engine, monkeypatch: pytest.MonkeyPatch,
     seeded(pg)  # small tables: computed whole
     whole = cells(pg)
     used: list[int] = []
-    fetch = rollup._fetch_wide
+    fetch = rollup.fetch_wide
 
     def counting(engine: Engine, stmts: list[Any]) -> list[list[tuple[Any, ...]]]:
         used.append(len(stmts))
         return fetch(engine, stmts)
 
-    monkeypatch.setattr(rollup, "SPLIT_ROWS", -1)  # every group is large, whatever its size
-    monkeypatch.setattr(rollup, "REBUILD_CONNECTIONS", connections)
-    monkeypatch.setattr(rollup, "_fetch_wide", counting)
+    monkeypatch.setattr(build, "SPLIT_ROWS", -1)  # every group is large, whatever its size
+    monkeypatch.setattr(build, "REBUILD_CONNECTIONS", connections)
+    monkeypatch.setattr(build, "fetch_wide", counting)
     rollup.rebuild(pg)
     # the stock groups split (the other parts on connections 1…), the flow groups aside on one more
     stock = sum(1 for g in rollup.groups(load().values()) if g[1] == "stock")
@@ -61,8 +62,8 @@ def test_failed_part_leaves_the_live_table(pg: Engine, monkeypatch: pytest.Monke
     def failing(engine: Engine, stmts: list[Any]) -> list[list[tuple[Any, ...]]]:
         raise RuntimeError("connection lost")
 
-    monkeypatch.setattr(rollup, "SPLIT_ROWS", -1)
-    monkeypatch.setattr(rollup, "_fetch_wide", failing)
+    monkeypatch.setattr(build, "SPLIT_ROWS", -1)
+    monkeypatch.setattr(build, "fetch_wide", failing)
     with pytest.raises(RuntimeError, match="connection lost"):
         rollup.rebuild(pg)
     assert cells(pg) == before

@@ -43,7 +43,7 @@ class ReportDB:
         lang: str = "vi",
     ) -> bytes:
         """The same code path as the CLI, in-process (subprocesses cost seconds each on a loaded machine)."""
-        from aggregator.report_cli import render
+        from aggregator.reports.render import render
 
         return render(
             self.settings, level=level, area=area, period=period, hierarchy=hierarchy, fmt=fmt, lang=lang

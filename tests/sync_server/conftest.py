@@ -10,10 +10,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from console.app import create_app
 from core.couch import Couch
 from core.services import CouchProcess
 from core.settings import Settings
-from sync_server.app import create_app
 from sync_server.auth import Accounts
 from tests.conftest import make_settings
 from tests.sync_server.helpers import write_form

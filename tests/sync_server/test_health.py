@@ -6,8 +6,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from console.app import create_app
 from core.services import CouchProcess
-from sync_server.app import create_app
 from tests.conftest import make_settings
 
 

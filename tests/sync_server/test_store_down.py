@@ -8,9 +8,9 @@ from pathlib import Path
 import httpx
 from fastapi.testclient import TestClient
 
+from console.app import create_app
 from core.couch import Couch
 from core.services import CouchProcess
-from sync_server.app import create_app
 from tests.conftest import make_settings
 from tests.sync_server.conftest import PASSWORD, add_accounts
 from tests.sync_server.helpers import instance, parts, write_form

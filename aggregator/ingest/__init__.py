@@ -1,0 +1,36 @@
+"""Ingestion: ``rows`` maps a submission document to SQL rows (pure); ``write`` writes a page of them."""
+
+from aggregator.ingest.rows import (
+    FORM_FACILITY,
+    FORM_HOUSEHOLD,
+    PERSONAL_FIELDS,
+    BadSubmission,
+    DocRows,
+    RepeatsOf,
+    age,
+    build_rows,
+    compiled_repeats,
+    default_repeats,
+    instance_dict,
+    periods,
+)
+from aggregator.ingest.write import PageOutcome, apply_page, describe_failure, upsert
+
+__all__ = [
+    "FORM_FACILITY",
+    "FORM_HOUSEHOLD",
+    "PERSONAL_FIELDS",
+    "BadSubmission",
+    "DocRows",
+    "RepeatsOf",
+    "PageOutcome",
+    "age",
+    "apply_page",
+    "build_rows",
+    "compiled_repeats",
+    "default_repeats",
+    "describe_failure",
+    "instance_dict",
+    "periods",
+    "upsert",
+]

@@ -1,0 +1,70 @@
+"""Roll indicator numerators and denominators up by org unit and period (SQL GROUP BYs), and read them back.
+
+Only legacy-commune cells are computed from the ingested rows; every other level is a sum of commune cells:
+legacy district and province, the 2025 communes (through the static legacy → 2025 commune map of
+``core.orgunits``), and, for the 2025 hierarchy, the province and the legacy districts kept as a grouping.
+Stock
+indicators take the latest observation of each unit (child, station) within the period *before* grouping,
+so each
+unit lands in exactly one commune and the sums stay exact at every level. Ratios are computed last, on read.
+
+Monthly cells are totals only; disaggregations are kept for quarters, years and school years.
+"""
+
+from aggregator.rollup.build import (
+    compute_into,
+    derive,
+    fetch_wide,
+    rebuild,
+    rebuild_plan,
+    refresh,
+    wide_table,
+)
+from aggregator.rollup.cells import ALL_PERIODS, CellQuery, groups, period_sql, periods_by_type
+from aggregator.rollup.read import IndicatorRow, children_of, org_units, query_indicators, trend
+from aggregator.rollup.tables import (
+    COLS,
+    HIERARCHIES,
+    LEVELS,
+    REBUILD_CONNECTIONS,
+    IndicatorGeneration,
+    IndicatorOrgUnit,
+    IndicatorValue,
+    bump_generation,
+    ensure_tables,
+    generation,
+    side_table,
+    table_exists,
+)
+
+__all__ = [
+    "ALL_PERIODS",
+    "COLS",
+    "REBUILD_CONNECTIONS",
+    "HIERARCHIES",
+    "LEVELS",
+    "CellQuery",
+    "IndicatorGeneration",
+    "IndicatorOrgUnit",
+    "IndicatorRow",
+    "IndicatorValue",
+    "bump_generation",
+    "children_of",
+    "compute_into",
+    "derive",
+    "ensure_tables",
+    "fetch_wide",
+    "generation",
+    "groups",
+    "org_units",
+    "period_sql",
+    "periods_by_type",
+    "query_indicators",
+    "rebuild",
+    "rebuild_plan",
+    "refresh",
+    "side_table",
+    "table_exists",
+    "trend",
+    "wide_table",
+]

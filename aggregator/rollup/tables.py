@@ -1,0 +1,165 @@
+"""The rollup's tables: indicator values, org units, the generation counter; side tables and keys."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    delete,
+    func,
+    insert,
+    inspect,
+    select,
+    text,
+)
+from sqlmodel import Field, SQLModel
+
+from core import orgunits
+
+HIERARCHIES = ("legacy", "2025")
+LEVELS = ("province", "district", "commune")
+UNKNOWN_COMMUNE = ""  # rows without a (valid) commune count at province level only
+BATCH = 5000
+REBUILD_WORK_MEM = "256MB"
+PK_ORDER = ("org_unit", "period", "indicator", "level", "hierarchy", "dis_key", "dis_value")
+LOCK_KEY = 0x1D1C  # pg_advisory_xact_lock key shared by rebuild and refresh
+# a full PostgreSQL rebuild computes its large stock groups in this many parts by unit, at once, on as many
+# connections (the rebuild's own and helpers), plus one more helper for the other large groups meanwhile
+REBUILD_CONNECTIONS = 2
+SPLIT_ROWS = 200_000  # (large: at least this many rows in the source table)
+
+
+
+class IndicatorValue(SQLModel, table=True):
+    """One indicator × hierarchy × level × org unit × period × disaggregation: numerator and denominator
+    sums."""
+
+    __tablename__ = "indicator_value"
+    # key order: the org unit first (the most distinct leading values make the key's index build sort about
+    # a third faster than hierarchy-first, whose leading columns tie on almost every comparison); the
+    # reads' equality and IN conditions still cover a leading prefix of the key (all but dis_value)
+    __table_args__ = (PrimaryKeyConstraint(*PK_ORDER),)
+
+    hierarchy: str = Field(primary_key=True)  # legacy | 2025
+    level: str = Field(primary_key=True)  # province | district | commune
+    period: str = Field(primary_key=True)  # 2026, 2026Q4, 2026-11, SY2026-2027
+    org_unit: str = Field(primary_key=True)
+    dis_key: str = Field(primary_key=True, default="")  # '' for the total
+    dis_value: str = Field(primary_key=True, default="")  # '' for the total
+    indicator: str = Field(primary_key=True)
+    numerator: float = 0.0
+    denominator: float = 0.0
+
+
+class IndicatorOrgUnit(SQLModel, table=True):
+    """The legacy commune → legacy district / 2025 commune map, as a table for the SQL roll-ups."""
+
+    __tablename__ = "indicator_orgunit"
+
+    commune_code: str = Field(primary_key=True)
+    district_code: str
+    commune_2025_code: str
+
+
+class IndicatorGeneration(SQLModel, table=True):
+    """One row: bumped by every rebuild and refresh, so readers can cache what they derive from the cells
+    (the suppression pattern) until the cells change."""
+
+    __tablename__ = "indicator_generation"
+
+    id: int = Field(default=1, primary_key=True)
+    generation: int = 0
+
+
+def bump_generation(conn: Connection) -> None:
+    t = IndicatorGeneration.__table__  # type: ignore[attr-defined]
+    conn.execute(t.update().where(t.c.id == 1).values(generation=t.c.generation + 1))
+
+
+def generation(conn: Connection) -> int:
+    t = IndicatorGeneration.__table__  # type: ignore[attr-defined]
+    return int(conn.execute(select(t.c.generation).where(t.c.id == 1)).scalar_one_or_none() or 0)
+
+
+COLS = [
+    "hierarchy",
+    "level",
+    "period",
+    "org_unit",
+    "dis_key",
+    "dis_value",
+    "indicator",
+    "numerator",
+    "denominator",
+]
+_READY: set[str] = set()
+
+
+def ensure_tables(engine: Engine) -> None:
+    """Create the value and org-unit map tables once per process (additive; the map is filled from the
+    register)."""
+    key = str(engine.url)
+    if key in _READY:
+        return
+    om: Table = IndicatorOrgUnit.__table__  # type: ignore[attr-defined]
+    om.create(engine, checkfirst=True)
+    IndicatorValue.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
+    gen: Table = IndicatorGeneration.__table__  # type: ignore[attr-defined]
+    gen.create(engine, checkfirst=True)
+    with engine.begin() as conn:
+        if conn.execute(select(gen.c.id)).first() is None:
+            conn.execute(insert(gen).values(id=1, generation=0))
+        have = conn.execute(select(func.count()).select_from(om)).scalar_one()
+        if have != len(orgunits.communes()):
+            conn.execute(delete(om))
+            conn.execute(
+                insert(om),
+                [
+                    {
+                        "commune_code": c.code,
+                        "district_code": c.district_code,
+                        "commune_2025_code": c.code_2025,
+                    }
+                    for c in orgunits.communes().values()
+                ],
+            )
+    _READY.add(key)
+
+
+# ---------------------------------------------------------------- SQL building blocks
+
+
+
+def side_table(name: str, dialect: str) -> Table:
+    """The build table: like IndicatorValue but without its primary key (added once, after the bulk load,
+    which
+    is several times faster than maintaining it row by row); byte-order ("C") text on PostgreSQL, whose
+    locale-aware comparisons would dominate the sorts."""
+    meta = MetaData()
+    cols = []
+    for c in IndicatorValue.__table__.columns:  # type: ignore[attr-defined]
+        typ = (
+            String(collation="C")
+            if dialect == "postgresql" and c.name not in ("numerator", "denominator")
+            else c.type
+        )
+        cols.append(Column(c.name, typ, nullable=c.nullable))
+    return Table(name, meta, *cols)
+
+
+def add_primary_key(conn: Connection, table: Table) -> None:
+    keys = ", ".join(PK_ORDER)
+    if conn.dialect.name == "sqlite":  # SQLite cannot add a primary key: a unique index serves the same reads
+        conn.execute(text(f'CREATE UNIQUE INDEX "{table.name}_pk" ON "{table.name}" ({keys})'))
+    else:
+        conn.execute(text(f'ALTER TABLE "{table.name}" ADD PRIMARY KEY ({keys})'))
+
+
+
+def table_exists(engine: Engine) -> bool:
+    return inspect(engine).has_table(IndicatorValue.__tablename__)

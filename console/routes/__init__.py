@@ -1,0 +1,1 @@
+"""People-facing HTTP routes; listed in ``console.app.PEOPLE_ROUTERS``."""

@@ -1,0 +1,144 @@
+"""CouchDB contracts several packages share (contracts §3): database names, the design doc, visibility."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from core import orgunits
+from core.couch import Couch, Doc
+from core.errors import Problem
+from core.settings import Settings
+
+log = logging.getLogger("carecheck.stores")
+
+EDGE_DB = "carecheck_edge"  # on an edge node: its config + status doc
+EDGES_DB = "carecheck_edges"  # at the province: one doc per edge node (replicated up)
+FORMS_DB = "carecheck_forms"  # published forms (province → every edge)
+STALE_REPORT_SECONDS = 3600  # an edge that has not reported for an hour is shown as stale
+
+DDOC = "carecheck"
+
+# Reduce for [count, latest value] per key (values are ISO timestamps, which sort as text).
+_COUNT_AND_LAST = (
+    "function (keys, values, rereduce) { var n = 0, last = ''; "
+    "for (var i = 0; i < values.length; i++) { var c = rereduce ? values[i][0] : 1; "
+    "var t = rereduce ? values[i][1] : values[i]; n += c; if (t > last) { last = t; } } "
+    "return [n, last]; }"
+)
+
+# Views and the replication filter of contracts §3, in JavaScript: they run on CouchDB and pouchdb-server.
+DESIGN_DOC: Doc = {
+    "_id": f"_design/{DDOC}",
+    "language": "javascript",
+    "views": {
+        "by_deprecated": {
+            "map": "function (doc) { if (doc.type === 'submission' && doc.deprecated_id) "
+            "{ emit(doc.deprecated_id, null); } }"
+        },
+        "by_form": {
+            "map": "function (doc) { if (doc.type === 'submission') "
+            "{ emit([doc.form_id, doc.received_at], null); } }"
+        },
+        "by_device": {
+            "map": "function (doc) { if (doc.type === 'submission') { emit(doc.device_id, "
+            "[doc.received_at, doc.submitted_by, doc.area]); } }"
+        },
+        # Per (device, account, area): [count, last received_at], kept up to date incrementally by the store,
+        # so the devices report reads one row per phone instead of every submission.
+        "device_stats": {
+            "map": "function (doc) { if (doc.type === 'submission') { emit([doc.device_id || null, "
+            "doc.submitted_by, doc.area], doc.received_at); } }",
+            "reduce": _COUNT_AND_LAST,
+        },
+        # Per receiving node ("province", "edge:<area>"): [count, last received_at], for the edge monitor.
+        "received_by_stats": {
+            "map": "function (doc) { if (doc.type === 'submission') { emit(doc.received_by || null, "
+            "doc.received_at); } }",
+            "reduce": _COUNT_AND_LAST,
+        },
+    },
+    "filters": {
+        "by_area": (
+            "function (doc, req) { if (doc._id.indexOf('_design/') === 0) { return false; } "
+            # String(): pouchdb-server parses query params as JSON: area=911 comes as a number (contracts §3).
+            "if (req.query.area === undefined || req.query.area === null) { return false; } "
+            "var a = String(req.query.area); if (String(doc.area) === a) { return true; } "
+            "var p = doc.org_unit || []; "
+            "for (var i = 0; i < p.length; i++) { if (String(p[i]) === a) { return true; } } "
+            "return false; }"
+        ),
+    },
+}
+
+
+def devices_db(settings: Settings) -> str:
+    """Where device contact records live: beside the submissions, never inside them (append-only docs)."""
+    return f"{settings.submissions_db}_devices"
+
+
+def ensure_store(couch: Couch, settings: Settings) -> None:
+    """Create the databases, the design doc and the Mango index the API pages with. Idempotent."""
+    for db in (settings.submissions_db, settings.accounts_db, devices_db(settings)):
+        couch.ensure_db(db)
+    couch.put_design(settings.submissions_db, DESIGN_DOC)
+    couch.ensure_index(settings.submissions_db, ["received_at"], "by_received_at")
+
+
+def doc_visible(area: str, doc: Doc) -> bool:
+    """Whether a reader scoped to ``area`` may see the submission (submitter's area or captured org unit)."""
+    if area == orgunits.PROVINCE_CODE:
+        return True
+    return doc.get("area") in orgunits.area_codes(area) or area in (doc.get("org_unit") or [])
+
+
+def edge_summary(couch: Couch, settings: Settings) -> list[dict[str, Any]]:
+    """Province side: one dict per edge node — last report, last success, backlog, lag, records received.
+
+    ``lag_seconds`` is the age of the edge's last confirmed delivery of submissions (None if never);
+    ``report_age_seconds`` the age of its last status report; ``stale`` when no report for an hour.
+    """
+    now = datetime.now(UTC)
+    try:
+        rows = couch.all_docs(EDGES_DB, include_docs=True, startkey="edge:", endkey="edge:\ufff0")["rows"]
+    except Problem as exc:
+        if "404" in str(exc):
+            return []
+        raise
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        doc: Doc = row["doc"]
+        report = doc.get("report") or {}
+        sub = (report.get("replications") or {}).get("submissions_up") or {}
+        # one reduced row per node from the store's view, not every submission the edge ever sent
+        stats = couch.view(settings.submissions_db, DDOC, "received_by_stats", key=doc.get("node_name"),
+                           group=True).get("rows", [])
+        received, newest = (stats[0]["value"][0], stats[0]["value"][1] or None) if stats else (0, None)
+        out.append({
+            "area": doc.get("area"),
+            "node_name": doc.get("node_name"),
+            "configured_at": doc.get("configured_at"),
+            "report_at": report.get("checked_at"),
+            "report_age_seconds": _age(report.get("checked_at"), now),
+            "stale": (_age(report.get("checked_at"), now) or 0) > STALE_REPORT_SECONDS,
+            "central_reachable": report.get("central_reachable"),
+            "state": sub.get("state"),
+            "backlog": sub.get("waiting"),
+            "last_success": sub.get("last_success"),
+            "lag_seconds": _age(sub.get("last_success"), now),
+            "last_error": sub.get("last_error"),
+            "last_error_at": sub.get("last_error_at"),
+            "received_at_province": received,
+            "newest_received_at": newest,
+        })
+    return out
+
+
+def _age(iso: str | None, now: datetime) -> int | None:
+    if not iso:
+        return None
+    try:
+        return int((now - datetime.fromisoformat(iso.replace("Z", "+00:00"))).total_seconds())
+    except ValueError:
+        return None
