@@ -67,7 +67,10 @@ def build(src: Path | None = SrcOpt, out: Path | None = OutOpt) -> None:
     from forms.enketo import unavailable_reason
 
     if why := unavailable_reason():
-        typer.echo(f"Ứng dụng web: chưa chuẩn bị biểu mẫu Enketo ({why}). / Web app: Enketo forms not prepared ({why}).")
+        typer.echo(
+            f"Ứng dụng web: chưa chuẩn bị biểu mẫu Enketo ({why}). / "
+            f"Web app: Enketo forms not prepared ({why})."
+        )
     typer.echo(f"Build output: {out_dir}")
 
 

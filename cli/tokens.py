@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from core.errors import BadRequest
 from core.settings import get_settings
 
+if TYPE_CHECKING:
+    from sync_server.auth import Accounts
+
 token = typer.Typer(no_args_is_help=True, help="Device tokens of the field web app: list, revoke.")
 
 
-def _accounts():  # type: ignore[no-untyped-def]  # lazy: `carecheck --help` does not load the web stack
+def _accounts() -> Accounts:  # imports inside: `carecheck --help` does not load the web stack
     from core.couch import Couch
     from sync_server.auth import Accounts
 
@@ -21,7 +24,9 @@ def _accounts():  # type: ignore[no-untyped-def]  # lazy: `carecheck --help` doe
 
 
 @token.command("list")
-def token_list(user: Annotated[str | None, typer.Option("--user", help="Only this account's tokens.")] = None) -> None:
+def token_list(
+    user: Annotated[str | None, typer.Option("--user", help="Only this account's tokens.")] = None,
+) -> None:
     """Every device token (never the token itself): id, account, phone, created, expires, revoked."""
     from sync_server import tokens
 
@@ -30,7 +35,9 @@ def token_list(user: Annotated[str | None, typer.Option("--user", help="Only thi
         typer.echo("Không có mã thiết bị nào. / No device tokens.")
     for r in rows:
         state = f"revoked {r['revoked_at']}" if r["revoked_at"] else f"active until {r['expires_at']}"
-        typer.echo(f"{r['token_id']}  {r['name']}  created {r['created_at']}  {state}  {str(r['label'])[:50]}")
+        typer.echo(
+            f"{r['token_id']}  {r['name']}  created {r['created_at']}  {state}  {str(r['label'])[:50]}"
+        )
 
 
 @token.command("revoke")

@@ -1,4 +1,4 @@
-"""Serves the field web app at /app: the built shell (static/), its manifest and icons, and its small JSON API.
+"""Serves the field web app at /app: the built shell (static/), manifest and icons, and its small JSON API.
 
 Mount with ``app.include_router(router, prefix=PREFIX)``. The API:
 
@@ -58,9 +58,16 @@ def _json(body: Any, status: int = 200) -> JSONResponse:
 
 
 def _problem(exc: Problem) -> JSONResponse:
-    body = {"title": exc.title, "status": exc.status, "detail": exc.message, "detail_vi": exc.message,
-            "detail_en": exc.message_en}  # fmt: skip
-    return JSONResponse(body, status_code=exc.status, media_type="application/problem+json", headers=_NO_CACHE)
+    body = {
+        "title": exc.title,
+        "status": exc.status,
+        "detail": exc.message,
+        "detail_vi": exc.message,
+        "detail_en": exc.message_en,
+    }
+    return JSONResponse(
+        body, status_code=exc.status, media_type="application/problem+json", headers=_NO_CACHE
+    )
 
 
 def _static(name: str) -> Path:
@@ -121,11 +128,17 @@ async def manifest() -> Response:
         "theme_color": "#0b6e4f",
         "icons": [
             {"src": f"{PREFIX}/icon-192.png", "sizes": "192x192", "type": "image/png", "purpose": "any"},
-            {"src": f"{PREFIX}/icon-512.png", "sizes": "512x512", "type": "image/png", "purpose": "any maskable"},
+            {
+                "src": f"{PREFIX}/icon-512.png",
+                "sizes": "512x512",
+                "type": "image/png",
+                "purpose": "any maskable",
+            },
         ],
     }
-    return Response(json.dumps(body, ensure_ascii=False), media_type="application/manifest+json",
-                    headers=_NO_CACHE)  # fmt: skip
+    return Response(
+        json.dumps(body, ensure_ascii=False), media_type="application/manifest+json", headers=_NO_CACHE
+    )
 
 
 @router.get("/icon-{size}.png", include_in_schema=False)
@@ -152,8 +165,12 @@ def _icon_png(size: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"".join(rows), 9)) + \
-        chunk(b"IEND", b"")  # fmt: skip
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"".join(rows), 9))
+        + chunk(b"IEND", b"")
+    )
 
 
 # --- API ----------------------------------------------------------------------------------------------------
@@ -170,7 +187,8 @@ async def _device_account(request: Request) -> Account:
     account = await run_in_threadpool(tokens.verify, ctx.accounts, token) if token else None
     if account is None:
         raise Unauthorized(
-            "Phiên đăng nhập trên máy này không còn hiệu lực (đã thu hồi hoặc tài khoản bị khoá). Hãy đăng nhập lại.",
+            "Phiên đăng nhập trên máy này không còn hiệu lực (đã thu hồi hoặc tài khoản bị khoá). "
+            "Hãy đăng nhập lại.",
             "This phone's sign-in is no longer valid (revoked, or the account disabled). Sign in again.",
         )
     return account
@@ -197,10 +215,16 @@ async def sign_in(body: SignIn, request: Request) -> Response:
         token, doc = await run_in_threadpool(tokens.issue, ctx.accounts, account, label)
     except Problem as exc:
         return _problem(exc)
-    return _json({
-        "token": token, "token_id": doc["token_id"], "expires_at": doc["expires_at"], "server_time": utc_now(),
-        "account": {"name": account.name, "role": account.role, "area": account.area},
-    }, 201)  # fmt: skip
+    return _json(
+        {
+            "token": token,
+            "token_id": doc["token_id"],
+            "expires_at": doc["expires_at"],
+            "server_time": utc_now(),
+            "account": {"name": account.name, "role": account.role, "area": account.area},
+        },
+        201,
+    )
 
 
 @router.delete("/api/session")
@@ -249,8 +273,16 @@ async def forms(request: Request) -> Response:
             if not path.is_file():
                 continue  # built without Node: `carecheck forms build` says so; OpenRosa still serves it
             enketo = json.loads(path.read_text(encoding="utf-8"))
-            out.append({"form_id": b.form_id, "version": b.version, "title": b.title, "hash": b.hash,
-                        "languages": b.languages, "enketo": enketo})  # fmt: skip
+            out.append(
+                {
+                    "form_id": b.form_id,
+                    "version": b.version,
+                    "title": b.title,
+                    "hash": b.hash,
+                    "languages": b.languages,
+                    "enketo": enketo,
+                }
+            )
         return out
 
     return _json({"forms": await run_in_threadpool(read), "server_time": utc_now()})

@@ -23,7 +23,9 @@ _SCRIPT = Path(__file__).with_name("enketo_transform.cjs")
 
 def transformer_installed() -> bool:
     """Whether ``npm install`` put enketo-transformer where Node will find it from this package."""
-    return any((d / "node_modules" / "enketo-transformer" / "package.json").is_file() for d in _SCRIPT.parents)
+    return any(
+        (d / "node_modules" / "enketo-transformer" / "package.json").is_file() for d in _SCRIPT.parents
+    )
 
 
 def unavailable_reason() -> str | None:
@@ -36,7 +38,7 @@ def unavailable_reason() -> str | None:
 
 
 def transform(xml_paths: list[Path], source: str) -> None:
-    """Write ``enketo.json`` beside each ``form.xml`` (one Node process for all); FormBuildError on failure."""
+    """Write ``enketo.json`` beside each ``form.xml`` (one Node process for all), or raise FormBuildError."""
     if not xml_paths:
         return
     node = shutil.which("node") or "node"

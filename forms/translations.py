@@ -48,7 +48,9 @@ def sheet_languages(source: Path) -> list[str]:
         return []
     prefix = source.stem + "."
     return sorted(
-        p.name[len(prefix) : -len(".csv")] for p in d.glob(f"{source.stem}.*.csv") if p.name.startswith(prefix)
+        p.name[len(prefix) : -len(".csv")]
+        for p in d.glob(f"{source.stem}.*.csv")
+        if p.name.startswith(prefix)
     )
 
 
@@ -150,8 +152,17 @@ def write_sheet(source: Path, lang: str) -> tuple[Path, int, int]:
         seen.add(k)
         prev = old.get(k, {})
         keep_vi = prev.get("vi") if prev.get(lang) else None
-        rows.append({"sheet": sheet_name, "key": key, "column": col, "vi": keep_vi or vi, "en": en,
-                     lang: prev.get(lang, ""), "status": prev.get("status") or "draft"})  # fmt: skip
+        rows.append(
+            {
+                "sheet": sheet_name,
+                "key": key,
+                "column": col,
+                "vi": keep_vi or vi,
+                "en": en,
+                lang: prev.get(lang, ""),
+                "status": prev.get("status") or "draft",
+            }
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=[*FIELDS, lang, "status"], lineterminator="\n")

@@ -117,7 +117,9 @@ def revoke(accounts: Accounts, *, token_id: str | None = None, name: str | None 
         doc = r.get("doc") or {}
         if doc.get("revoked_at"):
             continue
-        if (token_id and doc.get("token_id") == token_id) or (name and not token_id and doc.get("name") == name):
+        if (token_id and doc.get("token_id") == token_id) or (
+            name and not token_id and doc.get("name") == name
+        ):
             doc["revoked_at"] = _now().strftime(_TIME)
             accounts.couch.save(accounts.db, doc)
             _cache.pop(str(doc["_id"]).removeprefix("token:"), None)

@@ -1,4 +1,4 @@
-"""A real `carecheck serve` process on the session's pouchdb-server, with the real forms built, accounts made."""
+"""A real `carecheck serve` on the session's pouchdb-server, with the real forms built and accounts made."""
 
 from __future__ import annotations
 
@@ -41,8 +41,9 @@ class FieldServer:
     tmp: Path
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([CARECHECK, *args], env=self.env, cwd=self.tmp, capture_output=True, text=True,
-                              timeout=120)  # fmt: skip
+        return subprocess.run(
+            [CARECHECK, *args], env=self.env, cwd=self.tmp, capture_output=True, text=True, timeout=120
+        )
 
 
 def chromium_path() -> str:
@@ -58,16 +59,18 @@ def field_server(tmp_path: Path, couch_server: CouchProcess) -> Iterator[FieldSe
         pytest.fail("the field web app is not built: run `make install` (node fieldapp/build.mjs)")
     tag = uuid.uuid4().hex[:8]
     env = dict(os.environ)
-    env.update({
-        "CARECHECK_VAR_DIR": str(tmp_path / "var"),
-        "CARECHECK_COUCHDB_URL": couch_server.base_url,
-        "CARECHECK_COUCHDB_USER": couch_server.user,
-        "CARECHECK_COUCHDB_PASSWORD": couch_server.password,
-        "CARECHECK_SUBMISSIONS_DB": f"submissions_{tag}",
-        "CARECHECK_ACCOUNTS_DB": f"accounts_{tag}",
-        "CARECHECK_FORMS_BUILD_DIR": str(tmp_path / "forms"),
-        "PYTHONPATH": str(ROOT),
-    })  # fmt: skip
+    env.update(
+        {
+            "CARECHECK_VAR_DIR": str(tmp_path / "var"),
+            "CARECHECK_COUCHDB_URL": couch_server.base_url,
+            "CARECHECK_COUCHDB_USER": couch_server.user,
+            "CARECHECK_COUCHDB_PASSWORD": couch_server.password,
+            "CARECHECK_SUBMISSIONS_DB": f"submissions_{tag}",
+            "CARECHECK_ACCOUNTS_DB": f"accounts_{tag}",
+            "CARECHECK_FORMS_BUILD_DIR": str(tmp_path / "forms"),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
     (tmp_path / "var").mkdir()
     server = FieldServer("", env, tmp_path)
     r = server.cli("forms", "build", "--out", str(tmp_path / "forms"))
@@ -79,8 +82,14 @@ def field_server(tmp_path: Path, couch_server: CouchProcess) -> Iterator[FieldSe
     assert r.returncode == 0, r.stderr
     port = free_port()
     log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([CARECHECK, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [CARECHECK, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     server.base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -1,4 +1,4 @@
-"""The field web app in a real browser (Debian's chromium driven by Playwright) against a real `carecheck serve`.
+"""The field web app in a real browser (Debian's chromium, driven by Playwright) against `carecheck serve`.
 
 Online sign-in → offline reload still opens → a household with two children and a card photo finished, another
 left as a draft → browser closed and reopened on the same profile, both still there → back online, the
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
 import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright, Route, sync_playwright
@@ -26,7 +27,7 @@ CHILD = f"{ROOT_PATH}/household/child"
 FILL_JS = """([path, value, idx]) => {
   const form = document.querySelector('form.or');
   let scope = form;
-  if (path.startsWith(%r + '/')) scope = form.querySelectorAll('.or-repeat[name="%s"]')[idx];
+  if (path.startsWith(CHILD + '/')) scope = form.querySelectorAll(`.or-repeat[name="${CHILD}"]`)[idx];
   if (!scope) throw new Error('no repeat #' + idx);
   const els = Array.from(scope.querySelectorAll(`[name="${path}"], [data-name="${path}"]`));
   if (!els.length) throw new Error('no control ' + path + ' #' + idx);
@@ -41,19 +42,28 @@ FILL_JS = """([path, value, idx]) => {
     el.value = value;
     el.dispatchEvent(new Event('change', { bubbles: true }));
   }
-}""" % (CHILD, CHILD)
+}""".replace("CHILD", repr(CHILD))  # a JS string literal where the script says CHILD
 
 
 def launch(pw: Playwright, profile: Path, *, offline: bool = False) -> tuple[BrowserContext, Page]:
     ctx = pw.chromium.launch_persistent_context(
-        str(profile), executable_path=chromium_path(), headless=True, args=CHROMIUM_FLAGS, offline=offline,
-        viewport={"width": 360, "height": 740}, device_scale_factor=1, has_touch=True, locale="vi-VN",
-    )  # fmt: skip
+        str(profile),
+        executable_path=chromium_path(),
+        headless=True,
+        args=CHROMIUM_FLAGS,
+        offline=offline,
+        viewport={"width": 360, "height": 740},
+        device_scale_factor=1,
+        has_touch=True,
+        locale="vi-VN",
+    )
     page = ctx.pages[0] if ctx.pages else ctx.new_page()
     page.on("pageerror", lambda e: print("pageerror:", e))
     external: list[str] = []
-    page.on("request", lambda r: external.append(r.url) if r.url.startswith("http") and "127.0.0.1" not in r.url
-            else None)  # fmt: skip
+    page.on(
+        "request",
+        lambda r: external.append(r.url) if r.url.startswith("http") and "127.0.0.1" not in r.url else None,
+    )
     page.external = external  # type: ignore[attr-defined]
     return ctx, page
 
@@ -72,7 +82,8 @@ def new_household(page: Page) -> None:
     page.wait_for_selector("form.or", timeout=15_000)
     fill(page, f"{ROOT_PATH}/district", "911")
     page.wait_for_function(
-        f"""document.querySelector('form.or [name="{ROOT_PATH}/commune"] option[value="31078"]')""", timeout=10_000
+        f"""document.querySelector('form.or [name="{ROOT_PATH}/commune"] option[value="31078"]')""",
+        timeout=10_000,
     )
     fill(page, f"{ROOT_PATH}/commune", "31078")
     fill(page, f"{ROOT_PATH}/hamlet", "Ấp Suối Đá")
@@ -96,8 +107,9 @@ def send_now(page: Page) -> None:
     page.wait_for_function(
         """([b]) => { const el = document.querySelector('#last-sync');
                       return (el && el.dataset.at !== b) || document.querySelector('#last-error'); }""",
-        arg=[before], timeout=30_000,
-    )  # fmt: skip
+        arg=[before],
+        timeout=30_000,
+    )
     del err_before
 
 
@@ -112,7 +124,9 @@ def screenshot(page: Page, artifacts: Path, name: str) -> None:
     assert path.stat().st_size > 5_000
 
 
-def test_offline_fill_draft_reopen_sync_once(field_server: FieldServer, tmp_path: Path, artifacts: Path) -> None:
+def test_offline_fill_draft_reopen_sync_once(
+    field_server: FieldServer, tmp_path: Path, artifacts: Path
+) -> None:
     base = field_server.base
     profile = tmp_path / "profile"
     photo = tmp_path / "the-card.png"
@@ -141,25 +155,61 @@ def test_offline_fill_draft_reopen_sync_once(field_server: FieldServer, tmp_path
         new_household(page)
         fill(page, f"{ROOT_PATH}/consent", "yes")
         fill(page, f"{ROOT_PATH}/household/head_name", "Trần Văn Hải")
-        for q, v in (("poverty_status", "near_poor"), ("unfenced_water", "yes"), ("hotline_111_aware", "no"),
-                     ("births_12m", "1"), ("under5_deaths_12m", "0"), ("child_drowning_deaths_12m", "0"),
-                     ("children_count", "2")):  # fmt: skip
+        for q, v in (
+            ("poverty_status", "near_poor"),
+            ("unfenced_water", "yes"),
+            ("hotline_111_aware", "no"),
+            ("births_12m", "1"),
+            ("under5_deaths_12m", "0"),
+            ("child_drowning_deaths_12m", "0"),
+            ("children_count", "2"),
+        ):
             fill(page, f"{ROOT_PATH}/household/{q}", v)
         page.wait_for_function(f"""document.querySelectorAll('.or-repeat[name="{CHILD}"]').length === 2""")
-        baby = {"child_name": "Trần Thị Bé", "sex": "female", "dob": "2025-06-01", "ethnicity": "kinh",
-                "birth_registered": "yes", "imm_card_seen": "yes", "imm_antigens": "bcg hepb0 penta1",
-                "weight_kg": "9.5", "height_cm": "74", "injury_12m": "no", "orphan_status": "none",
-                "care_arrangement": "both_parents", "special_groups": "none", "at_risk": "no",
-                "violence_signs": "no", "play_space_access": "yes"}  # fmt: skip
-        pupil = {"child_name": "Trần Văn Tí", "sex": "male", "dob": "2018-03-10", "ethnicity": "khmer",
-                 "birth_registered": "yes", "attends_school": "yes", "school_level": "primary", "can_swim": "no",
-                 "injury_12m": "no", "functional_difficulty": "no", "orphan_status": "none",
-                 "care_arrangement": "both_parents", "work_hours_week": "0", "chore_hours_week": "3",
-                 "special_groups": "none", "at_risk": "no", "violence_signs": "no", "play_space_access": "yes"}  # fmt: skip
+        baby = {
+            "child_name": "Trần Thị Bé",
+            "sex": "female",
+            "dob": "2025-06-01",
+            "ethnicity": "kinh",
+            "birth_registered": "yes",
+            "imm_card_seen": "yes",
+            "imm_antigens": "bcg hepb0 penta1",
+            "weight_kg": "9.5",
+            "height_cm": "74",
+            "injury_12m": "no",
+            "orphan_status": "none",
+            "care_arrangement": "both_parents",
+            "special_groups": "none",
+            "at_risk": "no",
+            "violence_signs": "no",
+            "play_space_access": "yes",
+        }
+        pupil = {
+            "child_name": "Trần Văn Tí",
+            "sex": "male",
+            "dob": "2018-03-10",
+            "ethnicity": "khmer",
+            "birth_registered": "yes",
+            "attends_school": "yes",
+            "school_level": "primary",
+            "can_swim": "no",
+            "injury_12m": "no",
+            "functional_difficulty": "no",
+            "orphan_status": "none",
+            "care_arrangement": "both_parents",
+            "work_hours_week": "0",
+            "chore_hours_week": "3",
+            "special_groups": "none",
+            "at_risk": "no",
+            "violence_signs": "no",
+            "play_space_access": "yes",
+        }
         for idx, child in enumerate((baby, pupil)):
             for q, v in child.items():
                 fill(page, f"{CHILD}/{q}", v, idx)
-        page.locator(f'.or-repeat[name="{CHILD}"]').nth(0).locator("input[type=file]").set_input_files(str(photo))
+        page.locator(f'.or-repeat[name="{CHILD}"]').nth(0).locator("input[type=file]").set_input_files(
+            str(photo)
+        )
         page.wait_for_timeout(500)
         finish(page)
         assert page.locator("#finished li.finished.waiting").count() == 1
@@ -202,24 +252,31 @@ def test_offline_fill_draft_reopen_sync_once(field_server: FieldServer, tmp_path
         assert children[0]["imm_antigens"] == "bcg hepb0 penta1" and children[1]["school_level"] == "primary"
         photo_name = children[0]["imm_card_photo"]
         assert photo_name and sub["attachments_expected"] == [photo_name], sub
-        local_xml = page.evaluate(f"window.carecheck.outboxDb.get({json.dumps(finished_id)}).then(d => d.xml)")
+        local_xml = page.evaluate(
+            f"window.carecheck.outboxDb.get({json.dumps(finished_id)}).then(d => d.xml)"
+        )
         assert sub["xml_sha256"] if "xml_sha256" in sub else True
         assert "Trần Văn Hải" in local_xml and photo_name in local_xml
         listing = province_get(base, "/api/v1/submissions?limit=100").json()["items"]
-        assert [i["id"] if "id" in i else i.get("instance_id") for i in listing].count(finished_id) == 1, listing
+        assert [i["id"] if "id" in i else i.get("instance_id") for i in listing].count(finished_id) == 1, (
+            listing
+        )
 
         # --- a second sync sends nothing ---
         send_now(page)
         assert page.get_attribute("#last-sync", "data-written") == "0"
 
-        # --- a sync cut half-way: the second batch reaches the server, its answer is lost; resume, no duplicate ---
+        # --- a sync cut half-way: batch 2 reaches the server, its answer is lost; resume, no duplicate ---
         ctx.set_offline(True)
         for _ in range(3):
             new_household(page)
             fill(page, f"{ROOT_PATH}/consent", "no")
             finish(page)
-        ids = [i for i in page.eval_on_selector_all("#finished li.finished", "els => els.map(e => e.dataset.id)")
-               if i != finished_id]  # fmt: skip
+        ids = [
+            i
+            for i in page.eval_on_selector_all("#finished li.finished", "els => els.map(e => e.dataset.id)")
+            if i != finished_id
+        ]
         assert len(ids) == 3
         calls: list[str] = []
 
@@ -269,13 +326,15 @@ def _push_foreign(page: Page) -> None:
     """A doc claiming another area, put straight into the phone's outbox (as a tampered app would)."""
     page.evaluate("""async () => {
       const id = 'uuid:0f0f0f0f-0000-4000-8000-000000000001';
-      const xml = `<household_child_check id="household_child_check"><meta><instanceID>${id}</instanceID></meta></household_child_check>`;
+      const xml = `<household_child_check id="household_child_check"><meta><instanceID>${id}</instanceID>`
+        + '</meta></household_child_check>';
       const d = new TextEncoder().encode(xml);
       const h = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', d)),
                            (b) => b.toString(16).padStart(2, '0')).join('');
       await window.carecheck.outboxDb.put({ _id: id, type: 'submission', form_id: 'household_child_check',
         form_version: 'x', xml, xml_sha256: h, deprecated_id: null, submitted_by: 'ctv_hatien_web',
-        device_id: null, received_at: '2026-11-30T00:00:00Z', received_by: null, area: '30766', org_unit: null,
+        device_id: null, received_at: '2026-11-30T00:00:00Z', received_by: null, area: '30766',
+        org_unit: null,
         attachments_expected: [] });
     }""")
     page.reload()

@@ -17,9 +17,13 @@ def _sign_in(base: str, name: str, password: str) -> httpx.Response:
 
 def _accounts(server: FieldServer) -> Accounts:
     env = server.env
-    s = Settings(couchdb_url=env["CARECHECK_COUCHDB_URL"], couchdb_user=env["CARECHECK_COUCHDB_USER"],
-                 couchdb_password=env["CARECHECK_COUCHDB_PASSWORD"], accounts_db=env["CARECHECK_ACCOUNTS_DB"],
-                 var_dir=env["CARECHECK_VAR_DIR"])  # type: ignore[arg-type]  # fmt: skip
+    s = Settings(
+        couchdb_url=env["CARECHECK_COUCHDB_URL"],
+        couchdb_user=env["CARECHECK_COUCHDB_USER"],
+        couchdb_password=env["CARECHECK_COUCHDB_PASSWORD"],
+        accounts_db=env["CARECHECK_ACCOUNTS_DB"],
+        var_dir=env["CARECHECK_VAR_DIR"],
+    )  # type: ignore[arg-type]
     return Accounts(Couch.from_settings(s), s)
 
 
@@ -35,13 +39,18 @@ def test_sign_in_token_sync_and_revocation(field_server: FieldServer) -> None:
     assert r.status_code == 201, r.text
     body = r.json()
     token, token_id = body["token"], body["token_id"]
-    assert token.startswith("cct_") and body["account"] == {"name": COLLABORATOR[0], "role": "collaborator",
-                                                             "area": COLLABORATOR[2]}  # fmt: skip
+    assert token.startswith("cct_") and body["account"] == {
+        "name": COLLABORATOR[0],
+        "role": "collaborator",
+        "area": COLLABORATOR[2],
+    }
     # Only a hash is stored: neither the token nor the password appears in the accounts database.
-    raw = httpx.get(f"{field_server.env['CARECHECK_COUCHDB_URL']}/{field_server.env['CARECHECK_ACCOUNTS_DB']}"
-                    "/_all_docs?include_docs=true",
-                    auth=(field_server.env["CARECHECK_COUCHDB_USER"], field_server.env["CARECHECK_COUCHDB_PASSWORD"]),
-                    timeout=30).text  # fmt: skip
+    raw = httpx.get(
+        f"{field_server.env['CARECHECK_COUCHDB_URL']}/{field_server.env['CARECHECK_ACCOUNTS_DB']}"
+        "/_all_docs?include_docs=true",
+        auth=(field_server.env["CARECHECK_COUCHDB_USER"], field_server.env["CARECHECK_COUCHDB_PASSWORD"]),
+        timeout=30,
+    ).text
     assert token not in raw and token[4:] not in raw and COLLABORATOR[1] not in raw and token_id in raw
 
     bearer = {"Authorization": f"Bearer {token}"}
@@ -52,15 +61,28 @@ def test_sign_in_token_sync_and_revocation(field_server: FieldServer) -> None:
     assert {f["form_id"] for f in forms} == {"household_child_check", "commune_facility_check"}
     for f in forms:
         assert f["hash"] in form_list and f["version"] in form_list
-        assert f["enketo"]["languageMap"] == {"Tiếng Việt (vi)": "vi", "English (en)": "en", "ខ្មែរ (km)": "km"}
+        assert f["enketo"]["languageMap"] == {
+            "Tiếng Việt (vi)": "vi",
+            "English (en)": "en",
+            "ខ្មែរ (km)": "km",
+        }
         assert 'lang="km"' in f["enketo"]["form"]
     assert httpx.get(f"{base}/app/api/forms", timeout=30).status_code == 401
-    assert httpx.get(f"{base}/sync/submissions", headers={"Authorization": "Bearer cct_nope"},
-                     timeout=30).status_code == 401  # fmt: skip
+    assert (
+        httpx.get(
+            f"{base}/sync/submissions", headers={"Authorization": "Bearer cct_nope"}, timeout=30
+        ).status_code
+        == 401
+    )
 
     # A province officer revokes the phone's token: refused at once by this server.
-    assert httpx.delete(f"{base}/app/api/tokens/{token_id}", auth=COLLABORATOR[:2], timeout=30).status_code == 403
-    assert httpx.delete(f"{base}/app/api/tokens/{token_id}", auth=PROVINCE, timeout=30).json() == {"revoked": 1}
+    assert (
+        httpx.delete(f"{base}/app/api/tokens/{token_id}", auth=COLLABORATOR[:2], timeout=30).status_code
+        == 403
+    )
+    assert httpx.delete(f"{base}/app/api/tokens/{token_id}", auth=PROVINCE, timeout=30).json() == {
+        "revoked": 1
+    }
     assert httpx.get(f"{base}/sync/submissions", headers=bearer, timeout=30).status_code == 401
     assert httpx.get(f"{base}/app/api/forms", headers=bearer, timeout=30).status_code == 401
 

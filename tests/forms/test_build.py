@@ -91,7 +91,8 @@ def _copy_form(tmp_path: Path, form_id: str = "commune_facility_check") -> Path:
     src = tmp_path / "src"
     src.mkdir(exist_ok=True)
     (src / "translations").mkdir(exist_ok=True)
-    for sheet in (SRC / "translations").glob(f"{form_id}.*.csv"):  # part of the source (forms/translations.py)
+    # The translation sheets are part of the source (forms/translations.py).
+    for sheet in (SRC / "translations").glob(f"{form_id}.*.csv"):
         shutil.copy(sheet, src / "translations" / sheet.name)
     return Path(shutil.copy(SRC / f"{form_id}.xlsx", src / f"{form_id}.xlsx"))
 

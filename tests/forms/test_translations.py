@@ -1,4 +1,4 @@
-"""Translation sheets merged at build time: Khmer labels in the XForm, ODK Validate and Enketo pass, the report."""
+"""Translation sheets merged at build time: Khmer in the XForm, ODK Validate and Enketo pass, the report."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from forms.translations import write_sheet
 
 FORM_MD = """
 | survey |
-| | type | name | label::Tiếng Việt (vi) | label::English (en) | hint::Tiếng Việt (vi) | constraint | constraint_message::Tiếng Việt (vi) |
+| | type | name | label::Tiếng Việt (vi) | label::English (en) | hint::Tiếng Việt (vi) | constraint \
+| constraint_message::Tiếng Việt (vi) |
 | | select_one yes_no | consent | Đồng ý? | Agree? | Hỏi chủ hộ | | |
 | | integer | n | Số trẻ | Children | | . < 16 | Dưới 16 |
 | | text | hamlet | Ấp | Hamlet | | | |
@@ -52,10 +53,21 @@ def test_sheet_written_then_merged_with_report(tmp_path: Path) -> None:
     path = _write_form(tmp_path)
     # write_sheet reads .xlsx through pyxform's reader; markdown works the same way.
     sheet, n, missing = write_sheet(path, "km")
-    assert sheet == path.parent / "translations" / "tiny_km.km.csv" and n == missing == 8  # place names left out
-    _fill(sheet, {("consent", "label"): "យល់ព្រម?", ("consent", "hint"): "សួរមេគ្រួសារ", ("n", "label"): "ចំនួនកុមារ",
-                  ("n", "constraint_message"): "ក្រោម ១៦", ("yes_no/yes", "label"): "បាទ/ចាស",
-                  ("hamlet", "label"): "ភូមិ"}, stale="hamlet")  # fmt: skip
+    assert (
+        sheet == path.parent / "translations" / "tiny_km.km.csv" and n == missing == 8
+    )  # place names left out
+    _fill(
+        sheet,
+        {
+            ("consent", "label"): "យល់ព្រម?",
+            ("consent", "hint"): "សួរមេគ្រួសារ",
+            ("n", "label"): "ចំនួនកុមារ",
+            ("n", "constraint_message"): "ក្រោម ១៦",
+            ("yes_no/yes", "label"): "បាទ/ចាស",
+            ("hamlet", "label"): "ភូមិ",
+        },
+        stale="hamlet",
+    )
     b = build_one(path, tmp_path / "out")  # runs ODK Validate and Enketo's transform
     assert b.languages == ["Tiếng Việt (vi)", "English (en)", "ខ្មែរ (km)"]
     xml = b.xml_bytes().decode("utf-8")
@@ -64,7 +76,11 @@ def test_sheet_written_then_merged_with_report(tmp_path: Path) -> None:
     report = b.extra["translations"]["km"]
     assert report["translated"] == 5 and report["status"] == "draft"
     assert report["stale"] == ["survey:hamlet:label"]
-    assert set(report["untranslated"]) == {"survey:hamlet:label", "survey:district:label", "choices:yes_no/no:label"}
+    assert set(report["untranslated"]) == {
+        "survey:hamlet:label",
+        "survey:district:label",
+        "choices:yes_no/no:label",
+    }
     enketo = json.loads((b.dir / ENKETO_FILE).read_text(encoding="utf-8"))
     assert enketo["languageMap"] == {"Tiếng Việt (vi)": "vi", "English (en)": "en", "ខ្មែរ (km)": "km"}
     assert 'lang="km"' in enketo["form"] and "យល់ព្រម?" in enketo["form"]
