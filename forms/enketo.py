@@ -21,10 +21,17 @@ TRANSFORM_TIMEOUT_S = 120
 _SCRIPT = Path(__file__).with_name("enketo_transform.cjs")
 
 
+def _node_modules() -> Path | None:
+    return next((d / "node_modules" for d in _SCRIPT.parents if (d / "node_modules").is_dir()), None)
+
+
 def transformer_installed() -> bool:
-    """Whether ``npm install`` put enketo-transformer where Node will find it from this package."""
-    return any(
-        (d / "node_modules" / "enketo-transformer" / "package.json").is_file() for d in _SCRIPT.parents
+    """Whether ``npm install`` put enketo-transformer, with its native libxslt built, where Node finds it."""
+    nm = _node_modules()
+    return (
+        nm is not None
+        and (nm / "enketo-transformer" / "package.json").is_file()
+        and (nm / "libxslt" / "build" / "Release" / "node-libxslt.node").is_file()
     )
 
 
@@ -33,7 +40,7 @@ def unavailable_reason() -> str | None:
     if shutil.which("node") is None:
         return "Node.js is not installed"
     if not transformer_installed():
-        return "enketo-transformer is not installed (run make install)"
+        return "enketo-transformer or its native libxslt is not installed (run make install)"
     return None
 
 

@@ -10,6 +10,7 @@ a pushed record of another area is refused. Screenshots at 360 px in Vietnamese 
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import httpx
@@ -262,6 +263,17 @@ def test_offline_fill_draft_reopen_sync_once(
             listing
         )
 
+        # --- ingestion treats it like an OpenRosa submission: one household, two children, no quarantine ---
+        r = field_server.cli("ingest", "--once")
+        assert r.returncode == 0, r.stderr + r.stdout
+        with sqlite3.connect(field_server.tmp / "var" / "carecheck.db") as db:
+            one = db.execute("SELECT count(*) FROM household WHERE submission_id = ?", (finished_id,)).fetchone()
+            two = db.execute(
+                "SELECT count(*) FROM childobservation WHERE submission_id = ?", (finished_id,)
+            ).fetchone()
+            stuck = db.execute("SELECT count(*) FROM quarantine").fetchone()
+        assert (one[0], two[0], stuck[0]) == (1, 2, 0)
+
         # --- a second sync sends nothing ---
         send_now(page)
         assert page.get_attribute("#last-sync", "data-written") == "0"
@@ -319,6 +331,21 @@ def test_offline_fill_draft_reopen_sync_once(
         page.wait_for_timeout(300)
         screenshot(page, artifacts, "fieldapp-form-vi.png")
         assert not page.external, page.external  # type: ignore[attr-defined]
+
+        # --- an officer revokes this phone: it says so, keeps every record, and a new sign-in carries on ---
+        page.click("#back")
+        page.wait_for_selector("#status")
+        listed = field_server.cli("token", "list", "--user", COLLABORATOR[0]).stdout.split()
+        revoked = httpx.delete(f"{base}/app/api/tokens/{listed[0]}", auth=PROVINCE, timeout=30)
+        assert revoked.json() == {"revoked": 1}
+        page.click("#send-now")
+        page.wait_for_selector("#revoked", timeout=30_000)
+        assert page.evaluate("window.carecheck.outboxDb.allDocs().then(r => r.rows.length)") == 5
+        page.fill("input[name=username]", COLLABORATOR[0])
+        page.fill("input[name=password]", COLLABORATOR[1])
+        page.click("#signin button")
+        page.wait_for_selector("#status", timeout=20_000)
+        assert page.locator("#finished li.finished.sent").count() == 4
         ctx.close()
 
 
