@@ -267,7 +267,9 @@ def test_offline_fill_draft_reopen_sync_once(
         r = field_server.cli("ingest", "--once")
         assert r.returncode == 0, r.stderr + r.stdout
         with sqlite3.connect(field_server.tmp / "var" / "carecheck.db") as db:
-            one = db.execute("SELECT count(*) FROM household WHERE submission_id = ?", (finished_id,)).fetchone()
+            one = db.execute(
+                "SELECT count(*) FROM household WHERE submission_id = ?", (finished_id,)
+            ).fetchone()
             two = db.execute(
                 "SELECT count(*) FROM childobservation WHERE submission_id = ?", (finished_id,)
             ).fetchone()
