@@ -93,7 +93,8 @@ async function refreshForms() {
   }
   // Older versions stay on the phone while a draft needs them (a withdrawn version must not lose a draft).
   const drafts = await draftsDb.allDocs({ include_docs: true });
-  const needed = new Set(drafts.rows.map((d) => `form:${d.doc.form_id}:${d.doc.form_version}`));
+  const finished = await outboxDb.allDocs({ include_docs: true });
+  const needed = new Set([...drafts.rows, ...finished.rows].map((d) => `form:${d.doc.form_id}:${d.doc.form_version}`));
   for (const [id, doc] of byId) {
     if (currentIds.has(id)) continue;
     if (needed.has(id)) { if (doc.current) await formsDb.put({ ...doc, current: false }); }
@@ -171,9 +172,12 @@ async function renderHome() {
     : `<li>${esc(t('no_forms'))}</li>`;
   const draftList = drafts.length ? drafts.sort((a, b) => (a.saved_at < b.saved_at ? 1 : -1)).map((d) => `<li class="draft"><button class="open" data-draft="${esc(d._id)}">${esc(d.title || d.form_id)} — ${esc(t('draft_of', { t: fmtTime(d.saved_at) }))}</button></li>`).join('')
     : `<li>${esc(t('none'))}</li>`;
+  const superseded = new Set(finished.map((d) => d.deprecated_id).filter(Boolean));
   const finishedList = finished.length ? finished.sort((a, b) => (a.received_at < b.received_at ? 1 : -1)).map((d) => {
     const st = state.sent[d._id] ? 'sent' : state.refused[d._id] ? 'refused' : 'waiting';
-    return `<li class="finished ${st}" data-id="${esc(d._id)}">${esc(titles[d.form_id] || d.form_id)} — ${esc(fmtTime(d.received_at))} · <span class="state">${esc(t(st))}</span>${st === 'refused' ? ` <small>${esc(state.refused[d._id])}</small>` : ''}</li>`;
+    const old = superseded.has(d._id);
+    const edit = old || st === 'refused' ? '' : ` <button class="edit link" data-id="${esc(d._id)}">${esc(t('edit'))}</button>`;
+    return `<li class="finished ${st}${old ? ' superseded' : ''}" data-id="${esc(d._id)}" data-deprecated="${esc(d.deprecated_id || '')}">${esc(titles[d.form_id] || d.form_id)} — ${esc(fmtTime(d.received_at))} · <span class="state">${esc(t(st))}</span>${old ? ` · ${esc(t('edited'))}` : ''}${st === 'refused' ? ` <small>${esc(state.refused[d._id])}</small>` : ''}${edit}</li>`;
   }).join('') : `<li>${esc(t('none'))}</li>`;
   root.innerHTML = `${header()}<main class="home">${await statusBox()}
     <section><h2>${esc(t('forms'))}</h2><ul class="forms">${formList}</ul></section>
@@ -183,6 +187,7 @@ async function renderHome() {
   bindHeader();
   $('button.new').on('click', (e) => openForm(e.currentTarget.dataset.form, null));
   $('button.open').on('click', (e) => openDraft(e.currentTarget.dataset.draft));
+  $('button.edit').on('click', (e) => openEdit(e.currentTarget.dataset.id));
   $('#send-now').on('click', () => sync(true));
   $('#sign-out').on('click', signOut);
 }
@@ -206,6 +211,20 @@ async function openDraft(draftId) {
   return openForm(formId, draft, files);
 }
 
+// An edit of a finished record: Enketo loads it as submitted, gives it a new instanceID and records the old one
+// as deprecatedID (the OpenRosa rule); the photos it still names are carried into the new record.
+async function openEdit(id) {
+  const doc = await outboxDb.get(id, { attachments: true, binary: true });
+  const formId = `form:${doc.form_id}:${doc.form_version}`;
+  try { await formsDb.get(formId); } catch (e) {
+    notice = ['form_gone'];
+    return render();
+  }
+  const files = {};
+  for (const [name, att] of Object.entries(doc._attachments || {})) files[name] = att.data;
+  return openForm(formId, { instance: doc.xml, submitted: true }, files);
+}
+
 async function openForm(formId, draft, files = {}) {
   const formDoc = await formsDb.get(formId);
   fileManager.setStoredFiles(files);
@@ -218,11 +237,11 @@ async function openForm(formId, draft, files = {}) {
   host.innerHTML = formDoc.enketo.form;
   const formEl = host.querySelector('form.or');
   const data = { modelStr: formDoc.enketo.model };
-  if (draft) { data.instanceStr = draft.instance; data.submitted = false; }
+  if (draft) { data.instanceStr = draft.instance; data.submitted = Boolean(draft.submitted); }
   const form = new Form(formEl, data, { language: formLang(formDoc) });
   const errors = form.init();
   if (errors && errors.length) console.warn('form load errors', errors);
-  open = { form, formDoc, draftId: draft ? draft._id : null, files: { ...files } };
+  open = { form, formDoc, draftId: draft && draft._id ? draft._id : null, files: { ...files } };
   bindHeader();
   renderFormChrome();
   $('#back').on('click', () => { open = null; render(); });

@@ -57,6 +57,8 @@ const T = {
   signed_in_as: { vi: 'Đăng nhập: {u} (vùng {a})', en: 'Signed in: {u} (area {a})', km: 'បានចូល៖ {u} (តំបន់ {a})' },
   only_collaborators: { vi: 'Ứng dụng này dành cho cộng tác viên.', en: 'This app is for field collaborators.', km: 'កម្មវិធីនេះសម្រាប់អ្នកសហការនៅមូលដ្ឋាន។' },
   language: { vi: 'Ngôn ngữ', en: 'Language', km: 'ភាសា' },
+  edit: { vi: 'Sửa', en: 'Edit', km: 'កែសម្រួល' },
+  edited: { vi: 'đã có bản sửa thay thế', en: 'replaced by an edit', km: 'ត្រូវបានជំនួសដោយការកែសម្រួល' },
   draft_of: { vi: 'Nháp lưu {t}', en: 'Draft saved {t}', km: 'សេចក្តីព្រាងរក្សាទុក {t}' },
 };
 

@@ -252,7 +252,9 @@ def test_offline_fill_draft_reopen_sync_once(
         assert [c["child_name"] for c in children] == ["Trần Thị Bé", "Trần Văn Tí"]
         assert children[0]["imm_antigens"] == "bcg hepb0 penta1" and children[1]["school_level"] == "primary"
         photo_name = children[0]["imm_card_photo"]
-        assert photo_name and sub["attachments_expected"] == [photo_name], sub
+        assert photo_name and sub["attachments_expected"] == sub["attachments"] == [photo_name], sub
+        assert sub["submitted_by"] == COLLABORATOR[0] and sub["area"] == COLLABORATOR[2]
+        assert sub["org_unit"] == ["91", "911", "31078"] and sub["deprecated_id"] is None
         local_xml = page.evaluate(
             f"window.carecheck.outboxDb.get({json.dumps(finished_id)}).then(d => d.xml)"
         )
@@ -280,6 +282,24 @@ def test_offline_fill_draft_reopen_sync_once(
         send_now(page)
         assert page.get_attribute("#last-sync", "data-written") == "0"
 
+        # --- an edit of the sent record: a new instanceID naming the old one; the photo carried forward ---
+        page.click(f'#finished li[data-id="{finished_id}"] button.edit')
+        page.wait_for_selector("form.or", timeout=15_000)
+        fill(page, f"{ROOT_PATH}/hamlet", "Ấp Suối Đá 2")
+        page.click("#finish")
+        page.wait_for_selector(f'#finished li.superseded[data-id="{finished_id}"]', timeout=15_000)
+        page.wait_for_function("document.querySelector('#waiting').dataset.count === '0'", timeout=30_000)
+        edit_id = page.get_attribute(f'#finished li[data-deprecated="{finished_id}"]', "data-id")
+        assert edit_id and edit_id != finished_id
+        edited = province_get(base, f"/api/v1/submissions/{edit_id}").json()
+        assert edited["deprecated_id"] == finished_id and edited["fields"]["hamlet"] == "Ấp Suối Đá 2"
+        assert (
+            edited["attachments"] == [photo_name]
+            and edited["fields"]["child"][0]["imm_card_photo"] == photo_name
+        )
+        assert [v["instance_id"] for v in edited["versions"]] == [finished_id, edit_id]
+        assert province_get(base, f"/api/v1/submissions/{finished_id}").json()["status"] == "superseded"
+
         # --- a sync cut half-way: batch 2 reaches the server, its answer is lost; resume, no duplicate ---
         ctx.set_offline(True)
         for _ in range(3):
@@ -289,7 +309,7 @@ def test_offline_fill_draft_reopen_sync_once(
         ids = [
             i
             for i in page.eval_on_selector_all("#finished li.finished", "els => els.map(e => e.dataset.id)")
-            if i != finished_id
+            if i not in (finished_id, edit_id)
         ]
         assert len(ids) == 3
         calls: list[str] = []
@@ -313,7 +333,7 @@ def test_offline_fill_draft_reopen_sync_once(
         assert page.locator("#last-error").count() == 0
         listing = province_get(base, "/api/v1/submissions?limit=100").json()["items"]
         got = [i.get("id") or i.get("instance_id") for i in listing]
-        assert sorted(got) == sorted([finished_id, *ids]), got
+        assert sorted(got) == sorted([finished_id, edit_id, *ids]), got
 
         # --- a record of another area pushed from this phone is refused, and says so ---
         _push_foreign(page)
@@ -342,12 +362,12 @@ def test_offline_fill_draft_reopen_sync_once(
         assert revoked.json() == {"revoked": 1}
         page.click("#send-now")
         page.wait_for_selector("#revoked", timeout=30_000)
-        assert page.evaluate("window.carecheck.outboxDb.allDocs().then(r => r.rows.length)") == 5
+        assert page.evaluate("window.carecheck.outboxDb.allDocs().then(r => r.rows.length)") == 6
         page.fill("input[name=username]", COLLABORATOR[0])
         page.fill("input[name=password]", COLLABORATOR[1])
         page.click("#signin button")
         page.wait_for_selector("#status", timeout=20_000)
-        assert page.locator("#finished li.finished.sent").count() == 4
+        assert page.locator("#finished li.finished.sent").count() == 5
         ctx.close()
 
 
