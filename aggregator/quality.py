@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from aggregator.anthropometry import WHO_FLAG_LIMITS
+from core.localtime import local_date
 
 # Plausible age ranges (completed years) per school level, wider than the official ages (6–10 primary, 11–14
 # lower
@@ -35,9 +36,12 @@ class Flag:
 
 
 def household_flags(
-    visit: date | None, received: date | None, births: int | None, deaths: int | None
+    visit: date | None, received_at: datetime | None, births: int | None, deaths: int | None
 ) -> list[Flag]:
     out = []
+    # The visit date is a day on the phone's calendar in Vietnam: compare it with the day of receipt there too
+    # (a form sent at 06:40 in Vietnam is received at 23:40 UTC, on the UTC day before the visit).
+    received = local_date(received_at)
     if visit and received and visit > received:
         out.append(
             Flag(
@@ -60,6 +64,15 @@ def household_flags(
             )
         )
     return out
+
+
+def children_with_zero_count(entries: int) -> Flag:
+    """The household answered 0 children, yet the instance has child entries (they are not counted)."""
+    return Flag(
+        "child_with_zero_count",
+        f"Hộ trả lời 0 trẻ nhưng phiếu có {entries} mục trẻ em (không tính) / "
+        f"0 children answered but {entries} child entries present (not counted)",
+    )
 
 
 def child_flags(

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Debian/Ubuntu packages carecheck needs beyond Python and Node: Java for ODK Validate (form builds), the venv
-# module, a C/C++ toolchain for enketo-transformer's native XSLT (npm rebuild), Chromium for the browser tests
-# and the field web app's test, and Khmer fonts so Khmer labels render. Installed with apt-get when running as
-# root; otherwise one line says what to install.
+# Debian/Ubuntu packages carecheck needs beyond Python and Node: Java for ODK Validate (form builds), the Java
+# compiler for the tests that drive the real form engine (JavaRosa, tests/support/javarosa/), the venv module,
+# a C/C++ toolchain for enketo-transformer's native XSLT (npm rebuild), Chromium for the browser tests and the
+# field web app's test, and Khmer fonts so Khmer labels render. Installed with apt-get when running as root;
+# otherwise one line says what to install.
 set -euo pipefail
 missing=()
-command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+command -v java >/dev/null 2>&1 && command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
 { command -v make >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1; } || missing+=(build-essential)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)

@@ -20,6 +20,7 @@ from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import TypeVar
 
+from core.ages import age
 from core.errors import Problem
 from core.orgunits import Commune, communes
 
@@ -206,9 +207,10 @@ def _name(rng: random.Random, ethnicity: str, sex: str, surname: str | None = No
 
 
 def _age(dob: date, on: date) -> tuple[int, int]:
-    """Age in years and months as the form's calculate computes it (days div 365.25 and div 30.4375)."""
-    days = (on - dob).days
-    return int(days / 365.25), int(days / 30.4375)
+    """Age in completed years and months, as the form's calculate computes it (the one rule, core.ages)."""
+    years, months = age(dob, on)
+    assert years is not None and months is not None  # dob is drawn before the visit
+    return years, months
 
 
 def _lms_inverse(z: float, lms: dict[str, float]) -> float:

@@ -7,7 +7,6 @@ from aggregator.ingest.rows import (
     BadSubmission,
     DocRows,
     RepeatsOf,
-    age,
     build_rows,
     compiled_repeats,
     default_repeats,
@@ -15,6 +14,7 @@ from aggregator.ingest.rows import (
     periods,
 )
 from aggregator.ingest.write import PageOutcome, apply_page, describe_failure, upsert
+from core.ages import age  # the one age rule (ingestion has no copy of its own)
 
 __all__ = [
     "FORM_FACILITY",

@@ -31,7 +31,9 @@ from aggregator.registry import (
     validate_personal_id,
 )
 from core import orgunits
+from core.ages import age
 from core.errors import Problem
+from core.localtime import local_date
 
 Doc = dict[str, Any]
 log = logging.getLogger("carecheck.ingest")
@@ -186,14 +188,6 @@ def periods(d: date | None) -> dict[str, Any]:
     }
 
 
-def age(dob: date | None, on: date | None) -> tuple[int | None, int | None]:
-    """Completed years and months at ``on`` (None when unknown or negative)."""
-    if dob is None or on is None or on < dob:
-        return None, None
-    months = (on.year - dob.year) * 12 + on.month - dob.month - (1 if on.day < dob.day else 0)
-    return months // 12, months
-
-
 def _org(district: str | None, commune: str | None) -> dict[str, Any]:
     c = orgunits.communes().get(commune or "")
     return {
@@ -258,11 +252,8 @@ def build_rows(
         "ingested_at": now,
     }
     rows = DocRows(doc_id, raw["deprecated_id"], raw)
-    visit = (
-        _date(data, "visit_date", "")
-        or (end.date() if end else None)
-        or (received.date() if received else None)
-    )
+    # Without an answered visit date: the day the form was finished, else received — in Vietnam, not UTC.
+    visit = _date(data, "visit_date", "") or local_date(end) or local_date(received)
     base = {"visit_date": visit, **periods(visit), **org}
     if form_id == FORM_FACILITY:
         base.pop("school_year")
@@ -291,6 +282,17 @@ def _flag(rows: DocRows, f: quality.Flag, now: datetime, obs_id: str | None = No
     )
 
 
+def _counted_children(rows: DocRows, data: dict[str, Any], now: datetime) -> list[Any]:
+    """The child entries that count. "0 children" wins over child entries: forms before the repeat was made
+    relevant only for children_count > 0 walked the collaborator through a phantom "child 1", which is
+    ignored (no observation, no registry child) and flagged."""
+    children: list[Any] = data.get("child") or []
+    if children and str(data.get("children_count", "")).strip() == "0":
+        _flag(rows, quality.children_with_zero_count(len(children)), now)
+        return []
+    return children
+
+
 def _household(
     rows: DocRows,
     data: dict[str, Any],
@@ -300,7 +302,7 @@ def _household(
     now: datetime,
     key: bytes,
 ) -> None:
-    children = data.get("child") or []
+    children = _counted_children(rows, data, now)
     consent = _bool(data, "consent")
     hk = household_key(
         key, data.get("district"), data.get("commune"), data.get("hamlet"), data.get("head_name")
@@ -319,7 +321,7 @@ def _household(
         "household_key": hk,
         "child_drowning_deaths_12m": _int(data, "child_drowning_deaths_12m", ""),
     }
-    for f in quality.household_flags(visit, received.date() if received else None, births, deaths):
+    for f in quality.household_flags(visit, received, births, deaths):
         _flag(rows, f, now)
     if consent is False:
         return

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta, timezone
 from typing import Any
 
 from aggregator.periods import Period
+from core.localtime import VIETNAM_TIME as VIETNAM_TIME  # the one definition (rule 7), used by the reports
 
 Target = dict[str, Any] | None  # {"op": "<", "value": 0.8, "clause": "..."} as the rollup gives it
-VIETNAM_TIME = timezone(timedelta(hours=7), "ICT")  # no daylight saving in Vietnam
 LANGS = ("vi", "en")
 LEVELS = ("commune", "district", "province")
 HIERARCHIES = ("legacy", "2025")

@@ -7,8 +7,9 @@ from datetime import date, timedelta
 import pytest
 
 from aggregator.anthropometry import zscores
-from aggregator.ingest import age, periods
+from aggregator.ingest import periods
 from aggregator.registry import household_key, name_hash, normalise_name, validate_personal_id
+from core.ages import age
 
 D0 = date(2025, 1, 1)
 

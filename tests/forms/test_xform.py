@@ -60,18 +60,33 @@ def test_anthropometry_only_under_five(hh: etree._Element) -> None:
 def test_identity_and_dates(hh: etree._Element) -> None:
     assert bind(hh, "personal_id").get("constraint") == "regex(., '^[0-9]{12}$')"
     assert bind(hh, "personal_id").get("required") is None
+    # One age rule (core.ages): completed calendar months from the date pieces, never a count of days.
+    months = (
+        "(format-date( {v} , '%Y') - format-date({d}, '%Y')) * 12 + format-date( {v} , '%n') - "
+        "format-date({d}, '%n') - if(format-date( {v} , '%e') < format-date({d}, '%e'), 1, 0)"
+    )
+    v = f"{HH}/visit_date"
     dob = squash(bind(hh, "dob").get("constraint"))
-    assert ". <= today()" in dob and f". <= {HH}/visit_date" in dob and "div 365.25 < 18" in dob
+    assert dob == f". <= today() and . <= {v} and " + months.format(v=v, d=".") + " < 216"
     assert squash(bind(hh, "visit_date").get("constraint")) == ". <= today()"
-    for calc, days in (("age_years", "365.25"), ("age_months", "30.4375")):
-        c = squash(bind(hh, calc).get("calculate"))
-        assert f"decimal-date-time( {HH}/visit_date ) - decimal-date-time( ../dob )" in c and days in c
+    assert squash(bind(hh, "age_months").get("calculate")) == (
+        f"if( ../dob = '' or {v} = '' or ../dob > {v} , '', " + months.format(v=v, d=" ../dob ") + ")"
+    )
+    assert (
+        squash(bind(hh, "age_years").get("calculate"))
+        == "if( ../age_months = '', '', int( ../age_months div 12))"
+    )
+    for b in hh.iterfind(".//x:bind", NS):
+        assert "decimal-date-time" not in (b.get("calculate") or "") + (b.get("constraint") or "")
 
 
 def test_repeat_count_and_consent_gating(hh: etree._Element, built: dict[str, BuiltForm]) -> None:
     repeat = hh.find(".//x:repeat", NS)
     assert repeat is not None and repeat.get("nodeset") == f"{HH}/household/child"
     assert squash(repeat.get("{http://openrosa.org/javarosa}count")) == f"{HH}/household/children_count"
+    # pyxform writes a first child instance into the model; without this relevance the engine would walk a
+    # household with 0 children through child 1 (tests/forms/test_engine.py shows it does not).
+    assert squash(bind(hh, "child").get("relevant")) == f"{HH}/household/children_count > 0"
     assert squash(bind(hh, "children_count").get("constraint")) == ". >= 0 and . <= 15"
     assert squash(bind(hh, "household").get("relevant")) == f"{HH}/consent = 'yes'"
     # consent = no ends the visit: every field after consent is inside the gated group (or the refusal note).
@@ -126,8 +141,10 @@ def test_injury_questions(hh: etree._Element, built: dict[str, BuiltForm]) -> No
     assert deaths.path == f"{HH}/household/child_drowning_deaths_12m"
     assert squash(bind(hh, "child_drowning_deaths_12m").get("constraint")) == ". >= 0 and . <= 10"
     order = list(fields)
-    assert order.index("under5_deaths_12m") < order.index("child_drowning_deaths_12m") < order.index(
-        "children_count"
+    assert (
+        order.index("under5_deaths_12m")
+        < order.index("child_drowning_deaths_12m")
+        < order.index("children_count")
     )
     labels = {
         t.getparent().get("lang"): t.findtext("x:value", namespaces=NS)
