@@ -154,7 +154,7 @@ async function statusBox() {
     <p class="who">${esc(t('signed_in_as', { u: session.name, a: session.area }))}</p>
     ${navigator.onLine ? '' : `<p class="offline" id="offline">${esc(t('offline'))}</p>`}
     <p id="waiting" data-count="${waiting}">${esc(t('n_waiting', { n: waiting }))}</p>
-    <p id="last-sync" data-at="${esc(state.last_success || '')}" data-written="${state.last_result ? state.last_result.written : ''}">${esc(t('last_sync', { t: fmtTime(state.last_success) }))}</p>
+    <p id="last-sync" data-at="${esc(state.last_success || '')}" data-error-at="${esc(state.last_error_at || '')}" data-written="${state.last_result ? state.last_result.written : ''}">${esc(t('last_sync', { t: fmtTime(state.last_success) }))}</p>
     ${lastErr ? `<p class="error" id="last-error">${esc(t('last_error', { e: errText }))}</p>` : ''}
     ${offsetDays >= 1 ? `<p class="error" id="clock">${esc(t('clock_wrong', { d: offsetDays }))}</p>` : ''}
     ${persist && persist.persisted === false ? `<p class="warn" id="storage">${esc(t('storage_no'))}</p>` : ''}

@@ -102,16 +102,15 @@ def waiting(page: Page) -> int:
 
 
 def send_now(page: Page) -> None:
-    before = page.get_attribute("#last-sync", "data-at") or ""
-    err_before = page.locator("#last-error").count()
+    """Press "Gửi ngay" and wait until that sync has ended: a new last success or a new last error."""
+    ok, err = page.get_attribute("#last-sync", "data-at"), page.get_attribute("#last-sync", "data-error-at")
     page.click("#send-now")
     page.wait_for_function(
-        """([b]) => { const el = document.querySelector('#last-sync');
-                      return (el && el.dataset.at !== b) || document.querySelector('#last-error'); }""",
-        arg=[before],
+        """([ok, err]) => { const el = document.querySelector('#last-sync');
+                            return el && (el.dataset.at !== ok || el.dataset.errorAt !== err); }""",
+        arg=[ok or "", err or ""],
         timeout=30_000,
     )
-    del err_before
 
 
 def province_get(base: str, path: str) -> httpx.Response:
@@ -240,7 +239,7 @@ def test_offline_fill_draft_reopen_sync_once(
         # --- network back: the finished record goes once ---
         ctx.set_offline(False)
         send_now(page)
-        page.wait_for_function("document.querySelector('#waiting').dataset.count === '0'", timeout=30_000)
+        page.wait_for_function("document.querySelector('#waiting[data-count=\"0\"]')", timeout=30_000)
         assert page.locator("#finished li.finished.sent").count() == 1
         r = province_get(base, f"/api/v1/submissions/{finished_id}")
         assert r.status_code == 200, r.text
@@ -288,7 +287,7 @@ def test_offline_fill_draft_reopen_sync_once(
         fill(page, f"{ROOT_PATH}/hamlet", "Ấp Suối Đá 2")
         page.click("#finish")
         page.wait_for_selector(f'#finished li.superseded[data-id="{finished_id}"]', timeout=15_000)
-        page.wait_for_function("document.querySelector('#waiting').dataset.count === '0'", timeout=30_000)
+        page.wait_for_function("document.querySelector('#waiting[data-count=\"0\"]')", timeout=30_000)
         edit_id = page.get_attribute(f'#finished li[data-deprecated="{finished_id}"]', "data-id")
         assert edit_id and edit_id != finished_id
         edited = province_get(base, f"/api/v1/submissions/{edit_id}").json()
@@ -329,7 +328,7 @@ def test_offline_fill_draft_reopen_sync_once(
         assert waiting(page) >= 1
         ctx.unroute("**/sync/submissions/_bulk_docs")
         send_now(page)
-        page.wait_for_function("document.querySelector('#waiting').dataset.count === '0'", timeout=30_000)
+        page.wait_for_function("document.querySelector('#waiting[data-count=\"0\"]')", timeout=30_000)
         assert page.locator("#last-error").count() == 0
         listing = province_get(base, "/api/v1/submissions?limit=100").json()["items"]
         got = [i.get("id") or i.get("instance_id") for i in listing]
