@@ -1,31 +1,31 @@
-# carecheck: one image for the sync server, the Celery worker and beat (see docker-compose.yml).
-FROM python:3.11-slim-bookworm
+# carecheck: one image for the migration job, the sync server, the Celery worker and beat (docker-compose.yml).
+# Pinned base; Python packages from constraints.txt (the versions CI tested, `make lock`); runs as uid 10001.
+FROM python:3.11.13-slim-bookworm
 
 # Java runs pyxform's bundled ODK Validate (JavaRosa) at form-build time: a form Collect cannot open never ships.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends default-jre-headless \
  && rm -rf /var/lib/apt/lists/*
 
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY core core
-COPY forms forms
-COPY sync_server sync_server
-COPY console console
-COPY edge edge
-COPY simulator simulator
-COPY aggregator aggregator
-COPY migrations migrations
-COPY cli cli
-RUN pip install --no-cache-dir .
+# The sources (.dockerignore keeps out venvs, node_modules, var/, secrets).
+COPY . .
+RUN pip install --no-cache-dir -c constraints.txt .
 
 # Compile the XLSForms into the image; the server serves exactly these bytes.
 ENV CARECHECK_VAR_DIR=/var/lib/carecheck \
     CARECHECK_FORMS_BUILD_DIR=/app/forms-build
 RUN carecheck forms build --out /app/forms-build
 
-RUN useradd --system --home /var/lib/carecheck carecheck \
- && mkdir -p /var/lib/carecheck && chown carecheck /var/lib/carecheck
-USER carecheck
+# Non-root: a fixed uid so volume ownership survives image rebuilds. The named volume for /var/lib/carecheck
+# starts as a copy of this directory, owned by carecheck.
+RUN groupadd --system --gid 10001 carecheck \
+ && useradd --system --uid 10001 --gid carecheck --home-dir /var/lib/carecheck --shell /usr/sbin/nologin carecheck \
+ && mkdir -p /var/lib/carecheck && chown carecheck:carecheck /var/lib/carecheck
+USER carecheck:carecheck
 EXPOSE 8000
 CMD ["carecheck", "serve", "--host", "0.0.0.0", "--port", "8000"]

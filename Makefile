@@ -6,16 +6,28 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast bench lint typecheck check clean
+.PHONY: install lock demo test test-fast bench lint typecheck check clean
 
 install: $(VENV)/.installed node_modules/.installed fieldapp/static/.built
 
-$(VENV)/.installed: pyproject.toml
+# Installs exactly the versions in constraints.txt (tested by CI); `make lock` refreshes them.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@bash scripts/system-deps.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	@touch $@
+
+# constraints.txt: the newest releases pyproject.toml's bounds allow, resolved in a throw-away venv. Commit it
+# after `make lock && make check`.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --upgrade pip
+	.lock-venv/bin/python -m pip install -q '.[test]'
+	{ echo "# make lock: pip freeze of pyproject.toml's dependencies (with [test]); do not edit by hand"; \
+	  .lock-venv/bin/python -m pip freeze --all --exclude-editable | grep -v -E '^(carecheck|pip|setuptools|wheel)( @|==)'; \
+	} > constraints.txt
+	rm -rf .lock-venv build
 
 node_modules/.installed: package.json
 	npm install --ignore-scripts --no-audit --no-fund --loglevel=error
@@ -33,9 +45,11 @@ demo: install
 	$(BIN)/carecheck demo
 
 test: install
+	@bash scripts/system-deps.sh --test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install
+	@bash scripts/system-deps.sh --test
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: install

@@ -24,6 +24,7 @@ from aggregator.models import (
 )
 from core.couch import Couch
 from core.errors import Problem
+from core.localtime import shown
 from core.secrets import key_file, key_id, pseudonym_key
 from core.settings import Settings
 
@@ -77,9 +78,7 @@ def gather(settings: Settings, *, ping: bool = True) -> dict[str, Any]:
 
         cp = s.get(Checkpoint, checkpoint_name(settings))
         out["checkpoint"] = cp.seq if cp else "0"
-        out["checkpoint_updated_at"] = (
-            cp.updated_at.isoformat(timespec="seconds") if cp and cp.updated_at else None
-        )
+        out["checkpoint_updated_at"] = shown(cp.updated_at) if cp and cp.updated_at else None  # UTC+7
         for key, model in (
             ("raw_submissions", RawSubmission),
             ("households", Household),
@@ -101,7 +100,7 @@ def gather(settings: Settings, *, ping: bool = True) -> dict[str, Any]:
         out["registry_conflicts_open"] = int(s.exec(open_conflicts).one())
         out["pseudonym_key_id"] = _key_id_line(settings, s.get(RegistryKey, KEY_ID_ROW))
     try:
-        couch = Couch.from_settings(settings, timeout=10)
+        couch = Couch.from_settings(settings, timeout=10, start=False)  # read-only: never starts a store
         try:
             behind, oldest = pending_changes(couch, settings.submissions_db, out["checkpoint"])
         finally:
@@ -118,7 +117,7 @@ def gather(settings: Settings, *, ping: bool = True) -> dict[str, Any]:
     except Problem as exc:
         out["changes_behind"] = None
         out["oldest_unprocessed_age_s"] = None
-        out["couch_error"] = exc.message_en
+        out["couch_error"] = exc.text()
     pinged = workers_seen() if ping else None
     with Session(get_engine(settings)) as s:
         recent = now - timedelta(seconds=HEARTBEAT_WINDOW_S)

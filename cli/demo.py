@@ -14,8 +14,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,33 @@ DEMO_USERS = [
     ("phuquoc_demo", "phuquoc-demo-2026", "district", "911"),
 ]
 REPORT_DISTRICT = "911"  # Phú Quốc: an island district, the point of the product
+
+
+@dataclass
+class DemoResult:
+    """What a demo run did: the report, and per batch ("earlier YYYYQn", "day", "edits", "facilities") how
+    many records were new and how many the store already had (a resend)."""
+
+    report: Path
+    day: date
+    sent: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def total(self, kind: str) -> int:
+        return sum(c[kind] for c in self.sent.values())
+
+
+def _tally(outcomes: Iterable[Any]) -> Counter[str]:
+    c: Counter[str] = Counter()
+    for o in outcomes:
+        c[{"accepted": "new", "duplicate": "resent"}.get(o.status, "failed")] += 1
+    return c
+
+
+def _say_tally(console: Console, what: str, c: Counter[str]) -> None:
+    console.print(
+        f"  {what}: {c['new']} mới / new, {c['resent']} đã nhận trước đó (gửi lại) / already received "
+        f"(resent), {c['failed']} lỗi / failed"
+    )
 
 
 def _carecheck() -> list[str]:
@@ -86,9 +115,15 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: floa
 
 
 def run_demo(
-    settings: Settings, *, households: int = 600, seed: int = 2026, period: str | None = None
-) -> Path:
-    """Run the whole main job; returns the path of the district report."""
+    settings: Settings,
+    *,
+    households: int = 600,
+    seed: int = 2026,
+    period: str | None = None,
+    today: date | None = None,
+) -> DemoResult:
+    """Run the whole main job. The field work is yesterday's (``today`` moves the clock, e.g. to show the next
+    day): the same day again is a resend of every record, another day adds that day's field work."""
     from cli.forms import print_built
     from cli.simulate import default_period as current_quarter
     from core.couch import Couch
@@ -98,8 +133,11 @@ def run_demo(
     from sync_server.auth import Accounts
 
     console = Console(width=max(Console().width, 130))
-    day = date.today() - timedelta(days=1)  # the phones send yesterday's work (islands: days older)
+    started = time.monotonic()
+    today = today or date.today()
+    day = today - timedelta(days=1)  # the phones send yesterday's work (islands: days older)
     period = period or current_quarter(day)
+    result = DemoResult(Path(), day)
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     logs = settings.var_dir / "logs"
 
@@ -144,12 +182,12 @@ def run_demo(
         earlier = _previous_quarters(period, 3)
         for k, quarter in enumerate(earlier, start=1):
             past = run_simulation(
-                server, user, password, max(1, households // 3), seed=seed + k, period=quarter, concurrency=4
+                server, user, password, max(1, households // 3), seed=seed + k, period=quarter, concurrency=4,
+                today=today,
             )
-            console.print(
-                f"  vòng thăm trước / earlier round {quarter}: {len(past.outcomes)} hộ / households, "
-                f"{len(past.failed)} lỗi / failed"
-            )
+            result.sent[f"earlier {quarter}"] = _tally(past.outcomes)
+            tally = result.sent[f"earlier {quarter}"]
+            _say_tally(console, f"vòng thăm trước / earlier round {quarter}", tally)
             if past.failed:
                 _not_sent(past.failed, f"{quarter}: ", logs)
         t0 = time.monotonic()
@@ -162,11 +200,20 @@ def run_demo(
             day=day,
             concurrency=4,
             edits=max(1, households // 100),
+            today=today,
         )
         _print_arrivals(console, report, time.monotonic() - t0)
+        result.sent["day"] = _tally(report.outcomes)
+        result.sent["edits"] = _tally(report.edit_outcomes)
+        _say_tally(console, f"ngày / day {day}", result.sent["day"])
+        _say_tally(console, "sửa phiếu (deprecatedID) / corrections", result.sent["edits"])
         if report.failed:
             _not_sent(report.failed, "", logs)
-        failed = _send_facility_checks(console, server, user, password, seed, day)
+        bad_edits = [o for o in report.edit_outcomes if not o.ok]
+        if bad_edits:
+            _not_sent(bad_edits, "corrections: ", logs)
+        result.sent["facilities"] = _send_facility_checks(console, server, user, password, seed, day)
+        failed = result.sent["facilities"]["failed"]
         if failed:
             raise Problem(
                 f"{failed} phiếu trạm y tế không gửi được; xem {logs / 'server.log'}.",
@@ -177,19 +224,65 @@ def run_demo(
         _wait_ingested(console, settings, couch, worker, logs / "worker.log")
 
     console.rule("[bold]5. Chỉ tiêu và báo cáo / Indicators and the district report")
-    return _indicators_and_report(console, settings, period)
+    result.report = _indicators_and_report(console, settings, period)
+    _what_next(console, settings, couch_url, result, time.monotonic() - started)
+    return result
+
+
+def _what_next(
+    console: Console, settings: Settings, couch_url: str, result: DemoResult, seconds: float
+) -> None:
+    """The last screen: what is still running, how to stop it, the accounts, three things to try."""
+    console.rule(f"[bold]Xong / Done in {seconds:.0f} s")
+    console.print(
+        f"  Tổng / in all: {result.total('new')} phiếu mới / new records, {result.total('resent')} đã nhận "
+        "trước đó / already received (chạy lại cùng ngày là gửi lại / a rerun on the same day is a resend; "
+        "ngày khác thêm công việc của ngày đó / another day adds that day's field work)."
+    )
+    if settings.embedded_couch:
+        console.print(
+            "  [bold]Vẫn chạy / still running:[/] kho dữ liệu nhúng / the embedded store (pouchdb-server) "
+            f"at {couch_url}, data in {settings.var_dir / 'couch'}. Máy chủ đồng bộ và worker đã dừng / the "
+            "sync server and the worker have stopped."
+        )
+        console.print(
+            "  Dừng / stop it: [bold].venv/bin/carecheck local stop[/]  ·  xoá hết / delete everything: "
+            "[bold]make clean[/]"
+        )
+    else:
+        console.print(f"  Nothing of the demo is still running (CouchDB at {couch_url} is yours).")
+    console.print(
+        "  Tài khoản demo / demo accounts (tên / name, mật khẩu / password, vai trò / role, vùng / area):"
+    )
+    for name, password, role, area in DEMO_USERS:
+        console.print(f"    {name:<14} {password:<18} {role:<13} {area}")
+    console.print("  Thử / try:")
+    console.print(
+        "    1. [bold].venv/bin/carecheck serve --host 0.0.0.0 --port 8000[/], then ODK Collect → server "
+        "http://<this machine>:8000, user ctv_demo: fill and send a household visit."
+    )
+    console.print(
+        "    2. [bold].venv/bin/carecheck report --level province --area 91 --period "
+        f"{result.report.stem.rsplit('-', 1)[-1]} --format xlsx --out province.xlsx[/] (aggregates only)."
+    )
+    console.print(
+        f"    3. Mở / open [bold]{result.report}[/] in a browser; then [bold]make demo[/] again tomorrow: "
+        "the earlier rounds are resent, the new day's field work is added."
+    )
 
 
 def _not_sent(failed: list[Any], what: str, logs: Path) -> None:
     """One line for the operator: why the demo's records were not sent, and what to do."""
     if all(o.http_status == 409 for o in failed):
-        # the demo regenerates its households from a seed; 409 = the store already holds the same
-        # instanceIDs with other content: they were filled with an older version of the forms
+        # instanceIDs are keyed on seed, index and day, and the answers on seed and index: a 409 (same
+        # instanceID, other content) means var/ was filled by another version of the forms or of carecheck
         raise Problem(
-            f"{what}{len(failed)} phiếu đã có trong kho demo ở var/ với nội dung khác (biểu mẫu đã được cập "
-            "nhật từ lần chạy trước); chạy `make clean` rồi `make demo` để bắt đầu lại.",
-            f"{what}{len(failed)} records are already in the demo store in var/ with other content (the "
-            "forms changed since the last run); run `make clean`, then `make demo`, to start afresh.",
+            f"{what}{len(failed)} phiếu có mã (instanceID) đã nằm trong kho demo ở var/ nhưng nội dung khác: "
+            "kho được tạo bởi phiên bản khác của biểu mẫu hoặc của carecheck. Chạy `make clean` rồi "
+            "`make demo` để bắt đầu lại (xoá dữ liệu demo).",
+            f"{what}{len(failed)} records have instanceIDs the demo store in var/ already holds with other "
+            "content: it was filled by another version of the forms or of carecheck. Run `make clean`, then "
+            "`make demo`, to start afresh (deletes the demo data).",
         )
     first = failed[0]
     raise Problem(
@@ -212,8 +305,8 @@ def _previous_quarters(quarter: str, n: int) -> list[str]:
 
 def _send_facility_checks(
     console: Console, server: str, user: str, password: str, seed: int, day: date
-) -> int:
-    """One health-station checklist per commune, sent like the households; returns how many failed."""
+) -> Counter[str]:
+    """One health-station checklist per commune, sent like the households; returns new/resent/failed."""
     from cli.simulate import download_form
     from simulator.client import send_all
     from simulator.facilities import FORM_ID, generate_facilities
@@ -223,12 +316,9 @@ def _send_facility_checks(
     visits = generate_facilities(seed, day)
     records = ((fill(template, v), v.device_id, v.district) for v in visits)  # type: ignore[arg-type]
     outcomes = send_all(server, user, password, records, concurrency=4)
-    failed = sum(1 for o in outcomes if o.status == "failed")
-    console.print(
-        f"  Phiếu trạm y tế xã / commune health-station checklists: {len(outcomes) - failed} gửi / sent, "
-        f"{failed} lỗi / failed"
-    )
-    return failed
+    tally = _tally(outcomes)
+    _say_tally(console, "Phiếu trạm y tế xã / commune health-station checklists", tally)
+    return tally
 
 
 def _print_arrivals(console: Console, report: object, seconds: float) -> None:

@@ -24,9 +24,11 @@ def rebuild_cmd() -> None:
     """Recompute every indicator from the ingested rows into a side table, then swap it in."""
     from aggregator.db import init_db
     from aggregator.rollup import rebuild
+    from cli.progress import working
 
     engine = init_db()
-    stats = rebuild(engine)
+    with working("Đang tính lại chỉ tiêu / rebuilding the indicators"):
+        stats = rebuild(engine)
     n, rows, cells, secs = stats["indicators"], stats["rows"], stats["commune_cells"], stats["seconds"]
     typer.echo(
         f"Đã tính lại {n} chỉ tiêu: {rows:,} ô ({cells:,} ô cấp xã) trong {secs:.1f} s / "
@@ -39,8 +41,14 @@ def list_cmd(lang: Annotated[str, typer.Option(help="vi | en")] = "vi") -> None:
     """Every indicator with its unit, kind and the plan's target."""
     from aggregator.indicators import load
 
-    table = Table("code", "tên chỉ tiêu" if lang == "vi" else "name", "unit", "kind", "target")
-    for ind in load().values():
+    indicators = load()
+    table = Table()
+    # the code is what `indicators show` takes: never cut or wrapped, whatever the terminal's width
+    table.add_column("code", no_wrap=True, min_width=max((len(c) for c in indicators), default=4))
+    table.add_column("tên chỉ tiêu" if lang == "vi" else "name", ratio=1)
+    for head in ("unit", "kind", "target"):
+        table.add_column(head)
+    for ind in indicators.values():
         t = ind.target or {}
         table.add_row(
             ind.code,

@@ -9,7 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from core.settings import get_settings
+from cli.progress import counting
+from core.errors import Problem
+from core.settings import Settings, get_settings
 
 
 def _console() -> Console:
@@ -78,28 +80,44 @@ def ingest(
         console.print(f"Mã khoá bí danh / pseudonym key id: {key_id(pseudonym_key(settings))}")
     total = 0
     t0 = time.monotonic()
-    while True:
-        stats = follower.follow(settings, budget_s=30.0)
-        total += stats.ingested
-        if stats.pages:
-            console.print(
-                f"Đã xử lý / ingested {stats.ingested} phiếu ({stats.rows} dòng / rows), "
-                f"cách ly / quarantined {stats.quarantined}, seq {stats.seq}"
-            )
-        if stats.locked_out:
-            console.print("Một tiến trình khác đang xử lý / another follower is running; waiting…")
-        if stats.caught_up and not stats.locked_out:
-            retried = follower.retry_quarantine(settings)
-            if retried["retried"]:
-                console.print(f"Thử lại phiếu cách ly / quarantine retried: {retried}")
-            if once:
-                break
-        if stats.locked_out or stats.caught_up:
-            time.sleep(1.0)  # nothing new (or another follower busy): poll again in a second
+    with counting("Xử lý phiếu / ingesting", _changes_behind(settings)) as (bar, task):
+        while True:
+            # short turns, so the bar moves; each page still commits with its checkpoint
+            stats = follower.follow(settings, budget_s=2.0)
+            total += stats.ingested
+            if stats.pages:
+                bar.advance(task, stats.ingested + stats.quarantined)
+                bar.console.print(
+                    f"Đã xử lý / ingested {stats.ingested} phiếu ({stats.rows} dòng / rows), "
+                    f"cách ly / quarantined {stats.quarantined}, seq {stats.seq}"
+                )
+            if stats.locked_out:
+                bar.console.print("Một tiến trình khác đang xử lý / another follower is running; waiting…")
+            if stats.caught_up and not stats.locked_out:
+                retried = follower.retry_quarantine(settings)
+                if retried["retried"]:
+                    bar.console.print(f"Thử lại phiếu cách ly / quarantine retried: {retried}")
+                if once:
+                    break
+            if stats.locked_out or stats.caught_up:
+                time.sleep(1.0)  # nothing new (or another follower busy): poll again in a second
     console.print(
         f"[green]Đã cập nhật đến seq {stats.seq}[/] / caught up: {total} submissions in "
         f"{time.monotonic() - t0:.1f} s"
     )
+
+
+def _changes_behind(settings: Settings) -> int | None:
+    """How many changes the feed has past the checkpoint (the bar's total), or None if the store won't say."""
+    from aggregator.status import gather
+    from core.couch import Couch
+
+    try:
+        Couch.from_settings(settings).close()  # ingesting needs the store: the embedded one starts here
+        behind = gather(settings, ping=False).get("changes_behind")
+    except Problem:
+        return None
+    return behind if isinstance(behind, int) else None
 
 
 def status(
@@ -133,6 +151,7 @@ def duplicates(
     from aggregator.db import get_engine, init_db
     from aggregator.models import Child
     from aggregator.registry import list_conflicts
+    from core.localtime import shown
 
     settings = get_settings()
     init_db(settings)
@@ -153,7 +172,7 @@ def duplicates(
                 c.child_id_b,
                 c.reason,
                 (a.commune_code if a else "") or "",
-                c.created_at.isoformat(timespec="seconds") if c.created_at else "",
+                shown(c.created_at),
             )
         console.print(table)
         console.print(f"{len(rows)} mục / entries")

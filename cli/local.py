@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import typer
 
 from core.settings import get_settings
@@ -37,10 +39,21 @@ def register(app: typer.Typer) -> None:
         households: int = typer.Option(
             600, "--households", min=1, help="Households visited in the simulation."
         ),
-        seed: int = typer.Option(2026, "--seed", help="Same seed, same households: a rerun is a resend."),
+        seed: int = typer.Option(
+            2026, "--seed", help="Same seed and day, same records: a rerun that day is a resend."
+        ),
         period: str = typer.Option("", "--period", help="Quarter to simulate and report (default: current)."),
+        today: str = typer.Option(
+            "", "--today", help="Take this date as today (YYYY-MM-DD): the field work is the day before it."
+        ),
     ) -> None:
         """The main job end to end on embedded defaults: forms, store, server, field work, worker, report."""
         from cli.demo import run_demo
 
-        run_demo(get_settings(), households=households, seed=seed, period=period or None)
+        try:
+            as_of = date.fromisoformat(today) if today else None
+        except ValueError:
+            raise typer.BadParameter(
+                f"'{today}' không phải ngày YYYY-MM-DD / is not a date YYYY-MM-DD", param_hint="--today"
+            ) from None
+        run_demo(get_settings(), households=households, seed=seed, period=period or None, today=as_of)

@@ -1,17 +1,14 @@
 """`carecheck` — one CLI; each command group is a module of this package, mounted below.
 
-Problems are caught here, at the edge only: the operator sees one line and exit code 1.
+Problems and usage mistakes are caught here, at the edge only (cli/errors.py): one bilingual line, exit code 1
+for a problem and 2 for a usage mistake; a bare group command prints its help and exits 0.
 """
 
 from __future__ import annotations
 
-import sys
-
-import click
 import typer
 
 from cli import db, edge, forms, indicators, ingest, local, report, serve, simulate, tokens
-from core.errors import Problem
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -26,16 +23,6 @@ for group in (serve, simulate, edge, ingest, indicators, report, db, local, toke
 
 
 def main() -> None:
-    try:
-        rv = app(standalone_mode=False)
-    except Problem as exc:
-        typer.echo(f"carecheck: {exc.text()}", err=True)
-        sys.exit(1)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.Abort:
-        sys.exit(1)
-    sys.exit(rv if isinstance(rv, int) else 0)
+    from cli.errors import run
+
+    run(app)

@@ -47,14 +47,17 @@ def register(app: typer.Typer) -> None:
                 f"'{out}' là một thư mục; hãy cho tên tệp, ví dụ {out / ('report.' + fmt)}.",
                 f"'{out}' is a directory; give a file name, e.g. {out / ('report.' + fmt)}.",
             )
-        body = render(
-            settings,
-            level=level,
-            area=area,
-            period=period,
-            hierarchy=hierarchy,
-            fmt=fmt,
-            lang=lang or settings.language,
-        )
+        from cli.progress import working
+
+        with working(f"Đang lập báo cáo / writing the report {level} {area} {period}"):
+            body = render(
+                settings,
+                level=level,
+                area=area,
+                period=period,
+                hierarchy=hierarchy,
+                fmt=fmt,
+                lang=lang or settings.language,
+            )
         _write_atomically(out, body)
         typer.echo(f"{out} ({len(body):,} bytes)")

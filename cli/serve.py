@@ -45,14 +45,16 @@ def user_list() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("name", "role", "area", "active", "created_at")
+    from core.localtime import shown
+
+    table = Table("name", "role", "area", "active", "created (UTC+7)")
     for a in _accounts().list():
         table.add_row(
             str(a["name"]),
             str(a["role"]),
             str(a["area"]),
             "yes" if a["active"] else "no",
-            str(a.get("created_at") or ""),
+            shown(a.get("created_at")),
         )
     Console().print(table)
 
@@ -74,6 +76,12 @@ def user_enable(name: str) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    proxy_headers: Annotated[
+        bool, typer.Option(help="Trust X-Forwarded-Proto/For from --forwarded-allow-ips (a TLS proxy).")
+    ] = False,
+    forwarded_allow_ips: Annotated[
+        str, typer.Option(help="The reverse proxy's address(es), comma-separated; only these are trusted.")
+    ] = "127.0.0.1",
 ) -> None:
     """Run the OpenRosa sync server (phones use http://HOST:PORT as their server URL)."""
     import uvicorn
@@ -90,6 +98,8 @@ def serve(
         server_header=False,
         log_level="info",
         access_log=False,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
 
 

@@ -76,19 +76,20 @@ def run_simulation(server: str, user: str, password: str, households: int, *, se
                    timeout: float = 30.0, max_retry_seconds: float = 120.0,
                    on_done: Callable[[Outcome], None] | None = None,
                    template: FormTemplate | None = None, day: date | None = None, edits: int = 0,
-                   basic: bool = False) -> Report:
+                   basic: bool = False, today: date | None = None) -> Report:
     """Fill ``households`` households on the server's household form and send them, in send_after order.
 
     ``day``: simulate one day of field work instead of a period — what the phones send that day (mainland
     visits of the day; island and border visits captured offline in the days before). ``edits``: afterwards,
-    send that many corrections (``deprecatedID``), households with implausible answers first.
+    send that many corrections (``deprecatedID``), households with implausible answers first. ``today``: the
+    date the run takes as today (default: the real one).
     """
-    if day is not None and day > date.today():
+    if day is not None and day > (today or date.today()):
         raise Problem(f"Ngày {day} ở tương lai.", f"--day {day} is in the future.")
     if template is None:
         template = download_form(server, user, password, timeout=timeout, max_retry_seconds=max_retry_seconds,
                                  basic=basic)
-    first, last = visit_window(period or default_period())
+    first, last = visit_window(period or default_period(today), today)
     hhs = sorted(generate(households, seed, first=first, last=last, send_day=day), key=lambda h: h.send_after)
     records = ((fill(template, h, photo_bytes=photo_bytes), h.device_id, h.district) for h in hhs)
     outcomes = send_all(server, user, password, records, concurrency=concurrency, on_done=on_done,
@@ -117,8 +118,8 @@ def simulate(
     user: Annotated[str, typer.Option("--user", help="Collaborator account.")],
     password: Annotated[str, typer.Option("--password", help="Its password.")],
     households: Annotated[int, typer.Option("--households", min=1, help="Households to visit.")] = 100,
-    seed: Annotated[int, typer.Option("--seed", help="Same seed, same households and instanceIDs: a rerun "
-                                                      "is a resend.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Same seed and day of field work, same households and "
+                                                      "instanceIDs: a rerun that day is a resend.")] = 1,
     period: Annotated[str | None, typer.Option("--period", help="Visit period (2026, 2026Q4, 2026-11); "
                                                                 "default the current quarter up to yesterday."
                                                )] = None,
@@ -187,8 +188,9 @@ def simulate(
     for o in report.failed[:20]:
         console.print(f"[red]{o.instance_id}: {o.status} {o.http_status or ''} {o.message}")
     if report.failed:
-        raise Problem(f"{len(report.failed)} phiếu chưa gửi được; chạy lại cùng --seed để gửi lại.",
-                      f"{len(report.failed)} record(s) not sent; run again with the same --seed to resend.")
+        n = len(report.failed)
+        raise Problem(f"{n} phiếu chưa gửi được; chạy lại cùng --seed (trong ngày) để gửi lại.",
+                      f"{n} record(s) not sent; run again with the same --seed (the same day) to resend.")
 
 
 def register(app: typer.Typer) -> None:

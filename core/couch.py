@@ -68,12 +68,22 @@ class Couch:
         self.session: requests.Session = self.client.r_session
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, timeout: float = 30.0) -> Couch:
+    def from_settings(cls, settings: Settings, *, timeout: float = 30.0, start: bool = True) -> Couch:
+        """The configured store; the embedded one is started on demand unless ``start`` is False (read-only
+        commands never start or stop services: they say the store is not running)."""
         url = settings.couchdb_url
         if not url:
-            from core.services import ensure_embedded_couch
+            from core.services import ensure_embedded_couch, running_embedded_couch
 
-            url = ensure_embedded_couch(settings)
+            if start:
+                url = ensure_embedded_couch(settings)
+            elif (found := running_embedded_couch(settings)) is not None:
+                url = found
+            else:
+                raise ConfigError(
+                    "Kho dữ liệu nhúng đang dừng (chạy `carecheck local start` để bật).",
+                    "The embedded store is stopped (`carecheck local start` starts it).",
+                )
         return cls(url, settings.couchdb_user, settings.couchdb_password, timeout=timeout)
 
     def close(self) -> None:
@@ -184,7 +194,7 @@ class Couch:
 
     def put_attachment(self, db: str, docid: str, rev: str, name: str, content_type: str, data: bytes) -> str:
         # python-cloudant's put_attachment sends the rev as If-Match, which pouchdb-server answers with 409;
-        # ?rev= works on both servers (DESIGN.md).
+        # ?rev= works on both servers (docs/design.md §3).
         r = self.request(
             "PUT",
             f"{_q(db)}/{_q(docid)}/{_q(name)}",
@@ -277,7 +287,7 @@ class Couch:
         """One page of the changes feed after ``since`` (opaque). Returns (results, last_seq as text).
 
         We GET through the session and parse JSON ourselves: python-cloudant's ``db.changes()`` expects
-        CouchDB's one-change-per-line layout and yields nothing on pouchdb-server (DESIGN.md).
+        CouchDB's one-change-per-line layout and yields nothing on pouchdb-server (docs/design.md §3).
         """
         p: dict[str, Any] = {"limit": limit, "include_docs": include_docs, **params}
         if since not in (None, ""):

@@ -74,7 +74,7 @@ def _spawn(
             json.dumps({"admins": {user: password}, "log": {"file": str(data_dir / "log.txt")}})
         )
     env = dict(os.environ)
-    # Without this some requests (filtered _changes, anonymous PUT /db) crash the whole server (DESIGN.md).
+    # Without it some requests (filtered _changes, anonymous PUT /db) crash the server (docs/design.md §3).
     env["NODE_OPTIONS"] = "--unhandled-rejections=warn"
     args = [str(POUCHDB_BIN), "--port", str(port), "--config", str(config), "-n"]
     args += ["--in-memory"] if in_memory else ["--dir", str(data_dir)]

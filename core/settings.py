@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The repository root: embedded defaults live under ./var next to it.
@@ -26,6 +28,8 @@ class Settings(BaseSettings):
     accounts_db: str = "carecheck_accounts"
     # SQL (SQLModel): empty means SQLite under var/.
     database_url: str = Field(default="", repr=False)  # may carry a password
+    # The password for database_url when the URL names none (so it can come from a secret file, see below).
+    database_password: SecretStr = Field(default=SecretStr(""), repr=False)
     # Celery: empty means kombu's SQLAlchemy transport on SQLite under var/ (no server needed).
     broker_url: str = Field(default="", repr=False)
     result_backend: str = Field(default="", repr=False)
@@ -50,6 +54,23 @@ class Settings(BaseSettings):
     # var_dir/secrets/pseudonym.key. SecretStr: repr, str and model_dump show '**********', never the key.
     pseudonym_key: SecretStr = Field(default=SecretStr(""), repr=False)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_files(cls, data: Any) -> Any:
+        """``CARECHECK_<NAME>_FILE=/run/secrets/x`` reads <NAME> from that file (Docker secrets), unless
+        ``CARECHECK_<NAME>`` itself is set. One trailing newline is dropped."""
+        if not isinstance(data, dict):
+            return data
+        for name in cls.model_fields:
+            var = f"CARECHECK_{name.upper()}_FILE"
+            path = os.environ.get(var)
+            if path and name not in data:
+                try:
+                    data[name] = Path(path).read_text(encoding="utf-8").removesuffix("\n")
+                except OSError as exc:
+                    raise ValueError(f"{var}: cannot read {path} ({exc.strerror})") from None
+        return data
+
     @field_validator("couchdb_url", "database_url", "broker_url", "result_backend", "public_url")
     @classmethod
     def _strip(cls, v: str) -> str:
@@ -58,7 +79,17 @@ class Settings(BaseSettings):
     # --- derived values (embedded defaults) ---
     @property
     def effective_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.var_dir / 'carecheck.db'}"
+        if not self.database_url:
+            return f"sqlite:///{self.var_dir / 'carecheck.db'}"
+        password = self.database_password.get_secret_value()
+        if not password:
+            return self.database_url
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database_url)
+        if url.password is not None:
+            return self.database_url  # the URL's own password wins
+        return url.set(password=password).render_as_string(hide_password=False)
 
     @property
     def effective_broker_url(self) -> str:

@@ -25,6 +25,7 @@ from typing import Any
 from lxml import etree
 
 from core.couch import Couch, Doc
+from core.localtime import shown
 from core.settings import Settings
 from core.xmlsafe import hardened_parser
 
@@ -160,6 +161,6 @@ def render_conflicts(groups: list[ConflictGroup], lang: str = "vi") -> list[str]
         w = g.winner
         for v in sorted(g.versions, key=Version.key, reverse=True):
             mark = ("WINNER" if en else "CHỌN") if v is w else "      "
-            lines.append(f"    {mark} {v.id} rev {v.rev[:12]} end={v.end or '—'} "
-                         f"received_at={v.received_at or '—'} by={v.received_by or '—'}")
+            lines.append(f"    {mark} {v.id} rev {v.rev[:12]} end={shown(v.end) or '—'} "
+                         f"received_at={shown(v.received_at) or '—'} by={v.received_by or '—'}")
     return lines

@@ -12,7 +12,7 @@ What moves where (all continuous, all resuming from CouchDB replication checkpoi
 - ``carecheck_edge`` edge → province ``carecheck_edges``: one doc ``edge:<area>`` holding this node's config
   and its last status report, which the province reads for monitoring (``status.edge_summary``).
 
-pouchdb-server quirks handled here (DESIGN.md): the replicator needs credentials (we send them as an
+pouchdb-server quirks handled here (docs/design.md §3): the replicator needs credentials (we send them as an
 ``Authorization`` header in the endpoint objects, never in a printed URL); a `_replicator` doc identical to an
 old stale one never runs, so every (re)run deletes ours first and writes a new generation. The replication id
 depends only on source, target, filter and query params, so a new generation resumes from the old checkpoint.
@@ -36,7 +36,7 @@ from core.stores import EDGE_DB, EDGES_DB, FORMS_DB, ensure_store
 
 REPLICATOR_DB = "_replicator"
 ACCOUNTS_DDOC = "_design/carecheck_edge"
-BATCH_SIZE = 25                     # small batches on bad links (DESIGN.md): a cut loses at most one batch
+BATCH_SIZE = 25  # small batches on bad links (docs/design.md §3): a cut loses at most one batch
 
 _ACCOUNTS_FOR_AREA = """function (doc, req) {
   if (doc._id.indexOf('_design/') === 0) { return false; }

@@ -23,6 +23,7 @@ from typing import Any
 
 from core.couch import Couch
 from core.errors import ConfigError, Problem
+from core.localtime import shown
 from core.settings import Settings
 from core.stores import EDGE_DB
 from edge import replication as rep
@@ -189,11 +190,12 @@ def _ago(iso: str | None, now: datetime) -> str:
     except ValueError:
         return iso
     secs = int((now - t).total_seconds())
+    when = shown(t)  # the province's time, zone named
     if secs < 120:
-        return f"{iso} ({secs}s)"
+        return f"{when} ({secs}s)"
     if secs < 7200:
-        return f"{iso} ({secs // 60} min)"
-    return f"{iso} ({secs // 3600} h)"
+        return f"{when} ({secs // 60} min)"
+    return f"{when} ({secs // 3600} h)"
 
 
 def render(status: EdgeStatus, lang: str = "vi") -> list[str]:

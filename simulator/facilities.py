@@ -7,11 +7,11 @@ national system; fewer keep digital child health records; island and border stat
 from __future__ import annotations
 
 import random
-import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from core.orgunits import communes
+from simulator.households import keyed_uuid
 
 FORM_ID = "commune_facility_check"
 TZ_OFFSET = timedelta(hours=7)
@@ -57,6 +57,7 @@ def generate_facilities(seed: int, visit_day: date) -> list[FacilityVisit]:
             "commune_play_space": "yes" if rng.random() < 0.55 else "no",
             "children_under_1_registered": str(rng.randint(20, 180)),
         }
-        iid = f"uuid:{uuid.UUID(int=rng.getrandbits(128), version=4)}"
+        rng.getrandbits(128)  # drawn as before (the answers of a seeded checklist stay what they were)
+        iid = f"uuid:{keyed_uuid('facility', seed, code, visit_day)}"  # one checklist per commune and day
         out.append(FacilityVisit(iid, dev, c.district_code, code, answers))
     return out

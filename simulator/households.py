@@ -1,9 +1,10 @@
-"""Deterministic synthetic households for Kiên Giang: the same seed gives the same answers and instanceIDs.
+"""Deterministic synthetic households for Kiên Giang: same seed and day, same answers and instanceIDs.
 
 Every household is drawn from its own ``random.Random(f"{seed}:{index}")``, so household *i* is the
-same whether 2,000 or 10 are generated and a rerun with the same seed is a resend. Answers are keyed by the
+same whether 2,000 or 10 are generated. Its instanceID is keyed on seed, index and the day of field work, so
+a rerun the same day is a resend and another day's run is that day's new field work. Answers are keyed by the
 question names of ``household_child_check`` (docs/contracts.md §2); only relevant questions get a value.
-Shares follow the reference figures in shared/domain/README.md (2019 census mix, 2024 reporting); they make
+Shares follow published reference figures (2019 census ethnicity mix, 2024 provincial reporting); they make
 realistic test data, not answers to check indicators against. Names are personal data: they go into the XML
 and nowhere else.
 """
@@ -183,6 +184,11 @@ def period_range(period: str) -> tuple[date, date]:
 
 def _uuid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def keyed_uuid(*key: object) -> str:
+    """A random-looking (version 4) UUID that is a function of ``key``: the same key, the same instanceID."""
+    return _uuid(random.Random(":".join(str(k) for k in key)))
 
 
 def device_id(seed: int, commune: str) -> str:
@@ -395,7 +401,10 @@ def household(seed: int, index: int, first: date, last: date, send_day: date | N
     island and border visits from the days before, when the collaborator was offline.
     """
     rng = random.Random(f"{seed}:{index}")
-    instance_id = f"uuid:{_uuid(rng)}"
+    _uuid(rng)  # drawn as before, so a seeded household's answers stay what they were
+    # The instanceID names the record of that day's field work: seed, index and the day (the sending day, or
+    # the last day of the visit window). A rerun the same day is a resend; another day's run is new work.
+    instance_id = f"uuid:{keyed_uuid(seed, index, send_day or last)}"
     district = str(_pick(rng, list(DISTRICT_POPULATION.items())))
     commune = rng.choice(_communes_by_district()[district])
     shares = _ethnicity_shares()[district]
@@ -484,7 +493,9 @@ def corrected(h: Household, seed: int) -> Household:
                 fixed = True
     if not fixed:
         answers["hamlet"] = f"Ấp {rng.choice([x for x in _HAMLETS if f'Ấp {x}' != answers['hamlet']])}"
-    return replace(h, instance_id=f"uuid:{_uuid(rng)}", answers=answers, children=children, odd=(),
+    # keyed on the record it corrects, so the correction of another day's record is another correction
+    return replace(h, instance_id=f"uuid:{keyed_uuid('edit', h.instance_id)}", answers=answers,
+                   children=children, odd=(),
                    deprecated_id=h.instance_id)
 
 

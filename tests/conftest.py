@@ -1,10 +1,12 @@
-"""Shared fixtures: real servers started by the test run (pouchdb-server, PostgreSQL databases, Redis)."""
+"""Shared fixtures: real servers started by the test run (pouchdb-server, a private PostgreSQL cluster and a
+private Redis server, see tests/support/services.py)."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -12,12 +14,12 @@ import pytest
 from core.couch import Couch
 from core.services import CouchProcess, start_pouchdb
 from core.settings import ROOT, Settings
+from tests.support.services import PrivatePostgres, PrivateRedis, ServiceUnavailable
 
 ARTIFACTS = ROOT / "test-artifacts"
-PG_ADMIN_URL = os.environ.get(
-    "CARECHECK_TEST_PG_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-REDIS_URL = os.environ.get("CARECHECK_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+# Your own servers instead of the run's private ones (then it flushes nothing and drops only what it created).
+PG_ADMIN_OVERRIDE = os.environ.get("CARECHECK_TEST_PG_ADMIN")
+REDIS_OVERRIDE = os.environ.get("CARECHECK_TEST_REDIS_URL")
 
 
 @pytest.fixture(scope="session")
@@ -64,32 +66,85 @@ def make_settings(tmp_path: Path, couch: CouchProcess, **over: object) -> Settin
     return Settings(**values)  # type: ignore[arg-type]
 
 
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    """Admin URL of the run's own PostgreSQL cluster (started on first use, removed at the end of the run)."""
+    if PG_ADMIN_OVERRIDE:
+        yield PG_ADMIN_OVERRIDE
+        return
+    try:
+        pg = PrivatePostgres.start()
+    except ServiceUnavailable as exc:  # a clear failure, not a skip: scripts/system-deps.sh installs it
+        pytest.fail(f"cannot start a private PostgreSQL: {exc}")
+    try:
+        yield pg.admin_url
+    finally:
+        pg.stop()
+
+
 @pytest.fixture()
-def pg_url() -> Iterator[str]:
+def pg_url(pg_admin_url: str) -> Iterator[str]:
     """A fresh PostgreSQL database for the test, dropped afterwards."""
-    sqlalchemy = pytest.importorskip("sqlalchemy")
+    import sqlalchemy
+
     name = f"carecheck_test_{uuid.uuid4().hex[:10]}"
-    engine = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    engine = sqlalchemy.create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as c:
             c.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - turn into a clear failure, not a skip: CI starts PostgreSQL
-        pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is not usable ({exc}); .ci/run starts it.")
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    except Exception as exc:  # noqa: BLE001 - a clear failure, not a skip
+        pytest.fail(f"PostgreSQL at {pg_admin_url} is not usable ({exc})")
+    yield pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
     with engine.connect() as c:
         c.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()
 
 
-@pytest.fixture()
-def redis_url() -> str:
-    """A Redis database number of the test's own (flushed first)."""
+@dataclass
+class RedisServer:
+    url: str  # without a database number
+    private: bool  # started by this run: its databases are ours to flush
+    next_db: int = 1
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """The run's own redis-server (no persistence), or ``CARECHECK_TEST_REDIS_URL``."""
+    if REDIS_OVERRIDE:
+        yield RedisServer(REDIS_OVERRIDE.rstrip("/"), private=False)
+        return
+    try:
+        rd = PrivateRedis.start()
+    except ServiceUnavailable as exc:
+        pytest.fail(f"cannot start a private Redis: {exc}")
+    try:
+        yield RedisServer(rd.url, private=True)
+    finally:
+        rd.stop()
+
+
+def pick_redis_db(server: RedisServer) -> str:
+    """A Redis database of the test's own: on the private server the next of 1–15, emptied first; on someone
+    else's server an empty one (never flushed: the run does not own its data)."""
     import redis
 
-    db = int(uuid.uuid4().int % 14) + 1
-    url = f"{REDIS_URL}/{db}"
-    try:
-        redis.Redis.from_url(url).flushdb()
-    except Exception as exc:  # noqa: BLE001
-        pytest.fail(f"Redis at {REDIS_URL} is not usable ({exc}); .ci/run starts it.")
-    return url
+    for _ in range(15):
+        db = server.next_db
+        server.next_db = db % 15 + 1
+        url = f"{server.url}/{db}"
+        try:
+            client = redis.Redis.from_url(url)
+            if server.private:
+                client.flushdb()
+                return url
+            if client.dbsize() == 0:
+                return url
+        except Exception as exc:  # noqa: BLE001
+            pytest.fail(f"Redis at {server.url} is not usable ({exc})")
+    pytest.fail(f"no empty database on {server.url} (CARECHECK_TEST_REDIS_URL); the run flushes none")
+
+
+@pytest.fixture()
+def redis_url(redis_server: RedisServer) -> str:
+    """A Redis database of the test's own (see ``pick_redis_db``)."""
+    return pick_redis_db(redis_server)

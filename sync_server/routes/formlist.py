@@ -16,7 +16,7 @@ router = APIRouter(tags=["openrosa"])
 
 
 def _xml(body: bytes) -> Response:
-    # Collect is strict about the content type (DESIGN.md): exactly text/xml; charset=utf-8.
+    # Collect is strict about the content type (docs/design.md §1): exactly text/xml; charset=utf-8.
     return Response(content=body, headers={"Content-Type": openrosa.XML_CONTENT_TYPE})
 
 

@@ -1,6 +1,6 @@
 """HEAD/POST /submission (OpenRosa Form Submission API) with the duplicate, split-upload and edit rules.
 
-Rules (DESIGN.md "Duplicates and edits"): one CouchDB doc per instanceID, created with its attachments in one
+Rules (docs/design.md §2): one CouchDB doc per instanceID, created with its attachments in one
 round trip; an identical resend is acknowledged and merges new attachments; different XML under the same
 instanceID is a 409 and the first is kept; ``deprecatedID`` makes a new version and carries forward
 attachments the edit does not resend. Submissions are never rejected for their answers, only for their

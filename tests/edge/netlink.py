@@ -8,8 +8,8 @@ only path from the edge's replicator to the province is across the veth:
     edge replicator → 127.0.0.1:<relay port>  ─delay─→  [edge ns] ══ veth (tbf, loss) ══ [province ns] →
     127.0.0.1:<province port>
 
-This kernel has no netem (DESIGN.md), hence the user-space delay. Byte counts are TCP payload through the
-relay; ``wire_bytes`` reads the veth counters (headers and retransmissions included).
+This kernel has no netem (docs/design.md §6), hence the user-space delay. Byte counts are TCP payload
+through the relay; ``wire_bytes`` reads the veth counters (headers and retransmissions included).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ class Link:
             _run("ip", "-n", ns, "addr", "add", f"{ip}/30", "dev", dev)
             _run("ip", "-n", ns, "link", "set", "lo", "up")
             _run("ip", "-n", ns, "link", "set", dev, "up")
-            # A burst below the MTU silently drops full packets (DESIGN.md): 16kb.
+            # A burst below the MTU silently drops full packets (docs/design.md §6): 16kb.
             _run("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf",
                  "rate", self.rate, "burst", "16kb", "latency", "500ms")
             if self.loss:

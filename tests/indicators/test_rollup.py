@@ -17,7 +17,6 @@ from aggregator.db import dispose_engines, init_db
 from aggregator.indicators import load
 from aggregator.models import ChildObservation, Household
 from core.settings import Settings
-from tests.conftest import PG_ADMIN_URL
 from tests.indicators import dataset as ds
 from tests.indicators.dataset import EXPECTED_YEAR, H1, H2, H3, P1, P2, PROVINCE_YEAR
 
@@ -26,18 +25,19 @@ COMMUNES_2025 = {"31078": [P1, P2], "30766": [H1, H2], "30769": [H3]}
 
 
 @contextmanager
-def database(kind: str, tmp: Path) -> Iterator[Engine]:
+def database(kind: str, tmp: Path, request: pytest.FixtureRequest) -> Iterator[Engine]:
     """A fresh PostgreSQL database (dropped afterwards) or SQLite file, with the tables created."""
     if kind == "sqlite":
         yield init_db(Settings(var_dir=tmp, database_url=f"sqlite:///{tmp}/t.db"))
         dispose_engines()
         return
+    admin_url: str = request.getfixturevalue("pg_admin_url")
     name = f"carecheck_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        yield init_db(Settings(var_dir=tmp, database_url=PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"))
+        yield init_db(Settings(var_dir=tmp, database_url=admin_url.rsplit("/", 1)[0] + f"/{name}"))
     finally:
         dispose_engines()
         with admin.connect() as c:
@@ -48,14 +48,14 @@ def database(kind: str, tmp: Path) -> Iterator[Engine]:
 @pytest.fixture(params=["postgresql", "sqlite"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """An empty database of the test's own (for tests that change data)."""
-    with database(request.param, tmp_path) as eng:
+    with database(request.param, tmp_path, request) as eng:
         yield eng
 
 
 @pytest.fixture(scope="module", params=["postgresql", "sqlite"])
 def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """The whole dataset, rolled up once per backend (read-only tests share it)."""
-    with database(request.param, tmp_path_factory.mktemp("built")) as eng:
+    with database(request.param, tmp_path_factory.mktemp("built"), request) as eng:
         yield seeded(eng)
 
 

@@ -14,7 +14,7 @@ from lxml import html as lxml_html
 
 from tests.reports.conftest import ReportDB
 
-# Without the background-networking flags Chromium tries to reach the internet at start (DESIGN.md).
+# Without the background-networking flags Chromium tries to reach the internet at start (docs/design.md §6).
 FLAGS = [
     "--headless",
     "--no-sandbox",
