@@ -179,7 +179,9 @@ async function renderHome() {
     const edit = old || st === 'refused' ? '' : ` <button class="edit link" data-id="${esc(d._id)}">${esc(t('edit'))}</button>`;
     return `<li class="finished ${st}${old ? ' superseded' : ''}" data-id="${esc(d._id)}" data-deprecated="${esc(d.deprecated_id || '')}">${esc(titles[d.form_id] || d.form_id)} — ${esc(fmtTime(d.received_at))} · <span class="state">${esc(t(st))}</span>${old ? ` · ${esc(t('edited'))}` : ''}${st === 'refused' ? ` <small>${esc(state.refused[d._id])}</small>` : ''}${edit}</li>`;
   }).join('') : `<li>${esc(t('none'))}</li>`;
-  root.innerHTML = `${header()}<main class="home">${await statusBox()}
+  const status = await statusBox();
+  if (open) return; // a form was opened while this screen was being prepared: never draw over it
+  root.innerHTML = `${header()}<main class="home">${status}
     <section><h2>${esc(t('forms'))}</h2><ul class="forms">${formList}</ul></section>
     <section><h2>${esc(t('drafts'))}</h2><ul id="drafts">${draftList}</ul></section>
     <section><h2>${esc(t('finished'))}</h2><ul id="finished">${finishedList}</ul></section>
