@@ -10,8 +10,9 @@ Mount with ``app.include_router(router, prefix=PREFIX)``. The API:
   (forms/enketo.py), from the same version directory whose form.xml the OpenRosa server serves.
 
 Finished records do not come here: the app replicates them to ``/sync/submissions`` with the same token.
-Errors are JSON problems (``detail`` Vietnamese, ``detail_en`` English) and a 401 carries no
-``WWW-Authenticate`` challenge, so the browser never pops up a password dialog of its own.
+Refusals are raised as Problems and rendered by the app's one handler (JSON problem details with ``code``,
+``detail_vi``, ``detail_en``); a device 401 is a plain ``Unauthorized`` without a ``WWW-Authenticate``
+challenge, so the browser never pops up a password dialog of its own.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from core.errors import Forbidden, Problem, Unauthorized
+from core.errors import Forbidden, NotFound, Problem, Unauthorized
 from sync_server import tokens
 from sync_server.auth import Account
 from sync_server.deps import ServerContext
@@ -46,6 +47,7 @@ _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=ut
 class AppUnavailable(Problem):
     status = 503
     title = "Web app not built"
+    code = "config_error"  # a local build step is missing; the operator runs `make install`
 
 
 class SignIn(BaseModel):
@@ -55,19 +57,6 @@ class SignIn(BaseModel):
 
 def _json(body: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=_NO_CACHE)
-
-
-def _problem(exc: Problem) -> JSONResponse:
-    body = {
-        "title": exc.title,
-        "status": exc.status,
-        "detail": exc.message,
-        "detail_vi": exc.message,
-        "detail_en": exc.message_en,
-    }
-    return JSONResponse(
-        body, status_code=exc.status, media_type="application/problem+json", headers=_NO_CACHE
-    )
 
 
 def _static(name: str) -> Path:
@@ -81,10 +70,7 @@ def _static(name: str) -> Path:
 
 
 def _file(name: str) -> Response:
-    try:
-        path = _static(name)
-    except Problem as exc:
-        return _problem(exc)
+    path = _static(name)
     return FileResponse(path, media_type=_TYPES.get(path.suffix), headers=_NO_CACHE)
 
 
@@ -144,7 +130,7 @@ async def manifest() -> Response:
 @router.get("/icon-{size}.png", include_in_schema=False)
 async def icon(size: int) -> Response:
     if size not in (192, 512):
-        return _problem(Problem("Không có biểu tượng này.", "No such icon."))
+        raise NotFound("Không có biểu tượng này.", "No such icon.")
     return Response(_icon_png(size), media_type="image/png", headers={"Cache-Control": "max-age=86400"})
 
 
@@ -197,24 +183,21 @@ async def _device_account(request: Request) -> Account:
 @router.post("/api/session")
 async def sign_in(body: SignIn, request: Request) -> Response:
     ctx: ServerContext = request.app.state.ctx
-    try:
-        if not ctx.ready:
-            await run_in_threadpool(ctx.ensure_ready)
-        account = await run_in_threadpool(ctx.accounts.verify_basic, body.username, body.password, ctx.secret)
-        if account is None:
-            raise Unauthorized(
-                "Sai tên đăng nhập hoặc mật khẩu, hoặc tài khoản đã bị khoá.",
-                "Wrong user name or password, or the account is disabled.",
-            )
-        if account.role != "collaborator":
-            raise Forbidden(
-                "Ứng dụng này dành cho cộng tác viên; cán bộ dùng trang báo cáo.",
-                "This app is for field collaborators; officers use the reports.",
-            )
-        label = request.headers.get("user-agent", "")
-        token, doc = await run_in_threadpool(tokens.issue, ctx.accounts, account, label)
-    except Problem as exc:
-        return _problem(exc)
+    if not ctx.ready:
+        await run_in_threadpool(ctx.ensure_ready)
+    account = await run_in_threadpool(ctx.accounts.verify_basic, body.username, body.password, ctx.secret)
+    if account is None:
+        raise Unauthorized(
+            "Sai tên đăng nhập hoặc mật khẩu, hoặc tài khoản đã bị khoá.",
+            "Wrong user name or password, or the account is disabled.",
+        )
+    if account.role != "collaborator":
+        raise Forbidden(
+            "Ứng dụng này dành cho cộng tác viên; cán bộ dùng trang báo cáo.",
+            "This app is for field collaborators; officers use the reports.",
+        )
+    label = request.headers.get("user-agent", "")
+    token, doc = await run_in_threadpool(tokens.issue, ctx.accounts, account, label)
     return _json(
         {
             "token": token,
@@ -230,11 +213,8 @@ async def sign_in(body: SignIn, request: Request) -> Response:
 @router.delete("/api/session")
 async def sign_out(request: Request) -> Response:
     ctx: ServerContext = request.app.state.ctx
-    try:
-        await _device_account(request)
-        await run_in_threadpool(tokens.revoke_token, ctx.accounts, _bearer(request))
-    except Problem as exc:
-        return _problem(exc)
+    await _device_account(request)
+    await run_in_threadpool(tokens.revoke_token, ctx.accounts, _bearer(request))
     return _json({"revoked": True})
 
 
@@ -244,16 +224,13 @@ async def revoke_device(token_id: str, request: Request) -> Response:
     from sync_server.auth import current_account
 
     ctx: ServerContext = request.app.state.ctx
-    try:
-        account = await current_account(request)
-        if account.role != "province":
-            raise Forbidden(
-                "Chỉ cán bộ cấp tỉnh thu hồi được phiên của điện thoại khác.",
-                "Only province officers may revoke another phone's token.",
-            )
-        n = await run_in_threadpool(lambda: tokens.revoke(ctx.accounts, token_id=token_id))
-    except Problem as exc:
-        return _problem(exc)
+    account = await current_account(request)
+    if account.role != "province":
+        raise Forbidden(
+            "Chỉ cán bộ cấp tỉnh thu hồi được phiên của điện thoại khác.",
+            "Only province officers may revoke another phone's token.",
+        )
+    n = await run_in_threadpool(lambda: tokens.revoke(ctx.accounts, token_id=token_id))
     return _json({"revoked": n})
 
 
@@ -261,10 +238,7 @@ async def revoke_device(token_id: str, request: Request) -> Response:
 async def forms(request: Request) -> Response:
     """The current forms, each with Enketo's form/model from its build directory."""
     ctx: ServerContext = request.app.state.ctx
-    try:
-        await _device_account(request)
-    except Problem as exc:
-        return _problem(exc)
+    await _device_account(request)
 
     def read() -> list[dict[str, Any]]:
         out = []

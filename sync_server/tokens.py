@@ -20,13 +20,31 @@ import hashlib
 import secrets
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
-from core.couch import Doc
+from core.couch import Couch, Doc
 from core.errors import NotFound
 
-if TYPE_CHECKING:
-    from sync_server.auth import Account, Accounts
+A = TypeVar("A", covariant=True)
+
+
+class AccountStore(Protocol[A]):
+    """What this module needs of ``sync_server.auth.Accounts`` (a protocol: auth imports tokens, not back)."""
+
+    couch: Couch
+    db: str
+
+    def _fresh(self, name: str) -> bool: ...
+
+    def digest_record(self, name: str) -> tuple[A | None, str | None]: ...
+
+
+class Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+Accounts = AccountStore[Any]
 
 TOKEN_TTL = 30.0  # seconds a token lookup is trusted (a revocation takes effect within this)
 TOKEN_DAYS = 365  # a phone may stay offline for a long trip; an officer revokes a lost phone's token
@@ -43,7 +61,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def issue(accounts: Accounts, account: Account, label: str = "") -> tuple[str, Doc]:
+def issue(accounts: Accounts, account: Named, label: str = "") -> tuple[str, Doc]:
     """A new token for ``account``: (the token, shown once; the stored doc without it)."""
     token = PREFIX + secrets.token_urlsafe(32)
     digest = _digest(token)
@@ -83,7 +101,7 @@ def is_cached(accounts: Accounts, token: str) -> bool:
     return hit[1] is None or accounts._fresh(str(hit[1].get("name", "")))
 
 
-def verify(accounts: Accounts, token: str) -> Account | None:
+def verify(accounts: AccountStore[A], token: str) -> A | None:
     """The account behind a bearer token, or None (unknown, revoked, expired, or the account is disabled)."""
     if not token.startswith(PREFIX) or len(token) > 200:
         return None
