@@ -139,6 +139,10 @@ def status(
             )
         table.add_row(label, "—" if value is None else str(value))
     _console().print(table)
+    from core.throttle import security_lines
+
+    for line in security_lines(get_settings(), lang):
+        _console().print(line)
 
 
 @registry_app.command("duplicates")

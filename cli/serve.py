@@ -73,6 +73,24 @@ def user_enable(name: str) -> None:
     typer.echo(f"Đã mở khoá / enabled: {name}")
 
 
+@user.command("unlock")
+def user_unlock(
+    name: str,
+    by: Annotated[str | None, typer.Option(help="Who unlocks (recorded in the audit log).")] = None,
+) -> None:
+    """Clear a lockout after too many wrong passwords (takes effect on running servers within 2 seconds)."""
+    from core.couch import Couch
+    from core.throttle import Throttle
+
+    s = get_settings()
+    was = Throttle(Couch.from_settings(s), s).unlock(name, by=by)
+    typer.echo(
+        f"Đã mở khoá đăng nhập / login unlocked: {name}"
+        if was
+        else f"{name} không bị khoá đăng nhập / was not locked (failures cleared)"
+    )
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
@@ -84,9 +102,15 @@ def serve(
     ] = "127.0.0.1",
 ) -> None:
     """Run the OpenRosa sync server (phones use http://HOST:PORT as their server URL)."""
+    import logging
+
     import uvicorn
 
     from console.app import create_app
+
+    # carecheck's own lines (one per submission, refused writes, disconnects; ids only, no personal data)
+    # beside uvicorn's; without this only warnings would reach the log.
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s %(message)s")
 
     # date_header=False: our middleware sets Date on every response (also under TestClient); no duplicates.
     # No access log: each submission logs one line of its own (ids only), and the hot path stays lean.

@@ -163,10 +163,17 @@ class Couch:
             data=json.dumps(body),
             headers={"Content-Type": "application/json"},
             action=f"store {doc['_id']}",
-            ok=(201, 202, 409),
+            ok=(201, 202, 403, 409),
         )
-        if r.status_code == 409:
+        # A validate_doc_update refusal of a create (403 forbidden) means the id is taken by other content (the
+        # append-only rule): a store that validates before its revision check answers so instead of 409.
+        if r.status_code == 409 or (r.status_code == 403 and _forbidden(r)):
             raise DocExists(f"Document {doc['_id']} already exists.")
+        if r.status_code == 403:
+            raise ConfigError(
+                f"CouchDB refused our credentials while trying to store {doc['_id']} (HTTP 403); "
+                "check CARECHECK_COUCHDB_USER / CARECHECK_COUCHDB_PASSWORD."
+            )
         return str(r.json()["rev"])
 
     def save(self, db: str, doc: Doc) -> str:
@@ -305,6 +312,14 @@ class Couch:
 
     def update_seq(self, db: str) -> str:
         return str(self.db_info(db).get("update_seq", "0"))
+
+
+def _forbidden(r: requests.Response) -> bool:
+    """A validate_doc_update refusal (``{"error": "forbidden"}``), as opposed to refused credentials."""
+    try:
+        return bool(r.json().get("error") == "forbidden")
+    except ValueError:
+        return False
 
 
 def _params(params: dict[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,13 @@ CODES: dict[str, str] = {
     "submission_conflict": "Another record with this instanceID and different content is already stored.",
     "edit_target_unknown": "The deprecatedID of an edit names a record this server does not hold.",
     "internal_error": "The server failed unexpectedly (the traceback is in the server log only).",
+    "forged_owner": "A pushed record names another author or area than the account pushing it.",
+    "foreign_edit": "An edit (deprecatedID) names a record its author may not edit (only its own).",
+    "not_submitter": "The account's role does not submit records (officers read; collaborators submit).",
+    "instance_id_invalid": "The meta/instanceID is not letters, digits and ':._-' (at most 200 characters).",
+    "encoding_mismatch": "The XML declares an encoding its bytes are not in.",
+    "too_many_attempts": "Too many failed logins (account or address); wait Retry-After seconds.",
+    "client_gone": "The client disconnected before its request body arrived (nobody reads this answer).",
 }
 
 

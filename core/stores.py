@@ -28,10 +28,34 @@ _COUNT_AND_LAST = (
     "return [n, last]; }"
 )
 
+# The store's own second line behind sync_server.writerule (contracts §3): a submission is created once and
+# never changed afterwards except by adding attachments (split uploads); only an admin deletes. Apache CouchDB
+# runs it on every write, replicated ones included, with the new revision's parent as oldDoc (null for an
+# unrelated branch: there the sync server's existence check, writerule.decide_batch, stops a forged branch).
+# It is installed on Apache CouchDB only (see ensure_store): pouchdb-server 4.2.0 runs it too, but its
+# pouchdb-validation plugin first overwrites every written doc's ``_revisions`` with the current winner's
+# (checked here), so a replicated branch of an existing record is silently dropped (the edge's copy of a
+# record that also reached the province directly never lands, and `edge status` waits on it forever) and a
+# replicated doc loses its revision history.
+VALIDATE_DOC_UPDATE = (
+    "function (newDoc, oldDoc, userCtx) { "
+    "var admin = userCtx && userCtx.roles && userCtx.roles.indexOf('_admin') !== -1; "
+    "if (newDoc._deleted) { if (admin) { return; } "
+    "throw({forbidden: 'Only the province deletes records.'}); } "
+    "if (oldDoc && !oldDoc._deleted) { "
+    "var keys = ['xml_sha256', 'submitted_by', 'area', 'form_id', 'deprecated_id']; "
+    "for (var i = 0; i < keys.length; i++) { "
+    "if (String(newDoc[keys[i]]) !== String(oldDoc[keys[i]])) "
+    "{ throw({forbidden: 'Submissions are append-only: ' + newDoc._id + "
+    "' exists with other ' + keys[i] + '.'}); } "
+    "} } }"
+)
+
 # Views and the replication filter of contracts §3, in JavaScript: they run on CouchDB and pouchdb-server.
 DESIGN_DOC: Doc = {
     "_id": f"_design/{DDOC}",
     "language": "javascript",
+    "validate_doc_update": VALIDATE_DOC_UPDATE,
     "views": {
         "by_deprecated": {
             "map": "function (doc) { if (doc.type === 'submission' && doc.deprecated_id) "
@@ -69,6 +93,12 @@ DESIGN_DOC: Doc = {
             "for (var i = 0; i < p.length; i++) { if (String(p[i]) === a) { return true; } } "
             "return false; }"
         ),
+        # A collaborator's device reads back only what it submitted (query param ``name``).
+        "by_submitter": (
+            "function (doc, req) { if (doc._id.indexOf('_design/') === 0) { return false; } "
+            "return doc.type === 'submission' && req.query.name !== undefined && req.query.name !== null "
+            "&& String(doc.submitted_by) === String(req.query.name); }"
+        ),
     },
 }
 
@@ -78,11 +108,24 @@ def devices_db(settings: Settings) -> str:
     return f"{settings.submissions_db}_devices"
 
 
+def is_pouchdb_server(couch: Couch) -> bool:
+    """Whether the store is pouchdb-server (the embedded/test store) rather than Apache CouchDB."""
+    info = couch.request("GET", "", action="read the server's welcome").json()
+    return "express-pouchdb" in info or "PouchDB" in str((info.get("vendor") or {}).get("name", ""))
+
+
+def design_doc(couch: Couch) -> Doc:
+    """The submissions design doc for this store: with validate_doc_update on Apache CouchDB only."""
+    if is_pouchdb_server(couch):
+        return {k: v for k, v in DESIGN_DOC.items() if k != "validate_doc_update"}
+    return DESIGN_DOC
+
+
 def ensure_store(couch: Couch, settings: Settings) -> None:
     """Create the databases, the design doc and the Mango index the API pages with. Idempotent."""
     for db in (settings.submissions_db, settings.accounts_db, devices_db(settings)):
         couch.ensure_db(db)
-    couch.put_design(settings.submissions_db, DESIGN_DOC)
+    couch.put_design(settings.submissions_db, design_doc(couch))
     couch.ensure_index(settings.submissions_db, ["received_at"], "by_received_at")
 
 

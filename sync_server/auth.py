@@ -1,10 +1,12 @@
 """Accounts (contracts §4), Digest and Basic authentication, roles and area scoping for the sync server.
 
 Phones speak Digest (MD5, qop=auth; RFC 7616 / https://docs.getodk.org/openrosa-authentication/) or Basic
-(only over HTTPS in production). Digest nonces are stateless: a timestamp signed with HMAC under a server
-secret kept in ``var/sync_secret``, so several server processes agree and an expired nonce gets ``stale=true``
-(the phone
-retries without asking the collaborator). Basic checks an argon2 hash, which is slow on purpose; the result is
+(only over HTTPS in production). A Digest nonce is a timestamp and the issuing process's instance id signed
+with HMAC under a server secret kept in ``var/sync_secret``; an expired nonce, or one from another process,
+gets ``stale=true`` (the phone retries without asking the collaborator). Each (nonce, nc) is accepted once
+(``NonceCounts``), so a captured header cannot be replayed with another body. Failed passwords are throttled
+per account and client address (``core.throttle``: 429 + Retry-After, lockouts cleared with ``carecheck user
+unlock``). Basic checks an argon2 hash, which is slow on purpose; the result is
 cached for a few minutes keyed by a salted hash of the credentials, so a burst of submissions stays cheap.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 import time
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -32,7 +35,10 @@ from core import orgunits
 from core.couch import Couch, DocExists
 from core.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from core.settings import Settings
+from core.throttle import Throttle
 from sync_server import tokens
+
+log = logging.getLogger("carecheck.sync.auth")
 
 ROLES = ("collaborator", "district", "province")
 ACCOUNT_TTL = 30.0  # seconds an account read from CouchDB is trusted (disable takes effect within this)
@@ -219,23 +225,55 @@ def load_secret(settings: Settings) -> bytes:
     return path.read_bytes().strip()
 
 
-def make_nonce(secret: bytes, now: float | None = None) -> str:
+def make_nonce(secret: bytes, now: float | None = None, instance: str = "") -> str:
+    """A nonce: issue time, the issuing process's instance id and a random part, signed. Stateless to check;
+    the random part makes every challenge's nonce its own, so nonce counts of two phones never collide."""
     ts = str(int(now if now is not None else time.time()))
-    sig = hmac.new(secret, ts.encode(), hashlib.sha256).hexdigest()[:32]
-    return base64.b64encode(f"{ts}:{sig}".encode()).decode()
+    body = f"{ts}:{instance}.{secrets.token_hex(6)}"
+    sig = hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()[:32]
+    return base64.b64encode(f"{body}:{sig}".encode()).decode()
 
 
-def check_nonce(secret: bytes, nonce: str) -> str:
-    """'ok', 'stale' (well signed but old) or 'bad'."""
+def check_nonce(secret: bytes, nonce: str, instance: str = "") -> str:
+    """'ok', 'stale' (well signed but old, or issued by another server process) or 'bad'."""
     try:
-        ts, sig = base64.b64decode(nonce.encode(), validate=True).decode().split(":", 1)
+        ts, inst, sig = base64.b64decode(nonce.encode(), validate=True).decode().split(":", 2)
         int(ts)
     except (ValueError, UnicodeDecodeError):
         return "bad"
-    good = hmac.new(secret, ts.encode(), hashlib.sha256).hexdigest()[:32]
+    good = hmac.new(secret, f"{ts}:{inst}".encode(), hashlib.sha256).hexdigest()[:32]
     if not hmac.compare_digest(sig, good):
         return "bad"
+    if inst.rsplit(".", 1)[0] != instance:
+        return "stale"  # another process (or before a restart): its nonce counts are not known here
     return "ok" if time.time() - int(ts) < NONCE_TTL else "stale"
+
+
+class NonceCounts:
+    """Digest nonce counts seen by this process, so a captured header cannot be replayed (RFC 7616 §3.4).
+
+    Each (nonce, nc) is accepted once. Nonces carry this process's random instance id and are refused as
+    stale by every other process (and after a restart), so counts kept in memory are complete: a header
+    captured from one process cannot be replayed to another. The price behind several load-balanced
+    processes is one extra 401 round trip when a phone changes process (it retries without asking).
+    """
+
+    def __init__(self) -> None:
+        self.instance = secrets.token_hex(6)
+        self._seen: dict[str, tuple[float, set[str]]] = {}
+        self._lock = threading.Lock()
+
+    def use(self, nonce: str, nc: str) -> bool:
+        """Record (nonce, nc); False when it was used before (a replay)."""
+        now = time.monotonic()
+        with self._lock:
+            if len(self._seen) > 20_000:
+                self._seen = {k: v for k, v in self._seen.items() if now - v[0] < NONCE_TTL + 60}
+            first, used = self._seen.setdefault(nonce, (now, set()))
+            if nc in used or len(used) > 10_000:
+                return False
+            used.add(nc)
+            return True
 
 
 def parse_auth_params(value: str) -> dict[str, str]:
@@ -268,10 +306,11 @@ def parse_auth_params(value: str) -> dict[str, str]:
     return out
 
 
-def challenge_headers(realm: str, secret: bytes, stale: bool = False) -> list[str]:
+def challenge_headers(realm: str, secret: bytes, stale: bool = False, instance: str = "") -> list[str]:
     """The WWW-Authenticate values: a Digest challenge (what Collect uses) and Basic."""
     digest = (
-        f'Digest realm="{realm}", qop="auth", algorithm=MD5, nonce="{make_nonce(secret)}", '
+        f'Digest realm="{realm}", qop="auth", algorithm=MD5, '
+        f'nonce="{make_nonce(secret, instance=instance)}", '
         f'opaque="{hashlib.md5(realm.encode()).hexdigest()}"'
     )  # noqa: S324 - opaque is not a secret
     if stale:
@@ -287,58 +326,104 @@ class AuthChallenge(Unauthorized):
         self.challenges = challenges
 
 
-def authenticate(request: Request, accounts: Accounts, settings: Settings, secret: bytes) -> Account:
-    """The account behind the request's Authorization header, or raise AuthChallenge (401)."""
+def client_address(request: Request) -> str:
+    """The client's address as the server sees it (uvicorn's --proxy-headers sets it behind a proxy)."""
+    return request.client.host if request.client else ""
+
+
+def header_name(header: str) -> str:
+    """The account name an Authorization header claims ('' when none)."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "digest":
+        return parse_auth_params(value).get("username", "")[:200]
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value.strip()).decode("utf-8").partition(":")[0][:200]
+        except (ValueError, UnicodeDecodeError):
+            return ""
+    return ""
+
+
+def authenticate(
+    request: Request,
+    accounts: Accounts,
+    settings: Settings,
+    secret: bytes,
+    throttle: Throttle | None = None,
+    nonces: NonceCounts | None = None,
+) -> Account:
+    """The account behind the request's Authorization header, or raise AuthChallenge (401).
+
+    Past the failed-login limits (core.throttle) every attempt answers 429 with Retry-After. The outcome is
+    left in ``request.state.auth_outcome`` for :func:`record_outcome` to count (off the event loop when it
+    writes). A Digest header is accepted once per (nonce, nc).
+    """
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     scheme = scheme.lower()
+    instance = nonces.instance if nonces else ""
+    addr = client_address(request)
     stale = False
+    failed = False
+    name = header_name(header) if scheme in ("digest", "basic") else ""
+    if throttle is not None and name:
+        throttle.check(name, addr)
     if scheme == "digest":
         p = parse_auth_params(value)
-        name = p.get("username", "")
-        state = check_nonce(secret, p.get("nonce", ""))
+        state = check_nonce(secret, p.get("nonce", ""), instance)
         if state == "ok" and p.get("realm") == settings.realm:
             account, ha1 = accounts.digest_record(name)
             if account and ha1 and _digest_ok(p, ha1, request.method, request.url.path):
-                return account
-        stale = state == "stale"
+                if nonces is None or nonces.use(p.get("nonce", ""), p.get("nc", "")):
+                    request.state.auth_outcome = (True, name, addr)
+                    return account
+                log.info("digest nonce count reused by %s: refused as a replay", name)
+                stale = True  # a fresh challenge: a real phone retries at once, a replayed header cannot
+            else:
+                failed = True
+        else:
+            stale = state == "stale"
+            failed = state == "bad"
     elif scheme == "basic":
         try:
-            name, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
+            _, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
-            name, password = "", ""
+            password = ""
         account = accounts.verify_basic(name, password, secret) if name else None
         if account:
+            request.state.auth_outcome = (True, name, addr)
             return account
-    elif scheme == "bearer":  # the field web app's device token (sync_server/tokens.py)
-        account = tokens.verify(accounts, value.strip())
+        failed = True
+    elif scheme == "bearer":  # the field web app's device token (sync_server/tokens.py): 256 random bits,
+        account = tokens.verify(accounts, value.strip())  # so no failed-login throttle is needed
         if account:
             return account
+    if failed and name:
+        request.state.auth_outcome = (False, name, addr)
     if header and not stale:
         raise AuthChallenge(
             "Sai tên đăng nhập hoặc mật khẩu, hoặc tài khoản đã bị khoá.",
             "Wrong user name or password, or the account is disabled.",
-            challenge_headers(settings.realm, secret),
+            challenge_headers(settings.realm, secret, instance=instance),
         )
     raise AuthChallenge(
-        "Cần đăng nhập.", "Authentication required.", challenge_headers(settings.realm, secret, stale=stale)
+        "Cần đăng nhập.", "Authentication required.",
+        challenge_headers(settings.realm, secret, stale=stale, instance=instance),
     )
 
 
 def _digest_ok(p: dict[str, str], ha1: str, method: str, path: str) -> bool:
     uri = p.get("uri", "")
     # The response must be for this resource (a proxy may have stripped a path prefix, hence endswith).
-    if not urlsplit(uri).path.endswith(path):
+    if not unquote(urlsplit(uri).path).endswith(path):  # request.url.path is percent-decoded
         return False
     ha2 = hashlib.md5(f"{method}:{uri}".encode()).hexdigest()  # noqa: S324
-    if p.get("qop") == "auth":
+    if p.get("qop") == "auth" and p.get("nc") and p.get("cnonce"):
         expected = hashlib.md5(  # noqa: S324
             f"{ha1}:{p.get('nonce', '')}:{p.get('nc', '')}:{p.get('cnonce', '')}:auth:{ha2}".encode()
         ).hexdigest()
-    elif "qop" not in p:
-        expected = hashlib.md5(f"{ha1}:{p.get('nonce', '')}:{ha2}".encode()).hexdigest()  # noqa: S324
     else:
-        return False
+        return False  # RFC 2069 Digest (no qop) has no nonce count, so a replay could not be told apart
     return hmac.compare_digest(expected, p.get("response", ""))
 
 
@@ -355,12 +440,37 @@ async def current_account(request: Request) -> Account:
     if isinstance(cached, Account):
         return cached
     ctx = request.app.state.ctx
-    if ctx.accounts.answer_cached(request.headers.get("authorization", ""), ctx.secret):
-        account = authenticate(request, ctx.accounts, ctx.settings, ctx.secret)
-    else:
-        account = await run_in_threadpool(authenticate, request, ctx.accounts, ctx.settings, ctx.secret)
+    header = request.headers.get("authorization", "")
+    name = header_name(header)
+    try:
+        if ctx.accounts.answer_cached(header, ctx.secret) and (
+            not name or ctx.throttle.cached(name, client_address(request))
+        ):
+            account = authenticate(request, ctx.accounts, ctx.settings, ctx.secret, ctx.throttle, ctx.nonces)
+        else:
+            account = await run_in_threadpool(
+                authenticate, request, ctx.accounts, ctx.settings, ctx.secret, ctx.throttle, ctx.nonces
+            )
+    finally:
+        await record_outcome(request, ctx.throttle)
     request.state.account = account
     return account
+
+
+async def record_outcome(request: Request, throttle: Throttle) -> None:
+    """Count a failed password, or clear earlier failures after a right one; store writes go to the thread
+    pool, so a burst of wrong passwords never blocks the event loop (a success with nothing to clear costs
+    nothing)."""
+    outcome = getattr(request.state, "auth_outcome", None)
+    if outcome is None:
+        return
+    request.state.auth_outcome = None
+    ok, name, addr = outcome
+    if ok:
+        if throttle.needs_reset(name):
+            await run_in_threadpool(throttle.succeeded, name, addr)
+    else:
+        await run_in_threadpool(throttle.failed, name, addr, route=f"{request.method} {request.url.path}")
 
 
 def require_roles(*roles: str) -> Callable[..., Awaitable[Account]]:

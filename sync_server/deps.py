@@ -11,14 +11,16 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from core.audit import ensure_audit
 from core.couch import Couch
 from core.errors import Problem
 from core.settings import Settings
 from core.stores import ensure_store
+from core.throttle import Throttle
 from forms.catalog import BuiltForm, Catalog
 from forms.fields import repeat_names
 from sync_server import openrosa
-from sync_server.auth import Account, Accounts, current_account, load_secret
+from sync_server.auth import Account, Accounts, NonceCounts, current_account, load_secret
 from sync_server.devices import Devices
 from sync_server.store import Submissions
 
@@ -82,6 +84,8 @@ class ServerContext:
         self.couch.session.headers["Accept-Encoding"] = "identity"
         self.secret = load_secret(settings)
         self.accounts = Accounts(self.couch, settings)
+        self.throttle = Throttle(self.couch, settings)  # failed logins per account and address
+        self.nonces = NonceCounts()  # Digest (nonce, nc) pairs used in this process
         self.submissions = Submissions(self.couch, settings)
         self.devices = Devices(self.couch, settings, self.submissions)
         self.forms = FormCache(Catalog(settings.effective_forms_build_dir))
@@ -99,6 +103,8 @@ class ServerContext:
         with self._lock:
             if not self._ready:
                 ensure_store(self.couch, self.settings)
+                ensure_audit(self.couch, self.settings)
+                self.throttle.ensure()
                 self._ready = True
 
     def try_ready(self) -> None:

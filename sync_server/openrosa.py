@@ -161,3 +161,62 @@ def first_answer(root: Any, name: str) -> str | None:
         if isinstance(el.tag, str) and _local(el.tag) == name and len(el) == 0 and (el.text or "").strip():
             return str(el.text).strip()
     return None
+
+
+# --- intake: the stored text of an instance -----------------------------------------------------------------
+
+_NOT_UTF8_DECL = re.compile(r"""^\s*<\?xml[^>]*?encoding\s*=\s*["'](?!utf-?8["'])""", re.I)
+_DECL_ENCODING = re.compile(r"""(<\?xml[^>]*?encoding\s*=\s*)(["'])[^"']*\2""")
+
+
+@dataclass(frozen=True)
+class StoredXml:
+    """The instance as stored (contracts §3): UTF-8 text, plus the original bytes' hash and encoding when
+    the phone sent another encoding (UTF-16, ISO-8859-1, a BOM)."""
+
+    text: str
+    original_encoding: str | None
+    original_sha256: str | None
+
+
+def stored_xml(xml: bytes, root: Any) -> StoredXml:
+    """Decode an instance with the encoding it declares (BOM, XML declaration) into the text we store.
+
+    Every reader (API, ingestion, edge, conflicts) parses ``doc["xml"].encode("utf-8")``, so the stored text
+    is the instance re-encoded as UTF-8 with its declaration saying so; the characters are exactly those the
+    phone sent (lxml already decoded them with the declared encoding to give ``root``). Plain UTF-8 without a
+    BOM is stored byte for byte.
+    """
+    import hashlib
+
+    if not xml.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = xml.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None and not _NOT_UTF8_DECL.match(text):
+            return StoredXml(text, None, None)
+    encoding = root.getroottree().docinfo.encoding or "UTF-8"
+    try:
+        text = xml.decode(_codec(encoding, xml))
+    except (LookupError, UnicodeDecodeError) as exc:
+        from core.errors import BadRequest
+
+        raise BadRequest(
+            f"Phiếu khai báo mã hoá {encoding} nhưng nội dung không đúng mã hoá đó.",
+            f"The submission declares encoding {encoding} but its bytes are not in that encoding.",
+            code="encoding_mismatch",
+        ) from exc
+    text = text.lstrip("\ufeff")
+    text = _DECL_ENCODING.sub(lambda m: f"{m.group(1)}{m.group(2)}UTF-8{m.group(2)}", text, count=1)
+    return StoredXml(text, encoding, hashlib.sha256(xml).hexdigest())
+
+
+def _codec(encoding: str, xml: bytes) -> str:
+    """Python's codec for what lxml detected; UTF-16 with a BOM lets the codec read the byte order."""
+    e = encoding.lower().replace("_", "-")
+    if e in ("utf-16", "utf-16le", "utf-16be") and xml.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if e in ("utf-8",) and xml.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    return e

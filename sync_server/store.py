@@ -8,14 +8,18 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from core import orgunits
 from core.couch import Couch, Doc, DocExists
 from core.errors import BadRequest
 from core.settings import Settings
 from core.stores import DDOC
+from sync_server import writerule
 
 log = logging.getLogger("carecheck.sync.store")
+
+
 @dataclass
 class Stored:
     """What happened to a submission: 'created', 'duplicate' (identical resend) or 'conflict'."""
@@ -47,19 +51,21 @@ class Submissions:
         and retried on a conflict, so running it twice changes nothing.
         """
         try:
-            self.couch.create(self.db, doc, attachments)
-            return Stored("created", doc["_id"], sorted(attachments))
+            rev = self.couch.create(self.db, doc, attachments)
         except DocExists:
             pass
+        else:
+            if rev.startswith("1-"):
+                return Stored("created", doc["_id"], sorted(attachments))
+            # CouchDB lets a create without a revision extend a deleted record's tombstone (rev 3-…): the
+            # province deleted it, so put the deletion back and refuse (writerule: an id is never reused).
+            # Checked after the write, so the common path costs no extra read.
+            self.couch.delete(self.db, doc["_id"], rev)
+            return Stored("conflict", doc["_id"], [])
         for _ in range(20):
             current = self.couch.get(self.db, doc["_id"])
-            if current is None:  # deleted meanwhile: CouchDB accepts a create over a deletion
-                try:
-                    self.couch.create(self.db, doc, attachments)
-                    return Stored("created", doc["_id"], sorted(attachments))
-                except DocExists:
-                    continue
-            if current.get("xml_sha256") != doc["xml_sha256"]:
+            # A deleted record is not brought back by a resend (writerule: an id is never overwritten).
+            if current is None or not writerule.same_content(current, str(doc["xml_sha256"])):
                 return Stored("conflict", doc["_id"], [])
             missing = [n for n in attachments if n not in (current.get("_attachments") or {})]
             if not missing:
@@ -73,6 +79,39 @@ class Submissions:
                 continue  # another part landed meanwhile: re-read and add what is still missing
             return Stored("duplicate", doc["_id"], missing)
         return Stored("duplicate", doc["_id"], [])
+
+    def lookup(self, ids: list[str]) -> dict[str, Doc | None]:
+        """Each id's stored doc, ``{"_id", "_deleted": True}`` for a deleted one, None for an unknown one.
+
+        One ``_all_docs?keys=`` read: deleted ids come back as rows with ``value.deleted`` (so a push cannot
+        bring a deleted record back), unknown ones as ``error: not_found``.
+        """
+        if not ids:
+            return {}
+        r = self.couch.request(
+            "POST", f"{quote(self.db, safe='')}/_all_docs", params={"include_docs": "true"},
+            json={"keys": sorted(set(ids))}, action="look up records",
+        )
+        out: dict[str, Doc | None] = {i: None for i in ids}
+        for row in r.json().get("rows", []):
+            key = row.get("key")
+            if not isinstance(key, str) or "error" in row:
+                continue
+            if (row.get("value") or {}).get("deleted"):
+                out[key] = {"_id": key, "_deleted": True}
+            elif isinstance(row.get("doc"), dict):
+                out[key] = row["doc"]
+        return out
+
+    def push(self, docs: list[Doc], *, new_edits: bool) -> list[Doc]:
+        """Store documents the write rule accepted (``writerule.decide_batch``); CouchDB's per-doc results."""
+        if not docs:
+            return []
+        if not new_edits:
+            return self.couch.bulk_docs(self.db, docs, new_edits=False)
+        # A plain write is a create (no revision): an id taken meanwhile is a per-doc conflict, not an update.
+        return self.couch.bulk_docs(self.db, [{k: v for k, v in d.items() if k not in ("_rev", "_revisions")}
+                                              for d in docs])
 
     def superseded_by(self, doc_id: str) -> list[str]:
         rows = self.couch.view(self.db, DDOC, "by_deprecated", key=doc_id)["rows"]

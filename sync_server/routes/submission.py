@@ -1,10 +1,11 @@
 """HEAD/POST /submission (OpenRosa Form Submission API) with the duplicate, split-upload and edit rules.
 
-Rules (docs/design.md §2): one CouchDB doc per instanceID, created with its attachments in one
-round trip; an identical resend is acknowledged and merges new attachments; different XML under the same
-instanceID is a 409 and the first is kept; ``deprecatedID`` makes a new version and carries forward
-attachments the edit does not resend. Submissions are never rejected for their answers, only for their
-structure.
+Rules (docs/design.md §2; who may write is ``sync_server.writerule``): collaborators submit,
+officers do not; one CouchDB doc per instanceID, created with its attachments in one round trip; an identical
+resend is acknowledged and merges new attachments; different XML under the same instanceID is a 409 and the
+first is kept; ``deprecatedID`` makes a new version of a record the author may edit (its own) and carries
+forward that record's attachments the edit does not resend. XML in UTF-16 or ISO-8859-1 is stored as UTF-8
+text (``openrosa.stored_xml``). Submissions are never rejected for their answers, only for their structure.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request as StarletteRequest
 
-from core import orgunits
-from core.errors import BadRequest, Conflict, NotFound, TooLarge
-from sync_server import openrosa
+from core.errors import BadRequest, NotFound
+from sync_server import openrosa, writerule
 from sync_server.auth import Account
+from sync_server.bodies import read_body
 from sync_server.deps import CurrentAccount, ReadyCtx, ServerContext, device_id
 from sync_server.store import utc_now
 
@@ -37,30 +38,12 @@ async def submission_head(
     request: Request, ctx: ReadyCtx, account: CurrentAccount, background: BackgroundTasks
 ) -> Response:
     # Collect sends HEAD first and needs 204 plus the size it may send in one POST (it splits above that).
+    # An account that may not submit (an officer) hears it here, before the phone sends anything.
+    writerule.may_submit(account)
     ctx.devices.touch_later(background, device_id(request), account, "head")
     return Response(
         status_code=204, headers={"X-OpenRosa-Accept-Content-Length": str(ctx.settings.max_submission_bytes)}
     )
-
-
-def _too_large(limit: int) -> TooLarge:
-    return TooLarge(
-        f"Phiếu quá lớn (giới hạn {limit:,} byte). Hãy gửi lại để máy chia tệp đính kèm thành nhiều lần.",
-        f"The submission is larger than {limit:,} bytes. Send again so the phone splits the attachments.",
-    )
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The whole body, counted as it streams (chunked bodies have no Content-Length); 413 past the limit."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    buf = bytearray()
-    async for chunk in request.stream():
-        buf += chunk
-        if len(buf) > limit:
-            raise _too_large(limit)
-    return bytes(buf)
 
 
 async def _parse_multipart(request: Request, body: bytes, limit: int) -> dict[str, list[Any]]:
@@ -104,8 +87,11 @@ def _bad_name(name: str) -> BadRequest:
 async def submission_post(
     request: Request, ctx: ReadyCtx, account: CurrentAccount, background: BackgroundTasks
 ) -> Response:
+    if account.role not in writerule.SUBMITTING_ROLES:
+        # Refused before the body is read (an officer's phone need not upload 100 MB to hear no).
+        await run_in_threadpool(accept, ctx, account, b"", {}, None)
     limit = ctx.settings.max_submission_bytes
-    body = await _read_body(request, limit)
+    body = await read_body(request, limit)
     parts = await _parse_multipart(request, body, limit)
     xml_parts = parts.pop(XML_PART, [])
     if not xml_parts:
@@ -139,12 +125,23 @@ def accept(
     device: str | None,
 ) -> tuple[int, str]:
     """Apply the rules and store; returns (HTTP status, message). Raises Problems for every refusal."""
+    try:
+        return _accept(ctx, account, xml, attachments, device)
+    except writerule.Refusal as exc:
+        writerule.record_refusals(ctx.couch, ctx.settings, account, "POST /submission", [(exc.doc_id, exc)])
+        raise
+
+
+def _accept(
+    ctx: ServerContext,
+    account: Account,
+    xml: bytes,
+    attachments: dict[str, tuple[str, bytes]],
+    device: str | None,
+) -> tuple[int, str]:
+    writerule.may_submit(account)
     inst = openrosa.parse_instance(xml)
-    if inst.instance_id.startswith("_") or len(inst.instance_id) > 200:
-        raise BadRequest(
-            f"meta/instanceID không hợp lệ: {inst.instance_id[:60]!r}.",
-            f"meta/instanceID {inst.instance_id[:60]!r} is not a valid record id.",
-        )
+    writerule.check_instance_id(inst.instance_id)
     form = ctx.forms.get(inst.form_id, inst.version or None)
     if form is None:
         known = ctx.forms.get(inst.form_id)
@@ -164,17 +161,15 @@ def accept(
         )
     expected = openrosa.referenced_attachments(inst.root, form.binary_paths)
     to_store = dict(attachments)
-    if inst.deprecated_id and inst.deprecated_id != inst.instance_id:
-        old = ctx.submissions.get(inst.deprecated_id)
-        if old is None:
-            raise NotFound(
-                f"Không tìm thấy phiếu gốc {inst.deprecated_id} mà bản sửa này thay thế. "
-                "Hãy gửi phiếu gốc trước, hoặc liên hệ cán bộ huyện.",
-                f"The record this edit replaces ({inst.deprecated_id}) is not on this server. "
-                "Send the original first, or contact your district officer.",
-                code="edit_target_unknown",
-            )
-        # Carry forward attachments the edit references but does not resend (Collect sends only changes).
+    deprecated = inst.deprecated_id if inst.deprecated_id and inst.deprecated_id != inst.instance_id else None
+    if deprecated:
+        try:
+            old = writerule.check_edit(account, deprecated, ctx.submissions.get(deprecated))
+        except writerule.Refusal as exc:
+            exc.doc_id = inst.instance_id
+            raise
+        # Carry forward attachments the edit references but does not resend (Collect sends only changes):
+        # only from the record being edited, which the rule just checked is the author's own.
         for name in expected:
             if name not in to_store and name in (old.get("_attachments") or {}):
                 data = ctx.submissions.attachment(old["_id"], name)
@@ -183,26 +178,23 @@ def accept(
                         str(old["_attachments"][name].get("content_type") or "application/octet-stream"),
                         data,
                     )
-    try:
-        xml_text = xml.decode("utf-8")
-    except UnicodeDecodeError:
-        xml_text = xml.decode("latin-1")  # keep every byte; the hash below is of the bytes as sent
+    text = openrosa.stored_xml(xml, inst.root)
     doc = {
         "_id": inst.instance_id,
         "type": "submission",
         "form_id": inst.form_id,
         "form_version": form.built.version,
-        "xml": xml_text,
-        "xml_sha256": hashlib.sha256(xml).hexdigest(),
-        "deprecated_id": inst.deprecated_id if inst.deprecated_id != inst.instance_id else None,
-        "submitted_by": account.name,
+        "xml": text.text,
+        "xml_sha256": hashlib.sha256(text.text.encode("utf-8")).hexdigest(),
+        "deprecated_id": deprecated,
         "device_id": device,
-        "received_at": utc_now(),
-        "received_by": ctx.settings.node_name,
-        "area": account.area,
-        "org_unit": _org_unit(inst.root),
+        "org_unit": writerule.org_unit(inst.root),
         "attachments_expected": expected,
+        **writerule.stamp(account, ctx.settings.node_name, utc_now()),
     }
+    if text.original_encoding:
+        doc["original_encoding"] = text.original_encoding
+        doc["original_sha256"] = text.original_sha256
     result = ctx.submissions.store(doc, to_store)
     log.info(
         "submission %s form=%s v=%s outcome=%s +att=%d",
@@ -213,13 +205,9 @@ def accept(
         len(result.added_attachments),
     )
     if result.outcome == "conflict":
-        raise Conflict(
-            f"Phiếu {inst.instance_id} đã được nhận trước đó với nội dung khác; máy chủ giữ bản đầu tiên. "
-            "Nếu cần sửa, hãy sửa phiếu đã gửi trên máy rồi gửi lại.",
-            f"Record {inst.instance_id} was already received with different content; the first one is kept. "
-            "To change it, edit the sent record on the phone and send again.",
-            code="submission_conflict",
-        )
+        refusal = writerule.overwrite_refusal(inst.instance_id)
+        refusal.doc_id = inst.instance_id
+        raise refusal
     if result.outcome == "created":
         return 201, "Đã gửi thành công / Sent successfully"
     if result.added_attachments:
@@ -228,13 +216,3 @@ def accept(
             f"Already received; {len(result.added_attachments)} attachment(s) added"
         )
     return 202, "Đã nhận trước đó / Already received"
-
-
-def _org_unit(root: Any) -> list[str] | None:
-    """[province, district, commune] from the answers, when the commune is a valid code (contracts §1)."""
-    commune = openrosa.first_answer(root, "commune")
-    district = openrosa.first_answer(root, "district")
-    c = orgunits.communes().get(commune or "")
-    if c is None or (district and district != c.district_code):
-        return None
-    return orgunits.area_path(c.code)

@@ -1,17 +1,17 @@
 // A phone running a PouchDB app: saves submissions offline, syncs when the server appears, tries to cheat.
-// Usage: node device.js <sync url> <user> <password> <dir> <area> <other-area doc id>
+// Usage: node device.js <sync url> <user> <password> <dir> <area> <other-area doc id> <colleague's doc id>
 'use strict';
 const crypto = require('crypto');
 const PouchDB = require('pouchdb-node');
 
-const [base, user, password, dir, area, otherId] = process.argv.slice(2);
+const [base, user, password, dir, area, otherId, colleagueId] = process.argv.slice(2);
 const sha256 = (s) => crypto.createHash('sha256').update(s, 'utf8').digest('hex');
 
-function submission(i, docArea) {
-  const id = 'uuid:' + crypto.randomUUID();
-  const xml = `<household_child_check id="household_child_check" version="2026112901"><end>2026-11-29T08:0${i}:00.000+07:00</end><commune>${docArea}</commune><meta><instanceID>${id}</instanceID></meta></household_child_check>`;
+function submission(i, docArea, id = 'uuid:' + crypto.randomUUID(), deprecatedId = null) {
+  const dep = deprecatedId ? `<deprecatedID>${deprecatedId}</deprecatedID>` : '';
+  const xml = `<household_child_check id="household_child_check" version="2026112901"><end>2026-11-29T08:0${i}:00.000+07:00</end><commune>${docArea}</commune><meta><instanceID>${id}</instanceID>${dep}</meta></household_child_check>`;
   return { _id: id, type: 'submission', form_id: 'household_child_check', form_version: '2026112901', xml,
-           xml_sha256: sha256(xml), deprecated_id: null, submitted_by: user, device_id: 'pouchdb:test',
+           xml_sha256: sha256(xml), deprecated_id: deprecatedId, submitted_by: user, device_id: 'pouchdb:test',
            received_at: new Date().toISOString(), received_by: 'device:' + user, area: docArea,
            org_unit: null, attachments_expected: [] };
 }
@@ -52,6 +52,14 @@ async function waitForServer() {
   const formPush = await forms.replicate.to(formsRemote).catch((e) => ({ error: e.status }));
   // A second push sends nothing new: the checkpoint holds.
   const again = await local.replicate.to(remote);
+  // Cheating: records under another district's id and a colleague's id (as new local docs, and as a forged
+  // higher revision with new_edits:false), and an edit superseding the colleague's record. All refused.
+  const cheat = new PouchDB(dir + '/phone-cheat');
+  await cheat.bulkDocs([submission(7, area, otherId), submission(8, area, colleagueId),
+                        submission(6, area, undefined, colleagueId)]);
+  const cheatPush = await cheat.replicate.to(remote);
+  const forged = Object.assign(submission(5, area, colleagueId), { _rev: '9-ffffffffffffffffffffffffffffffff' });
+  const forgedRes = await remote.bulkDocs([forged], { new_edits: false });
   console.log(JSON.stringify({
     polls, own: own.map((d) => d._id), foreign: foreign._id,
     push: { docs_written: push.docs_written, doc_write_failures: push.doc_write_failures },
@@ -59,5 +67,7 @@ async function waitForServer() {
     pulled: pulled.rows.map((r) => ({ id: r.id, area: r.doc.area })),
     pull_written: pull.docs_written, direct_other: direct, wrong_password: wrong,
     form_ids: formIds, form_push: formPush.error || formPush.doc_write_failures,
+    cheat: { docs_written: cheatPush.docs_written, doc_write_failures: cheatPush.doc_write_failures },
+    forged: forgedRes.map((r) => r.error || 'written'),
   }));
 })().catch((e) => { console.error('device failed:', e && (e.stack || JSON.stringify(e))); process.exit(1); });

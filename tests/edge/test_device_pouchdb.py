@@ -65,7 +65,8 @@ def test_pouchdb_phone_syncs_own_area_only(server: tuple[Couch, object, int], tm
 
     # The phone starts offline: the server is not up yet.
     proc = subprocess.Popen([NODE, str(Path(__file__).with_name("device.js")), f"http://127.0.0.1:{port}",
-                             "ctv_hontre", "secret-pw", str(tmp_path), AREA, theirs[0]["_id"]],
+                             "ctv_hontre", "secret-pw", str(tmp_path), AREA, theirs[0]["_id"],
+                             mine[0]["_id"]],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.5)
     threading.Thread(target=holder["start"], daemon=True).start()  # type: ignore[index]
@@ -78,9 +79,18 @@ def test_pouchdb_phone_syncs_own_area_only(server: tuple[Couch, object, int], tm
     assert res["again"]["docs_written"] == 0
     stored = {r["id"] for r in couch.all_docs(settings.submissions_db)["rows"]}
     assert set(res["own"]) <= stored and res["foreign"] not in stored
+    # Pulling sees the phone's own records only: not another area's, not a colleague's in the same area.
     pulled = {p["id"]: p["area"] for p in res["pulled"]}
-    assert set(pulled) == set(res["own"]) | {d["_id"] for d in mine}
+    assert set(pulled) == set(res["own"])
     assert set(pulled.values()) == {AREA}
+    # Others' ids pushed as new docs, as a forged higher revision (new_edits:false), and an edit superseding
+    # a colleague's record: every one refused, the store unchanged.
+    assert res["cheat"] == {"docs_written": 0, "doc_write_failures": 3}, res["cheat"]
+    assert res["forged"] == ["forbidden"]
+    for d in (theirs[0], mine[0]):
+        now = couch.get(settings.submissions_db, str(d["_id"]), conflicts=True)
+        assert now is not None and now["xml_sha256"] == d["xml_sha256"] and not now.get("_conflicts")
+    assert not couch.view(settings.submissions_db, "carecheck", "by_deprecated", key=mine[0]["_id"])["rows"]
     assert res["direct_other"] == 404 and res["wrong_password"] == 401
     assert res["form_ids"] == ["form:household_child_check:2026112901"]
     assert res["form_push"] == 403, res["form_push"]

@@ -17,8 +17,8 @@ from tests.indicators.test_rollup import cells, database, seeded
 
 
 @pytest.fixture
-def pg(tmp_path: Path) -> Iterator[Engine]:
-    with database("postgresql", tmp_path) as eng:
+def pg(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Engine]:
+    with database("postgresql", tmp_path, request) as eng:
         yield eng
 
 

@@ -78,7 +78,8 @@ def start_server(tmp: Path, couch_server: CouchProcess, built_forms: Path, **ove
 
     settings = make_settings(tmp, couch_server, forms_build_dir=built_forms, **over)
     couch = Couch(couch_server.url, couch_server.user, couch_server.password)
-    Accounts(couch, settings).add(USER, PASSWORD, "province", None)
+    # A mobile team: a collaborator (officers do not submit).
+    Accounts(couch, settings).add(USER, PASSWORD, "collaborator", "899")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARECHECK_")}
     env.update({

@@ -98,10 +98,20 @@ def test_digest_by_hand_stale_nonce_and_wrong_uri(server: Server) -> None:
     from sync_server.auth import load_secret, make_nonce
 
     secret = load_secret(server.settings)
-    fresh = make_nonce(secret)
+    instance = server.client.app.state.ctx.nonces.instance  # type: ignore[attr-defined]
+    fresh = make_nonce(secret, instance=instance)
     c = server.client
     ok = c.get("/formList", headers={"Authorization": _digest_header(fresh, "/formList")})
     assert ok.status_code == 200
+    # The same header again (same nonce, same nc): a replay, refused with a fresh challenge (stale=true).
+    again = c.get("/formList", headers={"Authorization": _digest_header(fresh, "/formList")})
+    assert again.status_code == 401
+    assert any("stale=true" in v for v in again.headers.get_list("www-authenticate"))
+    # A nonce another server process issued (or this one before a restart) is stale here.
+    other = make_nonce(secret, instance="another-process")
+    r = c.get("/formList", headers={"Authorization": _digest_header(other, "/formList")})
+    assert r.status_code == 401 and any("stale=true" in v for v in r.headers.get_list("www-authenticate"))
+    fresh = make_nonce(secret, instance=instance)
     # The same answer replayed for another resource is refused.
     assert (
         c.get(
@@ -110,7 +120,7 @@ def test_digest_by_hand_stale_nonce_and_wrong_uri(server: Server) -> None:
         == 401
     )
     # An old nonce signed by us: 401 with stale=true, so the phone retries without asking for the password.
-    old = make_nonce(secret, now=time.time() - 3600)
+    old = make_nonce(secret, now=time.time() - 3600, instance=instance)
     r = c.get("/formList", headers={"Authorization": _digest_header(old, "/formList")})
     assert r.status_code == 401
     assert any("stale=true" in v for v in r.headers.get_list("www-authenticate"))
