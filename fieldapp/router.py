@@ -172,11 +172,7 @@ async def _device_account(request: Request) -> Account:
     token = _bearer(request)
     account = await run_in_threadpool(tokens.verify, ctx.accounts, token) if token else None
     if account is None:
-        raise Unauthorized(
-            "Phiên đăng nhập trên máy này không còn hiệu lực (đã thu hồi hoặc tài khoản bị khoá). "
-            "Hãy đăng nhập lại.",
-            "This phone's sign-in is no longer valid (revoked, or the account disabled). Sign in again.",
-        )
+        raise tokens.refused()
     return account
 
 

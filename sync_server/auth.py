@@ -398,6 +398,7 @@ def authenticate(
         account = tokens.verify(accounts, value.strip())  # so no failed-login throttle is needed
         if account:
             return account
+        raise tokens.refused()  # no Basic/Digest challenge: a browser must not open a password dialog
     if failed and name:
         request.state.auth_outcome = (False, name, addr)
     if header and not stale:

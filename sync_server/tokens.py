@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from core.couch import Couch, Doc
-from core.errors import NotFound
+from core.errors import NotFound, Unauthorized
 
 A = TypeVar("A", covariant=True)
 
@@ -112,6 +112,16 @@ def verify(accounts: AccountStore[A], token: str) -> A | None:
         return None
     account, _ = accounts.digest_record(str(doc.get("name", "")))
     return account
+
+
+def refused() -> Unauthorized:
+    """The refusal of a bad token: a plain 401 without a Basic/Digest challenge, so a browser never opens a
+    password dialog of its own (the app shows its sign-in screen instead)."""
+    return Unauthorized(
+        "Phiên đăng nhập trên máy này không còn hiệu lực (đã thu hồi, hết hạn hoặc tài khoản bị khoá). "
+        "Hãy đăng nhập lại.",
+        "This phone's sign-in is no longer valid (revoked, expired, or the account disabled). Sign in again.",
+    )
 
 
 def list_tokens(accounts: Accounts, name: str | None = None) -> list[dict[str, Any]]:

@@ -83,7 +83,8 @@ def test_sign_in_token_sync_and_revocation(field_server: FieldServer) -> None:
     assert httpx.delete(f"{base}/app/api/tokens/{token_id}", auth=PROVINCE, timeout=30).json() == {
         "revoked": 1
     }
-    assert httpx.get(f"{base}/sync/submissions", headers=bearer, timeout=30).status_code == 401
+    refused = httpx.get(f"{base}/sync/submissions", headers=bearer, timeout=30)
+    assert refused.status_code == 401 and "www-authenticate" not in refused.headers  # no browser dialog
     assert httpx.get(f"{base}/app/api/forms", headers=bearer, timeout=30).status_code == 401
 
     # The phone signs out: its own token is revoked.
