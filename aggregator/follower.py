@@ -12,6 +12,10 @@ Design (why it is exactly-once and crash-safe):
   checkpoint reset to 0, a rebuild) leaves the same rows.
 * A worker killed mid-page (SIGKILL) leaves an open transaction the database rolls back: neither rows nor the
   checkpoint moved, and the next run re-reads the same page.
+* The indicator refresh a page needs is recorded in the same transaction (``RefreshDue``, one row per touched
+  submission; rule 8 of docs/contracts.md §9) and run after the commit, then cleared. A worker killed between
+  the two leaves it due; every follower run first refreshes whatever is due, so the live indicators never fall
+  behind the rows silently (``carecheck status`` shows refreshes still due).
 * A document that fails goes to ``Quarantine`` in the same transaction and the feed moves on;
   ``retry_quarantine``
   re-fetches due documents with exponential back-off (30 s, 1 min, 2 min … capped at 6 h).
@@ -40,13 +44,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text, update
+from sqlalchemy import delete, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from aggregator import hooks, ingest
 from aggregator.db import get_engine, init_db
-from aggregator.models import Checkpoint, Quarantine, RegistryKey
+from aggregator.models import Checkpoint, Quarantine, RefreshDue, RegistryKey
 from core.couch import Couch
 from core.errors import ConfigError
 from core.secrets import key_id, pseudonym_key
@@ -213,14 +217,45 @@ def apply_changes(
     return out
 
 
-def _after_page(settings: Settings, session: Session, ids: list[str]) -> None:
-    if not settings.ingest_hooks or not ids:
-        return
+def mark_due(settings: Settings, session: Session, ids: list[str]) -> None:
+    """Record, in the page's own transaction, that these submissions' indicator cells need a refresh (rule 8):
+    a worker killed after the commit leaves them due, and the next run refreshes them."""
+    if settings.ingest_hooks and ids:
+        now = _now()
+        ingest.upsert(session, RefreshDue, [{"submission_id": i, "due_at": now} for i in sorted(set(ids))])
+
+
+def refresh_due(settings: Settings, session: Session, ids: list[str] | None = None, limit: int = 5000) -> int:
+    """Refresh the indicator cells of due submissions (``ids``, or any due ones), then clear them; returns how
+    many were refreshed. A failure (or a crash) leaves them due: the next follower run refreshes them."""
+    if not settings.ingest_hooks:
+        return 0
+    q = select(RefreshDue.submission_id)
+    if ids is not None:
+        q = q.where(col(RefreshDue.submission_id).in_(ids))
+    due = list(session.exec(q.order_by(col(RefreshDue.submission_id)).limit(limit)))
+    if not due:
+        return 0
+    if settings.refresh_pause_s:
+        log.warning(
+            "refresh of %d submissions paused %.1f s (fault injection)", len(due), settings.refresh_pause_s
+        )
+        time.sleep(settings.refresh_pause_s)  # see Settings.refresh_pause_s
     try:
-        hooks.after_page(session, ids)
-    except Exception:  # noqa: BLE001 - indicators catch up later (or on rebuild); the page itself is committed
+        hooks.after_page(session, due)  # commits the refreshed cells
+        # then clears them: a crash in between refreshes them once more (refreshes are idempotent)
+        session.execute(delete(RefreshDue).where(col(RefreshDue.submission_id).in_(due)))
+        session.commit()
+    except Exception:  # noqa: BLE001 - the rows are committed; their refresh stays due and is retried
         session.rollback()
-        log.exception("after_page hook failed")
+        log.exception("indicator refresh failed; %d submissions stay due", len(due))
+        return 0
+    return len(due)
+
+
+def _after_page(settings: Settings, session: Session, ids: list[str]) -> None:
+    if ids:
+        refresh_due(settings, session, ids)
 
 
 def run_page(
@@ -250,6 +285,7 @@ def run_page(
             session.rollback()
             return len(results), None, old
         out = apply_changes(session, results, couch, settings.submissions_db, settings)
+        mark_due(settings, session, out.touched)
         session.commit()
         _after_page(settings, session, out.touched)
     return len(results), out, last_seq
@@ -303,6 +339,9 @@ def follow(
             if not got:
                 stats.locked_out = True
                 return stats
+            with Session(get_engine(settings)) as session:
+                while refresh_due(settings, session):  # left due by a run killed after its page's commit
+                    pass
             while True:
                 n, out, seq = run_page(settings, couch, limit=limit)
                 stats.seq = seq
@@ -378,6 +417,7 @@ def retry_quarantine(
                     failed += 1
                 else:
                     done += 1
+                mark_due(settings, session, out.touched)
                 session.commit()
                 _after_page(settings, session, out.touched)
     finally:

@@ -15,8 +15,8 @@ def after_page(session: Session, submission_ids: list[str]) -> None:
 
     Recomputes only the (commune, period) indicator cells those submissions touch, and the district, province
     and 2025-commune cells above them (``aggregator.rollup.refresh``); idempotent, commits its own work. An
-    exception here is logged by the follower and does not undo the page; ``carecheck indicators rebuild``
-    recomputes everything.
+    exception here is logged by the follower and does not undo the page: the submissions stay in
+    ``RefreshDue`` and the next follower run refreshes them (``follower.refresh_due``).
     """
     if not submission_ids:
         return

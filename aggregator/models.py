@@ -38,6 +38,9 @@ class RawSubmission(SQLModel, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     deprecated_id: str | None = Field(default=None, index=True)
     superseded: bool = False
+    # additive (rule 1, aggregator.versions): a head of a record edited in two places that does not count —
+    # the id of the version that does. NULL for the winner and for records never forked.
+    lost_to: str | None = None
     deleted: bool = False
     submitted_by: str | None = None
     device_id: str | None = None
@@ -68,6 +71,10 @@ class Household(SQLModel, table=True):
     household_key: str | None = Field(default=None, index=True)
     # additive (plan II.2): NULL for visits made with a form version that did not ask it
     child_drowning_deaths_12m: int | None = None
+    # additive (rule 2, aggregator.versions.visit_order): ties of visit_date broken by these, then the id
+    end_time: datetime | None = None
+    received_at: datetime | None = None
+
 
 
 class Child(SQLModel, table=True):
@@ -136,6 +143,10 @@ class ChildObservation(SQLModel, table=True):
     injury_12m: bool | None = None
     injury_type: str | None = None  # space-separated select_multiple answer, as given
     injury_drowning: bool | None = None  # injury_type has 'drowning' (drowning or near-drowning)
+    # additive (rule 2, aggregator.versions.visit_order): ties of visit_date broken by these, then the id
+    end_time: datetime | None = None
+    received_at: datetime | None = None
+
 
 
 class FacilityCheck(SQLModel, table=True):
@@ -153,6 +164,10 @@ class FacilityCheck(SQLModel, table=True):
     uses_national_immunisation_system: bool | None = None
     digital_child_health_records: bool | None = None
     commune_play_space: bool | None = None
+    # additive (rule 2, aggregator.versions.visit_order): ties of visit_date broken by these, then the id
+    end_time: datetime | None = None
+    received_at: datetime | None = None
+
 
 
 class QualityFlag(SQLModel, table=True):
@@ -205,3 +220,20 @@ class WorkerHeartbeat(SQLModel, table=True):
 
     name: str = Field(primary_key=True)  # celery node name, e.g. celery@host
     seen_at: datetime | None = None
+
+
+class VersionChoice(SQLModel, table=True):
+    """Additive (rule 1): an officer's pick of the version of a record that counts, applied by ingestion."""
+
+    record: str = Field(primary_key=True)  # the original instanceID (aggregator.versions.record_of)
+    instance_id: str
+    chosen_by: str | None = None
+    chosen_at: datetime | None = None
+
+
+class RefreshDue(SQLModel, table=True):
+    """Additive (rule 8): submissions whose indicator cells still need a refresh, written in the same
+    transaction as the page that landed them and deleted once the refresh has committed."""
+
+    submission_id: str = Field(primary_key=True)
+    due_at: datetime | None = None

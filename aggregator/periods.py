@@ -5,9 +5,10 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 from core.errors import BadRequest
+from core.localtime import local_date
 
 PERIOD_TYPES = ("month", "quarter", "year", "school_year")
 
@@ -105,8 +106,8 @@ def period_codes(d: date) -> dict[str, str]:
 
 
 def default_period(today: date | None = None) -> Period:
-    """The current year: the default for reports and the API."""
-    return year((today or date.today()).year)
+    """The current year in Vietnam (not the server's time zone): the default for reports and the API."""
+    return year((today or local_date(datetime.now(UTC)) or date.today()).year)
 
 
 def previous(p: Period, n: int = 1) -> list[Period]:

@@ -263,6 +263,44 @@ class Registry:
         self.conflicts.clear()
 
 
+def settle_latest(session: Session, child_ids: Iterable[str]) -> None:
+    """Recompute these children's first and last visit, and where they were last seen, from their current
+    observations: the latest by rule 2 (aggregator.versions: visit date, end time, received_at, id), so a
+    same-day revisit, an edit or a deletion leaves the registry as a rebuild would."""
+    from sqlalchemy import func
+
+    from aggregator.models import ChildObservation
+    from aggregator.versions import visit_order_of
+
+    obs = ChildObservation.__table__  # type: ignore[attr-defined]
+    ids = sorted(set(child_ids))
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        ranked = (
+            select(  # type: ignore[call-overload]
+                obs.c.child_id,
+                obs.c.visit_date,
+                obs.c.district_code,
+                obs.c.commune_code,
+                obs.c.ethnicity,
+                func.row_number()
+                .over(partition_by=obs.c.child_id, order_by=visit_order_of(obs, descending=True))
+                .label("rn"),
+                func.min(obs.c.visit_date).over(partition_by=obs.c.child_id).label("first"),
+            )
+            .where(obs.c.child_id.in_(chunk))
+            .subquery()
+        )
+        latest = session.execute(select(ranked).where(ranked.c.rn == 1)).all()
+        for r in latest:
+            child = session.get(Child, r.child_id)
+            if child is None:
+                continue
+            child.first_seen, child.last_seen = r.first, r.visit_date
+            child.district_code, child.commune_code = r.district_code, r.commune_code
+            child.ethnicity = r.ethnicity or child.ethnicity
+
+
 def list_conflicts(session: Session, include_resolved: bool = False) -> list[RegistryConflict]:
     q = select(RegistryConflict).order_by(col(RegistryConflict.created_at))
     if not include_resolved:

@@ -18,6 +18,7 @@ from aggregator.models import (
     QualityFlag,
     Quarantine,
     RawSubmission,
+    RefreshDue,
     RegistryConflict,
     RegistryKey,
     WorkerHeartbeat,
@@ -87,6 +88,7 @@ def gather(settings: Settings, *, ping: bool = True) -> dict[str, Any]:
             ("facility_checks", FacilityCheck),
             ("quality_flags", QualityFlag),
             ("quarantine", Quarantine),
+            ("indicator_refreshes_due", RefreshDue),
         ):
             out[key] = int(s.exec(select(func.count()).select_from(model)).one())
         by_code = s.exec(
@@ -98,6 +100,8 @@ def gather(settings: Settings, *, ping: bool = True) -> dict[str, Any]:
         open_conflicts = select(func.count()).select_from(RegistryConflict)
         open_conflicts = open_conflicts.where(col(RegistryConflict.resolved).is_(False))
         out["registry_conflicts_open"] = int(s.exec(open_conflicts).one())
+        lost = select(func.count()).select_from(RawSubmission).where(col(RawSubmission.lost_to).is_not(None))
+        out["versions_not_counted"] = int(s.exec(lost).one())
         out["pseudonym_key_id"] = _key_id_line(settings, s.get(RegistryKey, KEY_ID_ROW))
     try:
         couch = Couch.from_settings(settings, timeout=10, start=False)  # read-only: never starts a store
@@ -152,6 +156,14 @@ LABELS = {
     "changes_behind": ("Số thay đổi chưa xử lý", "Changes behind"),
     "oldest_unprocessed_age_s": ("Thay đổi cũ nhất chưa xử lý (giây)", "Oldest unprocessed change (s)"),
     "quarantine": ("Phiếu bị cách ly (lỗi)", "Quarantined documents"),
+    "indicator_refreshes_due": (
+        "Phiếu chờ cập nhật chỉ tiêu (tự thử lại)",
+        "Submissions whose indicator refresh is still due (retried)",
+    ),
+    "versions_not_counted": (
+        "Phiên bản sửa hai nơi không được tính (carecheck conflicts)",
+        "Versions of records edited twice that do not count (carecheck conflicts)",
+    ),
     "workers": ("Tiến trình xử lý đang chạy (30 giây qua)", "Workers seen (last 30 s)"),
     "raw_submissions": ("Phiếu đã nhận vào SQL", "Submissions landed"),
     "households": ("Hộ gia đình", "Households"),

@@ -20,6 +20,17 @@ one that hides the fewest children in all is kept. Hiding one cell can leave ano
 hidden cell, so this runs until no group has one. A greedy heuristic: safe, not always minimal. Cells without
 data (0/0) are known zeros and never hidden.
 
+Attribute disclosure (rule 10): even when no hidden cell can be worked out alone, the hidden members of a
+group together can: the parent minus the visible children is their summed numerator and denominator (the
+*remainder*). If that remainder is all-or-nothing — numerator 0, or equal to its denominator — every hidden
+member is 0 % or 100 % (the province's 142/143 stations with 12 visible districts at 123/124 leaves the three
+hidden districts at 19/19: each 100 %). So, as τ-ARGUS-style protection does with its protection intervals,
+cells are hidden until no group's remainder is homogeneous: the smallest visible child whose own share
+differs joins the hidden ones (making the remainder mixed), else the parent is hidden (no remainder to
+compute); the pattern is then closed again against single hidden cells, and this repeats until stable. A
+published total that is itself all-or-nothing (8/8) already says so of every cell under it — hiding cannot
+change that, and the total is at least the threshold — so its group is left as it is.
+
 Hidden cells keep their denominator in the API (how many children the cell is about: what explains the
 hiding) and lose numerator and value: status ``suppressed``. The reports hide the denominator too.
 
@@ -71,8 +82,13 @@ def groups_of(keys: Iterable[Key]) -> list[list[Key]]:
 LOOKAHEAD = 4  # candidates tried (the smallest, plus the parent) before choosing a complement
 
 
-def pattern(denominators: dict[Key, float], min_cell: int) -> tuple[set[Key], set[Key]]:
-    """(primary, complementary) hidden cells for these cells (denominator > 0: cells with data)."""
+def pattern(
+    denominators: dict[Key, float], min_cell: int, numerators: dict[Key, float] | None = None
+) -> tuple[set[Key], set[Key]]:
+    """(primary, complementary) hidden cells for these cells (denominator > 0: cells with data).
+
+    With ``numerators``, also no hidden group may be all-or-nothing (attribute disclosure, see the module
+    docstring): more cells are hidden until no group's remainder is homogeneous."""
     primary = {k for k, d in denominators.items() if d < min_cell}
     hidden = set(primary)
     groups = [[k for k in g if k in denominators] for g in groups_of(denominators)]
@@ -98,27 +114,84 @@ def pattern(denominators: dict[Key, float], min_cell: int) -> tuple[set[Key], se
                 work.extend(member_of[pick])
         return extra
 
-    queue = deque(range(len(groups)))
-    while queue:
-        g = groups[queue.popleft()]
-        if sum(1 for k in g if k in hidden) != 1:
-            continue
-        open_ = sorted((k for k in g if k not in hidden), key=lambda k: (denominators[k], k))
-        if not open_:
-            continue
-        # look ahead: what each of a few candidates drags along (cells equal to it, groups it leaves with a
-        # single hidden cell, …), and take the one that hides the fewest children in all
-        candidates = open_[:LOOKAHEAD] + ([g[0]] if g[0] in open_[LOOKAHEAD:] else [])
-        outcomes = [
-            (sum(denominators[k] for k in ext), denominators[c], c, ext)
-            for c in candidates
-            for ext in [settle(c)]
-        ]
-        *_, chosen = min(outcomes, key=lambda o: o[:3])
-        hidden |= chosen
-        for k in chosen:
-            queue.extend(member_of[k])
+    def close(queue: deque[int]) -> None:
+        """Hide complements until no group has exactly one hidden cell."""
+        while queue:
+            g = groups[queue.popleft()]
+            if sum(1 for k in g if k in hidden) != 1:
+                continue
+            open_ = sorted((k for k in g if k not in hidden), key=lambda k: (denominators[k], k))
+            if not open_:
+                continue
+            # look ahead: what each of a few candidates drags along (cells equal to it, groups it leaves with
+            # a single hidden cell, …), and take the one that hides the fewest children in all
+            candidates = open_[:LOOKAHEAD] + ([g[0]] if g[0] in open_[LOOKAHEAD:] else [])
+            outcomes = [
+                (sum(denominators[k] for k in ext), denominators[c], c, ext)
+                for c in candidates
+                for ext in [settle(c)]
+            ]
+            *_, chosen = min(outcomes, key=lambda o: o[:3])
+            hidden.update(chosen)
+            for k in chosen:
+                queue.extend(member_of[k])
+
+    close(deque(range(len(groups))))
+    if numerators is not None:
+        while True:
+            fixes = (homogeneous_fix(g, hidden, numerators, denominators) for g in groups)
+            extra = {fix for fix in fixes if fix is not None}
+            if not extra:
+                break
+            hidden |= extra
+            close(deque(i for k in extra for i in member_of[k]))
     return primary, hidden - primary
+
+
+def remainder(
+    group: list[Key], hidden: set[Key], numerators: dict[Key, float], denominators: dict[Key, float]
+) -> tuple[float, float] | None:
+    """What a reader learns about the hidden children of a group: their summed (numerator, denominator) —
+    the parent minus the visible children — or None when the parent is hidden or no child is."""
+    parent, kids = group[0], group[1:]
+    if parent in hidden or not any(k in hidden for k in kids):
+        return None
+    n = numerators.get(parent, 0.0) - sum(numerators.get(k, 0.0) for k in kids if k not in hidden)
+    d = denominators[parent] - sum(denominators[k] for k in kids if k not in hidden)
+    return n, d
+
+
+def homogeneous(n: float, d: float) -> bool:
+    """An all-or-nothing remainder: every hidden child's numerator is 0, or equals its denominator."""
+    return d > EPS and (abs(n) < EPS or abs(n - d) < EPS)
+
+
+def homogeneous_fix(
+    group: list[Key], hidden: set[Key], numerators: dict[Key, float], denominators: dict[Key, float]
+) -> Key | None:
+    """The cell to hide next when the group's remainder is all-or-nothing: the smallest visible child whose
+    own share differs (so the remainder is mixed), else the parent (so there is no remainder to compute)."""
+    rest = remainder(group, hidden, numerators, denominators)
+    if (
+        rest is None
+        or not homogeneous(*rest)
+        or homogeneous(numerators.get(group[0], 0.0), denominators[group[0]])
+    ):
+        return None  # a total that is itself all-or-nothing already says so of every cell under it
+    n_r, d_r = rest
+    all_yes = abs(n_r - d_r) < EPS
+    breakers = [
+        k
+        for k in group[1:]
+        if k not in hidden
+        and (numerators.get(k, 0.0) < denominators[k] - EPS if all_yes else numerators.get(k, 0.0) > EPS)
+    ]
+    if breakers:
+        return min(breakers, key=lambda k: (denominators[k], k))
+    return group[0]
+
+
+EPS = 1e-9
 
 
 _CACHE: dict[tuple[str, int, str, int, str], frozenset[Key]] = {}
@@ -135,18 +208,29 @@ def hidden_cells(conn: Connection, period: str, indicators: list[str], min_cell:
     missing = [i for i in indicators if (*scope, i) not in _CACHE]
     if missing:
         t = IndicatorValue.__table__  # type: ignore[attr-defined]
-        cols = ("hierarchy", "level", "org_unit", "dis_key", "dis_value", "indicator", "denominator")
+        cols = (
+            "hierarchy",
+            "level",
+            "org_unit",
+            "dis_key",
+            "dis_value",
+            "indicator",
+            "numerator",
+            "denominator",
+        )
         q = select(*[t.c[c] for c in cols]).where(
             t.c.period == period, t.c.indicator.in_(missing), t.c.denominator > 0
         )
         denominators: dict[Key, float] = {}
-        for hierarchy, level, unit, dk, dv, ind, d in conn.execute(q):
+        numerators: dict[Key, float] = {}
+        for hierarchy, level, unit, dk, dv, ind, n, d in conn.execute(q):
             if hierarchy == "2025" and level != "commune":
                 continue  # the 2025 province and district grouping are copies of the legacy ones
             if level == "commune" and hierarchy == "legacy" and unit == "":
                 continue  # rows without a commune: never published as a unit
-            denominators[(ind, unit_kind(level, hierarchy), unit, dk, dv)] = float(d)
-        primary, complementary = pattern(denominators, min_cell)
+            key = (ind, unit_kind(level, hierarchy), unit, dk, dv)
+            denominators[key], numerators[key] = float(d), float(n or 0)
+        primary, complementary = pattern(denominators, min_cell, numerators)
         if len(_CACHE) > CACHE_ENTRIES:
             _CACHE.clear()
         by_indicator: dict[str, set[Key]] = {i: set() for i in missing}
@@ -160,4 +244,4 @@ def hidden_cells(conn: Connection, period: str, indicators: list[str], min_cell:
     return out
 
 
-__all__ = ["Key", "groups_of", "hidden_cells", "pattern", "unit_kind"]
+__all__ = ["Key", "groups_of", "hidden_cells", "homogeneous", "pattern", "remainder", "unit_kind"]

@@ -1,10 +1,11 @@
 """Bytes on the wire per synced submission over the degraded island link, against the payload's gzip size.
 
 Same run, same link (netns + veth, tc tbf 100 kbit/s, nft 5 % loss, ~300 ms round trip), same households,
-twice: the edge's replicator straight to the province (plain CouchDB replication: JSON bodies up, gzip answers
-down), then through the edge's uplink relay (``carecheck edge uplink``: gzip request bodies). Baseline: the
-payload (every submission doc as JSON) gzip-compressed one doc at a time, as a phone sending each record
-compressed would. Goal: relay bytes per submission ≤ 1.3 × that. Needs root (network namespaces).
+twice: the edge's replicator straight to the province's sync server (``/sync/edge``, the CouchDB replication
+protocol: JSON bodies up, gzip answers down), then through the edge's uplink relay (``carecheck edge
+uplink``: gzip request bodies). Baseline: the payload (every submission doc as JSON) gzip-compressed one doc
+at a time, as a phone sending each record compressed would. Goal: relay bytes per submission ≤ 1.3 × that.
+Needs root (network namespaces).
 """
 
 from __future__ import annotations
@@ -16,10 +17,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from console.app import create_app
 from core.couch import Couch
 from core.services import start_pouchdb
+from core.stores import ensure_store
 from edge import replication as rep
 from edge.uplink import create_uplink
+from sync_server.auth import Accounts
+from sync_server.edges import enroll
 from tests.conftest import make_settings
 from tests.edge.households import submission_doc
 from tests.edge.netlink import Link, NetnsUnavailable, serve_in_thread
@@ -36,13 +41,16 @@ def _sync_once(n: int, via_uplink: bool, root: Path) -> dict[str, Any]:
         es = make_settings(root / "e", edge, node_name=f"edge:{AREA}")
         ps = make_settings(root / "p", prov, submissions_db=es.submissions_db, accounts_db=es.accounts_db)
         ecouch, pcouch = Couch(edge.url, "admin", "admin"), Couch(prov.url, "admin", "admin")
-        # Set up both ends first (off the measured link), so only replication traffic is counted.
-        rep.prepare_central(pcouch, ps)
+        # Set up both ends first (off the measured link), so only replication traffic is counted: the
+        # province's store and sync server, the edge enrolled there, the records' collaborator account.
+        ensure_store(pcouch, ps)
+        Accounts(pcouch, ps).add(f"ctv_{AREA}_01", "mat-khau-123", "collaborator", AREA)
+        token = enroll(pcouch, ps, AREA).token
         docs = [submission_doc(i, AREA, node=f"edge:{AREA}") for i in range(n)]
         ecouch.ensure_db(es.submissions_db)
         for i in range(0, n, 100):
             ecouch.bulk_docs(es.submissions_db, docs[i:i + 100])
-        with Link(prov.port) as link:
+        with serve_in_thread(create_app(ps)) as central, Link(int(central.rsplit(":", 1)[1])) as link:
             ctx = serve_in_thread(create_uplink(link.url)) if via_uplink else None
             via = ctx.__enter__() if ctx else ""
             try:
@@ -50,7 +58,7 @@ def _sync_once(n: int, via_uplink: bool, root: Path) -> dict[str, Any]:
                 t0 = time.monotonic()
                 # Set-up talks to the province directly; the replicator goes through the link (plain) or the
                 # uplink relay in front of the link.
-                rep.init_edge(es, AREA, prov.base_url, "admin", "admin", local=ecouch, via=via or link.url)
+                rep.init_edge(es, AREA, central, token, local=ecouch, via=via or link.url)
                 deadline = time.monotonic() + 600
                 while time.monotonic() < deadline:
                     if _count(pcouch, ps.submissions_db) >= n:

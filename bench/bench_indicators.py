@@ -145,7 +145,8 @@ def generate(con: Any, n_obs: int) -> dict[str, int]:
            hash(i * 13) % 1000 < 50,
            CASE WHEN hash(i * 13) % 1000 < 3 THEN 'drowning' WHEN hash(i * 13) % 1000 < 20 THEN 'fall'
                 WHEN hash(i * 13) % 1000 < 35 THEN 'traffic' WHEN hash(i * 13) % 1000 < 50 THEN 'other' END,
-           hash(i * 13) % 1000 < 3
+           hash(i * 13) % 1000 < 3,
+           NULL, NULL  -- end_time, received_at (rule 2's tie-breakers)
     FROM (SELECT *, CAST(hash(k * 7) % 18 AS INTEGER) AS age FROM base) b JOIN cm ON cm.idx = b.cidx""")
     n_hh = max(1, n_obs // 3)
     con.execute(f"""
@@ -154,12 +155,13 @@ def generate(con: Any, n_obs: int) -> dict[str, int]:
            cm.code_2025, cm.area_type, 'neither', CASE WHEN r1 < 0.97 THEN r2 < 0.35 END, CASE WHEN r1 < 0.97
            THEN r3 < 0.6 END, CAST(floor(r4 * 1.3) AS INTEGER), CASE WHEN r5 < 0.02 THEN 1 ELSE 0 END, r1 <
            0.97,
-           3, NULL, CASE WHEN r1 < 0.97 THEN (CASE WHEN hash(i * 17) % 10000 < 1 THEN 1 ELSE 0 END) END
+           3, NULL, CASE WHEN r1 < 0.97 THEN (CASE WHEN hash(i * 17) % 10000 < 1 THEN 1 ELSE 0 END) END,
+           NULL, NULL
     FROM base b JOIN cm ON cm.idx = b.cidx WHERE i < {n_hh}""")
     con.execute("""
     INSERT INTO facilitycheck
     SELECT 'fc' || cm.code || '-' || CAST(q AS VARCHAR), vd, year(vd), quarter(vd), month(vd), cm.district,
-           cm.code, cm.code_2025, cm.area_type, random() < 0.9, random() < 0.6, random() < 0.5
+           cm.code, cm.code_2025, cm.area_type, random() < 0.9, random() < 0.6, random() < 0.5, NULL, NULL
     FROM cm, (SELECT q, DATE '2025-09-15' + CAST(q AS INTEGER) * 91 AS vd FROM range(5) t(q)) p""")
     return {
         t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]

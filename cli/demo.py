@@ -416,19 +416,16 @@ def _indicators_and_report(console: Console, settings: Settings, period: str) ->
     )
     for head in ("Chỉ tiêu / indicator", "tử số", "mẫu số", "giá trị", "mục tiêu", "đánh giá"):
         table.add_column(head, justify="left" if head.startswith("Chỉ") else "right")
-    marks = {
-        "met": "[green]đạt[/]",
-        "not_met": "[red]chưa đạt[/]",
-        "no_target": "—",
-        "no_data": "không có số liệu",
-        "suppressed": "ẩn (ô nhỏ)",
-    }
+    from aggregator.indicators.status import label, shows_denominator
+
+    colour = {"met": "green", "close": "yellow", "not_met": "red"}
     for r in rows:
         target = f"{r.target['op']} {r.target['value']}" if r.target and r.target.get("op") else ""
-        value = "" if r.value is None else f"{r.value:.1f}"
-        table.add_row(
-            r.name_vi, _num(r.numerator), _num(r.denominator), value, target, marks.get(r.status, r.status)
-        )
+        value = "" if r.value is None else (f"{r.value:,.0f}" if r.unit == "count" else f"{r.value:.1f}")
+        words = label(r.status, "vi")  # rule 9: the same words as the API, reports and `indicators show`
+        mark = f"[{colour[r.status]}]{words}[/]" if r.status in colour else words
+        den = _num(r.denominator) if shows_denominator(r.unit) else ""
+        table.add_row(r.name_vi, _num(r.numerator), den, value, target, mark)
     console.print(table)
     console.print(f"\n[bold]Báo cáo huyện / district report:[/] {out}")
     return out

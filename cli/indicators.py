@@ -69,6 +69,7 @@ def show_cmd(
         str | None, typer.Option(help="2026, 2026Q4, 2026-11, SY2026-2027; default this year")
     ] = None,
     hierarchy: Annotated[str, typer.Option(help="legacy | 2025")] = "legacy",
+    lang: Annotated[str, typer.Option(help="vi | en")] = "vi",
 ) -> None:
     """One indicator: its definition, and its values for an org unit and the units below it."""
     from sqlmodel import Session
@@ -85,10 +86,11 @@ def show_cmd(
     console.print(ind.doc)
     console.print(f"unit {ind.unit}, kind {ind.kind}, file {ind.file}")
     console.print(f"numerator:   {ind.numerator.describe()}\ndenominator: {ind.denominator.describe()}")
-    if ind.target:
-        console.print(
-            f"target: {ind.target.get('op') or '—'} {ind.target.get('value') or ''} ({ind.target['clause']})"
-        )
+    clause = ind.clause["en" if lang == "en" else "vi"]
+    if ind.target and ind.target.get("op"):
+        console.print(f"target: {ind.target['op']} {ind.target['value']} ({clause})")
+    else:
+        console.print(f"target: — ({clause})")
     area = area or ("91" if level == "province" else None)
     engine = init_db()
     with Session(engine) as session:
@@ -105,6 +107,8 @@ def show_cmd(
                 indicators=[code],
                 children=True,
             )
+    from aggregator.indicators.status import label, shows_denominator
+
     table = Table(
         "org unit", "name", "level", "numerator", "denominator", "value", "status", title=f"{code} {per}"
     )
@@ -113,10 +117,10 @@ def show_cmd(
             r.org_unit,
             r.org_unit_name,
             r.level,
-            _fmt(r.numerator),
-            _fmt(r.denominator),
+            _fmt(r.numerator, "count"),
+            _fmt(r.denominator, "count") if shows_denominator(r.unit) else "",
             _fmt(r.value, r.unit),
-            r.status,
+            f"{label(r.status, lang)} ({r.status})",
         )
     console.print(table)
 

@@ -1,4 +1,4 @@
-"""The append-only security record: refused writes, lockouts, unlocks (contracts §9).
+"""The append-only security record: refused writes, lockouts, unlocks (contracts §10).
 
 One CouchDB document per event in ``<accounts_db>_audit`` (admin-only, like every carecheck database), never
 updated or deleted (a ``validate_doc_update`` refuses both, for the admin too). Ids sort by time, so the
@@ -26,6 +26,8 @@ WRITE_REFUSED = "write_refused"  # reason: a writerule code (overwrite, forged_o
 ACCOUNT_LOCKED = "account_locked"  # too many failed logins for one account
 ADDRESS_THROTTLED = "address_throttled"  # too many failed logins from one client address
 ACCOUNT_UNLOCKED = "account_unlocked"  # an operator cleared a lockout
+EDGE_ENROLLED = "edge_enrolled"  # `carecheck edge enroll`: actor = the new edge id, detail = its area
+EDGE_REVOKED = "edge_revoked"  # `carecheck edge revoke`: actor = the edge id, detail = its area
 
 _APPEND_ONLY = (
     "function (newDoc, oldDoc, userCtx) { if (oldDoc || newDoc._deleted) "
@@ -57,7 +59,7 @@ def event(
     client: str | None = None,
     detail: str | None = None,
 ) -> Doc:
-    """One audit document (contracts §9); ``_id`` = ``ev:<UTC time>:<random>`` sorts by time."""
+    """One audit document (contracts §10); ``_id`` = ``ev:<UTC time>:<random>`` sorts by time."""
     now = datetime.now(UTC)
     return {
         "_id": f"ev:{now.strftime('%Y%m%dT%H%M%S.%f')}:{secrets.token_hex(4)}",

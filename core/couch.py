@@ -165,8 +165,8 @@ class Couch:
             action=f"store {doc['_id']}",
             ok=(201, 202, 403, 409),
         )
-        # A validate_doc_update refusal of a create (403 forbidden) means the id is taken by other content (the
-        # append-only rule): a store that validates before its revision check answers so instead of 409.
+        # A validate_doc_update refusal of a create (403 forbidden) means the id is taken by other content
+        # (the append-only rule): a store that validates before its revision check answers so, not 409.
         if r.status_code == 409 or (r.status_code == 403 and _forbidden(r)):
             raise DocExists(f"Document {doc['_id']} already exists.")
         if r.status_code == 403:

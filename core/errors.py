@@ -24,6 +24,8 @@ CODES: dict[str, str] = {
     "form_unknown": "The form or form version is not on this server; update forms on the phone.",
     "submission_conflict": "Another record with this instanceID and different content is already stored.",
     "edit_target_unknown": "The deprecatedID of an edit names a record this server does not hold.",
+    "version_not_a_head": "The chosen instanceID is not a current version of that record.",
+    "edge_revoked": "This edge node's credential was revoked at the province; enrol it again.",
     "internal_error": "The server failed unexpectedly (the traceback is in the server log only).",
     "forged_owner": "A pushed record names another author or area than the account pushing it.",
     "foreign_edit": "An edit (deprecatedID) names a record its author may not edit (only its own).",

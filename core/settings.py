@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # indicators once.
     ingest_page_size: int = Field(default=200, ge=1, le=5000)
     ingest_hooks: bool = True
+    # Fault injection for the crash test (tests/aggregator/test_refresh_due.py): seconds the follower waits
+    # between committing a page and refreshing its indicators, so a SIGKILL can land exactly there. 0 in use.
+    refresh_pause_s: float = Field(default=0.0, ge=0)
     # The HMAC key of the child registry's pseudonyms (core/secrets.py): empty means a random key kept in
     # var_dir/secrets/pseudonym.key. SecretStr: repr, str and model_dump show '**********', never the key.
     pseudonym_key: SecretStr = Field(default=SecretStr(""), repr=False)

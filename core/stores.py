@@ -19,6 +19,8 @@ FORMS_DB = "carecheck_forms"  # published forms (province → every edge)
 STALE_REPORT_SECONDS = 3600  # an edge that has not reported for an hour is shown as stale
 
 DDOC = "carecheck"
+ACCOUNTS_DDOC = "carecheck_edge"
+ACCOUNTS_FILTER = f"{ACCOUNTS_DDOC}/accounts_for_area"  # an edge's accounts: its area's collaborators only
 
 # Reduce for [count, latest value] per key (values are ISO timestamps, which sort as text).
 _COUNT_AND_LAST = (
@@ -84,6 +86,8 @@ DESIGN_DOC: Doc = {
         },
     },
     "filters": {
+        # What an edge replicates up: every record it accepted, whatever its area; never a design doc.
+        "records": "function (doc) { return doc._id.indexOf('_design/') !== 0; }",
         "by_area": (
             "function (doc, req) { if (doc._id.indexOf('_design/') === 0) { return false; } "
             # String(): pouchdb-server parses query params as JSON: area=911 comes as a number (contracts §3).
@@ -98,6 +102,22 @@ DESIGN_DOC: Doc = {
             "function (doc, req) { if (doc._id.indexOf('_design/') === 0) { return false; } "
             "return doc.type === 'submission' && req.query.name !== undefined && req.query.name !== null "
             "&& String(doc.submitted_by) === String(req.query.name); }"
+        ),
+    },
+}
+
+
+# In the accounts database: the collaborator accounts of the areas in ``req.query.areas`` (comma-separated),
+# which the province's /sync/edge/accounts serves an enrolled edge (sync_server.edges).
+ACCOUNTS_DESIGN_DOC: Doc = {
+    "_id": f"_design/{ACCOUNTS_DDOC}",
+    "language": "javascript",
+    "filters": {
+        "accounts_for_area": (
+            "function (doc, req) { if (doc._id.indexOf('_design/') === 0) { return false; } "
+            "if (doc.type !== 'user' || doc.role !== 'collaborator') { return false; } "
+            "var areas = String(req.query.areas).split(','); "
+            "return areas.indexOf(String(doc.area)) >= 0; }"
         ),
     },
 }
@@ -122,10 +142,13 @@ def design_doc(couch: Couch) -> Doc:
 
 
 def ensure_store(couch: Couch, settings: Settings) -> None:
-    """Create the databases, the design doc and the Mango index the API pages with. Idempotent."""
-    for db in (settings.submissions_db, settings.accounts_db, devices_db(settings)):
+    """Create the databases, the design doc and the Mango index the API pages with. Idempotent.
+
+    ``carecheck_forms`` too: devices and edges replicate it from here before any form is published."""
+    for db in (settings.submissions_db, settings.accounts_db, devices_db(settings), FORMS_DB):
         couch.ensure_db(db)
     couch.put_design(settings.submissions_db, design_doc(couch))
+    couch.put_design(settings.accounts_db, ACCOUNTS_DESIGN_DOC)
     couch.ensure_index(settings.submissions_db, ["received_at"], "by_received_at")
 
 
@@ -149,6 +172,7 @@ def edge_summary(couch: Couch, settings: Settings) -> list[dict[str, Any]]:
         if "404" in str(exc):
             return []
         raise
+    credentials = _edge_credentials(couch, settings)
     out: list[dict[str, Any]] = []
     for row in rows:
         doc: Doc = row["doc"]
@@ -160,6 +184,9 @@ def edge_summary(couch: Couch, settings: Settings) -> list[dict[str, Any]]:
         received, newest = (stats[0]["value"][0], stats[0]["value"][1] or None) if stats else (0, None)
         out.append({
             "area": doc.get("area"),
+            "edge_id": doc.get("edge_id"),
+            # the enrolled credential the last report came with: active | revoked | None (pre-enrolment edge)
+            "credential": credentials.get(str(doc.get("edge_id"))),
             "node_name": doc.get("node_name"),
             "configured_at": doc.get("configured_at"),
             "report_at": report.get("checked_at"),
@@ -176,6 +203,17 @@ def edge_summary(couch: Couch, settings: Settings) -> list[dict[str, Any]]:
             "newest_received_at": newest,
         })
     return out
+
+
+def _edge_credentials(couch: Couch, settings: Settings) -> dict[str, str]:
+    """edge id → "active" | "revoked", from the edge accounts (``sync_server.edges``) in the accounts db."""
+    try:
+        rows = couch.all_docs(settings.accounts_db, include_docs=True, startkey="user:edge-",
+                              endkey="user:edge-\ufff0")["rows"]
+    except Problem:
+        return {}
+    return {str(r["doc"].get("name")): "active" if r["doc"].get("active") else "revoked"
+            for r in rows if (r.get("doc") or {}).get("role") == "edge"}
 
 
 def _age(iso: str | None, now: datetime) -> int | None:

@@ -1,21 +1,28 @@
 """Set up an edge node: its local store, the `_replicator` documents to and from the province, its config doc.
 
-What moves where (all continuous, all resuming from CouchDB replication checkpoints):
+The edge holds a credential of its own, enrolled at the province (``carecheck edge enroll --area``, pasted
+here with ``carecheck edge init --enroll-secret``); it never holds a province CouchDB secret. Everything goes
+through the province's sync server (``/sync/edge/…``, ``sync_server/routes/edge_sync.py``), which speaks
+the CouchDB replication protocol and checks every call against that credential:
 
-- ``submissions`` edge → province, filtered with ``carecheck/by_area`` (contracts §3) and ``query_params
-  {area: <edge area>}``: only this area's records go up; design docs never do.
-- ``carecheck_accounts`` province → edge, filtered with ``carecheck_edge/accounts_for_area``: **collaborator
-  accounts of the edge's area only** (the commune, or a district and its communes). Least privilege: a stolen
-  edge laptop carries no district or province officer's password hash, and no other area's collaborators.
-- ``carecheck_forms`` province → edge, whole database: published forms are the same for every area
-  (``edge.forms``).
-- ``carecheck_edge`` edge → province ``carecheck_edges``: one doc ``edge:<area>`` holding this node's config
-  and its last status report, which the province reads for monitoring (``status.edge_summary``).
+- ``submissions`` edge → province ``/sync/edge/submissions``, filtered with ``carecheck/records`` (every
+  record this edge accepted, whatever its household's area; never a design doc). The province applies the
+  write rule to each record, the edge vouching for its collaborator (``sync_server.edges``).
+- ``/sync/edge/accounts`` → ``carecheck_accounts``: the province sends **collaborator accounts of the edge's
+  area only**, stripped to what Digest/Basic checks need. A stolen edge laptop carries no officer's hash,
+  no other area's collaborators, no province secret.
+- ``/sync/edge/forms`` → ``carecheck_forms``: published forms, the same for every area (``edge.forms``).
+- The status report goes up with each ``carecheck edge status`` (``PUT /sync/edge/report``).
 
 pouchdb-server quirks handled here (docs/design.md §3): the replicator needs credentials (we send them as an
 ``Authorization`` header in the endpoint objects, never in a printed URL); a `_replicator` doc identical to an
 old stale one never runs, so every (re)run deletes ours first and writes a new generation. The replication id
 depends only on source, target, filter and query params, so a new generation resumes from the old checkpoint.
+
+Upgrading an edge set up with the province's admin account (``edge init --user --password``, before
+enrolment): ``edge init --enroll-secret`` deletes each old `_replicator` doc (the replicator forbids editing a
+running one, so it cannot be overwritten first), then compacts ``_replicator`` so that no old revision keeps
+the admin credentials, and drops ``central_user`` from the config doc.
 """
 
 from __future__ import annotations
@@ -32,27 +39,22 @@ from core import orgunits
 from core.couch import Couch, Doc, DocExists
 from core.errors import BadRequest, ConfigError, Problem
 from core.settings import Settings
-from core.stores import EDGE_DB, EDGES_DB, FORMS_DB, ensure_store
+from core.stores import DDOC, EDGE_DB, FORMS_DB, ensure_store
+from edge.central import EDGE_PATH, Province, basic_auth
 
 REPLICATOR_DB = "_replicator"
-ACCOUNTS_DDOC = "_design/carecheck_edge"
-BATCH_SIZE = 25  # small batches on bad links (docs/design.md §3): a cut loses at most one batch
+BATCH_SIZE = 25                     # small batches on bad links (docs/design.md §3): a cut loses one batch
+RECORDS_FILTER = f"{DDOC}/records"  # every accepted record, no design doc (core.stores)
 
-_ACCOUNTS_FOR_AREA = """function (doc, req) {
-  if (doc._id.indexOf('_design/') === 0) { return false; }
-  if (doc.type !== 'user' || doc.role !== 'collaborator') { return false; }
-  var areas = String(req.query.areas).split(',');
-  return areas.indexOf(String(doc.area)) >= 0;
-}"""
 
 @dataclass(frozen=True)
 class EdgeConfig:
-    """What `carecheck edge init` recorded. No secrets: credentials live only in the `_replicator` docs."""
+    """What `carecheck edge init` recorded. No secrets: the credential is only in the `_replicator` docs."""
 
     area: str
     node_name: str
-    central_url: str
-    central_user: str
+    central_url: str       # the province's sync server (base URL, as phones use it)
+    edge_id: str           # this edge's enrolled account at the province ("" for a pre-enrolment set-up)
     configured_at: str
     via: str = ""          # the local uplink relay the replicator goes through (empty: straight to central)
 
@@ -66,10 +68,10 @@ class ReplicationSpec:
     """One `_replicator` document we own."""
 
     doc_id: str
-    kind: str              # submissions_up | accounts_down | forms_down | report_up
+    kind: str              # submissions_up | accounts_down | forms_down
     direction: str         # up | down
     local_db: str
-    central_db: str
+    central_db: str        # the database name under /sync/edge at the province
     filter: str | None = None
     query_params: dict[str, str] | None = None
 
@@ -98,25 +100,30 @@ def check_central_url(url: str) -> str:
         raise BadRequest(f"Địa chỉ kho dữ liệu tỉnh không hợp lệ: {url!r} (cần http:// hoặc https://).",
                          f"The province store URL {url!r} is not valid; it must start with http(s)://.")
     if parts.username or parts.password:
-        raise BadRequest("Đừng ghi tài khoản trong địa chỉ; dùng --user và --password.",
-                         "Do not put credentials in the URL; use --user and --password.")
+        raise BadRequest("Đừng ghi tài khoản trong địa chỉ; dùng --enroll-secret.",
+                         "Do not put credentials in the URL; use --enroll-secret.")
     return url
 
 
-def basic_auth(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+def parse_token(token: str) -> tuple[str, str]:
+    """(edge id, secret) from what `carecheck edge enroll` printed (``edge-<area>-<hex>:<secret>``)."""
+    edge_id, _, secret = token.strip().partition(":")
+    if not edge_id.startswith("edge-") or len(secret) < 16 or any(ch.isspace() for ch in token.strip()):
+        raise BadRequest("Mã đăng ký không đúng dạng: hãy dán nguyên dòng 'edge-…:…' mà tỉnh đã đưa.",
+                         "The enrolment secret is malformed: paste the whole 'edge-…:…' line the province "
+                         "gave you.")
+    return edge_id, secret
 
 
 def specs(settings: Settings, area: str) -> list[ReplicationSpec]:
     """The replications an edge for ``area`` runs."""
+    del area  # the province scopes what an edge gets from its credential, not from what the edge asks
     return [
         ReplicationSpec("carecheck-edge-submissions-up", "submissions_up", "up", settings.submissions_db,
-                        settings.submissions_db, "carecheck/by_area", {"area": area}),
+                        "submissions", RECORDS_FILTER, {}),
         ReplicationSpec("carecheck-edge-accounts-down", "accounts_down", "down", settings.accounts_db,
-                        settings.accounts_db, "carecheck_edge/accounts_for_area",
-                        {"areas": ",".join(orgunits.area_codes(area))}),
-        ReplicationSpec("carecheck-edge-forms-down", "forms_down", "down", FORMS_DB, FORMS_DB),
-        ReplicationSpec("carecheck-edge-report-up", "report_up", "up", EDGE_DB, EDGES_DB),
+                        "accounts"),
+        ReplicationSpec("carecheck-edge-forms-down", "forms_down", "down", FORMS_DB, "forms"),
     ]
 
 
@@ -131,7 +138,8 @@ def generation_id(doc_id: str) -> str:
 def replicator_doc(spec: ReplicationSpec, local_url: str, local_auth: str, central_url: str,
                    central_auth: str, generation: str) -> Doc:
     local = {"url": f"{local_url}/{spec.local_db}", "headers": {"Authorization": local_auth}}
-    central = {"url": f"{central_url}/{spec.central_db}", "headers": {"Authorization": central_auth}}
+    central = {"url": f"{central_url}/{EDGE_PATH}/{spec.central_db}",
+               "headers": {"Authorization": central_auth}}
     doc: Doc = {
         "_id": generation_id(spec.doc_id),
         "source": local if spec.direction == "up" else central,
@@ -159,15 +167,6 @@ def local_couch(settings: Settings) -> Couch:
     return Couch.from_settings(settings)
 
 
-def prepare_central(central: Couch, settings: Settings) -> None:
-    """Databases and the accounts filter at the province. Needs an admin account there."""
-    for db in (settings.submissions_db, settings.accounts_db, FORMS_DB, EDGES_DB):
-        central.ensure_db(db)
-    central.put_design(settings.accounts_db, {"_id": ACCOUNTS_DDOC, "language": "javascript",
-                                              "filters": {"accounts_for_area": _ACCOUNTS_FOR_AREA}})
-    ensure_submissions_design(central, settings)  # includes the received_by_stats view edge_summary reads
-
-
 def read_config(couch: Couch) -> EdgeConfig | None:
     """This node's edge config, or None when `carecheck edge init` has not run here."""
     if not _db_exists(couch, EDGE_DB):
@@ -176,7 +175,7 @@ def read_config(couch: Couch) -> EdgeConfig | None:
     for row in rows:
         doc = row["doc"]
         return EdgeConfig(area=doc["area"], node_name=doc["node_name"], central_url=doc["central_url"],
-                          central_user=doc["central_user"], configured_at=doc["configured_at"],
+                          edge_id=doc.get("edge_id") or "", configured_at=doc["configured_at"],
                           via=doc.get("via") or "")
     return None
 
@@ -190,6 +189,7 @@ def write_report(couch: Couch, config: EdgeConfig, report: dict[str, Any]) -> No
     """Store the latest status report in the config doc (replicated up to the province)."""
     for _ in range(3):
         doc = couch.get(EDGE_DB, config.doc_id) or {"_id": config.doc_id}
+        doc.pop("central_user", None)  # a pre-enrolment set-up recorded the province admin's name
         doc.update({"type": "edge", **asdict(config), "report": report})
         try:
             couch.save(EDGE_DB, doc)
@@ -198,77 +198,102 @@ def write_report(couch: Couch, config: EdgeConfig, report: dict[str, Any]) -> No
             continue
 
 
-def replicator_docs(couch: Couch) -> dict[str, Doc]:
-    """Our `_replicator` docs by kind (with the replicator's `_replication_*` fields)."""
+def replicator_docs(couch: Couch, *, every: bool = False) -> dict[str, Doc]:
+    """Our `_replicator` docs by kind (with the replicator's `_replication_*` fields); ``every``: all of
+    them by id, also stale generations and kinds of older versions."""
     out: dict[str, Doc] = {}
     rows = couch.all_docs(REPLICATOR_DB, include_docs=True, startkey="carecheck-edge-",
                           endkey="carecheck-edge-\ufff0").get("rows", [])
     for row in rows:
         doc = row.get("doc") or {}
         kind = (doc.get("carecheck") or {}).get("kind")
-        if kind:
+        if every:
+            out[str(doc.get("_id", row["id"]))] = doc
+        elif kind:
             out[str(kind)] = doc
     return out
 
 
-def central_from_replicator(couch: Couch, config: EdgeConfig) -> Couch:
-    """A connection to the province with the credentials kept in our own `_replicator` doc (never printed)."""
+def central_auth(couch: Couch) -> str | None:
+    """The Authorization this edge's replications send to the province (never printed), if set up."""
     doc = replicator_docs(couch).get("submissions_up")
     if doc is None:
-        raise ConfigError("Nút biên chưa được thiết lập đầy đủ: hãy chạy lại 'carecheck edge init'.",
-                          "This edge is not fully set up (no replication doc); "
-                          "run 'carecheck edge init' again.")
-    auth = str(doc["target"]["headers"]["Authorization"])
-    user, _, password = base64.b64decode(auth.split(" ", 1)[1]).decode().partition(":")
-    return Couch(config.central_url, user, password, timeout=30.0)
+        return None
+    return str(((doc.get("target") or {}).get("headers") or {}).get("Authorization") or "") or None
 
 
-def init_edge(settings: Settings, area: str, central_url: str, user: str, password: str,
+def province(couch: Couch, config: EdgeConfig, *, timeout: float = 30.0) -> Province:
+    """The province's sync server, as this edge (the credential kept in our own `_replicator` doc)."""
+    auth = central_auth(couch)
+    if auth is None or not config.edge_id:
+        raise ConfigError("Nút biên chưa đăng ký với tỉnh: hãy chạy 'carecheck edge init --enroll-secret …'.",
+                          "This edge is not enrolled with the province: run "
+                          "'carecheck edge init --enroll-secret …'.")
+    return Province(config.central_url, auth, timeout=timeout)
+
+
+def _credential(local: Couch, enroll_secret: str | None) -> tuple[str, str]:
+    """(edge id, Authorization): from the pasted secret, or the one this edge already replicates with."""
+    if enroll_secret:
+        edge_id, secret = parse_token(enroll_secret)
+        return edge_id, basic_auth(edge_id, secret)
+    auth = central_auth(local)
+    if auth:
+        user = base64.b64decode(auth.split(" ", 1)[1]).decode().partition(":")[0]
+        if user.startswith("edge-"):
+            return user, auth
+    raise BadRequest("Cần --enroll-secret: xin tỉnh chạy 'carecheck edge enroll --area …' rồi dán mã ở đây.",
+                     "--enroll-secret is needed: ask the province to run 'carecheck edge enroll --area …' "
+                     "and paste the secret here.")
+
+
+def init_edge(settings: Settings, area: str, central_url: str, enroll_secret: str | None = None,
               *, local: Couch | None = None, via: str = "") -> EdgeConfig:
     """Make this node an edge for ``area``; idempotent (re-running replaces our `_replicator` docs).
 
-    ``via``: the URL of this edge's uplink relay (``carecheck edge uplink``), which gzips what goes up; the
-    replicator then reaches the province through it. Set-up itself always talks to the province directly.
+    ``central_url`` is the province's sync server (what phones use), ``enroll_secret`` what
+    ``carecheck edge enroll`` printed there (optional on a re-run: the credential already in use is kept).
+    ``via``: this edge's uplink relay (``carecheck edge uplink``), which gzips what goes up; the replicator
+    then reaches the province through it. Set-up itself always talks to the province directly.
     """
     area = check_area(area)
     central_url = check_central_url(central_url)
     via = check_central_url(via) if via else ""
     local = local or local_couch(settings)
-    central = Couch(central_url, user, password, timeout=15.0)
+    edge_id, auth = _credential(local, enroll_secret)
+    link = Province(central_url, auth, timeout=15.0)
     try:
-        prepare_central(central, settings)
-    except ConfigError:
-        raise ConfigError(
-            f"Kho dữ liệu tỉnh {central_url} từ chối tài khoản {user}: cần tài khoản quản trị của kho tỉnh.",
-            f"The province store {central_url} refused account {user}: "
-            "an admin account of that store is needed.",
-        ) from None
+        who = link.whoami()
     except Problem as exc:
-        raise Problem(
-            f"Không kết nối được kho dữ liệu tỉnh {central_url}. Hãy chạy lại lệnh khi có mạng.",
-            f"Could not reach the province store {central_url} ({exc.message_en}). "
-            "Run this command again when the link is up.",
-        ) from None
+        raise Problem(exc.message, exc.message_en + " Run this command again when the link is up."
+                      if exc.status == 503 else exc.message_en, code=exc.code) from None
+    finally:
+        link.close()
+    if who.get("area") != area or who.get("edge") != edge_id:
+        raise BadRequest(f"Mã đăng ký này của tỉnh dành cho vùng {who.get('area')}, không phải {area}.",
+                         f"This enrolment secret is for area {who.get('area')}, not {area}.")
 
     for db in (settings.submissions_db, settings.accounts_db, FORMS_DB, EDGE_DB):
         local.ensure_db(db)
     ensure_submissions_design(local, settings)
 
-    config = EdgeConfig(area=area, node_name=f"edge:{area}", central_url=central_url, central_user=user,
+    config = EdgeConfig(area=area, node_name=f"edge:{area}", central_url=central_url, edge_id=edge_id,
                         configured_at=now_iso(), via=via)
     write_report(local, config, {"state": "configured", "checked_at": config.configured_at})
     _write_var_file(settings, config)
 
     local_auth = basic_auth(settings.couchdb_user, settings.couchdb_password)
     generation = now_iso()
-    central_auth = basic_auth(user, password)
-    wanted = {s.doc_id: replicator_doc(s, local.url, local_auth, via or central_url, central_auth, generation)
+    wanted = {s.doc_id: replicator_doc(s, local.url, local_auth, via or central_url, auth, generation)
               for s in specs(settings, area)}
-    # Delete every doc we own first (also specs of an older version): an identical stale doc never runs.
-    for doc in replicator_docs(local).values():
-        _delete_replicator_doc(local, str(doc["_id"]))
-    for doc_id in wanted:  # docs of an older version kept the base id
+    # Delete every doc we own first (also specs of an older version, which may hold the province admin's
+    # credentials): an identical stale doc never runs. Compaction drops the deleted revisions' bodies.
+    old = [str(d["_id"]) for d in replicator_docs(local, every=True).values()] + list(wanted)
+    for doc_id in old:
         _delete_replicator_doc(local, doc_id)
+    if old:
+        local.request("POST", f"{REPLICATOR_DB}/_compact", json={}, action="compact _replicator",
+                      ok=(200, 201, 202))
     for doc in wanted.values():
         local.save(REPLICATOR_DB, doc)
     return config

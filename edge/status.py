@@ -3,16 +3,20 @@
 pouchdb-server keeps `_replication_state` at "triggered" for a continuous replication whether or not anything
 moves (and `_active_tasks` is empty), so the state shown here is measured:
 
-- **waiting** = documents on the source (for submissions: this area's) whose current revision the target does
-  not have, asked of the target with `_revs_diff`. Only changes after ``verified_seq`` (the source sequence up
-  to which everything was already confirmed delivered) are checked again, so a status check over a slow link
-  stays small. When the other side cannot be reached, every unconfirmed document counts as waiting.
+- **waiting**, up = the records this edge accepted (any area) that the province does not hold yet, asked of
+  the province by id and XML hash (``/sync/edge/submissions/_held``: a record that reached the province
+  another way, e.g. the phone sent it again in town, counts as held); down = what the province would send
+  (``/sync/edge/{forms,accounts}/_changes``) whose revision this edge lacks (`_revs_diff`). Only changes
+  after ``verified_seq`` (up to which everything was already confirmed) are checked again, so a status check
+  over a slow link stays small. When the province cannot be reached, every unconfirmed record is waiting.
+- **refused**: the province does not take this edge's credential (revoked by ``carecheck edge revoke``, or
+  unknown): one bilingual line saying so, and every replication is in error.
 - **last success** = the last check that confirmed new deliveries or an empty backlog. A timeout or refusal is
   an error with its time, never a success (CHT #8303).
 - **state** = error when the replicator reports one or the other side does not answer; running otherwise.
 
-Each check is written into the edge's ``edge:<area>`` doc, which replicates up to the province; the province's
-view of every edge is :func:`edge_summary`.
+Each check is written into the edge's ``edge:<area>`` doc and sent to the province (``PUT
+/sync/edge/report``); the province's view of every edge is ``core.stores.edge_summary``.
 """
 
 from __future__ import annotations
@@ -27,12 +31,12 @@ from core.localtime import shown
 from core.settings import Settings
 from core.stores import EDGE_DB
 from edge import replication as rep
+from edge.central import Province
 
 LABELS = {
     "submissions_up": ("Phiếu gửi lên tỉnh", "Submissions up to the province"),
     "accounts_down": ("Tài khoản cộng tác viên tải về", "Collaborator accounts down"),
     "forms_down": ("Biểu mẫu tải về", "Forms down"),
-    "report_up": ("Báo cáo trạng thái lên tỉnh", "Status report up"),
 }
 STATES = {
     "running": ("đang chạy", "running"),
@@ -53,6 +57,7 @@ class ReplicationStatus:
     last_success: str | None         # ISO time of the last check that confirmed delivery
     last_error: str | None
     last_error_at: str | None
+    conflicting: int = 0             # up: records the province holds with other content under their id
 
 
 @dataclass
@@ -63,64 +68,85 @@ class EdgeStatus:
     checked_at: str
     central_reachable: bool
     replications: list[ReplicationStatus]
+    refused: str | None = None       # the province refuses this edge (revoked, unknown): its bilingual reason
 
     def as_report(self) -> dict[str, Any]:
         return {"checked_at": self.checked_at, "central_reachable": self.central_reachable,
-                "replications": {r.kind: asdict(r) for r in self.replications}}
+                "refused": self.refused, "replications": {r.kind: asdict(r) for r in self.replications}}
 
 
-def _since_pages(couch: Couch, db: str, since: str | None, spec: rep.ReplicationSpec, local_side: bool
-                 ) -> list[tuple[str, str, str]]:
-    """(seq, id, rev) of the source's changes after ``since``, filtered like the replication."""
+def _local_changes(couch: Couch, db: str, since: str | None, spec: rep.ReplicationSpec
+                   ) -> list[tuple[str, str, str, str]]:
+    """(seq, id, rev, xml_sha256) of this edge's changes after ``since``, filtered like the replication."""
     params: dict[str, Any] = {"style": "all_docs"}
     if spec.filter:
         params["filter"] = spec.filter
         params.update(spec.query_params or {})
-    out: list[tuple[str, str, str]] = []
+    out: list[tuple[str, str, str, str]] = []
     cursor = since
     while True:
-        results, last = couch.changes(db, cursor, limit=1000, include_docs=False, **params)
+        results, last = couch.changes(db, cursor, limit=1000, include_docs=True, **params)
         for r in results:
-            if str(r["id"]).startswith("_design/"):
+            if str(r["id"]).startswith("_design/") or r.get("deleted"):
                 continue
-            for ch in r.get("changes", []):
-                out.append((str(r["seq"]), str(r["id"]), str(ch["rev"])))
+            sha = str((r.get("doc") or {}).get("xml_sha256") or "")
+            for ch in r.get("changes", [])[:1]:
+                out.append((str(r["seq"]), str(r["id"]), str(ch["rev"]), sha))
         if not results or last == cursor:
             break
         cursor = last
-    del local_side
     return out
 
 
-def measure(source: Couch, target: Couch, spec: rep.ReplicationSpec, since: str | None,
-            *, source_db: str, target_db: str) -> tuple[int, int, str | None]:
-    """(waiting, checked, verified_seq): how many source docs the target lacks, asked with `_revs_diff`."""
-    changes = _since_pages(source, source_db, since, spec, True)
+def measure_up(local: Couch, link: Province, spec: rep.ReplicationSpec, since: str | None
+               ) -> tuple[int, int, int, str | None]:
+    """(waiting, conflicting, checked, verified_seq) of the records this edge accepted: ``waiting`` = the
+    province does not hold the record (by id), ``conflicting`` = it holds other content under its id."""
+    changes = _local_changes(local, spec.local_db, since, spec)
+    missing: set[str] = set()
+    different: set[str] = set()
+    for i in range(0, len(changes), 500):
+        m, d = link.held({docid: sha for _, docid, _, sha in changes[i:i + 500]})
+        missing |= m
+        different |= d
+    verified = since
+    for seq, docid, _, _ in changes:
+        if docid in missing or docid in different:
+            break
+        verified = seq
+    return len(missing), len(different), len({c[1] for c in changes}), verified
+
+
+def measure_down(local: Couch, link: Province, spec: rep.ReplicationSpec, since: str | None
+                 ) -> tuple[int, int, str | None]:
+    """(waiting, checked, verified_seq): what the province would send that this edge lacks (`_revs_diff`)."""
+    changes: list[tuple[str, str, str]] = []
+    cursor = since
+    while True:
+        results, last = link.changes(spec.central_db, cursor)
+        changes += [(str(r["seq"]), str(r["id"]), str(ch["rev"]))
+                    for r in results for ch in r.get("changes", [])]
+        if not results or last == cursor:
+            break
+        cursor = last
     missing: set[tuple[str, str]] = set()
     for i in range(0, len(changes), 500):
-        chunk = changes[i:i + 500]
         body: dict[str, list[str]] = {}
-        for _, docid, rev in chunk:
+        for _, docid, rev in changes[i:i + 500]:
             body.setdefault(docid, []).append(rev)
-        r = target.request("POST", f"{target_db}/_revs_diff", json=body, action="compare revisions")
+        r = local.request("POST", f"{spec.local_db}/_revs_diff", json=body, action="compare revisions")
         for docid, info in r.json().items():
-            for rev in info.get("missing", []):
-                missing.add((docid, rev))
+            missing |= {(docid, rev) for rev in info.get("missing", [])}
     verified = since
     for seq, docid, rev in changes:
         if (docid, rev) in missing:
             break
         verified = seq
-    waiting_ids = {docid for docid, _ in missing}
-    return len(waiting_ids), len(changes), verified
-
-
-def _count_unverified(source: Couch, spec: rep.ReplicationSpec, since: str | None, source_db: str) -> int:
-    return len({docid for _, docid, _ in _since_pages(source, source_db, since, spec, True)})
+    return len({docid for docid, _ in missing}), len(changes), verified
 
 
 def check(settings: Settings, local: Couch | None = None) -> EdgeStatus:
-    """Measure every replication of this edge, store the result in the edge doc, and return it."""
+    """Measure every replication of this edge, store the result in the edge doc (and at the province)."""
     local = local or rep.local_couch(settings)
     config = rep.read_config(local)
     if config is None:
@@ -130,12 +156,20 @@ def check(settings: Settings, local: Couch | None = None) -> EdgeStatus:
     docs = rep.replicator_docs(local)
     now = rep.now_iso()
     reach_error: str | None = None
-    central: Couch | None = None
+    refused: str | None = None
+    link: Province | None = None
     try:
-        central = rep.central_from_replicator(local, config)
-        central.db_info(settings.submissions_db)
+        link = rep.province(local, config)
+        link.whoami()
     except Problem as exc:
-        reach_error = f"Không kết nối được kho tỉnh / cannot reach the province store: {exc.message_en}"
+        if exc.status == 503:
+            reach_error = f"Không kết nối được tỉnh / cannot reach the province: {exc.message_en}"
+        else:  # revoked, unknown credential, not enrolled: the province will take nothing from this edge
+            refused = f"{exc.message} / {exc.message_en}"
+            reach_error = refused
+        if link is not None:
+            link.close()
+            link = None
     results: list[ReplicationStatus] = []
     for spec in rep.specs(settings, config.area):
         prev = previous.get(spec.kind) or {}
@@ -152,21 +186,23 @@ def check(settings: Settings, local: Couch | None = None) -> EdgeStatus:
         elif doc.get("_replication_state") == "completed":
             st.state = "completed"
         up = spec.direction == "up"
-        src_db, tgt_db = (spec.local_db, spec.central_db) if up else (spec.central_db, spec.local_db)
-        if reach_error is not None or central is None:
+        if link is None:
             if st.state != "missing":
                 st.state = "error"
             st.last_error, st.last_error_at = reach_error, now
             if up:
                 try:
-                    st.waiting = _count_unverified(local, spec, st.verified_seq, src_db)
+                    unverified = _local_changes(local, spec.local_db, st.verified_seq, spec)
+                    st.waiting = len({c[1] for c in unverified})
                 except Problem:
                     st.waiting = None
         else:
-            source, target = (local, central) if up else (central, local)
             try:
-                waiting, checked, verified = measure(source, target, spec, st.verified_seq,
-                                                     source_db=src_db, target_db=tgt_db)
+                if up:
+                    waiting, st.conflicting, checked, verified = measure_up(local, link, spec,
+                                                                            st.verified_seq)
+                else:
+                    waiting, checked, verified = measure_down(local, link, spec, st.verified_seq)
             except Problem as exc:
                 st.state = "error"
                 st.last_error, st.last_error_at = exc.message_en, now
@@ -177,8 +213,17 @@ def check(settings: Settings, local: Couch | None = None) -> EdgeStatus:
                 st.verified_seq = verified
         results.append(st)
     status = EdgeStatus(area=config.area, node_name=config.node_name, central_url=config.central_url,
-                        checked_at=now, central_reachable=reach_error is None, replications=results)
+                        checked_at=now, central_reachable=link is not None, replications=results,
+                        refused=refused)
     rep.write_report(local, config, status.as_report())
+    if link is not None:
+        try:
+            link.put_report({"central_url": config.central_url, "configured_at": config.configured_at,
+                             "via": config.via, "report": status.as_report()})
+        except Problem:
+            pass  # the next check reports again; the status itself is measured either way
+        finally:
+            link.close()
     return status
 
 
@@ -206,6 +251,8 @@ def render(status: EdgeStatus, lang: str = "vi") -> list[str]:
     head = (f"Edge {status.node_name} → {status.central_url}, checked {status.checked_at}" if en else
             f"Nút biên {status.node_name} → {status.central_url}, kiểm tra lúc {status.checked_at}")
     lines = [head]
+    if status.refused:  # both languages whatever --lang: this is the line an operator must act on
+        lines.append(f"!! {status.refused}")
     for r in status.replications:
         label = LABELS[r.kind][i]
         state = STATES[r.state][i]
@@ -219,6 +266,9 @@ def render(status: EdgeStatus, lang: str = "vi") -> list[str]:
         ok = _ago(r.last_success, now)
         last = "last success" if en else "lần thành công gần nhất"
         lines.append(f"- {label}: {state}; {wait}; {last} {ok}")
+        if r.conflicting:
+            lines.append(f"    {r.conflicting} records held at the province with other content under their id"
+                         if en else f"    {r.conflicting} phiếu mà tỉnh giữ bản khác cùng mã")
         if r.last_error:
             err = "last error" if en else "lỗi gần nhất"
             lines.append(f"    {err} {r.last_error_at}: {r.last_error}")
@@ -228,8 +278,9 @@ def render(status: EdgeStatus, lang: str = "vi") -> list[str]:
 def sync_now(settings: Settings, timeout: float = 120.0, local: Couch | None = None) -> EdgeStatus:
     """Restart the replications and wait until every submission is confirmed at the province.
 
-    Success means measured delivery (``waiting == 0`` by `_revs_diff`), never "the request was sent": on a
-    timeout this raises a Problem saying how many are still waiting (CHT #8303).
+    Success means measured delivery (``waiting == 0``: the province holds every record), never "the request
+    was sent": on a timeout this raises a Problem saying how many are still waiting (CHT #8303); when the
+    province refuses this edge (revoked), at once with that reason.
     """
     import time
 
@@ -241,6 +292,8 @@ def sync_now(settings: Settings, timeout: float = 120.0, local: Couch | None = N
         up = next(r for r in st.replications if r.kind == "submissions_up")
         if st.central_reachable and up.waiting == 0:
             return st
+        if st.refused:  # waiting will not help: the province takes nothing from this edge
+            raise Problem(st.refused.split(" / ", 1)[0], st.refused.split(" / ", 1)[-1])
         if time.monotonic() >= deadline:
             waiting = "?" if up.waiting is None else str(up.waiting)
             raise Problem(

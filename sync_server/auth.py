@@ -41,6 +41,7 @@ from sync_server import tokens
 log = logging.getLogger("carecheck.sync.auth")
 
 ROLES = ("collaborator", "district", "province")
+EDGE_ROLE = "edge"  # an enrolled edge node (sync_server.edges); never made by `user add`, Basic auth only
 ACCOUNT_TTL = 30.0  # seconds an account read from CouchDB is trusted (disable takes effect within this)
 BASIC_TTL = 300.0  # seconds a verified Basic credential is trusted without re-running argon2
 NONCE_TTL = 600  # seconds a Digest nonce is fresh; after that the challenge says stale=true
@@ -153,14 +154,15 @@ class Accounts:
     def _record(self, name: str) -> dict[str, Any] | None:
         now = time.monotonic()
         hit = self._cache.get(name)
-        if hit and now - hit[0] < ACCOUNT_TTL:
+        # Edge credentials are read every time: `carecheck edge revoke` takes effect at once.
+        if hit and now - hit[0] < ACCOUNT_TTL and (hit[1] or {}).get("role") != EDGE_ROLE:
             return hit[1]
         doc = self.couch.get(self.db, f"user:{name}")
         self._cache[name] = (now, doc)
         return doc
 
     def _account(self, doc: dict[str, Any] | None) -> Account | None:
-        if doc is None or not doc.get("active", False) or doc.get("role") not in ROLES:
+        if doc is None or not doc.get("active", False) or doc.get("role") not in (*ROLES, EDGE_ROLE):
             return None
         return Account(str(doc["name"]), str(doc["role"]), str(doc.get("area") or orgunits.PROVINCE_CODE))
 
@@ -170,6 +172,7 @@ class Accounts:
         doc = self._record(name)
         ok = self._basic_ok.get(key)
         if ok and now - ok[0] < BASIC_TTL and ok[1] == (doc or {}).get("password_argon2"):
+            self._revoked_edge(doc)
             return self._account(doc)
         if doc is None:
             return None
@@ -181,11 +184,26 @@ class Accounts:
             if len(self._basic_ok) > 10_000:
                 self._basic_ok.clear()
             self._basic_ok[key] = (now, str(doc.get("password_argon2")))
+        self._revoked_edge(doc)
         return self._account(doc)
+
+    @staticmethod
+    def _revoked_edge(doc: dict[str, Any] | None) -> None:
+        """A revoked edge that still knows its secret is told so (403), not asked for a password again."""
+        if doc and doc.get("role") == EDGE_ROLE and not doc.get("active", False):
+            raise Forbidden(
+                f"Nút biên {doc.get('name')} đã bị tỉnh thu hồi quyền đồng bộ ({doc.get('revoked_at')}). "
+                "Hãy xin tỉnh mã đăng ký mới và chạy 'carecheck edge init --enroll-secret …'.",
+                f"Edge {doc.get('name')} was revoked by the province ({doc.get('revoked_at')}). "
+                "Ask the province for a new enrolment secret and run "
+                "'carecheck edge init --enroll-secret …'.",
+                code="edge_revoked",
+            )
 
     def _fresh(self, name: str) -> bool:
         hit = self._cache.get(name)
-        return hit is not None and time.monotonic() - hit[0] < ACCOUNT_TTL
+        return (hit is not None and time.monotonic() - hit[0] < ACCOUNT_TTL
+                and (hit[1] or {}).get("role") != EDGE_ROLE)
 
     def answer_cached(self, header: str, secret: bytes) -> bool:
         """Whether authenticating this header needs no I/O and no argon2 (so it may run on the event loop)."""

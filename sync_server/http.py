@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core.errors import Problem
 from sync_server import openrosa
 from sync_server.auth import AuthChallenge
-from sync_server.routes import formlist, health, replication, submission
+from sync_server.routes import edge_sync, formlist, health, replication, submission
 
 log = logging.getLogger("carecheck.sync")
 
@@ -159,7 +159,9 @@ async def _unexpected(request: Request) -> Response:
 
 
 # What devices talk to, listed explicitly: a missing module is an ImportError at start, never a silent gap.
-DEVICE_ROUTERS: tuple[Any, ...] = (health.router, formlist.router, submission.router, replication.router)
+# edge_sync before replication: /sync/edge/… must not be taken for a device database named "edge".
+DEVICE_ROUTERS: tuple[Any, ...] = (health.router, formlist.router, submission.router, edge_sync.router,
+                                   replication.router)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -2,7 +2,7 @@
 
 Every path into the ``submissions`` database goes through here: the OpenRosa POST (``routes/submission.py``),
 ``/sync`` pushes from PouchDB devices (``routes/replication.py``, including ``new_edits:false`` with any
-``_rev``), and the edge uplink (the edge role is added in :func:`stamp_pushed` and :func:`may_edit`).
+``_rev``), and enrolled edge nodes' pushes (``routes/edge_sync.py``, :func:`stamp_edge_pushed`).
 
 The rule (README "Who may write"):
 
@@ -21,14 +21,16 @@ The rule (README "Who may write"):
    letters, digits and ``:._-``), so every id stored is readable through every route (no ``/``, ``?``, ``#``,
    ``%``, spaces or a leading ``_``).
 
-CouchDB's ``validate_doc_update`` (``core.stores.VALIDATE_DOC_UPDATE``) is the second line inside the store.
+6. An enrolled edge node (role ``edge``, ``sync_server.edges``; not in :data:`SUBMITTING_ROLES`: it never
+   submits through OpenRosa) pushes the records its own sync server accepted, on behalf of their
+   collaborators, through ``routes.replication.push``: the edge vouches for the author
+   (``edges.vouched_author``: a collaborator account of the edge's area, held at the province, and an area
+   inside the edge's), and the rule above then runs *as that collaborator* (:func:`stamp_edge_pushed`;
+   create-only, an identical resend a no-op, edits of that collaborator's own records only).
+   ``received_by`` is set to the edge's node name from its credential (whatever the body says);
+   ``received_at`` is the edge's own when well formed (field lag stays the field lag).
 
-Adding a writer role (the edge uplink): put the role in :data:`SUBMITTING_ROLES`; in :func:`stamp_pushed`,
-an edge keeps the ``submitted_by``/``area``/``received_by``/``received_at`` its own server stamped (check
-``received_by`` is that edge's node name instead of requiring them to equal the account's); in
-:func:`may_edit`, decide which edits an edge may relay (those made by collaborators it serves). Everything
-else — create-only, identical resend = no-op, deletions refused, the audit record — applies unchanged through
-``routes.replication.push``.
+CouchDB's ``validate_doc_update`` (``core.stores.VALIDATE_DOC_UPDATE``) is the second line inside the store.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from typing import Any
 from core.couch import Couch, Doc
 from core.errors import BadRequest, Problem
 from core.settings import Settings
-from sync_server import openrosa
+from sync_server import edges, openrosa
 from sync_server.auth import Account
 
 log = logging.getLogger("carecheck.sync.writerule")
@@ -176,6 +178,7 @@ class Pushed:
     duplicate: bool = False
     deprecated_id: str | None = None
     attachments: list[str] = field(default_factory=list)
+    author: Account | None = None  # whose edit rights apply (an edge's push: the vouched collaborator)
 
 
 def bad_doc(doc_id: str, why: str) -> Refusal:
@@ -297,7 +300,27 @@ def stamp_pushed(account: Account, raw: Any, node_name: str, received_at: str) -
             **stamp(account, node_name, received_at),
         }
     )
-    return Pushed(doc_id, doc=doc, deprecated_id=dep, attachments=sorted(atts))
+    return Pushed(doc_id, doc=doc, deprecated_id=dep, attachments=sorted(atts), author=account)
+
+
+_ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
+
+
+def stamp_edge_pushed(edge: Account, raw: Any, authors: dict[str, Doc | None], received_at: str) -> Pushed:
+    """Rule 6: one record an edge pushes; ``authors`` maps the named submitters to their account docs.
+
+    The edge's ``received_at`` (when the phone handed the record in) is kept when well formed, so lag stays
+    the field lag; ``received_by`` is the edge's node name, whatever the body says.
+    """
+    author = edges.vouched_author(edge, raw, authors)
+    doc_id = str(raw.get("_id"))[:200] if isinstance(raw, dict) else ""
+    if isinstance(author, str):
+        return Pushed(doc_id, refusal=Refusal(
+            FORGED, f"Nút biên {edge.name} không được gửi phiếu này: {author}",
+            f"Edge {edge.name} may not push this record: {author}"))
+    theirs = raw.get("received_at")
+    when = theirs if isinstance(theirs, str) and _ISO_UTC.match(theirs) else received_at
+    return stamp_pushed(author, raw, edges.node_name(edge.area), when)
 
 
 def decide_batch(account: Account, pushed: list[Pushed], stored: dict[str, Doc | None]) -> list[Pushed]:
@@ -328,7 +351,7 @@ def decide_batch(account: Account, pushed: list[Pushed], stored: dict[str, Doc |
             if target is not None and target.get("_deleted"):
                 target = None
             try:
-                check_edit(account, p.deprecated_id, target)
+                check_edit(p.author or account, p.deprecated_id, target)
             except Refusal as exc:
                 p.refusal = exc
                 continue

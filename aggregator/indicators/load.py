@@ -82,6 +82,11 @@ def parse_definition(d: dict[str, Any], file: str = "<inline>") -> Indicator:
     src = SOURCES[num.source]
     if d["kind"] == "stock" and src.stock_key is None:
         raise ConfigError(f"{here}: {num.source} rows have no unit id, so the indicator must be a flow")
+    if d["kind"] == "flow" and src.once_per_period:
+        raise ConfigError(
+            f"{here}: each {num.source} counts once per period (its latest visit), so the indicator "
+            "must be a stock"
+        )
     dis = tuple(d.get("disaggregate") or ())
     for dim in dis:
         if dim not in DIMENSIONS:
@@ -91,15 +96,21 @@ def parse_definition(d: dict[str, Any], file: str = "<inline>") -> Indicator:
             raise ConfigError(f"{here}: {num.source} rows have no {needed!r} to disaggregate by")
     target = d.get("target")
     if target is not None:
-        if not isinstance(target, dict) or not target.get("clause"):
+        if not isinstance(target, dict) or not target.get("clause") or not target.get("clause_vi"):
             raise ConfigError(
-                f"{here}: target needs a clause (the plan's words), op and value (null if none)"
+                f"{here}: target needs the plan clause in English and Vietnamese (clause, clause_vi), op and "
+                "value (null if none)"
             )
         if target.get("op") is not None and (
             target["op"] not in TARGET_OPS or not isinstance(target.get("value"), (int, float))
         ):
             raise ConfigError(f"{here}: target op must be one of {TARGET_OPS} with a numeric value")
-        target = {"op": target.get("op"), "value": target.get("value"), "clause": str(target["clause"])}
+        target = {
+            "op": target.get("op"),
+            "value": target.get("value"),
+            "clause": str(target["clause"]),
+            "clause_vi": str(target["clause_vi"]),
+        }
     return Indicator(
         code=str(code),
         name_vi=str(name["vi"]),
@@ -162,14 +173,14 @@ def write_readme() -> Path:
 def readme_table() -> str:
     """The Markdown table of every indicator, as README.md carries it (a test checks it is up to date)."""
     lines = [
-        "| code | name (vi) | name (en) | unit | kind | target | plan clause |",
-        "|---|---|---|---|---|---|---|",
+        "| code | name (vi) | name (en) | unit | kind | target | plan clause | điều khoản kế hoạch |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for ind in load().values():
         t = ind.target or {}
         target = f"{t['op']} {t['value']}" if t.get("op") else "—"
         lines.append(
             f"| `{ind.code}` | {ind.name_vi} | {ind.name_en} | {ind.unit} | {ind.kind} | {target} | "
-            f"{t.get('clause', '—')} |"
+            f"{t.get('clause', '—')} | {t.get('clause_vi', '—')} |"
         )
     return "\n".join(lines) + "\n"

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, case, literal
 
 from aggregator.indicators.condition import compile_condition
 from aggregator.indicators.sources import SOURCES
+from aggregator.indicators.status import status as status_of
 
 HERE = Path(__file__).parent
 
@@ -82,15 +83,15 @@ class Indicator:
             return float(numerator)
         return self.factor * float(numerator) / float(denominator)
 
-    def status(self, value: float | None) -> str:
-        if value is None:
-            return "no_data"
-        if not self.target or self.target.get("op") is None:
-            return "no_target"
-        t = float(self.target["value"])
-        op = self.target["op"]
-        ok = {"<": value < t, "<=": value <= t, ">": value > t, ">=": value >= t, "==": value == t}[op]
-        return "met" if ok else "not_met"
+    def status(self, value: float | None, *, suppressed: bool = False) -> str:
+        """Rule 9's one status (``aggregator.indicators.status``)."""
+        return status_of(value, self.target, suppressed=suppressed)
+
+    @property
+    def clause(self) -> dict[str, str]:
+        """The plan clause the indicator answers to, in both languages (every indicator cites one)."""
+        t = self.target or {}
+        return {"vi": str(t.get("clause_vi") or t.get("clause") or ""), "en": str(t.get("clause") or "")}
 
 
 # ---------------------------------------------------------------- the condition language

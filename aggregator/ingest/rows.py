@@ -16,7 +16,7 @@ from typing import Any
 from lxml import etree
 
 from aggregator import quality
-from aggregator.anthropometry import zscores
+from aggregator.anthropometry import plausible_z, zscores
 from aggregator.models import (
     ChildObservation,
     FacilityCheck,
@@ -394,6 +394,11 @@ def _household(
         rows.children.append((obs, rec))
         for f in quality.child_flags(obs, dob, visit, pid is not None, pid_error if pid else None):
             _flag(rows, f, now, obs_id)
+        # rule 6: a WHO-implausible z-score is flagged above (with its value) and left out of every nutrition
+        # numerator and denominator, as WHO's igrowup sets flagged z-scores to missing
+        for score in ("waz", "haz", "whz"):
+            if not plausible_z(score, obs[score]):
+                obs[score] = None
 
 
 # ---------------------------------------------------------------- a page → the database

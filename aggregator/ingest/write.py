@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import bindparam, delete, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col
 
+from aggregator import versions
 from aggregator.ingest.rows import (
     DERIVED,
     BadSubmission,
@@ -37,10 +38,9 @@ from aggregator.models import (
     Quarantine,
     RawSubmission,
     RegistryConflict,
+    VersionChoice,
 )
-from aggregator.registry import (
-    Registry,
-)
+from aggregator.registry import Registry, settle_latest
 
 
 @dataclass
@@ -125,83 +125,137 @@ def apply_page(
         except Exception as exc:  # noqa: BLE001 - any failure of one document must not block the feed
             out.failed[doc_id] = describe_failure(exc)
 
-    # Deletions: rows go, the raw row stays marked deleted; an edit's deletion brings its original back.
-    restore: set[str] = set()
+    # Deletions: rows go, the raw row stays marked deleted (rule 1 below brings back what an edit replaced).
     touched_children: set[str] = set()
     if deleted_ids:
         _delete_derived(session, deleted_ids, touched_children)
         for chunk in _chunks(deleted_ids):
-            for rid, dep in session.execute(
-                select(col(RawSubmission.id), col(RawSubmission.deprecated_id)).where(
-                    col(RawSubmission.id).in_(chunk)
-                )
-            ):
-                out.deleted.append(rid)
-                if dep:
-                    restore.add(dep)
+            out.deleted += list(
+                session.execute(
+                    select(col(RawSubmission.id)).where(col(RawSubmission.id).in_(chunk))
+                ).scalars()
+            )
             session.execute(
                 update(RawSubmission)
                 .where(col(RawSubmission.id).in_(chunk))
-                .values(deleted=True, superseded=False)
+                .values(deleted=True, superseded=False, lost_to=None)
             )
             session.execute(delete(Quarantine).where(col(Quarantine.submission_id).in_(chunk)))
     page_ids = {r.doc_id for r in built}
-    for rid in sorted(restore - page_ids):
-        doc = fetch(rid) if fetch else None
-        if doc and doc.get("type") == "submission":
-            try:
-                built.append(build_rows(doc, now, repeats_of, key=key))
-                page_ids.add(rid)
-            except Exception as exc:  # noqa: BLE001
-                out.failed[rid] = describe_failure(exc)
-
-    # Which of these documents are superseded (by an edit in this page or already landed), and which earlier
-    # documents this page's edits supersede.
-    targets = {r.deprecated_id for r in built if r.deprecated_id}
-    superseded = targets & page_ids
-    for chunk in _chunks(page_ids):
-        superseded |= set(
-            session.execute(
-                select(col(RawSubmission.deprecated_id)).where(
-                    col(RawSubmission.deprecated_id).in_(chunk),
-                    col(RawSubmission.deleted).is_(False),
-                )
-            ).scalars()
-        )
-    if targets:
-        _delete_derived(session, targets, touched_children)
-        for chunk in _chunks(targets):
-            session.execute(
-                update(RawSubmission).where(col(RawSubmission.id).in_(chunk)).values(superseded=True)
-            )
+    by_id = {r.doc_id: r for r in built}
+    # The page's documents land first (flags settled next), so that the records they belong to are whole.
+    upsert(session, RawSubmission, [{**r.raw, "superseded": False, "lost_to": None} for r in built])
     _delete_derived(session, page_ids, touched_children)
 
-    current = [r for r in built if r.doc_id not in superseded]
+    # Rule 1 (aggregator.versions): every record these documents belong to, settled as a whole — which
+    # versions are superseded, which heads lost, and the one whose rows count.
+    nodes, flags_now = _records(session, page_ids | set(deleted_ids))
+    was_live = {n.id: not n.deleted and flags_now[n.id] == (False, None) for n in nodes}
+    state = versions.settle(nodes, _choices(session, nodes))
+    live: list[DocRows] = []
+    changed: list[dict[str, Any]] = []
+    for node in nodes:
+        st = state[node.id]
+        if node.id not in page_ids and was_live.get(node.id) and not st.live:
+            _delete_derived(session, [node.id], touched_children)  # an edit or another head won
+        if st.live:
+            if node.id in by_id:
+                live.append(by_id[node.id])
+            elif not was_live.get(node.id):  # it counts again (an edit deleted, an officer's choice)
+                doc = fetch(node.id) if fetch else None
+                if doc and doc.get("type") == "submission" and not doc.get("_deleted"):
+                    try:
+                        live.append(build_rows(doc, now, repeats_of, key=key))
+                    except Exception as exc:  # noqa: BLE001
+                        out.failed[node.id] = describe_failure(exc)
+        if (st.superseded, st.lost_to) != flags_now[node.id]:
+            changed.append({"b_id": node.id, "b_superseded": st.superseded, "b_lost_to": st.lost_to})
+    if changed:
+        raw = RawSubmission.__table__  # type: ignore[attr-defined]
+        session.execute(
+            update(raw)
+            .where(raw.c.id == bindparam("b_id"))
+            .values(superseded=bindparam("b_superseded"), lost_to=bindparam("b_lost_to")),
+            changed,
+        )
+
     registry = Registry(session, key)
-    registry.preload(rec for r in current for _, rec in r.children)
-    for r in current:
+    registry.preload(rec for r in live for _, rec in r.children)
+    for r in live:
         for obs, rec in r.children:
             obs["child_id"] = registry.match(rec)
     session.flush()
     registry.flush_conflicts()
 
-    raws = []
-    for r in built:
-        raws.append({**r.raw, "superseded": r.doc_id in superseded})
-    upsert(session, RawSubmission, raws)
-    households = [r.household for r in current if r.household]
-    facilities = [r.facility for r in current if r.facility]
-    observations = [obs for r in current for obs, _ in r.children]
-    flags = [f for r in current for f in r.flags]
+    order = [{"end_time": r.raw.get("end_time"), "received_at": r.raw.get("received_at")} for r in live]
+    households = [{**r.household, **o} for r, o in zip(live, order, strict=True) if r.household]
+    facilities = [{**r.facility, **o} for r, o in zip(live, order, strict=True) if r.facility]
+    observations = [{**obs, **o} for r, o in zip(live, order, strict=True) for obs, _ in r.children]
+    flags = [f for r in live for f in r.flags]
     _insert(session, Household, households)
     _insert(session, FacilityCheck, facilities)
     _insert(session, ChildObservation, observations)
     _insert(session, QualityFlag, flags)
     for chunk in _chunks(page_ids):
         session.execute(delete(Quarantine).where(col(Quarantine.submission_id).in_(chunk)))
+    matched = {obs["child_id"] for obs in observations if obs.get("child_id")}
     _prune_orphans(session, touched_children)
-    out.ingested = sorted(page_ids)
-    out.rows = len(raws) + len(households) + len(facilities) + len(observations)
+    settle_latest(session, matched | touched_children)  # rule 2 for the registry's last visit
+    # every document whose rows changed: the page's, and the versions that started or stopped counting
+    stopped = {n.id for n in nodes if was_live.get(n.id) and not state[n.id].live}
+    out.ingested = sorted(page_ids | {r.doc_id for r in live} | stopped)
+    out.rows = len(built) + len(households) + len(facilities) + len(observations)
+    return out
+
+
+def _records(
+    session: Session, ids: set[str]
+) -> tuple[list[versions.Node], dict[str, tuple[bool, str | None]]]:
+    """Every stored version of the records these ids belong to (following ``deprecated_id`` both ways until
+    closed), and each one's stored (superseded, lost_to)."""
+    t = RawSubmission.__table__  # type: ignore[attr-defined]
+    cols = (
+        t.c.id,
+        t.c.deprecated_id,
+        t.c.deleted,
+        t.c.end_time,
+        t.c.received_at,
+        t.c.superseded,
+        t.c.lost_to,
+    )
+    rows: dict[str, Any] = {}
+    queried: set[str] = set()
+    frontier = set(ids)
+    while frontier:
+        queried |= frontier
+        found = []
+        for chunk in _chunks(frontier):
+            found += list(
+                session.execute(select(*cols).where(or_(t.c.id.in_(chunk), t.c.deprecated_id.in_(chunk))))
+            )
+        frontier = set()
+        for r in found:
+            rows.setdefault(r.id, r)
+            frontier |= {x for x in (r.id, r.deprecated_id) if x and x not in queried}
+    nodes = [
+        versions.Node(r.id, r.deprecated_id, bool(r.deleted), r.end_time, r.received_at)
+        for r in rows.values()
+    ]
+    return nodes, {r.id: (bool(r.superseded), r.lost_to) for r in rows.values()}
+
+
+def _choices(session: Session, nodes: list[versions.Node]) -> dict[str, str]:
+    """The officers' picks (``VersionChoice``) for the records of these versions: record → instanceID."""
+    parent = {n.id: n.deprecated_id for n in nodes}
+    records = {versions.record_of(n.id, parent) for n in nodes}
+    out: dict[str, str] = {}
+    for chunk in _chunks(records):
+        for rec, iid in session.execute(
+            select(col(VersionChoice.record), col(VersionChoice.instance_id)).where(
+                col(VersionChoice.record).in_(chunk)
+            )
+        ):
+            out[rec] = iid
     return out
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from aggregator.indicators.status import has_target
 from aggregator.periods import Period, parse_period, previous
 from aggregator.reports.labels import (
     HIERARCHIES,
@@ -16,7 +17,6 @@ from aggregator.reports.labels import (
     LEVELS,
     VIETNAM_TIME,
     better_high,
-    has_target,
 )
 from aggregator.reports.quality import QualityPanel, quality_panel
 from core.errors import BadRequest, NotFound

@@ -6,8 +6,9 @@ import csv
 import io
 from typing import Any
 
+from aggregator.indicators.status import has_target, label, shows_denominator
 from aggregator.reports import ReportData
-from aggregator.reports.labels import has_target, light
+from aggregator.reports.labels import clause_text
 
 COLUMNS = [
     "indicator",
@@ -26,7 +27,8 @@ COLUMNS = [
     "target_op",
     "target_value",
     "status",
-    "traffic_light",
+    "status_text",
+    "clause",
 ]
 
 
@@ -36,7 +38,7 @@ def _num(x: float | None) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
-def _row(r: Any) -> list[str]:
+def _row(r: Any, lang: str) -> list[str]:
     dis = ";".join(f"{k}={v}" for k, v in sorted((r.disaggregation or {}).items()))
     return [
         r.indicator,
@@ -50,26 +52,28 @@ def _row(r: Any) -> list[str]:
         r.period,
         dis,
         _num(r.numerator),
-        _num(r.denominator),
+        _num(r.denominator) if shows_denominator(r.unit) else "",
         _num(r.value),
         str(r.target["op"]) if has_target(r.target) else "",
         _num(float(r.target["value"])) if has_target(r.target) else "",
         r.status,
-        light(r.status, r.value, r.target),
+        label(r.status, lang),
+        clause_text(r, lang),
     ]
 
 
 def render_csv(data: ReportData) -> bytes:
     """Rows in report order, each (indicator, org unit, period, disaggregation) once.
 
-    ``status`` is the rollup's; ``traffic_light`` adds "close" (not met but within 5 % of the target).
+    ``status`` is rule 9's code (aggregator.indicators.status), ``status_text`` its words in the report's
+    language, ``clause`` the plan clause; a count indicator has no denominator (counts are shown as counts).
     """
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(COLUMNS)
     seen: set[tuple[str, str, str, str]] = set()
     for r in data.all_rows():
-        line = _row(r)
+        line = _row(r, data.lang)
         key = (line[0], line[4], line[8], line[9])
         if key in seen:
             continue

@@ -8,17 +8,16 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from aggregator.indicators.status import STATUSES, has_target, shows_denominator
 from aggregator.reports import DISAGGREGATIONS, ReportData
 from aggregator.reports.charts import Bar, bar_chart, line_chart
 from aggregator.reports.labels import (
     STATUS_COLOURS,
-    STATUSES,
+    clause_text,
     fmt_number,
     fmt_seconds,
     fmt_target,
     fmt_value,
-    has_target,
-    light,
     period_label,
     t,
 )
@@ -39,7 +38,8 @@ def row_name(row: Any, lang: str) -> str:
 
 
 def row_light(row: Any) -> str:
-    return light(row.status, row.value, row.target)
+    """Rule 9's status of the row (computed once, by aggregator.indicators.status)."""
+    return str(row.status)
 
 
 def _target_value(row: Any) -> float | None:
@@ -49,7 +49,13 @@ def _target_value(row: Any) -> float | None:
 def charts(data: ReportData) -> dict[str, Any]:
     """Every chart of the report, as inline SVG markup."""
     lang = data.lang
-    out: dict[str, Any] = {"trend": {}, "ranking": {}, "ranking_missing": {}, "disaggregation": {}}
+    out: dict[str, Any] = {
+        "trend": {},
+        "trend_empty": {},
+        "ranking": {},
+        "ranking_missing": {},
+        "disaggregation": {},
+    }
     for row in data.summary:
         by_period = {r.period: r for r in data.trends.get(row.indicator, [])}
         points = [
@@ -57,7 +63,9 @@ def charts(data: ReportData) -> dict[str, Any]:
             for p in data.trend_periods
         ]
         if all(v is None for _, v in points):
-            out["trend"][row.indicator] = None  # the card says "no data" instead of drawing empty axes
+            out["trend"][row.indicator] = None  # the card says why instead of drawing empty axes
+            hidden = any(r.status == "suppressed" for r in by_period.values())
+            out["trend_empty"][row.indicator] = "suppressed" if hidden else "no_data"
             continue
         out["trend"][row.indicator] = line_chart(
             points, target=_target_value(row), unit=row.unit, lang=lang, title=row_name(row, lang)
@@ -67,8 +75,13 @@ def charts(data: ReportData) -> dict[str, Any]:
             continue
         head = rows[0]
         # units without data are listed under the chart, not drawn: 40 empty bars hide the 8 that matter
-        shown = [r for r in rows if row_light(r) != "no_data"]
-        out["ranking_missing"][ind] = [r.org_unit_name for r in rows if row_light(r) == "no_data"]
+        shown = [r for r in rows if r.value is not None]
+        # units without a figure are named under the chart by why (hidden / no data), not drawn as bars
+        out["ranking_missing"][ind] = [
+            (status, [r.org_unit_name for r in rows if r.value is None and r.status == status])
+            for status in ("suppressed", "no_data")
+            if any(r.value is None and r.status == status for r in rows)
+        ]
         if not shown:
             continue
         bars = [Bar(r.org_unit_name, r.value, row_light(r)) for r in shown]
@@ -79,8 +92,8 @@ def charts(data: ReportData) -> dict[str, Any]:
         out["disaggregation"][dim] = {}
         for ind in key_indicators(data):
             rows = per.get(ind, [])
-            if not rows:
-                continue
+            if not any(r.value is not None for r in rows):
+                continue  # nothing but hidden or empty groups: the table below says so, no hatched bars
             bars = [Bar(t(str(r.disaggregation.get(dim)), lang), r.value, row_light(r)) for r in rows]
             out["disaggregation"][dim][ind] = bar_chart(
                 bars,
@@ -124,6 +137,8 @@ def render_html(data: ReportData) -> str:
         "value": lambda row: fmt_value(row.value, row.unit, lang),
         "num": lambda x, decimals=0: fmt_number(x, lang, decimals),
         "target": lambda row: fmt_target(row.target, row.unit, lang),
+        "clause": lambda row: clause_text(row, lang),
+        "denominator": lambda row: fmt_number(row.denominator, lang) if shows_denominator(row.unit) else "",
         "seconds": lambda s: fmt_seconds(s, lang),
         "period_label": period_label(data.period, lang),
         "short_period": lambda p: _short_period(p, lang),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from aggregator.indicators.status import LABELS as STATUS_LABELS
+from aggregator.indicators.status import has_target
 from aggregator.periods import Period
 from core.localtime import VIETNAM_TIME as VIETNAM_TIME  # the one definition (rule 7), used by the reports
 
@@ -12,8 +14,8 @@ LANGS = ("vi", "en")
 LEVELS = ("commune", "district", "province")
 HIERARCHIES = ("legacy", "2025")
 
-# Traffic lights: colour AND text, so a black-and-white print still says it.
-STATUSES = ("met", "close", "not_met", "no_target", "no_data", "suppressed")
+# Traffic lights: colour AND text, so a black-and-white print still says it. The statuses and their words
+# are rule 9's (aggregator.indicators.status); this module only adds colours.
 STATUS_COLOURS = {
     "met": "#1b7f3b",
     "close": "#b26a00",
@@ -22,10 +24,10 @@ STATUS_COLOURS = {
     "no_data": "#6b7280",
     "suppressed": "#6b7280",
 }
-# How near a target counts as "close": within this share of the target value (relative gap).
-CLOSE_MARGIN = 0.05
 
 TEXT: dict[str, tuple[str, str]] = {
+    # the statuses' words: rule 9's, one place
+    **{f"status_{code}": words for code, words in STATUS_LABELS.items()},
     # title and header
     "title": (
         "Báo cáo chỉ tiêu chăm sóc, giáo dục và bảo vệ trẻ em",
@@ -54,6 +56,14 @@ TEXT: dict[str, tuple[str, str]] = {
         "A commune has no constituent units to rank.",
     ),
     "no_rows": ("Chưa có số liệu.", "No data yet."),
+    "no_figures_for": (
+        "Không đơn vị trực thuộc nào có số liệu công bố được (không có số liệu hoặc ô nhỏ bị ẩn):",
+        "No constituent unit has a figure that can be published (no data, or small cells hidden):",
+    ),
+    "no_figures": (
+        "Chưa có đơn vị trực thuộc nào có số liệu công bố được (không có số liệu hoặc ô nhỏ bị ẩn).",
+        "No constituent unit has a figure that can be published yet (no data, or small cells hidden).",
+    ),
     # table headers
     "indicator": ("Chỉ tiêu", "Indicator"),
     "numerator": ("Tử số", "Numerator"),
@@ -74,16 +84,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "sex": ("Giới tính", "Sex"),
     "target_line": ("Đường mục tiêu", "Target line"),
     # statuses
-    "status_met": ("Đạt", "Met"),
-    "status_close": ("Gần đạt", "Close"),
-    "status_not_met": ("Chưa đạt", "Not met"),
-    "status_no_target": ("Không có mục tiêu", "No target"),
-    "status_no_data": ("Không có số liệu", "No data"),
     "close_note": (
         "Gần đạt: chưa đạt nhưng cách mục tiêu không quá 5 %. Ẩn (ô nhỏ): mẫu số dưới ngưỡng, không công bố.",
-        "Close: not met but within 5 % of the target. Suppressed: denominator below the threshold.",
+        "Close: not met but within 5 % of the target. Hidden: denominator below the threshold.",
     ),
-    "status_suppressed": ("Ẩn (ô nhỏ)", "Suppressed (small cell)"),
     # units
     "unit_percent": ("%", "%"),
     "unit_per_1000": ("‰", "per 1,000"),
@@ -135,9 +139,13 @@ TEXT: dict[str, tuple[str, str]] = {
     "q_all": ("Tất cả", "All"),
     "footer": (
         "Báo cáo chỉ chứa số liệu tổng hợp; không có thông tin cá nhân. Ô có mẫu số nhỏ hơn ngưỡng được ẩn,"
-        " cùng với một số ô khác khi cần, để không thể suy ra ô bị ẩn từ các số tổng.",
-        "Aggregates only; no personal data. Cells whose denominator is below the threshold are suppressed,"
-        " with other cells where needed, so that a suppressed cell cannot be worked out from the totals.",
+        " cùng với một số ô khác khi cần, để không thể suy ra ô bị ẩn từ các số tổng, và để phần còn lại"
+        " của các ô bị ẩn không bao giờ là 0 % hay 100 % (lấy tổng trừ các ô công bố không cho biết ô bị"
+        " ẩn đạt tất cả hay không đạt gì).",
+        "Aggregates only; no personal data. Cells whose denominator is below the threshold are hidden,"
+        " with other cells where needed, so that a hidden cell cannot be worked out from the totals, and so"
+        " that the hidden cells of a total are never together 0 % or 100 % (the total minus the cells shown"
+        " never tells that every hidden unit has all or none).",
     ),
     "sheet_summary": ("Tổng hợp", "Summary"),
     "sheet_trend": ("Xu hướng", "Trend"),
@@ -183,11 +191,6 @@ def fmt_value(x: float | None, unit: str, lang: str) -> str:
     return fmt_number(x, lang, decimals) + sign
 
 
-def has_target(target: Target) -> bool:
-    """A plan target with a figure (some clauses name no figure: ``{"op": null, "value": null}``)."""
-    return target is not None and target.get("op") is not None and target.get("value") is not None
-
-
 def fmt_target(target: Target, unit: str, lang: str) -> str:
     if target is None or not has_target(target):
         return "—"
@@ -211,14 +214,10 @@ def fmt_seconds(s: float | None, lang: str) -> str:
 # --- traffic lights ---
 
 
-def light(status: str, value: float | None, target: Target) -> str:
-    """The rollup's status, refined: a "not_met" within CLOSE_MARGIN of its target is "close"."""
-    if status != "not_met" or value is None or target is None or not has_target(target):
-        return status if status in STATUSES else "no_data"
-    tv = float(target["value"])
-    if tv == 0:
-        return status
-    return "close" if abs(value - tv) / abs(tv) <= CLOSE_MARGIN else "not_met"
+def clause_text(row: Any, lang: str) -> str:
+    """The plan clause the indicator answers to, in the reader's language (cited with or without a figure)."""
+    target = row.target or {}
+    return str(target.get("clause_vi" if lang == "vi" else "clause") or target.get("clause") or "")
 
 
 def better_high(target: Target) -> bool:

@@ -106,16 +106,17 @@ def quality_panel(
     """The panel for one org unit and period. Quarantine is a current state: counted for the area."""
     where = area_filter(level, area, hierarchy) + period_filter(start, end_inclusive)
     panel = QualityPanel()
+    lost = col(RawSubmission.lost_to).is_not(None)  # rule 1: a version of a record edited twice that lost
     counts = session.exec(
-        select(RawSubmission.superseded, RawSubmission.deleted, func.count())
+        select(RawSubmission.superseded, RawSubmission.deleted, lost, func.count())
         .where(*where)
-        .group_by(col(RawSubmission.superseded), col(RawSubmission.deleted))
+        .group_by(col(RawSubmission.superseded), col(RawSubmission.deleted), lost)
     ).all()
-    for superseded, deleted, n in counts:
+    for superseded, deleted, lost_to_another, n in counts:
         panel.received += n
         if deleted:
             panel.deleted += n
-        elif superseded:
+        elif superseded or lost_to_another:
             panel.superseded += n
         else:
             panel.current += n

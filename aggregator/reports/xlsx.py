@@ -11,8 +11,9 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from aggregator.indicators.status import has_target, shows_denominator
 from aggregator.reports import DISAGGREGATIONS, ReportData
-from aggregator.reports.labels import STATUS_COLOURS, both, has_target, light, t
+from aggregator.reports.labels import STATUS_COLOURS, both, t
 
 HEAD_FILL = PatternFill("solid", fgColor="0F3D5E")
 SUB_FILL = PatternFill("solid", fgColor="DCE6EE")
@@ -45,7 +46,7 @@ def _indicator_row(ws: Worksheet, r: int, row: Any, lang: str, lead: list[Any]) 
     values = lead + [
         row.value,
         row.numerator,
-        row.denominator,
+        row.denominator if shows_denominator(row.unit) else None,
         t(f"unit_{row.unit}", lang),
         (f"{row.target['op']} {row.target['value']}" if has_target(row.target) else None),
     ]
@@ -55,10 +56,16 @@ def _indicator_row(ws: Worksheet, r: int, row: Any, lang: str, lead: list[Any]) 
     ws.cell(row=r, column=n + 1).number_format = FORMATS.get(row.unit, "0.00")
     ws.cell(row=r, column=n + 2).number_format = "#,##0"
     ws.cell(row=r, column=n + 3).number_format = "#,##0"
-    _status_cell(ws, r, n + 6, light(row.status, row.value, row.target), lang)
+    _status_cell(ws, r, n + 6, row.status, lang)
 
 
 VALUE_KEYS: list[str | tuple[str, str]] = ["value", "numerator", "denominator", "unit", "target", "status"]
+
+
+def clause(row: Any, lang: str) -> str | None:
+    """The plan clause in the report's language."""
+    target = row.target or {}
+    return target.get("clause_vi" if lang == "vi" else "clause") or target.get("clause")
 
 
 def _name(row: Any, lang: str) -> str:
@@ -73,7 +80,7 @@ def render_xlsx(data: ReportData) -> bytes:
     _header(ws, ["code", "indicator", *VALUE_KEYS, "clause"], [16, 52, 11, 11, 11, 10, 10, 18, 30])
     for i, row in enumerate(data.summary, start=3):
         _indicator_row(ws, i, row, lang, [row.indicator, _name(row, lang)])
-        ws.cell(row=i, column=9, value=(row.target or {}).get("clause"))
+        ws.cell(row=i, column=9, value=clause(row, lang))
     # the report's identity under the table, never mixed into data rows
     base = len(data.summary) + 5
     for j, (key, value) in enumerate(

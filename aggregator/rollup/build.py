@@ -48,6 +48,7 @@ from aggregator.rollup.tables import (
     side_table,
 )
 from core import orgunits
+from core.localtime import local_date
 
 
 def _bulk_insert(conn: Connection, table: Table, rows: Iterable[tuple[Any, ...]]) -> int:
@@ -400,8 +401,8 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
         try:
             dates.add(date.fromisoformat(str(vd)[:10]))
         except ValueError:
-            if r[2] is not None:
-                years.add(r[2].year)
+            if (received := local_date(r[2])) is not None:  # the year in Vietnam, as periods are
+                years.add(received.year)
     children: set[str] = set()
     obs = ChildObservation.__table__  # type: ignore[attr-defined]
     for model in (ChildObservation, Household, FacilityCheck):

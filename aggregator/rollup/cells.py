@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 
 from aggregator import indicators as defs
+from aggregator import versions
 from aggregator.indicators import SOURCES, Indicator, Source
 from aggregator.periods import PERIOD_TYPES, parse_period, periods_of
 from aggregator.rollup.tables import COLS, UNKNOWN_COMMUNE
@@ -152,13 +153,12 @@ class CellQuery:
             per_row += [ind.numerator.sql().label(f"n{i}"), ind.denominator.sql().label(f"d{i}")]
         where = self._row_filter(t)
         if self.kind == "stock":
-            key = t.c[src.stock_key or ""]
-            pk = list(t.primary_key.columns)
+            key = src.unit()
             per_row.append(
                 func.row_number()
                 .over(
                     partition_by=[c(key), c(period_sql(self.ptype, t))],
-                    order_by=[t.c.visit_date.desc(), *[c.desc() for c in pk]],
+                    order_by=versions.visit_order_of(t, descending=True),  # rule 2: the latest visit first
                 )
                 .label("rn")
             )
@@ -238,27 +238,33 @@ class CellQuery:
             # the k-th of n equal ranges of the unit's hash: a range (not hash % n = k, which PostgreSQL
             # estimates at 0.5 % of the rows and then plans sort-based aggregates for)
             k, n = self.part
-            h, top = _unit_hash(t.c[src.stock_key or ""], dialect)
+            h, top = _unit_hash(src.unit(), dialect)
             if k > 0:
                 has_period.append(h >= literal(top * k // n))
             if k < n - 1:
                 has_period.append(h < literal(top * (k + 1) // n))
         if stock:
-            key = t.c[src.stock_key or ""]
-            pk = list(t.primary_key.columns)
+            key = src.unit()
+            pk = list(t.primary_key.columns)[0]
             # months since year 0, 0-based month: one integer, so one window function marks every period
             per_row.append((t.c.year * 12 + t.c.month - 1).label("ym"))
             # the per-row values are computed below the window's sort (which then carries them instead of
             # the raw columns); OFFSET 0 keeps PostgreSQL from pulling them up above the window
-            pk_cols = [k.label(f"pk_{k.name}") for k in pk]
             w = (
-                select(*per_row, c(key).label("unit"), t.c.visit_date.label("vd"), *pk_cols)
+                select(
+                    *per_row,
+                    c(key).label("unit"),
+                    t.c.visit_date.label("vd"),
+                    t.c.end_time.label("et"),
+                    t.c.received_at.label("ra"),
+                    pk.label("pk"),
+                )
                 .where(*has_period)
                 .offset(0)
                 .subquery("per_row")
             ).c
-            # ascending (visit_date, pk): the last row of a period is row_number() = 1 of _build
-            order = [w.vd, *[w[f"pk_{k.name}"] for k in pk]]
+            # rule 2 ascending: the last row of a period is row_number() = 1 of _build
+            order = versions.visit_order(w.vd, w.et, w.ra, w.pk)
             rows = select(
                 *[w[e.name] for e in per_row],
                 func.lead(w.ym).over(partition_by=[w.unit], order_by=order).label("next_ym"),

@@ -67,6 +67,7 @@ def get_indicators(
 ) -> dict[str, Any]:
     """One row per indicator, org unit and period (and disaggregation value, when asked)."""
     from aggregator.db import session_scope
+    from aggregator.indicators.status import label as status_label
     from aggregator.periods import default_period
     from aggregator.rollup import query_indicators
 
@@ -90,7 +91,11 @@ def get_indicators(
             min_cell=ctx.settings.min_cell_size,
         )
     items = [
-        {k: getattr(r, k) for k in FIELDS}
+        {
+            **{k: getattr(r, k) for k in FIELDS},
+            # rule 9's words for the status (aggregator.indicators.status), the same in every output
+            "status_text": {"vi": status_label(r.status, "vi"), "en": status_label(r.status, "en")},
+        }
         for r in rows
         if may_see(visible, r.level, r.org_unit, hierarchy)
     ]

@@ -37,8 +37,8 @@ from starlette.concurrency import run_in_threadpool
 
 from core.errors import Problem
 from core.stores import FORMS_DB, doc_visible
-from sync_server import writerule
-from sync_server.auth import Account, AuthChallenge, client_address, current_account, visible_area
+from sync_server import edges, writerule
+from sync_server.auth import EDGE_ROLE, Account, AuthChallenge, client_address, current_account, visible_area
 from sync_server.bodies import json_body, json_object
 from sync_server.deps import ServerContext
 from sync_server.store import utc_now
@@ -102,6 +102,8 @@ async def _setup(request: Request, db: str) -> tuple[ServerContext, Account, str
         raise Refused(404, "not_found", "No database here; use /sync/submissions or /sync/forms.")
     ctx: ServerContext = request.app.state.ctx
     account = await current_account(request)
+    if account.role == EDGE_ROLE:  # an edge has its own, narrower contract: routes/edge_sync.py
+        raise Refused(403, "forbidden", "Edge nodes replicate through /sync/edge/…, not /sync/{db}.")
     if not ctx.ready:
         await run_in_threadpool(ctx.ensure_ready)
     return ctx, account, ctx.settings.submissions_db if db == "submissions" else FORMS_DB
@@ -145,7 +147,8 @@ def _local_id(local_id: str) -> str:
 @couch_json
 async def sync_root(request: Request) -> Response:
     ctx: ServerContext = request.app.state.ctx
-    await current_account(request)
+    if (await current_account(request)).role == EDGE_ROLE:
+        raise Refused(403, "forbidden", "Edge nodes replicate through /sync/edge/…, not /sync/{db}.")
     uuid = hashlib.sha256(f"{ctx.settings.node_name}:{ctx.settings.submissions_db}".encode()).hexdigest()[:32]
     return JSONResponse({"couchdb": "Welcome", "vendor": {"name": "carecheck"}, "uuid": uuid})
 
@@ -306,7 +309,11 @@ def push(
     on; any other error would stop the whole replication), with the rule's code in ``reason_code``.
     """
     now = utc_now()
-    pushed = [writerule.stamp_pushed(account, d, ctx.settings.node_name, now) for d in docs]
+    if account.role == EDGE_ROLE:  # an enrolled edge pushes on behalf of its area's collaborators (rule 6)
+        authors = edges.accounts_named(ctx.couch, ctx.settings, docs)
+        pushed = [writerule.stamp_edge_pushed(account, d, authors, now) for d in docs]
+    else:
+        pushed = [writerule.stamp_pushed(account, d, ctx.settings.node_name, now) for d in docs]
     wanted = [p.doc_id for p in pushed if p.doc is not None]
     wanted += [p.deprecated_id for p in pushed if p.deprecated_id]
     stored = ctx.submissions.lookup(wanted)

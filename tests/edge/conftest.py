@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -48,15 +49,17 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
 
 @pytest.fixture()
 def degraded_link(pair: Pair) -> Iterator[Link]:
-    """The degraded link to the pair's province; skipped only where network namespaces cannot be created."""
-    try:
-        link = Link(pair.province.port).__enter__()
-    except NetnsUnavailable as exc:
-        pytest.skip(f"network namespaces cannot be created here: {exc}")
-    try:
-        yield link
-    finally:
-        link.close()  # namespaces (and with them the veth pair) are deleted whatever happened
+    """The degraded link to the province's sync server (an edge replicates through it, never to the province
+    store); skipped only where network namespaces cannot be created."""
+    with province_server(pair) as url:
+        try:
+            link = Link(int(url.rsplit(":", 1)[1])).__enter__()
+        except NetnsUnavailable as exc:
+            pytest.skip(f"network namespaces cannot be created here: {exc}")
+        try:
+            yield link
+        finally:
+            link.close()  # namespaces (and with them the veth pair) are deleted whatever happened
 
 
 def wait_until(cond: Callable[[], bool], timeout: float, every: float = 0.5) -> float:
@@ -70,3 +73,27 @@ def wait_until(cond: Callable[[], bool], timeout: float, every: float = 0.5) -> 
             pass
         time.sleep(every)
     raise AssertionError(f"condition not met within {timeout:.0f}s")
+
+
+@contextlib.contextmanager
+def province_server(pair: Pair, **over: object) -> Iterator[str]:
+    """The province's sync server (a real uvicorn) in front of the pair's province store; yields its URL."""
+    from console.app import create_app
+    from core.stores import ensure_store
+    from tests.edge.netlink import serve_in_thread
+
+    ensure_store(pair.province_couch(), pair.province_settings)
+    with serve_in_thread(create_app(pair.province_settings.model_copy(update=over))) as url:
+        yield url
+
+
+def enrol(pair: Pair, area: str, collaborators: tuple[str, ...] = ()) -> str:
+    """`carecheck edge enroll --area` at the province (plus collaborator accounts there); the secret."""
+    from sync_server.auth import Accounts
+    from sync_server.edges import enroll
+
+    ps, province = pair.province_settings, pair.province_couch()
+    province.ensure_db(ps.accounts_db)
+    for name in collaborators:
+        Accounts(province, ps).add(name, "mat-khau-123", "collaborator", area)
+    return enroll(province, ps, area).token

@@ -1,4 +1,5 @@
-"""Edge → province over a degraded link: 100 kbit/s, 5 % loss, ~300 ms round trip, the link cut three times.
+"""Edge → the province's sync server over a degraded link: 100 kbit/s, 5 % loss, ~300 ms round trip, the link
+cut three times.
 
 Replication must converge with nothing lost and nothing duplicated, and resume from its checkpoint after each
 cut: the replicator's reads of the edge's changes never start again from 0, and the bytes sent up after a cut
@@ -17,7 +18,7 @@ import pytest
 from edge import replication as rep
 from edge.status import check
 from edge.uplink import create_uplink
-from tests.edge.conftest import Pair, wait_until
+from tests.edge.conftest import Pair, enrol, wait_until
 from tests.edge.households import submission_doc
 from tests.edge.netlink import Link, serve_in_thread
 
@@ -52,9 +53,10 @@ def test_degraded_link_converges_and_resumes(pair: Pair, degraded_link: Link, pa
         edge.ensure_db(es.submissions_db)
         for i in range(0, n, 50):
             edge.bulk_docs(es.submissions_db, docs[i:i + 50])
+        token = enrol(pair, AREA, (f"ctv_{AREA}_01",))
         link.phase = 0
         t0 = time.monotonic()
-        rep.init_edge(es, AREA, link.url, "admin", "admin", local=edge, via=via)
+        rep.init_edge(es, AREA, link.url, token, local=edge, via=via)
         delivered_at_cut: list[int] = []
         for k in range(1, CUTS + 1):
             time.sleep(phase_s)
@@ -97,7 +99,7 @@ def test_degraded_link_converges_and_resumes(pair: Pair, degraded_link: Link, pa
         # The replicator's reads of the edge's changes resume from the checkpoint, never from 0 again.
         log = (pair.edge.data_dir / "log.txt").read_text()
         db = re.escape(es.submissions_db)
-        sinces = re.findall(rf"GET /{db}/_changes\?[^ ]*filter=carecheck%2Fby_area[^ ]*since=([^& ]+)", log)
+        sinces = re.findall(rf"GET /{db}/_changes\?[^ ]*filter=carecheck%2Frecords[^ ]*since=([^& ]+)", log)
         first_checkpoint = next(i for i, s in enumerate(sinces) if s != "0")
         assert "0" not in sinces[first_checkpoint:], sinces[:20]
 

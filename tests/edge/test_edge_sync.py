@@ -1,4 +1,5 @@
-"""Edge ↔ province replication on two real pouchdb-servers: outage, area filter, accounts, status, forms."""
+"""Edge ↔ province replication through the province's sync server (/sync/edge) with an enrolled edge's
+credential, on two real pouchdb-servers: outage, every accepted record up, accounts, status, forms."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from core.settings import ROOT
 from core.stores import FORMS_DB, edge_summary
 from edge import replication as rep
 from edge.status import check, render
-from tests.edge.conftest import Pair, wait_until
+from tests.edge.conftest import Pair, enrol, province_server, wait_until
 from tests.edge.households import submission_doc
 from tests.edge.netlink import serve_in_thread
 
@@ -48,10 +49,10 @@ def test_province_down_500_households_arrive_once(pair: Pair, tmp_path: Path) ->
     ps = pair.province_settings.model_copy(update={"forms_build_dir": built})
     edge, province = pair.edge_couch(), pair.province_couch()
     # The collaborator is created at the province; the edge learns the account by replication.
-    province.ensure_db(ps.accounts_db)
-    Accounts(province, ps).add("ctv_hontre", "mat-khau-123", "collaborator", AREA)
+    token = enrol(pair, AREA, ("ctv_hontre",))
     Accounts(province, ps).add("cb_tinh", "tinh-pass", "province", "91")
-    rep.init_edge(es, AREA, pair.province.base_url, "admin", "admin", local=edge)
+    central = province_server(pair)
+    rep.init_edge(es, AREA, central.__enter__(), token, local=edge)
     wait_until(lambda: edge.get(es.accounts_db, "user:ctv_hontre") is not None, timeout=30)
     assert edge.get(es.accounts_db, "user:cb_tinh") is None  # least privilege: no officer hashes on the edge
 
@@ -95,8 +96,8 @@ def test_province_down_500_households_arrive_once(pair: Pair, tmp_path: Path) ->
     # Ingested and counted at the province like direct submissions.
     assert _ingested(ps, province) == (500, 500)
     # In town, the phone sends household 0 again, straight to the province's sync server: one record still.
-    with serve_in_thread(create_app(ps)) as province_server, \
-            OpenRosaClient(province_server, "ctv_hontre", "mat-khau-123") as phone:
+    with serve_in_thread(create_app(ps)) as town_server, \
+            OpenRosaClient(town_server, "ctv_hontre", "mat-khau-123") as phone:
         assert phone.submit(households[0], "collect:edge-test").status == "duplicate"
     assert len(_ids(province, ps.submissions_db)) == 500
     assert _ingested(ps, province) == (500, 500)
@@ -112,6 +113,7 @@ def test_province_down_500_households_arrive_once(pair: Pair, tmp_path: Path) ->
     r = client.get("/api/v1/edges", auth=("cb_tinh", "tinh-pass"))
     assert r.status_code == 200 and r.json()["edges"][0]["backlog"] == 0
     assert client.get("/api/v1/edges", auth=("ctv_x", "ctv-pass")).status_code == 403
+    central.__exit__(None, None, None)
 
 
 def _ingested(ps: object, province: Couch) -> tuple[int, int]:
@@ -140,9 +142,13 @@ def test_record_arriving_both_ways_is_counted_once(pair: Pair) -> None:
     _bulk(province, ps.submissions_db, [submission_doc(i, AREA, node="province") for i in range(30)])
     edge.ensure_db(es.submissions_db)
     _bulk(edge, es.submissions_db, [submission_doc(i, AREA, node="edge:31108") for i in range(40)])
-    rep.init_edge(es, AREA, pair.province.base_url, "admin", "admin", local=edge)
-    wait_until(lambda: len(_ids(province, ps.submissions_db)) == 40, timeout=60)
-    wait_until(lambda: {r.kind: r for r in check(es, edge).replications}["submissions_up"].waiting == 0, 30)
+    token = enrol(pair, AREA, (f"ctv_{AREA}_01",))
+    with province_server(pair) as central:
+        rep.init_edge(es, AREA, central, token, local=edge)
+        wait_until(lambda: len(_ids(province, ps.submissions_db)) == 40, timeout=60)
+        # The 30 the province already held count as delivered (same record, another revision).
+        wait_until(lambda: {r.kind: r for r in check(es, edge).replications}["submissions_up"].waiting == 0,
+                   30)
     assert _ingested(ps, province) == (40, 40)
     # Same instanceID and identical XML arriving twice is not an edit conflict.
     assert find_conflicts(province, ps) == []
@@ -159,16 +165,20 @@ def test_accounts_pulled_down_are_this_areas_collaborators_only(pair: Pair) -> N
                                          "active": True, "digest_ha1": "x", "password_argon2": "x"}
                                         for n, r, a in accounts])
     edge = pair.edge_couch()
-    rep.init_edge(es, AREA, pair.province.base_url, "admin", "admin", local=edge)
-    wait_until(lambda: len(_ids(edge, es.accounts_db)) >= 2, timeout=30)
-    # A collaborator added later at the province arrives too (continuous pull).
-    province.create(ps.accounts_db, {"_id": "user:ctv_hontre3", "type": "user", "name": "ctv_hontre3",
-                                     "role": "collaborator", "area": AREA, "active": True})
-    wait_until(lambda: "user:ctv_hontre3" in _ids(edge, es.accounts_db), timeout=30)
-    time.sleep(1.5)
-    assert sorted(_ids(edge, es.accounts_db)) == ["user:ctv_hontre", "user:ctv_hontre2", "user:ctv_hontre3"]
-    st = {r.kind: r for r in check(es, edge).replications}
-    assert st["accounts_down"].waiting == 0 and st["accounts_down"].state == "running"
+    token = enrol(pair, AREA)
+    with province_server(pair) as central:
+        rep.init_edge(es, AREA, central, token, local=edge)
+        wait_until(lambda: len(_ids(edge, es.accounts_db)) >= 2, timeout=30)
+        # A collaborator added later at the province arrives too (continuous pull).
+        province.create(ps.accounts_db, {"_id": "user:ctv_hontre3", "type": "user", "name": "ctv_hontre3",
+                                         "role": "collaborator", "area": AREA, "active": True})
+        wait_until(lambda: "user:ctv_hontre3" in _ids(edge, es.accounts_db), timeout=30)
+        time.sleep(1.5)
+        # No officer, no other area, no edge credential (the edge's own account stays at the province).
+        assert sorted(_ids(edge, es.accounts_db)) == ["user:ctv_hontre", "user:ctv_hontre2",
+                                                       "user:ctv_hontre3"]
+        st = {r.kind: r for r in check(es, edge).replications}
+        assert st["accounts_down"].waiting == 0 and st["accounts_down"].state == "running"
 
 
 def test_forms_published_at_the_province_reach_the_edge(pair: Pair) -> None:
@@ -180,8 +190,10 @@ def test_forms_published_at_the_province_reach_the_edge(pair: Pair) -> None:
     province, edge = pair.province_couch(), pair.edge_couch()
     assert len(forms.publish(province, ps)) == 2
     assert forms.publish(province, ps) == []  # unchanged: nothing rewritten
-    rep.init_edge(es, AREA, pair.province.base_url, "admin", "admin", local=edge)
-    wait_until(lambda: len(_ids(edge, FORMS_DB)) == 2, timeout=30)
+    token = enrol(pair, AREA)
+    with province_server(pair) as central:
+        rep.init_edge(es, AREA, central, token, local=edge)
+        wait_until(lambda: len(_ids(edge, FORMS_DB)) == 2, timeout=30)
     versions = ("2026110101", "2026112901")
     assert sorted(forms.apply(edge, es)) == [f"household_child_check/{v}" for v in versions]
     assert forms.apply(edge, es) == []
@@ -220,23 +232,26 @@ def _fake_build(build: object, form_id: str, versions: list[str]) -> None:
 def test_init_is_idempotent_and_resumes(pair: Pair) -> None:
     es, ps = pair.edge_settings, pair.province_settings
     edge, province = pair.edge_couch(), pair.province_couch()
-    rep.init_edge(es, AREA, pair.province.base_url, "admin", "admin", local=edge)
-    _bulk(edge, es.submissions_db, [submission_doc(i, AREA) for i in range(50)])
-    wait_until(lambda: len(_ids(province, ps.submissions_db)) == 50, timeout=60)
-    first = rep.replicator_docs(edge)
-    time.sleep(1.1)  # a new generation stamp
-    rep.init_edge(es, AREA, pair.province.base_url, "admin", "admin", local=edge)
-    second = rep.replicator_docs(edge)
-    assert set(first) == set(second) == {"submissions_up", "accounts_down", "forms_down", "report_up"}
-    assert all(first[k]["carecheck"]["generation"] != second[k]["carecheck"]["generation"] for k in first)
-    _bulk(edge, es.submissions_db, [submission_doc(i, AREA) for i in range(50, 60)])
-    wait_until(lambda: len(_ids(province, ps.submissions_db)) == 60, timeout=60)
-    # Credentials are in headers of our own docs only, never in a URL.
-    for doc in second.values():
-        assert "@" not in doc["source"]["url"] and "@" not in doc["target"]["url"]
-    cfg = rep.read_config(edge)
-    assert cfg is not None and cfg.node_name == "edge:31108" and cfg.central_url == pair.province.base_url
-    assert "admin" not in (es.var_dir / "edge.json").read_text().replace('"central_user": "admin"', "")
+    token = enrol(pair, AREA, (f"ctv_{AREA}_01",))
+    with province_server(pair) as central:
+        rep.init_edge(es, AREA, central, token, local=edge)
+        _bulk(edge, es.submissions_db, [submission_doc(i, AREA) for i in range(50)])
+        wait_until(lambda: len(_ids(province, ps.submissions_db)) == 50, timeout=60)
+        first = rep.replicator_docs(edge)
+        time.sleep(1.1)  # a new generation stamp
+        rep.init_edge(es, AREA, central, None, local=edge)  # the enrolled credential is kept
+        second = rep.replicator_docs(edge)
+        assert set(first) == set(second) == {"submissions_up", "accounts_down", "forms_down"}
+        assert all(first[k]["carecheck"]["generation"] != second[k]["carecheck"]["generation"] for k in first)
+        _bulk(edge, es.submissions_db, [submission_doc(i, AREA) for i in range(50, 60)])
+        wait_until(lambda: len(_ids(province, ps.submissions_db)) == 60, timeout=60)
+        # Credentials are in headers of our own docs only, never in a URL or the config.
+        for doc in second.values():
+            assert "@" not in doc["source"]["url"] and "@" not in doc["target"]["url"]
+        cfg = rep.read_config(edge)
+        assert cfg is not None and cfg.node_name == "edge:31108" and cfg.central_url == central
+        assert cfg.edge_id == token.split(":")[0]
+        assert token.split(":")[1] not in (es.var_dir / "edge.json").read_text()
 
 
 def test_rapid_restarts_leave_every_replication_running(pair: Pair) -> None:
@@ -246,12 +261,13 @@ def test_rapid_restarts_leave_every_replication_running(pair: Pair) -> None:
     (pouchdb-server quirks: each generation has an id and a nonce of its own)."""
     es = pair.edge_settings
     edge, province = pair.edge_couch(), pair.province_couch()
-    rep.init_edge(es, AREA, pair.province.base_url, "admin", "admin", local=edge)
+    central = province_server(pair)
+    rep.init_edge(es, AREA, central.__enter__(), enrol(pair, AREA, (f"ctv_{AREA}_01",)), local=edge)
     for _ in range(4):  # within a second or two of `edge init`, as an operator's `sync-now` can be
         rep.restart(edge)
         time.sleep(0.3)
     docs = rep.replicator_docs(edge)
-    assert set(docs) == {"submissions_up", "accounts_down", "forms_down", "report_up"}
+    assert set(docs) == {"submissions_up", "accounts_down", "forms_down"}
     time.sleep(3)  # the wound-down replications' last writes land
     states = {k: d.get("_replication_state") for k, d in rep.replicator_docs(edge).items()}
     assert "completed" not in states.values(), states
@@ -263,3 +279,4 @@ def test_rapid_restarts_leave_every_replication_running(pair: Pair) -> None:
         ),
         timeout=60,
     )
+    central.__exit__(None, None, None)

@@ -21,7 +21,7 @@ GOOD = {
     "numerator": {"count": "child", "where": "can_swim"},
     "denominator": {"count": "child", "where": "can_swim is not null"},
     "disaggregate": ["sex"],
-    "target": {"op": ">", "value": 50, "clause": "Plan II.2"},
+    "target": {"op": ">", "value": 50, "clause": "Plan II.2", "clause_vi": "Kế hoạch, mục II.2"},
 }
 
 
@@ -57,7 +57,11 @@ def test_at_least_fifteen_indicators_covering_the_plan() -> None:
         "child_drowning_deaths",
     }
     assert required <= set(defs)
-    assert defs["cedc_rate"].target == {"op": "<", "value": 0.8, "clause": defs["cedc_rate"].target["clause"]}
+    t = defs["cedc_rate"].target
+    assert t == {"op": "<", "value": 0.8, "clause": t["clause"], "clause_vi": t["clause_vi"]}
+    # every indicator cites its plan clause in both languages, with or without a figure (rule 9)
+    for ind in defs.values():
+        assert ind.clause["vi"] and ind.clause["en"] and ind.clause["vi"] != ind.clause["en"], ind.code
     assert defs["primary_right_age"].target["op"] == ">" and defs["primary_right_age"].target["value"] == 91
     assert defs["stations_national_immunisation"].target["value"] == 100
     assert defs["u5_deaths_per_1000_births"].unit == "per_1000"
@@ -97,8 +101,9 @@ def test_readme_lists_every_indicator_with_target_and_clause() -> None:
         ({"numerator": {"sum": "births_12m", "of": "household"}}, "same table"),
         ({"denominator": None}, "missing field 'denominator'"),
         ({"disaggregate": ["religion"]}, "unknown disaggregation"),
-        ({"target": {"op": "<", "value": 1}}, "target needs a clause"),
-        ({"target": {"op": "~", "value": 1, "clause": "x"}}, "target op must be one of"),
+        ({"target": {"op": "<", "value": 1}}, "target needs the plan clause"),
+        ({"target": {"op": "<", "value": 1, "clause": "x"}}, "in English and Vietnamese"),
+        ({"target": {"op": "~", "value": 1, "clause": "x", "clause_vi": "x"}}, "target op must be one of"),
         ({"colour": "red"}, "unknown field"),
     ],
 )
@@ -109,16 +114,17 @@ def test_bad_definitions_are_refused_with_a_clear_message(change: dict, message:
     assert "test.yaml: indicator 'x_rate'" in str(exc.value)
 
 
-def test_household_indicators_must_be_flows() -> None:
+def test_household_indicators_must_be_stocks() -> None:
+    """Rule 3: a household counts once per period (its latest visit), never once per visit."""
     d = {
         **GOOD,
         "numerator": {"count": "household", "where": "consent"},
         "denominator": {"count": "household"},
         "disaggregate": [],
     }
-    with pytest.raises(ConfigError, match="must be a flow"):
-        parse_definition(d, "t.yaml")
-    assert parse_definition({**d, "kind": "flow"}, "t.yaml").source == "household"
+    with pytest.raises(ConfigError, match="must be a stock"):
+        parse_definition({**d, "kind": "flow"}, "t.yaml")
+    assert parse_definition({**d, "kind": "stock"}, "t.yaml").source == "household"
 
 
 def test_a_bad_file_names_itself(tmp_path: Path) -> None:

@@ -213,9 +213,11 @@ def test_patterns_are_cached_until_the_cells_change(
     calls: list[int] = []
     real = suppression.pattern
 
-    def counting(denominators: dict[Key, float], min_cell: int) -> tuple[set[Key], set[Key]]:
+    def counting(
+        denominators: dict[Key, float], min_cell: int, numerators: dict[Key, float] | None = None
+    ) -> tuple[set[Key], set[Key]]:
         calls.append(len(denominators))
-        return real(denominators, min_cell)
+        return real(denominators, min_cell, numerators)
 
     monkeypatch.setattr(suppression, "pattern", counting)
     with Session(built) as s:
@@ -228,3 +230,115 @@ def test_patterns_are_cached_until_the_cells_change(
         rollup.bump_generation(conn)  # what every rebuild and refresh does
         assert suppression.hidden_cells(conn, "2026", ["cedc_rate"], 4) == one and len(calls) == 2
         s.rollback()
+
+
+# ---------------------------------------------------------------- rule 10: attribute disclosure
+
+
+def homogeneous_remainders(
+    cells: dict[Key, float], numerators: dict[Key, float], hidden: set[Key]
+) -> list[tuple[Key, float, float]]:
+    """The attack: for every group whose parent is shown and some children hidden, parent − the children
+    shown; an all-or-nothing remainder (0 or equal to its denominator) tells every hidden child's share —
+    unless the shown parent is all-or-nothing itself (then it says so of every cell under it anyway)."""
+    out = []
+    for g in groups_of(cells):
+        g = [x for x in g if x in cells]
+        parent, kids = g[0], g[1:]
+        if parent in hidden or not any(x in hidden for x in kids):
+            continue
+        n = numerators[parent] - sum(numerators[x] for x in kids if x not in hidden)
+        d = cells[parent] - sum(cells[x] for x in kids if x not in hidden)
+        whole = numerators[parent] in (0, cells[parent])
+        if d > 0 and (n == 0 or n == d) and not whole:
+            out.append((parent, n, d))
+    return out
+
+
+def test_the_province_workbook_leak_is_closed() -> None:
+    """Issue 12's workbook: stations 142/143 in the province, the 12 districts shown add to 123/124, so the
+    three hidden districts were 19/19 — each 100 %. The remainder must not be homogeneous any more."""
+    from core.orgunits import districts
+
+    codes = sorted(districts())
+    assert len(codes) == 15
+    # 12 shown: eleven at 10/10 plus one at 13/14 (123/124); 3 hidden small ones: 6/6, 6/6 and 7/7 (19/19)
+    shown = {c: (10.0, 10.0) for c in codes[:11]} | {codes[11]: (13.0, 14.0)}
+    small = {codes[12]: (6.0, 6.0), codes[13]: (6.0, 6.0), codes[14]: (7.0, 7.0)}
+    cells = {k("district", c): d for c, (_, d) in {**shown, **small}.items()}
+    nums = {k("district", c): n for c, (n, _) in {**shown, **small}.items()}
+    cells[k("province", "91")], nums[k("province", "91")] = 143.0, 142.0
+    # the small-cell rule alone (threshold 8) hides the three small districts, which protect each other
+    # against subtraction one by one — but not their 19/19 together
+    p0, c0 = pattern(cells, 8)
+    assert p0 == {k("district", c) for c in small} and not c0
+    assert homogeneous_remainders(cells, nums, p0 | c0) == [(k("province", "91"), 19.0, 19.0)]
+    # with the attribute-disclosure rule the remainder is mixed: the 13/14 district is hidden too
+    p1, c1 = pattern(cells, 8, nums)
+    assert homogeneous_remainders(cells, nums, p1 | c1) == []
+    assert k("district", codes[11]) in c1 and single_hidden_groups(cells, p1 | c1) == []
+
+
+def test_no_hidden_group_is_all_or_nothing_on_random_cubes() -> None:
+    import random
+
+    rng = random.Random(12)
+    codes = [c.code for c in communes().values() if c.district_code in ("900", "911", "902", "914")]
+    leaks_without_rule = 0
+    for _ in range(60):
+        raw: dict[tuple[str, str], float] = {}
+        raw_n: dict[tuple[str, str], float] = {}
+        for code in codes:
+            if rng.random() < 0.7:
+                m, f = rng.choice([0, 1, 2, 3, 8, 20]), rng.choice([0, 1, 2, 6, 30])
+                share = rng.choice([0.0, 1.0, 1.0, 0.5, rng.random()])  # many all-or-nothing communes
+                mn, fn = round(m * share), round(f * share)
+                for dis, d, n in (("", m + f, mn + fn), ("sex=male", m, mn), ("sex=female", f, fn)):
+                    if d:
+                        raw[(code, dis)], raw_n[(code, dis)] = d, n
+        cells, nums = cube(raw), cube(raw_n)
+        nums = {x: nums.get(x, 0.0) for x in cells}
+        min_cell = rng.choice([3, 5, 10])
+        primary, complementary = pattern(cells, min_cell, nums)
+        hidden = primary | complementary
+        assert homogeneous_remainders(cells, nums, hidden) == []
+        assert single_hidden_groups(cells, hidden) == []
+        p0, c0 = pattern(cells, min_cell)
+        leaks_without_rule += bool(homogeneous_remainders(cells, nums, p0 | c0))
+    assert leaks_without_rule > 0, "the cubes never had the leak: the test proves nothing"
+
+
+@pytest.mark.parametrize("min_cell", [2, 3, 5])
+def test_no_published_group_is_all_or_nothing(built: Engine, min_cell: int) -> None:  # noqa: F811
+    """On the rolled-up dataset, every answer anyone can get: no hidden group's remainder is homogeneous."""
+    from aggregator.suppression import hidden_cells, unit_kind
+
+    codes = list(load())
+    with Session(built) as s:
+        cells: dict[Key, float] = {}
+        nums: dict[Key, float] = {}
+        for level, hierarchies in (
+            ("province", ["legacy"]),
+            ("district", ["legacy"]),
+            ("commune", ["legacy", "2025"]),
+        ):
+            for h in hierarchies:
+                for dim in (None, *DIMENSIONS):
+                    for r in rollup.query_indicators(
+                        s,
+                        level=level,
+                        area=None,
+                        period="2026",
+                        hierarchy=h,
+                        indicators=codes,
+                        disaggregate_by=dim,
+                        suppress=False,
+                    ):
+                        if r.denominator:
+                            dk = dim or ""
+                            dv = (r.disaggregation or {}).get(dk, "")
+                            x = (r.indicator, unit_kind(level, h), r.org_unit, dk, dv)
+                            cells[x], nums[x] = float(r.denominator), float(r.numerator or 0)
+        hidden = hidden_cells(s.connection(), "2026", codes, min_cell)
+        assert hidden
+        assert homogeneous_remainders(cells, nums, hidden) == []

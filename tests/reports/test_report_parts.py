@@ -5,30 +5,31 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
+from aggregator.indicators.status import status
 from aggregator.periods import parse_period
 from aggregator.reports.charts import Bar, bar_chart, line_chart
-from aggregator.reports.labels import fmt_seconds, fmt_target, fmt_value, light, period_label
+from aggregator.reports.labels import fmt_seconds, fmt_target, fmt_value, period_label
 
 ABOVE_91 = {"op": ">", "value": 91, "clause": "intro"}
 BELOW_08 = {"op": "<", "value": 0.8, "clause": "intro"}
 
 
 @pytest.mark.parametrize(
-    ("status", "value", "target", "expected"),
+    ("value", "target", "hidden", "expected"),
     [
-        ("met", 92.0, ABOVE_91, "met"),
-        ("not_met", 90.0, ABOVE_91, "close"),  # 1.1 % short of the target
-        ("not_met", 86.0, ABOVE_91, "not_met"),  # 5.5 % short
-        ("not_met", 0.84, BELOW_08, "close"),  # 5 % above a "below" target
-        ("not_met", 0.9, BELOW_08, "not_met"),
-        ("suppressed", None, ABOVE_91, "suppressed"),
-        ("no_data", None, ABOVE_91, "no_data"),
-        ("no_target", 12.0, {"op": None, "value": None, "clause": "no figure"}, "no_target"),
-        ("something_new", 1.0, None, "no_data"),  # an unknown status never renders as a success
+        (92.0, ABOVE_91, False, "met"),
+        (90.0, ABOVE_91, False, "close"),  # 1.1 % short of the target
+        (86.0, ABOVE_91, False, "not_met"),  # 5.5 % short
+        (0.84, BELOW_08, False, "close"),  # 5 % above a "below" target
+        (0.9, BELOW_08, False, "not_met"),
+        (100 * 142 / 143, {"op": ">=", "value": 100}, False, "close"),  # the province workbook's 142/143
+        (None, ABOVE_91, True, "suppressed"),
+        (None, ABOVE_91, False, "no_data"),
+        (12.0, {"op": None, "value": None, "clause": "no figure"}, False, "no_target"),
     ],
 )
-def test_traffic_light(status: str, value: float | None, target: dict | None, expected: str) -> None:
-    assert light(status, value, target) == expected
+def test_one_status_rule(value: float | None, target: dict | None, hidden: bool, expected: str) -> None:
+    assert status(value, target, suppressed=hidden) == expected
 
 
 def test_formats_vietnamese_first() -> None:

@@ -105,3 +105,76 @@ def test_province_reads_everything_and_anonymous_is_challenged(client: TestClien
     assert r.status_code == 401 and "www-authenticate" in r.headers
     bad = client.get("/reports/district/900", params={"period": "2026Q9"}, auth=auth("huyen_ht"))
     assert bad.status_code == 400 and "2026Q9" in bad.text and "<h1>" in bad.text
+
+
+def test_one_status_in_every_output(client: TestClient, report_db: ReportDB) -> None:
+    """Rule 9: the same cells through the JSON API, the CLI, CSV, XLSX and HTML give the same statuses (and
+    counts are shown as counts)."""
+    import subprocess
+
+    from lxml import html as lxml_html
+
+    from aggregator.indicators.status import from_label
+    from tests.reports.conftest import CARECHECK
+
+    q = {"level": "district", "area": "900", "period": "2026Q4"}
+    api = client.get("/api/v1/indicators", params=q, auth=auth("huyen_ht"))
+    assert api.status_code == 200, api.text
+    truth = {i["indicator"]: i["status"] for i in api.json()["items"]}
+    assert {i["status_text"]["vi"] for i in api.json()["items"]} >= {"Đạt", "Chưa đạt", "Không có mục tiêu"}
+    assert len(set(truth.values())) >= 3
+    # HTML: the summary rows' statuses and the words in them
+    page = client.get("/reports/district/900", params={"period": "2026Q4"}, auth=auth("huyen_ht"))
+    doc = lxml_html.fromstring(page.text)
+    rows = doc.xpath('//table[@class="summary"]/tbody/tr')
+    assert {tr.get("data-indicator"): tr.get("data-status") for tr in rows} == truth
+    for tr in rows:
+        pill = tr.xpath('.//span[contains(@class, "light")]')[0].text_content()
+        assert from_label(pill) == tr.get("data-status")
+    # CSV: the totals of the district
+    body = client.get("/reports/district/900.csv", params={"period": "2026Q4"}, auth=auth("huyen_ht")).content
+    csv_rows = list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+    got = {
+        r["indicator"]: r["status"]
+        for r in csv_rows
+        if r["org_unit"] == "900" and r["period"] == "2026Q4" and not r["disaggregation"]
+    }
+    assert got == truth
+    assert all(from_label(r["status_text"]) == r["status"] for r in csv_rows)
+    counts = [r for r in csv_rows if r["unit"] == "count" and r["org_unit"] == "900" and r["value"]]
+    assert counts and all(r["denominator"] == "" and "." not in r["value"] for r in counts)
+    # XLSX: the summary sheet's status column (words)
+    xlsx = client.get("/reports/district/900.xlsx", params={"period": "2026Q4"}, auth=auth("huyen_ht"))
+    ws = openpyxl.load_workbook(io.BytesIO(xlsx.content))["Tổng hợp"]
+    header = [c.value for c in ws[1]]
+    col = header.index("Trạng thái") if "Trạng thái" in header else 7
+    sheet = {
+        ws.cell(r, 1).value: from_label(str(ws.cell(r, col + 1).value))
+        for r in range(3, ws.max_row + 1)
+        if ws.cell(r, 1).value in truth
+    }
+    assert sheet == truth
+    # CLI: one indicator of each status
+    picked = {status: code for code, status in sorted(truth.items())}
+    for status, code in picked.items():
+        out = subprocess.run(
+            [
+                str(CARECHECK),
+                "indicators",
+                "show",
+                code,
+                "--level",
+                "district",
+                "--area",
+                "900",
+                "--period",
+                "2026Q4",
+            ],
+            env={**report_db.env(), "COLUMNS": "250"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        line = next(x for x in out.stdout.splitlines() if x.startswith("│ 900 "))
+        assert f"({status})" in line, (code, line)

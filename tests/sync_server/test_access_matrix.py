@@ -6,8 +6,9 @@ for a document inside a ``_bulk_docs`` answer, or the set of seeded records a re
 Records: ``A`` by ``ctv_pq`` (commune 31078, Phú Quốc district 911, with a photo), ``A2`` by ``ctv_pq2``
 (same commune, another person), ``B`` by ``ctv_rg`` (Rạch Giá district 899).
 
-The edge engineer adds roles (``edge_a``, ``edge_revoked``) to :data:`ROLES` and a value for them in each row
-of :data:`EXPECTED`; a row without a value for a role fails loudly rather than being skipped.
+Edge nodes: ``edge_a`` (enrolled for district 911, Basic auth with its ``edge enroll`` secret) and
+``edge_revoked`` (enrolled for 911, then revoked). Their own routes (``/sync/edge/…``) have rows of their own;
+a row without a value for a role fails loudly rather than being skipped.
 """
 
 from __future__ import annotations
@@ -42,6 +43,19 @@ def _digest(name: str, password: str = PASSWORD) -> httpx.Auth:
     return httpx.DigestAuth(name, password)
 
 
+class EdgeAuth(httpx.Auth):
+    """Basic auth with an edge's ``<edge id>:<secret>`` (set by the fixture once `edge enroll` ran)."""
+
+    def __init__(self) -> None:
+        self.token = "edge-none:unset"
+
+    def auth_flow(self, request: httpx.Request):  # type: ignore[no-untyped-def]
+        request.headers["Authorization"] = "Basic " + base64.b64encode(self.token.encode()).decode()
+        yield request
+
+
+EDGE_A, EDGE_REVOKED = EdgeAuth(), EdgeAuth()
+
 # Role -> how its requests authenticate (None = no credentials).
 ROLES: dict[str, httpx.Auth | None] = {
     "anonymous": None,
@@ -52,6 +66,8 @@ ROLES: dict[str, httpx.Auth | None] = {
     "officer_a": _digest("huyen_pq"),
     "officer_b": _digest("huyen_rg"),
     "province": _digest("tinh"),
+    "edge_a": EDGE_A,
+    "edge_revoked": EDGE_REVOKED,
 }
 
 
@@ -79,6 +95,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, couch_server: CouchProcess) 
     acc.add("huyen_rg", PASSWORD, "district", "899")
     acc.add("ctv_off", PASSWORD, "collaborator", "31078")
     acc.set_active("ctv_off", False)
+    from sync_server import edges
+
+    EDGE_A.token = edges.enroll(couch, settings, "911").token
+    EDGE_REVOKED.token = (gone := edges.enroll(couch, settings, "911")).token
+    edges.revoke(couch, settings, edge_id=gone.edge_id)
     from aggregator.db import init_db
 
     init_db(settings)  # reports and indicators read the (empty) SQL side
@@ -266,6 +287,50 @@ ACTIONS: dict[str, Callable[[Stack, httpx.Auth | None], object]] = {
         new_edits=False,
     ),
     "_bulk_docs to forms": lambda s, a: _push(s, a, [{"_id": "form:x:1", "type": "form"}], db="forms"),
+    # /sync/edge: enrolled edge nodes (push records, pull forms and their area's collaborator accounts)
+    "GET /sync/edge/": lambda s, a: s.client.get("/sync/edge/", auth=a).status_code,
+    "GET /sync/edge/forms/_changes": lambda s, a: (
+        s.client.get("/sync/edge/forms/_changes", auth=a).status_code
+    ),
+    "GET /sync/edge/accounts/_changes": lambda s, a: _status_or(
+        s.client.get("/sync/edge/accounts/_changes?include_docs=true", auth=a),
+        lambda r: ",".join(sorted(x["doc"]["name"] for x in r.json()["results"])),
+    ),
+    "GET /sync/edge/accounts/user:huyen_pq": lambda s, a: (
+        s.client.get("/sync/edge/accounts/user:huyen_pq", auth=a).status_code
+    ),
+    "GET /sync/edge/submissions/_changes": lambda s, a: (
+        s.client.get("/sync/edge/submissions/_changes", auth=a).status_code
+    ),
+    "POST /sync/edge/submissions/_bulk_get A": lambda s, a: (
+        s.client.post(
+            "/sync/edge/submissions/_bulk_get", auth=a, json={"docs": [{"id": s.ids["A"]}]}
+        ).status_code
+    ),
+    "edge push create by ctv_pq": lambda s, a: _push(
+        s, a, [_doc(s, f"uuid:{uuid.uuid4()}", "ctv_pq")], db="edge/submissions"
+    ),
+    "edge push create by ctv_rg (other district)": lambda s, a: _push(
+        s, a, [dict(_doc(s, f"uuid:{uuid.uuid4()}", "ctv_rg"), area="30742")], db="edge/submissions"
+    ),
+    "edge push create by huyen_pq (an officer)": lambda s, a: _push(
+        s, a, [dict(_doc(s, f"uuid:{uuid.uuid4()}", "huyen_pq"), area="911")], db="edge/submissions"
+    ),
+    "edge push overwrite A (new_edits:false, forged 9-rev)": lambda s, a: _push(
+        s, a, [dict(_doc(s, s.ids["A"], "ctv_pq", hamlet="Ấp giả"), _rev="9-" + "f" * 32)], new_edits=False,
+        db="edge/submissions",
+    ),
+    "edge push edit A as ctv_pq": lambda s, a: _push(
+        s, a, [_doc(s, f"uuid:{uuid.uuid4()}", "ctv_pq", deprecated_id=s.ids["A"])], db="edge/submissions"
+    ),
+    "edge push edit A as ctv_pq2": lambda s, a: _push(
+        s, a, [_doc(s, f"uuid:{uuid.uuid4()}", "ctv_pq2", deprecated_id=s.ids["A"])], db="edge/submissions"
+    ),
+    "edge push delete A": lambda s, a: _push(
+        s, a, [{"_id": s.ids["A"], "_rev": "9-" + "d" * 32, "_deleted": True}], new_edits=False,
+        db="edge/submissions",
+    ),
+    "edge push to forms": lambda s, a: _push(s, a, [{"_id": "form:x:1", "type": "form"}], db="edge/forms"),
     # Operator API, reports, exports
     "GET /api/v1/submissions": lambda s, a: _status_or(
         s.client.get("/api/v1/submissions?limit=1000", auth=a),
@@ -325,6 +390,14 @@ _TABLE: dict[str, tuple[object, ...]] = {
     "_bulk_docs delete A": ("forbidden", "forbidden", 403, 403, 403),
     "_bulk_docs edit A": ("ok", "forbidden", 403, 403, 403),
     "_bulk_docs to forms": (403, 403, 403, 403, 403),
+    **dict.fromkeys((
+        "GET /sync/edge/", "GET /sync/edge/forms/_changes", "GET /sync/edge/accounts/_changes",
+        "GET /sync/edge/accounts/user:huyen_pq", "GET /sync/edge/submissions/_changes",
+        "POST /sync/edge/submissions/_bulk_get A", "edge push create by ctv_pq",
+        "edge push create by ctv_rg (other district)", "edge push create by huyen_pq (an officer)",
+        "edge push overwrite A (new_edits:false, forged 9-rev)", "edge push edit A as ctv_pq",
+        "edge push edit A as ctv_pq2", "edge push delete A", "edge push to forms",
+    ), (403, 403, 403, 403, 403)),
     "GET /api/v1/submissions": (403, 403, "A,A2", "B", "A,A2,B"),
     "GET /api/v1/submissions/A": (403, 403, 200, 404, 200),
     "GET /api/v1/submissions/B": (403, 403, 404, 200, 200),
@@ -336,8 +409,27 @@ _TABLE: dict[str, tuple[object, ...]] = {
     "GET /reports/district/911.csv": (403, 403, 200, 403, 200),
     "GET /reports/province/91.csv": (403, 403, 403, 403, 200),
 }
+# The edge of district 911: its own routes only (the published forms through OpenRosa too: the same forms it
+# replicates); a revoked edge: 403 (edge_revoked) on everything, from the first request after `edge revoke`.
+_EDGE: dict[str, object] = {
+    "GET /formList": 200,
+    "GET /forms/{id}/form.xml": 200,
+    "GET /forms/{id}/manifest": 200,
+    "GET /sync/edge/": 200,
+    "GET /sync/edge/forms/_changes": 200,
+    "GET /sync/edge/accounts/_changes": "ctv_off,ctv_pq,ctv_pq2",  # collaborators of 911, disabled ones too
+    "GET /sync/edge/accounts/user:huyen_pq": 404,
+    "edge push create by ctv_pq": "ok",
+    "edge push create by ctv_rg (other district)": "forbidden",
+    "edge push create by huyen_pq (an officer)": "forbidden",
+    "edge push overwrite A (new_edits:false, forged 9-rev)": "forbidden",
+    "edge push edit A as ctv_pq": "ok",
+    "edge push edit A as ctv_pq2": "forbidden",
+    "edge push delete A": "forbidden",
+}
 EXPECTED: dict[str, dict[str, object]] = {
-    action: {**dict.fromkeys(UNAUTH, 401), **dict(zip(_COLS, row, strict=True))}
+    action: {**dict.fromkeys(UNAUTH, 401), **dict(zip(_COLS, row, strict=True)),
+             "edge_a": _EDGE.get(action, 403), "edge_revoked": 403}
     for action, row in _TABLE.items()
 }
 

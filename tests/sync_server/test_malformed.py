@@ -6,6 +6,7 @@ submissions database's update_seq and document count are compared, and ``/formLi
 
 from __future__ import annotations
 
+import gzip
 import json
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from tests.sync_server.conftest import PASSWORD, add_accounts
 from tests.sync_server.helpers import instance, parts, write_form
 
 LIMIT = 200_000
+EDGE_TOKEN = [""]  # `edge enroll` for district 911, done by the fixture
 
 
 @dataclass
@@ -301,6 +303,41 @@ CASES: list[Case] = [
     Case("unknown /sync database", "GET", "/sync/_users", want=404),
     Case("_all_docs not served", "GET", "/sync/submissions/_all_docs", want=404),
     Case("_all_docs POST not served", "POST", "/sync/submissions/_all_docs", kw=_json({"keys": []})),
+    # --- /sync/edge (an enrolled edge, Basic auth with its secret) ---
+    Case("edge _bulk_docs not JSON", "POST", "/sync/edge/submissions/_bulk_docs", user="edge", kw=_raw(b"{"),
+         want=400),
+    Case("edge _bulk_docs top-level array", "POST", "/sync/edge/submissions/_bulk_docs", user="edge",
+         kw=_json([GOOD_DOC]), want=400),
+    Case("edge _bulk_docs docs a string", "POST", "/sync/edge/submissions/_bulk_docs", user="edge",
+         kw=_json({"docs": "x"}), want=400),
+    Case("edge _bulk_docs new_edits string", "POST", "/sync/edge/submissions/_bulk_docs", user="edge",
+         kw=_json({"docs": [], "new_edits": "no"}), want=400),
+    Case("edge _bulk_docs over the size limit", "POST", "/sync/edge/submissions/_bulk_docs", user="edge",
+         kw=_json({"docs": [{"_id": "uuid:big", "xml": "x" * (LIMIT + 10)}]}), want=413),
+    Case("edge _bulk_docs gzip bomb", "POST", "/sync/edge/submissions/_bulk_docs", user="edge",
+         kw={"content": gzip.compress(b'{"docs": ["' + b"0" * (LIMIT * 50) + b'"]}'),
+             "headers": {"Content-Type": "application/json", "Content-Encoding": "gzip"}}, want=413),
+    Case("edge _bulk_docs damaged gzip", "POST", "/sync/edge/submissions/_bulk_docs", user="edge",
+         kw={"content": b"\x1f\x8b\x08garbage", "headers": {"Content-Encoding": "gzip"}}, want=400),
+    Case("edge _held hash not a string", "POST", "/sync/edge/submissions/_held", user="edge",
+         kw=_json({"uuid:x": 5}), want=400),
+    Case("edge _revs_diff value not a list", "POST", "/sync/edge/submissions/_revs_diff", user="edge",
+         kw=_json({"uuid:x": "1-a"}), want=400),
+    Case("edge reads records back", "GET", "/sync/edge/submissions/_changes", user="edge", want=403),
+    Case("edge _changes limit=abc", "GET", "/sync/edge/forms/_changes?limit=abc", user="edge", want=400),
+    Case("edge _changes style=x", "GET", "/sync/edge/accounts/_changes?style=x", user="edge", want=400),
+    Case("edge _changes since garbage", "GET", "/sync/edge/forms/_changes?since=%22%7B", user="edge",
+         want=400),
+    Case("edge _all_docs without keys", "POST", "/sync/edge/forms/_all_docs", user="edge", kw=_json({}),
+         want=400),
+    Case("edge _bulk_get id a number", "POST", "/sync/edge/accounts/_bulk_get", user="edge",
+         kw=_json({"docs": [{"id": 5}]}), want=400),
+    Case("edge _local with _deleted", "PUT", "/sync/edge/forms/_local/cp1", user="edge",
+         kw=_json({"_deleted": True}), want=400),
+    Case("edge report not an object", "PUT", "/sync/edge/report", user="edge", kw=_json({"report": [1]}),
+         want=400),
+    Case("edge unknown database", "GET", "/sync/edge/secrets/_changes", user="edge", want=404),
+    Case("edge route as a collaborator", "GET", "/sync/edge/forms/_changes", want=403),
     # --- operator API, reports ---
     Case("api limit=abc", "GET", "/api/v1/submissions?limit=abc", user="tinh", want=400),
     Case("api limit=0", "GET", "/api/v1/submissions?limit=0", user="tinh", want=400),
@@ -328,6 +365,9 @@ def stack(
     from aggregator.db import init_db
 
     init_db(settings)
+    from sync_server.edges import enroll
+
+    EDGE_TOKEN[0] = enroll(couch, settings, "911").token
     with TestClient(create_app(settings), base_url="http://phone.test") as client:
         # One real record, so "unchanged" means something.
         r = client.post(
@@ -355,7 +395,10 @@ def test_malformed_gets_4xx_and_changes_nothing(
 ) -> None:
     client, couch, settings = stack
     before = _state(couch, settings)
-    auth = httpx.DigestAuth(case.user, PASSWORD) if case.user else None
+    auth: httpx.Auth | tuple[str, str] | None = httpx.DigestAuth(case.user, PASSWORD) if case.user else None
+    if case.user == "edge":
+        edge_id, _, secret = EDGE_TOKEN[0].partition(":")
+        auth = (edge_id, secret)
     r = client.request(case.method, case.path, auth=auth, **case.kw)
     assert 400 <= r.status_code < 500, (r.status_code, r.text[:300])
     if case.want is not None:
