@@ -209,8 +209,7 @@ async function openDraft(draftId) {
   }
   const files = {};
   for (const [name, att] of Object.entries(draft._attachments || {})) files[name] = att.data;
-  notice = formDoc.current ? null : ['form_old'];
-  return openForm(formId, draft, files);
+  return openForm(formId, draft, files, formDoc.current ? null : ['form_old']);
 }
 
 // An edit of a finished record: Enketo loads it as submitted, gives it a new instanceID and records the old one
@@ -227,13 +226,15 @@ async function openEdit(id) {
   return openForm(formId, { instance: doc.xml, submitted: true }, files);
 }
 
-async function openForm(formId, draft, files = {}) {
+// formNotice: [text key] shown above the form (passed here, not through the shared `notice`, which a sync
+// finishing meanwhile may change).
+async function openForm(formId, draft, files = {}, formNotice = null) {
   const formDoc = await formsDb.get(formId);
   fileManager.setStoredFiles(files);
   root.innerHTML = `${header()}<main class="fill"><div class="or-container"><div id="form-host"></div></div>
     <div class="actions"><button id="back">${esc(t('back'))}</button>
     <button id="save-draft">${esc(t('save_draft'))}</button>
-    <button id="finish" class="primary">${esc(t('finish'))}</button></div><p id="form-msg" class="notice">${esc(notice ? t(...notice) : '')}</p></main>`;
+    <button id="finish" class="primary">${esc(t('finish'))}</button></div><p id="form-msg" class="notice">${esc(formNotice ? t(...formNotice) : '')}</p></main>`;
   notice = null;
   const host = document.getElementById('form-host');
   host.innerHTML = formDoc.enketo.form;

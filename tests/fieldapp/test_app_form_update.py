@@ -52,8 +52,10 @@ def test_a_draft_of_a_replaced_version_is_kept_and_sent(field_server: FieldServe
         _new_version(field_server)
         page.wait_for_timeout(5_500)  # the server's form catalog is cached for 5 s
         page.reload()
-        page.wait_for_function(
-            f"window.carecheck.formsDb.allDocs().then(r => r.rows.length === {len(old) + 1})", timeout=20_000
+        old_hh = next(i for i in old if i.startswith("form:household_child_check:"))
+        page.wait_for_function(  # the update has come down and the draft's version is kept, no longer current
+            f"window.carecheck.formsDb.get({old_hh!r}).then(d => d.current === false, () => false)",
+            timeout=20_000,
         )
         page.click("#drafts button.open")
         page.wait_for_selector("form.or", timeout=15_000)
@@ -63,5 +65,5 @@ def test_a_draft_of_a_replaced_version_is_kept_and_sent(field_server: FieldServe
         sent = page.get_attribute("#finished li.finished", "data-id")
         browser.close()
     sub = httpx.get(f"{base}/api/v1/submissions/{sent}", auth=PROVINCE, timeout=30).json()
-    old_version = next(i.split(":")[2] for i in old if i.startswith("form:household_child_check:"))
+    old_version = old_hh.split(":")[2]
     assert sub["form_version"] == old_version and sub["fields"]["consent"] == "no"
