@@ -11,6 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from console.routes import api, edges, indicators, reports
 from core.settings import Settings, get_settings
+from fieldapp.router import PREFIX as FIELDAPP_PREFIX
+from fieldapp.router import router as fieldapp_router
 from sync_server.deps import ServerContext
 from sync_server.http import DEVICE_ROUTERS, install_problem_handlers
 
@@ -32,5 +34,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     for router in (*DEVICE_ROUTERS, *PEOPLE_ROUTERS):
         app.include_router(router)
+    app.include_router(fieldapp_router, prefix=FIELDAPP_PREFIX)  # the field web app (fieldapp/), at /app
     install_problem_handlers(app)
     return app
