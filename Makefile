@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 
 .PHONY: install lock demo test test-fast bench lint typecheck check clean
 
-install: $(VENV)/.installed node_modules/.installed
+install: $(VENV)/.installed node_modules/.installed fieldapp/static/.built
 
 # Installs exactly the versions in constraints.txt (tested by CI); `make lock` refreshes them.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -31,6 +31,14 @@ lock:
 
 node_modules/.installed: package.json
 	npm install --ignore-scripts --no-audit --no-fund --loglevel=error
+	@# enketo-transformer's native XSLT (shared/DESIGN.md recipe): one at a time, libxslt links the other.
+	npm rebuild node1-libxmljsmt-myh --loglevel=error
+	npm rebuild libxslt --loglevel=error
+	@touch $@
+
+# The field web app's bundle (esbuild + sass; output git-ignored), rebuilt when its sources change.
+fieldapp/static/.built: node_modules/.installed fieldapp/build.mjs $(wildcard fieldapp/src/*)
+	node fieldapp/build.mjs
 	@touch $@
 
 demo: install
@@ -48,12 +56,12 @@ bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: install
-	$(BIN)/ruff check core forms sync_server console edge simulator aggregator cli tests bench migrations
+	$(BIN)/ruff check core forms sync_server console edge simulator aggregator cli fieldapp tests bench migrations
 
 check: lint typecheck test
 
 typecheck: install
-	$(BIN)/mypy core forms sync_server console edge simulator aggregator cli
+	$(BIN)/mypy core forms sync_server console edge simulator aggregator cli fieldapp
 
 clean:
 	$(BIN)/carecheck local stop 2>/dev/null || true

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import random
 import time
 import zlib
 from collections.abc import Iterator
@@ -48,8 +49,9 @@ from sqlalchemy import delete, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from aggregator import hooks, ingest
+from aggregator import feed, hooks, ingest
 from aggregator.db import get_engine, init_db
+from aggregator.feed import Part
 from aggregator.models import Checkpoint, Quarantine, RefreshDue, RegistryKey
 from core.couch import Couch
 from core.errors import ConfigError
@@ -64,8 +66,28 @@ BACKOFF_MAX_S = 6 * 3600
 KEY_ID_ROW = "pseudonym"
 
 
-def checkpoint_name(settings: Settings) -> str:
-    return f"changes:{settings.submissions_db}"
+def checkpoint_name(settings: Settings, part: Part | None = None) -> str:
+    """The checkpoint row of the feed (one partition: ``changes:<db>``; else ``changes:<db>#<p>/<n>``)."""
+    return f"changes:{settings.submissions_db}" + (part.suffix() if part else "")
+
+
+def _seq_number(seq: str) -> int:
+    head = seq.split("-", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+def _start_seq(session: Session, name: str) -> str:
+    """Where a partition seen for the first time starts: the oldest checkpoint of the same feed under another
+    partitioning (everything before it is in SQL; the overlap is re-applied as upserts), else "0"."""
+    base, _, part = name.partition("#")
+    count = part.rpartition("/")[2]
+    names = session.exec(
+        select(Checkpoint.name, Checkpoint.seq).where(
+            (col(Checkpoint.name) == base) | col(Checkpoint.name).startswith(base + "#")
+        )
+    ).all()
+    seqs = [seq for n, seq in names if n.partition("#")[2].rpartition("/")[2] != count]
+    return min(seqs, key=_seq_number) if seqs else "0"
 
 
 def _now() -> datetime:
@@ -79,7 +101,8 @@ def read_checkpoint(session: Session, name: str) -> str:
         return cp.seq
     table = Checkpoint.__table__  # type: ignore[attr-defined]
     ins = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
-    session.execute(ins.values(name=name, seq="0", updated_at=_now()).on_conflict_do_nothing())
+    start = _start_seq(session, name)
+    session.execute(ins.values(name=name, seq=start, updated_at=_now()).on_conflict_do_nothing())
     session.commit()
     cp = session.get(Checkpoint, name)
     return cp.seq if cp else "0"
@@ -99,7 +122,9 @@ def reset_checkpoint(settings: Settings) -> str:
     with Session(engine) as session:
         old = read_checkpoint(session, name)
         session.execute(
-            update(Checkpoint).where(col(Checkpoint.name) == name).values(seq="0", updated_at=_now())
+            update(Checkpoint)
+            .where((col(Checkpoint.name) == name) | col(Checkpoint.name).startswith(name + "#"))
+            .values(seq="0", updated_at=_now())
         )
         was = session.get(RegistryKey, KEY_ID_ROW)
         if was is not None and was.key_id != kid:
@@ -180,9 +205,18 @@ def _repeats_of(settings: Settings | None) -> ingest.RepeatsOf:
 
 
 def apply_changes(
-    session: Session, results: list[dict[str, Any]], couch: Couch, db: str, settings: Settings | None = None
+    session: Session,
+    results: list[dict[str, Any]],
+    couch: Couch,
+    db: str,
+    settings: Settings | None = None,
+    serialise: bool = False,
+    mapped: ingest.MappedPage | None = None,
 ) -> ingest.PageOutcome:
-    """Apply a page; if the batched write fails, redo it one document per savepoint to isolate the bad one."""
+    """Apply a page; if the batched write fails, redo it one document per savepoint to isolate the bad one.
+
+    ``serialise``: partitions write one at a time (``ingest.apply_page``), after mapping their pages at once.
+    """
     now = _now()
     repeats_of = _repeats_of(settings)
     key = pseudonym_key(settings or get_settings())
@@ -194,7 +228,16 @@ def apply_changes(
     seqs = {str(r.get("id")): str(r.get("seq")) for r in results}
     sp = session.begin_nested()
     try:
-        out = ingest.apply_page(session, results, key=key, now=now, fetch=fetch, repeats_of=repeats_of)
+        out = ingest.apply_page(
+            session,
+            results,
+            key=key,
+            now=now,
+            fetch=fetch,
+            repeats_of=repeats_of,
+            serialise=serialise,
+            mapped=mapped,
+        )
         sp.commit()
     except Exception:  # noqa: BLE001 - a database error on the batch: find the culprit document by document
         sp.rollback()
@@ -203,7 +246,9 @@ def apply_changes(
         for r in results:
             one = session.begin_nested()
             try:
-                o = ingest.apply_page(session, [r], key=key, now=now, fetch=fetch, repeats_of=repeats_of)
+                o = ingest.apply_page(
+                    session, [r], key=key, now=now, fetch=fetch, repeats_of=repeats_of, serialise=serialise
+                )
                 one.commit()
             except Exception as exc:  # noqa: BLE001
                 one.rollback()
@@ -258,45 +303,66 @@ def _after_page(settings: Settings, session: Session, ids: list[str]) -> None:
         refresh_due(settings, session, ids)
 
 
-def run_page(
-    settings: Settings, couch: Couch, *, limit: int | None = None
-) -> tuple[int, ingest.PageOutcome | None, str]:
-    """One page: read from the checkpoint, apply, CAS the checkpoint, commit. Returns (n, outcome, seq).
+def write_page(
+    settings: Settings, couch: Couch, page: feed.Page, part: Part | None = None
+) -> ingest.PageOutcome | None:
+    """Commit one page read from the checkpoint ``page.since``: CAS the checkpoint, apply, commit.
 
-    ``outcome`` is None when the page was empty or another worker moved the checkpoint first (nothing
-    written).
+    None when another worker moved the checkpoint first (nothing written).
     """
-    engine = get_engine(settings)
-    name = checkpoint_name(settings)
-    with Session(engine) as session:
-        old = read_checkpoint(session, name)
-    results, last_seq = couch.changes(
-        settings.submissions_db, since=old, limit=limit or settings.ingest_page_size, include_docs=True
-    )
-    if not results:
-        return 0, None, old
-    with Session(engine) as session:
+    name = checkpoint_name(settings, part)
+    with Session(get_engine(settings)) as session:
         moved = session.execute(
             update(Checkpoint)
-            .where(col(Checkpoint.name) == name, col(Checkpoint.seq) == old)
-            .values(seq=last_seq, updated_at=_now())
+            .where(col(Checkpoint.name) == name, col(Checkpoint.seq) == page.since)
+            .values(seq=page.last_seq, updated_at=_now())
         )
         if moved.rowcount != 1:  # type: ignore[attr-defined]
             session.rollback()
-            return len(results), None, old
-        out = apply_changes(session, results, couch, settings.submissions_db, settings)
+            return None
+        out = ingest.PageOutcome()
+        if page.results:
+            serialise = part is not None and part.count > 1
+            out = apply_changes(
+                session, page.results, couch, settings.submissions_db, settings, serialise, page.mapped
+            )
         mark_due(settings, session, out.touched)
         session.commit()
         _after_page(settings, session, out.touched)
-    return len(results), out, last_seq
+    return out
+
+
+def run_page(
+    settings: Settings, couch: Couch, *, limit: int | None = None, part: Part | None = None
+) -> tuple[int, ingest.PageOutcome | None, str]:
+    """One page: read from the checkpoint, apply, CAS the checkpoint, commit. Returns (n, outcome, seq).
+
+    ``n`` is the number of feed changes read; ``outcome`` is None when the page was empty or another worker
+    moved the checkpoint first (nothing written).
+    """
+    part = part or feed.parts(settings)[0]
+    with Session(get_engine(settings)) as session:
+        old = read_checkpoint(session, checkpoint_name(settings, part))
+    page = feed.read_page(couch, settings.submissions_db, old, _feed_limit(settings, limit, part), part)
+    if not page.scanned:
+        return 0, None, old
+    out = write_page(settings, couch, page, part)
+    return page.scanned, out, page.last_seq if out is not None else old
+
+
+def _feed_limit(settings: Settings, limit: int | None, part: Part) -> int:
+    """Feed changes scanned per page: a partition's page keeps about ``limit`` of them for itself."""
+    return (limit or settings.ingest_page_size) * part.count
 
 
 @contextmanager
-def follower_lock(settings: Settings) -> Iterator[bool]:
-    """A non-blocking, crash-released lock so follower runs never overlap. Yields False if it is taken."""
+def follower_lock(settings: Settings, part: Part | None = None) -> Iterator[bool]:
+    """A non-blocking, crash-released lock on one partition of the feed (its lease: released by the server or
+    the OS when the holder dies, even by SIGKILL). Yields False if another run holds it."""
     engine = get_engine(settings)
+    name = checkpoint_name(settings, part)
     if engine.dialect.name == "postgresql":
-        key = zlib.crc32(checkpoint_name(settings).encode()) & 0x7FFFFFFF
+        key = zlib.crc32(name.encode()) & 0x7FFFFFFF
         with engine.connect() as conn:
             got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar())
             try:
@@ -307,7 +373,8 @@ def follower_lock(settings: Settings) -> Iterator[bool]:
                 conn.commit()
         return
     db_path = Path(engine.url.database or str(settings.var_dir / "carecheck.db"))
-    lock_path = db_path.with_name(db_path.name + f".{settings.submissions_db}.follow.lock")
+    tag = settings.submissions_db + (f".{part.index}of{part.count}" if part and part.count > 1 else "")
+    lock_path = db_path.with_name(db_path.name + f".{tag}.follow.lock")
     with lock_path.open("a+") as fh:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -328,45 +395,92 @@ def follow(
     couch: Couch | None = None,
     until_caught_up: bool = True,
 ) -> FollowStats:
-    """Drain the feed page by page until caught up (or ``budget_s`` seconds pass). Safe concurrently."""
+    """Drain the feed page by page until caught up (or ``budget_s`` seconds pass). Safe concurrently.
+
+    With several partitions, a run takes whichever partitions no other run holds, starting at a random one
+    (so concurrent runs on several workers spread over the partitions), and drains each in turn within the
+    budget. A worker that dies releases its partitions at once; one that joins takes free partitions at its
+    next run, and busy ones when their holder's budget ends: that is the rebalancing.
+    """
     init_db(settings)
     stats = FollowStats()
     t0 = time.monotonic()
     own = couch is None
     couch = couch or Couch.from_settings(settings, timeout=60)
+    all_parts = feed.parts(settings)
+    start = random.randrange(len(all_parts))
+    got_any = False
     try:
-        with follower_lock(settings) as got:
-            if not got:
-                stats.locked_out = True
-                return stats
-            with Session(get_engine(settings)) as session:
-                while refresh_due(settings, session):  # left due by a run killed after its page's commit
-                    pass
-            while True:
-                n, out, seq = run_page(settings, couch, limit=limit)
-                stats.seq = seq
-                if n == 0:
-                    stats.caught_up = True
-                    break
-                if out is None:
-                    stats.lost_races += 1
-                else:
-                    stats.pages += 1
-                    stats.changes += n
-                    stats.ingested += len(out.ingested)
-                    stats.deleted += len(out.deleted)
-                    stats.quarantined += len(out.failed)
-                    stats.rows += out.rows
-                if n < (limit or settings.ingest_page_size) and until_caught_up:
-                    stats.caught_up = True
-                    break
-                if time.monotonic() - t0 > budget_s:
-                    break
+        for part in all_parts[start:] + all_parts[:start]:
+            with follower_lock(settings, part) as got:
+                if not got:
+                    continue
+                if not got_any:
+                    with Session(get_engine(settings)) as session:
+                        while refresh_due(settings, session):  # left due by a run killed after a commit
+                            pass
+                got_any = True
+                _drain(settings, couch, part, stats, t0, budget_s, limit, until_caught_up)
+            if time.monotonic() - t0 > budget_s:
+                break
+        stats.locked_out = not got_any
     finally:
         if own:
             couch.close()
         stats.seconds = round(time.monotonic() - t0, 3)
     return stats
+
+
+def _drain(
+    settings: Settings,
+    couch: Couch,
+    part: Part,
+    stats: FollowStats,
+    t0: float,
+    budget_s: float,
+    limit: int | None,
+    until_caught_up: bool,
+) -> None:
+    """Pages of one partition (read one ahead) until it is caught up or the budget is spent."""
+    feed_limit = _feed_limit(settings, limit, part)
+    name = checkpoint_name(settings, part)
+    key, repeats_of = pseudonym_key(settings), _repeats_of(settings)
+    reader = feed.PageReader(
+        settings,
+        part,
+        feed_limit,
+        lambda results: ingest.map_page(results, key=key, now=_now(), repeats_of=repeats_of),
+    )
+    stats.caught_up = False
+    try:
+        with Session(get_engine(settings)) as session:
+            seq = read_checkpoint(session, name)
+        while True:
+            page = reader.page(seq)
+            stats.seq = seq
+            if not page.scanned:
+                stats.caught_up = True
+                return
+            out = write_page(settings, couch, page, part)
+            if out is None:  # another run moved the checkpoint: start again where it stands
+                stats.lost_races += 1
+                with Session(get_engine(settings)) as session:
+                    seq = read_checkpoint(session, name)
+            else:
+                seq = stats.seq = page.last_seq
+                stats.pages += 1
+                stats.changes += len(page.results)
+                stats.ingested += len(out.ingested)
+                stats.deleted += len(out.deleted)
+                stats.quarantined += len(out.failed)
+                stats.rows += out.rows
+            if page.scanned < feed_limit and until_caught_up:
+                stats.caught_up = True
+                return
+            if time.monotonic() - t0 > budget_s:
+                return
+    finally:
+        reader.close()
 
 
 def heartbeat(settings: Settings, name: str) -> None:

@@ -40,8 +40,10 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import or_
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from aggregator.models import Child, RegistryConflict
@@ -141,16 +143,49 @@ class ChildRecord:
     commune_code: str | None
 
 
+@dataclass(slots=True)
+class RegChild:
+    """A registry row while a page is matched (a plain object: no ORM state per child)."""
+
+    id: str
+    personal_id_hash: str | None
+    household_key: str | None
+    name_hash: str | None
+    dob: date | None
+    sex: str | None
+    ethnicity: str | None
+    first_seen: date | None
+    last_seen: date | None
+    district_code: str | None
+    commune_code: str | None
+
+    def row(self) -> dict[str, object]:
+        return {f: getattr(self, f) for f in CHILD_COLUMNS}
+
+
+CHILD_COLUMNS = tuple(RegChild.__dataclass_fields__)
+
+
 @dataclass
 class Registry:
-    """Page-local view of the registry: candidates loaded in two queries, new children added in memory."""
+    """Page-local view of the registry as a set join: every candidate of the page loaded in one query (by
+    personal-ID pseudonym or household key), records matched in feed order against in-memory indexes, and
+    the children touched written back with one set-based upsert (``flush``)."""
 
     session: Session
     key: bytes  # the pseudonym key (core.secrets.pseudonym_key)
-    by_pid: dict[str, Child] = field(default_factory=dict)
-    by_hh: dict[tuple[str, str | None, date | None], Child] = field(default_factory=dict)
-    by_id: dict[str, Child] = field(default_factory=dict)
-    conflicts: dict[str, RegistryConflict] = field(default_factory=dict)
+    by_pid: dict[str, RegChild] = field(default_factory=dict)
+    by_hh: dict[tuple[str, str | None, date | None], RegChild] = field(default_factory=dict)
+    by_id: dict[str, RegChild] = field(default_factory=dict)
+    touched: dict[str, RegChild] = field(default_factory=dict)
+    conflicts: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    def _select(self, *where: Any) -> list[RegChild]:
+        table = Child.__table__  # type: ignore[attr-defined]
+        cols = [table.c[name] for name in CHILD_COLUMNS]
+        # Oldest first so that the first child registered under a personal ID stays its owner.
+        q = sa_select(*cols).where(*where).order_by(table.c.first_seen, table.c.id)
+        return [RegChild(*row) for row in self.session.execute(q)]
 
     def preload(self, records: Iterable[ChildRecord]) -> None:
         recs = list(records)
@@ -158,18 +193,16 @@ class Registry:
         hks = {r.household_key for r in recs}
         if not pids and not hks:
             return
+        table = Child.__table__  # type: ignore[attr-defined]
         conds = []
         if pids:
-            conds.append(col(Child.personal_id_hash).in_(sorted(pids)))
+            conds.append(table.c.personal_id_hash.in_(sorted(pids)))
         if hks:
-            conds.append(col(Child.household_key).in_(sorted(hks)))
-        # Oldest first so that the first child registered under a personal ID stays its owner.
-        for child in self.session.exec(
-            select(Child).where(or_(*conds)).order_by(col(Child.first_seen), col(Child.id))
-        ):
+            conds.append(table.c.household_key.in_(sorted(hks)))
+        for child in self._select(or_(*conds)):
             self._index(child)
 
-    def _index(self, child: Child) -> None:
+    def _index(self, child: RegChild) -> None:
         self.by_id[child.id] = child
         if child.personal_id_hash:
             self.by_pid.setdefault(child.personal_id_hash, child)
@@ -178,25 +211,26 @@ class Registry:
     def _conflict(self, a: str, b: str, reason: str) -> None:
         cid = "rc-" + _sha(f"{a}|{b}|{reason}")[:20]
         if cid not in self.conflicts:
-            self.conflicts[cid] = RegistryConflict(
-                id=cid,
-                child_id_a=a,
-                child_id_b=b,
-                reason=reason,
-                created_at=datetime.now(UTC),
-                resolved=False,
-            )
+            self.conflicts[cid] = {
+                "id": cid,
+                "child_id_a": a,
+                "child_id_b": b,
+                "reason": reason,
+                "created_at": datetime.now(UTC),
+                "resolved": False,
+            }
 
-    def _new(self, origin: str, r: ChildRecord, keep_pid: bool = True) -> Child:
+    def _new(self, origin: str, r: ChildRecord, keep_pid: bool = True) -> RegChild:
         # An id made from a "hh:"/"pid:"/"anon:" origin belongs to a child carrying this record's household
         # key or personal ID pseudonym, so the preload already holds it if it exists: no query per child. A
         # "pid-conflict:" child keeps neither the ID nor (necessarily) this household: look it up.
         cid = _child_id(self.key, origin)
         child = self.by_id.get(cid)
         if child is None and origin.startswith("pid-conflict:"):
-            child = self.session.get(Child, cid)
+            found = self._select(Child.__table__.c.id == cid)  # type: ignore[attr-defined]
+            child = found[0] if found else None
         if child is None:
-            child = Child(
+            child = RegChild(
                 id=cid,
                 personal_id_hash=r.pid_hash if keep_pid else None,
                 household_key=r.household_key,
@@ -209,13 +243,12 @@ class Registry:
                 district_code=r.district_code,
                 commune_code=r.commune_code,
             )
-            self.session.add(child)
         self._index(child)
         return child
 
     def match(self, r: ChildRecord) -> str:
         """The stable child id for this record (creating or updating the registry row)."""
-        child: Child | None = None
+        child: RegChild | None = None
         if r.pid_hash:
             owner = self.by_pid.get(r.pid_hash)
             if owner is not None:
@@ -246,7 +279,8 @@ class Registry:
             self.by_pid.setdefault(r.pid_hash, child)
         return self._seen(child, r)
 
-    def _seen(self, child: Child, r: ChildRecord) -> str:
+    def _seen(self, child: RegChild, r: ChildRecord) -> str:
+        self.touched[child.id] = child
         if r.visit_date:
             if child.first_seen is None or r.visit_date < child.first_seen:
                 child.first_seen = r.visit_date
@@ -256,10 +290,18 @@ class Registry:
                 child.ethnicity = r.ethnicity or child.ethnicity
         return child.id
 
-    def flush_conflicts(self) -> None:
-        for c in self.conflicts.values():
-            if self.session.get(RegistryConflict, c.id) is None:
-                self.session.add(c)
+    def flush(self) -> None:
+        """Write the children this page touched and the conflicts it found (one statement each).
+
+        Dates merge with what is stored (earliest first visit, latest last visit), so a row written from a
+        page's view never moves them back.
+        """
+        from aggregator.ingest.bulk import upsert_rows
+
+        rows = [c.row() for c in self.touched.values()]
+        upsert_rows(self.session, Child, rows, merge={"first_seen": "least", "last_seen": "greatest"})
+        upsert_rows(self.session, RegistryConflict, list(self.conflicts.values()), update=False)
+        self.touched.clear()
         self.conflicts.clear()
 
 
@@ -267,7 +309,7 @@ def settle_latest(session: Session, child_ids: Iterable[str]) -> None:
     """Recompute these children's first and last visit, and where they were last seen, from their current
     observations: the latest by rule 2 (aggregator.versions: visit date, end time, received_at, id), so a
     same-day revisit, an edit or a deletion leaves the registry as a rebuild would."""
-    from sqlalchemy import func
+    from sqlalchemy import func, update
 
     from aggregator.models import ChildObservation
     from aggregator.versions import visit_order_of
@@ -291,14 +333,20 @@ def settle_latest(session: Session, child_ids: Iterable[str]) -> None:
             .where(obs.c.child_id.in_(chunk))
             .subquery()
         )
-        latest = session.execute(select(ranked).where(ranked.c.rn == 1)).all()
-        for r in latest:
-            child = session.get(Child, r.child_id)
-            if child is None:
-                continue
-            child.first_seen, child.last_seen = r.first, r.visit_date
-            child.district_code, child.commune_code = r.district_code, r.commune_code
-            child.ethnicity = r.ethnicity or child.ethnicity
+        # one UPDATE … FROM for the chunk (not a read and a write per child)
+        child = Child.__table__  # type: ignore[attr-defined]
+        latest = select(ranked).where(ranked.c.rn == 1).subquery()
+        session.execute(
+            update(child)
+            .where(child.c.id == latest.c.child_id)
+            .values(
+                first_seen=latest.c.first,
+                last_seen=latest.c.visit_date,
+                district_code=latest.c.district_code,
+                commune_code=latest.c.commune_code,
+                ethnicity=func.coalesce(latest.c.ethnicity, child.c.ethnicity),
+            )
+        )
 
 
 def list_conflicts(session: Session, include_resolved: bool = False) -> list[RegistryConflict]:

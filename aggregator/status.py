@@ -9,6 +9,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from aggregator.db import get_engine, init_db
+from aggregator.feed import parts
 from aggregator.follower import KEY_ID_ROW, checkpoint_name
 from aggregator.models import (
     Child,
@@ -79,6 +80,11 @@ def gather(settings: Settings, *, ping: bool = True) -> dict[str, Any]:
 
         cp = s.get(Checkpoint, checkpoint_name(settings))
         out["checkpoint"] = cp.seq if cp else "0"
+        if settings.ingest_partitions > 1:  # one checkpoint per partition: the oldest is how far all are
+            cps = {p.index: s.get(Checkpoint, checkpoint_name(settings, p)) for p in parts(settings)}
+            out["checkpoint"] = " ".join(f"{i}:{c.seq if c else '0'}" for i, c in cps.items())
+            # the partition that moved least recently: a stalled one shows here
+            cp = min(cps.values(), key=lambda c: c.updated_at.timestamp() if c and c.updated_at else 0.0)
         out["checkpoint_updated_at"] = shown(cp.updated_at) if cp and cp.updated_at else None  # UTC+7
         for key, model in (
             ("raw_submissions", RawSubmission),

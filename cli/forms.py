@@ -61,7 +61,33 @@ def build(src: Path | None = SrcOpt, out: Path | None = OutOpt) -> None:
     out_dir = out or s.effective_forms_build_dir
     built = build_all(src_dir, out_dir)
     print_built(built, Console())
+    for b in built:
+        for lang, r in (b.extra.get("translations") or {}).items():
+            typer.echo(translation_line(b.form_id, lang, r))
+    from forms.enketo import unavailable_reason
+
+    if why := unavailable_reason():
+        typer.echo(
+            f"Ứng dụng web: chưa chuẩn bị biểu mẫu Enketo ({why}). / "
+            f"Web app: Enketo forms not prepared ({why})."
+        )
     typer.echo(f"Build output: {out_dir}")
+
+
+def translation_line(form_id: str, lang: str, r: dict[str, object]) -> str:
+    """One line per form and language: translated / untranslated / stale, and whether it is still a draft."""
+    untranslated = r.get("untranslated") or []
+    stale = r.get("stale") or []
+    assert isinstance(untranslated, list) and isinstance(stale, list)
+    line = f"{form_id} [{lang}]: {r.get('translated')} texts translated"
+    if untranslated:
+        line += f", {len(untranslated)} untranslated (shown in Vietnamese: {', '.join(untranslated[:5])}"
+        line += ", …)" if len(untranslated) > 5 else ")"
+    if stale:
+        line += f", {len(stale)} stale (source changed: {', '.join(stale[:5])})"
+    if r.get("status") == "draft":
+        line += f"; DRAFT — {r.get('draft')} texts await review by a native speaker"
+    return line
 
 
 @app.command("list")
@@ -94,3 +120,20 @@ def admin_units(src: Path | None = SrcOpt) -> None:
             continue
         n = update_admin_units(path)
         typer.echo(f"{path.name}: {n} admin-unit choice rows written")
+
+
+@app.command("translations")
+def translations(
+    lang: str = typer.Option("km", "--lang", help="Language code of the sheet (e.g. km)."),
+    src: Path | None = SrcOpt,
+) -> None:
+    """Write or refresh each form's translation sheet translations/<form>.<lang>.csv (translations kept)."""
+    from forms.build import source_files
+    from forms.translations import write_sheet
+
+    src_dir = src or get_settings().forms_src_dir
+    for path in source_files(src_dir):
+        if path.suffix.lower() != ".xlsx":
+            continue
+        sheet, n, missing = write_sheet(path, lang)
+        typer.echo(f"{sheet}: {n} texts, {missing} without a translation")

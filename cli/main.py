@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import db, edge, forms, indicators, ingest, local, report, serve, simulate
+from cli import db, edge, forms, indicators, ingest, local, report, serve, simulate, tokens
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -18,7 +18,7 @@ app = typer.Typer(
 
 # Every command group, listed explicitly: a module that is missing is an ImportError at start, never a gap.
 app.add_typer(forms.app, name="forms", help="Build and inspect the XLSForms.")
-for group in (serve, simulate, edge, ingest, indicators, report, db, local):
+for group in (serve, simulate, edge, ingest, indicators, report, db, local, tokens):
     group.register(app)
 
 

@@ -19,6 +19,8 @@ from console.pages.render import error_page
 from console.routes import api, edges, indicators, reports
 from core.errors import BadRequest, Problem
 from core.settings import Settings, get_settings
+from fieldapp.router import PREFIX as FIELDAPP_PREFIX
+from fieldapp.router import router as fieldapp_router
 from sync_server import http as device_http
 from sync_server.deps import ServerContext
 from sync_server.http import DEVICE_ROUTERS, install_problem_handlers
@@ -102,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (*DEVICE_ROUTERS, *PEOPLE_ROUTERS):
         app.include_router(router)
     app.mount("/static/console", StaticFiles(directory=STATIC), name="console-static")
+    app.include_router(fieldapp_router, prefix=FIELDAPP_PREFIX)  # the field web app (fieldapp/), at /app
     install_problem_handlers(app)
     app.add_exception_handler(Problem, _problem)
     app.add_exception_handler(RequestValidationError, _invalid)

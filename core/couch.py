@@ -233,6 +233,17 @@ class Couch:
             self.request("GET", f"{_q(db)}/_all_docs", params=_params(params), action="list documents").json()
         )
 
+    def all_docs_by_keys(self, db: str, keys: list[str]) -> list[Doc]:
+        """``POST _all_docs?include_docs=true`` for these ids: rows in key order (``doc`` null if deleted)."""
+        r = self.request(
+            "POST",
+            f"{_q(db)}/_all_docs",
+            params={"include_docs": "true"},
+            json={"keys": keys},
+            action="read documents",
+        )
+        return list(r.json().get("rows", []))
+
     def find(
         self,
         db: str,

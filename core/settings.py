@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # indicators once.
     ingest_page_size: int = Field(default=200, ge=1, le=5000)
     ingest_hooks: bool = True
+    # Partitions of the feed (aggregator/feed.py: by a hash of the document id), each with its own checkpoint,
+    # taken by whichever worker is free: more partitions let more workers ingest at once. Changing the number
+    # starts the new partitions from the oldest checkpoint of the old ones (rows are upserts: no doubles).
+    ingest_partitions: int = Field(default=1, ge=1, le=256)
     # Fault injection for the crash test (tests/aggregator/test_refresh_due.py): seconds the follower waits
     # between committing a page and refreshing its indicators, so a SIGKILL can land exactly there. 0 in use.
     refresh_pause_s: float = Field(default=0.0, ge=0)

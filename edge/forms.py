@@ -1,11 +1,12 @@
 """Forms travel to edges through CouchDB: the province publishes its build tree, edges write it back to disk.
 
 Province: ``publish`` puts every built form version (contracts §2) into the ``carecheck_forms`` database, one
-doc ``form:<form_id>:<version>`` with ``form.xml``, ``form.json`` and each media file as attachments
-(``media:<name>``) and ``current: true`` on the version phones should download. Edges pull that database
-continuously (``carecheck-edge-forms-down``); ``apply`` writes what arrived into the edge's own build
-directory, each version via a temporary directory renamed into place, so the edge's sync server serves exactly
-the province's bytes (same md5 hashes in the formList) and never a half-written form.
+doc ``form:<form_id>:<version>`` with ``form.xml``, ``form.json``, ``enketo.json`` (the field web app's form,
+when built) and each media file as attachments (``media:<name>``) and ``current: true`` on the version phones
+should download. Edges pull that database continuously (``carecheck-edge-forms-down``); ``apply`` writes what
+arrived into the edge's own build directory, each version via a temporary directory renamed into place, so the
+edge's sync server serves exactly the province's bytes (same md5 hashes in the formList) and never a
+half-written form.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ def publish(couch: Couch, settings: Settings) -> list[str]:
             "form.xml": ("text/xml", built.xml_bytes()),
             "form.json": ("application/json", (built.dir / "form.json").read_bytes()),
         }
+        if (built.dir / "enketo.json").is_file():  # the field web app's form (forms/enketo.py), same build
+            files["enketo.json"] = ("application/json", (built.dir / "enketo.json").read_bytes())
         for m in built.media:
             files[f"media:{m.filename}"] = ("application/octet-stream", m.path.read_bytes())
         body["_attachments"] = {name: {"content_type": ct, "data": base64.b64encode(data).decode("ascii")}

@@ -25,7 +25,9 @@ from typing import Any
 from lxml import etree
 
 from core.errors import FormBuildError
+from forms import enketo
 from forms.catalog import BuiltForm, load_built
+from forms.translations import merge_translations
 
 SOURCE_SUFFIXES = (".xlsx", ".xls", ".md")
 VERSION_LENGTH = 10
@@ -164,6 +166,7 @@ def _prepare(path: Path, out_dir: Path, staging: Path) -> _Prepared | BuiltForm:
         workbook = get_xlsform(xlsform=path)
     except (PyXFormError, ValueError, KeyError, OSError) as exc:
         raise _pyxform_error(source, exc) from exc
+    workbook, translations = merge_translations(path, workbook)  # translations/<stem>.<lang>.csv, if any
     settings = [dict(r) for r in (workbook.settings or [])] or [{}]
     if settings[0].get("version"):
         raise FormBuildError(
@@ -178,6 +181,8 @@ def _prepare(path: Path, out_dir: Path, staging: Path) -> _Prepared | BuiltForm:
 
     target = out_dir / form_id / version
     if (target / "form.json").is_file() and (target / "form.xml").is_file():
+        if not (target / enketo.ENKETO_FILE).is_file() and enketo.unavailable_reason() is None:
+            enketo.transform([target / "form.xml"], source)  # built before the web app existed: derive it
         return load_built(target)  # unchanged source: nothing to do, keep the bytes phones already have
 
     settings[0]["version"] = version
@@ -212,6 +217,10 @@ def _prepare(path: Path, out_dir: Path, staging: Path) -> _Prepared | BuiltForm:
     for m in media:
         shutil.copyfile(m, staged / "media" / m.name)
     run_odk_validate(staged / "form.xml", source)
+    if enketo.unavailable_reason() is None:
+        enketo.transform([staged / "form.xml"], source)  # the web app's form, from the bytes served
+    else:
+        warnings.append(f"Enketo (web app) form not prepared: {enketo.unavailable_reason()}.")
 
     title, languages, n_questions = _describe(xml_bytes)
     meta = {
@@ -228,6 +237,7 @@ def _prepare(path: Path, out_dir: Path, staging: Path) -> _Prepared | BuiltForm:
         "source_sha256": source_sha,
         "source": source,
         "warnings": [_one_line(w) for w in warnings],
+        "translations": translations,
     }
     (staged / "form.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return _Prepared(form_id, version, staged)

@@ -102,12 +102,13 @@ def instance_to_dict(root: etree._Element, repeats: Iterable[str] | None = None)
 
 
 def _flatten(el: etree._Element, out: dict[str, object], reps: frozenset[str]) -> None:
-    children = [c for c in el if isinstance(c.tag, str)]
+    # One pass over the element's children, names taken from the tag string (no QName object per element:
+    # this runs for every element of every submission ingested).
+    children = [(_name(c.tag), c) for c in el if isinstance(c.tag, str)]
     counts: dict[str, int] = {}
-    for c in children:
-        counts[_local(c)] = counts.get(_local(c), 0) + 1
-    for c in children:
-        name = _local(c)
+    for name, _ in children:
+        counts[name] = counts.get(name, 0) + 1
+    for name, c in children:
         has_children = any(isinstance(g.tag, str) for g in c)
         if name in reps or (counts[name] > 1 and has_children):
             item: dict[str, object] = {}
@@ -121,3 +122,8 @@ def _flatten(el: etree._Element, out: dict[str, object], reps: frozenset[str]) -
             text = (c.text or "").strip()
             if text:
                 out[name] = text
+
+
+def _name(tag: str) -> str:
+    """The local name of an element tag (``{namespace}name`` → ``name``)."""
+    return tag.rpartition("}")[2] if tag[:1] == "{" else tag

@@ -5,10 +5,12 @@
 #   default-jdk-headless  ODK Validate (form builds) and javac for the tests that drive JavaRosa
 #                         (tests/support/javarosa/)
 #   python3-venv          the venv module
+#   build-essential       make + g++ for enketo-transformer's native XSLT (npm rebuild; the web app's forms)
 # --test adds:
 #   postgresql            initdb/pg_ctl: the tests start a private cluster of their own (never the one on 5432)
 #   redis-server          the tests start a private server of their own (never the one on 6379)
-#   chromium              the report's and the console's browser tests (headless; Playwright drives it)
+#   chromium              the report's browser test, the field web app's and the console's tests (headless, Playwright)
+#   fonts-khmeros         Khmer fonts, so Khmer labels render in the browser tests' screenshots
 #   iproute2, nftables    the degraded-link tests (network namespaces, tc tbf, nft packet loss)
 #   caddy                 `caddy adapt` of deploy/Caddyfile (tests/deploy)
 #   util-linux            runuser: as root, the test cluster runs as the `postgres` system user
@@ -18,10 +20,12 @@ set -euo pipefail
 missing=()
 command -v java >/dev/null 2>&1 && command -v javac >/dev/null 2>&1 || missing+=(default-jdk-headless)
 python3 -c "import ensurepip, venv" >/dev/null 2>&1 || missing+=(python3-venv)
+{ command -v make >/dev/null 2>&1 && command -v g++ >/dev/null 2>&1; } || missing+=(build-essential)
 if [ "${1:-}" = "--test" ]; then
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
   command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  { command -v fc-list >/dev/null 2>&1 && fc-list | grep -qi "khmer"; } || missing+=(fonts-khmeros)
   { command -v ip && command -v tc; } >/dev/null 2>&1 || [ -x /usr/sbin/tc ] || missing+=(iproute2)
   command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || missing+=(nftables)
   command -v runuser >/dev/null 2>&1 || missing+=(util-linux)

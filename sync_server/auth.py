@@ -36,6 +36,7 @@ from core.couch import Couch, DocExists
 from core.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from core.settings import Settings
 from core.throttle import Throttle
+from sync_server import tokens
 
 log = logging.getLogger("carecheck.sync.auth")
 
@@ -269,6 +270,8 @@ class Accounts:
             key = hmac.new(secret, f"{name}\x00{password}".encode(), hashlib.sha256).hexdigest()
             ok = self._basic_ok.get(key)
             return self._fresh(name) and ok is not None and time.monotonic() - ok[0] < BASIC_TTL
+        if scheme == "bearer":  # the field web app's device token (sync_server/tokens.py)
+            return tokens.is_cached(self, value.strip())
         return True
 
     def digest_record(self, name: str) -> tuple[Account | None, str | None]:
@@ -460,6 +463,11 @@ def authenticate(
             request.state.auth_outcome = (True, name, addr)
             return account
         failed = True
+    elif scheme == "bearer":  # the field web app's device token (sync_server/tokens.py): 256 random bits,
+        account = tokens.verify(accounts, value.strip())  # so no failed-login throttle is needed
+        if account:
+            return account
+        raise tokens.refused()  # no Basic/Digest challenge: a browser must not open a password dialog
     if failed and name:
         request.state.auth_outcome = (False, name, addr)
     if header and not stale:

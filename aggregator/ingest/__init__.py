@@ -13,7 +13,7 @@ from aggregator.ingest.rows import (
     instance_dict,
     periods,
 )
-from aggregator.ingest.write import PageOutcome, apply_page, describe_failure, upsert
+from aggregator.ingest.write import MappedPage, PageOutcome, apply_page, describe_failure, map_page, upsert
 from core.ages import age  # the one age rule (ingestion has no copy of its own)
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "BadSubmission",
     "DocRows",
     "RepeatsOf",
+    "MappedPage",
     "PageOutcome",
     "age",
     "apply_page",
@@ -31,6 +32,7 @@ __all__ = [
     "default_repeats",
     "describe_failure",
     "instance_dict",
+    "map_page",
     "periods",
     "upsert",
 ]

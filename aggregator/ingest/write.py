@@ -10,16 +10,17 @@ first; deletions remove a document's rows. A document that cannot be turned into
 from __future__ import annotations
 
 import traceback
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, delete, exists, or_, select, text, update
 from sqlmodel import Session, SQLModel, col
 
 from aggregator import decisions, versions
+from aggregator.ingest.bulk import insert_rows, upsert_rows
 from aggregator.ingest.rows import (
     DERIVED,
     BadSubmission,
@@ -42,6 +43,10 @@ from aggregator.models import (
 )
 from aggregator.registry import Registry, settle_latest
 
+# The transaction-scoped advisory lock partitions write under (released at commit or rollback, or when the
+# connection dies).
+WRITE_LOCK = zlib.crc32(b"carecheck:ingest:write") & 0x7FFFFFFF
+
 
 @dataclass
 class PageOutcome:
@@ -57,21 +62,12 @@ class PageOutcome:
 
 
 def upsert(session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
-    """INSERT … ON CONFLICT (primary key) DO UPDATE, on PostgreSQL or SQLite."""
-    if not rows:
-        return
-    table = model.__table__  # type: ignore[attr-defined]
-    ins = (postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
-    pk = [c.name for c in table.primary_key.columns]
-    stmt = ins.on_conflict_do_update(
-        index_elements=pk, set_={c.name: ins.excluded[c.name] for c in table.columns if c.name not in pk}
-    )
-    session.execute(stmt, rows)
+    """INSERT … ON CONFLICT (primary key) DO UPDATE, on PostgreSQL or SQLite (set-based: ``bulk``)."""
+    upsert_rows(session, model, rows)
 
 
 def _insert(session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
-    if rows:
-        session.execute(model.__table__.insert(), rows)  # type: ignore[attr-defined]
+    insert_rows(session, model, rows)
 
 
 def _chunks(ids: Iterable[str], n: int = 500) -> Iterable[list[str]]:
@@ -93,6 +89,35 @@ def _delete_derived(session: Session, ids: Iterable[str], children: set[str]) ->
             session.execute(delete(model).where(model.submission_id.in_(chunk)))  # type: ignore[attr-defined]
 
 
+@dataclass
+class MappedPage:
+    """A page's documents mapped to rows (no database access): what ``apply_page`` then writes."""
+
+    built: list[DocRows] = field(default_factory=list)
+    deleted_ids: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # id → error (to quarantine)
+    skipped: int = 0  # design docs, non-submissions
+
+
+def map_page(changes: list[Doc], *, key: bytes, now: datetime, repeats_of: RepeatsOf) -> MappedPage:
+    """Every document of a page through ``build_rows``; a document that fails is recorded, never raised."""
+    out = MappedPage()
+    for ch in changes:
+        doc = ch.get("doc") or {}
+        doc_id = str(ch.get("id") or doc.get("_id"))
+        if ch.get("deleted") or doc.get("_deleted"):
+            out.deleted_ids.append(doc_id)
+            continue
+        if doc_id.startswith("_design/") or doc.get("type") != "submission":
+            out.skipped += 1
+            continue
+        try:
+            out.built.append(build_rows(doc, now, repeats_of, key=key))
+        except Exception as exc:  # noqa: BLE001 - any failure of one document must not block the feed
+            out.failed[doc_id] = describe_failure(exc)
+    return out
+
+
 def apply_page(
     session: Session,
     changes: list[Doc],
@@ -101,30 +126,29 @@ def apply_page(
     now: datetime | None = None,
     fetch: Callable[[str], Doc | None] | None = None,
     repeats_of: RepeatsOf = default_repeats,
+    serialise: bool = False,
+    mapped: MappedPage | None = None,
 ) -> PageOutcome:
     """Apply changes (``{"id", "seq", "deleted"?, "doc"}``) to the session without committing.
 
     ``key`` is the pseudonym key (core.secrets.pseudonym_key); every process writing one database must use the
     same key, or the registry's links between visits break.
+
+    ``serialise``: wait for the other writers of the database (partitions of the feed, on PostgreSQL) after
+    the documents are mapped and before the first write, so pages of several partitions are mapped at once
+    but written one at a time: edits, deletions and registry matches that span partitions then see each
+    other's rows exactly as in one feed (an order of whole pages), and no two writers deadlock.
+
+    ``mapped``: these changes already mapped by ``map_page`` (the follower maps the next page while this one
+    is written).
     """
     now = now or datetime.now(UTC)
-    out = PageOutcome()
-    built: list[DocRows] = []
-    deleted_ids: list[str] = []
-    for ch in changes:
-        doc = ch.get("doc") or {}
-        doc_id = str(ch.get("id") or doc.get("_id"))
-        if ch.get("deleted") or doc.get("_deleted"):
-            deleted_ids.append(doc_id)
-            continue
-        if doc_id.startswith("_design/") or doc.get("type") != "submission":
-            out.skipped += 1
-            continue
-        try:
-            built.append(build_rows(doc, now, repeats_of, key=key))
-        except Exception as exc:  # noqa: BLE001 - any failure of one document must not block the feed
-            out.failed[doc_id] = describe_failure(exc)
+    m = mapped or map_page(changes, key=key, now=now, repeats_of=repeats_of)
+    out = PageOutcome(failed=dict(m.failed), skipped=m.skipped)
+    built, deleted_ids = list(m.built), list(m.deleted_ids)
 
+    if serialise and session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
     # Deletions: rows go, the raw row stays marked deleted (rule 1 below brings back what an edit replaced).
     touched_children: set[str] = set()
     if deleted_ids:
@@ -184,8 +208,7 @@ def apply_page(
     for r in live:
         for obs, rec in r.children:
             obs["child_id"] = registry.match(rec)
-    session.flush()
-    registry.flush_conflicts()
+    registry.flush()
     # Registry duplicates an officer decided are the same child: visits go to the child kept.
     merged = decisions.aliases(session, {obs["child_id"] for r in live for obs, _ in r.children})
     if merged:

@@ -64,6 +64,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "result_backend",
         "ingest_page_size",
         "ingest_hooks",
+        "ingest_partitions",
         "refresh_pause_s",
     ):
         value = getattr(settings, name)

@@ -203,6 +203,7 @@ def test_forms_published_at_the_province_reach_the_edge(pair: Pair) -> None:
     mine, province_form = ours.get("household_child_check"), theirs.get("household_child_check")
     assert mine is not None and province_form is not None
     assert mine.xml_bytes() == province_form.xml_bytes()
+    assert (mine.dir / "enketo.json").read_bytes() == (province_form.dir / "enketo.json").read_bytes()
     media = mine.media[0]
     assert media.path.read_bytes() == b"list_name,name,label\ncommune,31108,H\xc3\xb2n Tre\n"
 
@@ -224,6 +225,7 @@ def _fake_build(build: object, form_id: str, versions: list[str]) -> None:
                 "hash": "md5:" + hashlib.md5(xml).hexdigest(), "languages": ["vi", "en"], "n_questions": 40,
                 "media": [{"filename": "itemsets.csv", "hash": "md5:" + hashlib.md5(csv).hexdigest()}]}
         (d / "form.json").write_text(json.dumps(meta), encoding="utf-8")
+        (d / "enketo.json").write_text(json.dumps({"form": f"<form>{v}</form>", "model": "<model/>"}))
     (root / "current").write_text(versions[-1] + "\n", encoding="utf-8")
 
 

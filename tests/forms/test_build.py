@@ -44,7 +44,9 @@ def test_both_forms_build_with_the_contract_layout(build_dir: Path, built: dict[
         } <= set(meta)
         assert b.hash == "md5:" + hashlib.md5(b.xml_bytes()).hexdigest()
         assert meta["source_sha256"].startswith(b.version) and len(b.version) == 10
-        assert b.languages == ["Tiếng Việt (vi)", "English (en)"]
+        # Khmer comes from the translation sheet (forms/xlsforms/translations/), merged at build time.
+        assert b.languages == ["Tiếng Việt (vi)", "English (en)", "ខ្មែរ (km)"]
+        assert (vdir / "enketo.json").is_file()  # the web app's form, from the same build
         assert b.title and not b.title.isascii()  # Vietnamese title
         assert b.media == []  # choice_filter compiles to an internal secondary instance: no itemsets.csv
         assert not list(build_dir.glob(".staging-*"))
@@ -78,6 +80,7 @@ def test_rebuild_of_unchanged_sources_changes_nothing(
     src.mkdir()
     for p in SRC.glob("*.xlsx"):
         load_workbook(p).save(src / p.name)
+    shutil.copytree(SRC / "translations", src / "translations")  # part of the source (forms/translations.py)
     fresh = {b.form_id: b for b in build_all(src, tmp_path / "out")}
     assert {k: (b.version, b.hash) for k, b in fresh.items()} == {
         k: (b.version, b.hash) for k, b in built.items()
@@ -87,6 +90,10 @@ def test_rebuild_of_unchanged_sources_changes_nothing(
 def _copy_form(tmp_path: Path, form_id: str = "commune_facility_check") -> Path:
     src = tmp_path / "src"
     src.mkdir(exist_ok=True)
+    (src / "translations").mkdir(exist_ok=True)
+    # The translation sheets are part of the source (forms/translations.py).
+    for sheet in (SRC / "translations").glob(f"{form_id}.*.csv"):
+        shutil.copy(sheet, src / "translations" / sheet.name)
     return Path(shutil.copy(SRC / f"{form_id}.xlsx", src / f"{form_id}.xlsx"))
 
 

@@ -158,7 +158,8 @@ def test_injury_questions(hh: etree._Element, built: dict[str, BuiltForm]) -> No
         t.getparent().get("lang"): t.findtext("x:value", namespaces=NS)
         for t in hh.iterfind(".//x:itext/x:translation/x:text[@id='injury_type-0']", NS)
     }
-    assert drowning == {"Tiếng Việt (vi)": "Đuối nước", "English (en)": "Drowning or near-drowning"}
+    assert drowning == {"Tiếng Việt (vi)": "Đuối nước", "English (en)": "Drowning or near-drowning",
+                        "ខ្មែរ (km)": "លង់ទឹក ឬស្ទើរលង់ទឹក"}  # fmt: skip
 
 
 def test_bilingual_messages(hh: etree._Element) -> None:

@@ -1,0 +1,135 @@
+"""Set-based row writing: one statement per table per page, whatever the page's size.
+
+On PostgreSQL rows go in with ``COPY … FROM STDIN`` (psycopg's copy protocol: no statement per row, no
+parameter limit); an upsert copies into a temporary staging table and merges it with one
+``INSERT … SELECT … ON CONFLICT (primary key) DO UPDATE``. On SQLite (the embedded default) the same calls are
+executemany statements, which SQLite runs in-process at a comparable cost.
+
+Rows are plain dicts keyed by column name (what ``ingest.rows`` produces); every row of one call has the same
+keys. Columns a row does not name get the column's default (NULL), as with an INSERT naming fewer columns.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Table, func, text
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.types import JSON
+from sqlmodel import Session, SQLModel
+
+
+def _table(model: type[SQLModel] | Table) -> Table:
+    return model if isinstance(model, Table) else model.__table__  # type: ignore[attr-defined]
+
+
+def _is_pg(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _columns(table: Table, rows: Sequence[dict[str, Any]]) -> list[str]:
+    names = set(rows[0])
+    return [c.name for c in table.columns if c.name in names or _default(table, c.name) is not None]
+
+
+def _default(table: Table, name: str) -> Any:
+    """A column's scalar Python-side default (what SQLAlchemy's INSERT fills in for a column not given)."""
+    d = table.c[name].default
+    return d.arg if d is not None and d.is_scalar else None  # type: ignore[attr-defined]
+
+
+def _copy(
+    session: Session, target: str, table: Table, cols: list[str], rows: Iterable[dict[str, Any]]
+) -> None:
+    """COPY rows into ``target`` (a table with ``table``'s columns) on the session's own connection."""
+    json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    defaults = {c: _default(table, c) for c in cols}
+    dbapi = session.connection().connection.dbapi_connection
+    assert dbapi is not None
+    quoted = ", ".join(f'"{c}"' for c in cols)
+    with dbapi.cursor() as cur, cur.copy(f'COPY "{target}" ({quoted}) FROM STDIN') as copy:  # type: ignore[attr-defined]
+        for r in rows:
+            values = [r.get(c, defaults[c]) for c in cols]
+            if json_cols:
+                values = [
+                    json.dumps(v) if c in json_cols and v is not None else v
+                    for c, v in zip(cols, values, strict=True)
+                ]
+            copy.write_row(values)
+
+
+def insert_rows(session: Session, model: type[SQLModel] | Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Plain INSERT of new rows (the caller made sure their keys are free)."""
+    if not rows:
+        return
+    table = _table(model)
+    if _is_pg(session):
+        _copy(session, table.name, table, _columns(table, rows), rows)
+    else:
+        session.execute(table.insert(), list(rows))
+
+
+def upsert_rows(
+    session: Session,
+    model: type[SQLModel] | Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    merge: dict[str, str] | None = None,
+    update: bool = True,
+) -> None:
+    """INSERT … ON CONFLICT (primary key) DO UPDATE (or DO NOTHING when ``update`` is False).
+
+    Rows must have distinct primary keys. ``merge`` names columns that keep the ``"least"`` or
+    ``"greatest"`` of the stored and the incoming value (NULL counts as unknown) instead of taking the
+    incoming one, e.g. ``{"first_seen": "least"}``.
+    """
+    if not rows:
+        return
+    table = _table(model)
+    pk = [c.name for c in table.primary_key.columns]
+    cols = _columns(table, rows)
+    merge = merge or {}
+    if _is_pg(session):
+        sets = [
+            f'"{c}" = '
+            + (f'{merge[c].upper()}(t."{c}", excluded."{c}")' if c in merge else f'excluded."{c}"')
+            for c in cols
+            if c not in pk
+        ]
+        conflict = f"ON CONFLICT ({', '.join(pk)}) " + (
+            f"DO UPDATE SET {', '.join(sets)}" if update and sets else "DO NOTHING"
+        )
+        quoted = ", ".join(f'"{c}"' for c in cols)
+        stage = f"_stage_{table.name}"
+        session.execute(
+            text(
+                f'CREATE TEMP TABLE IF NOT EXISTS "{stage}" (LIKE "{table.name}" INCLUDING DEFAULTS) '
+                "ON COMMIT DELETE ROWS"
+            )
+        )
+        _copy(session, stage, table, cols, rows)
+        session.execute(
+            text(f'INSERT INTO "{table.name}" AS t ({quoted}) SELECT {quoted} FROM "{stage}" {conflict}')
+        )
+        # the staging rows go now, not at commit: a page retried document by document reuses the table
+        session.execute(text(f'DELETE FROM "{stage}"'))
+        return
+    ins = sqlite.insert(table)
+    if not update:
+        session.execute(ins.on_conflict_do_nothing(index_elements=pk), list(rows))
+        return
+    values: dict[str, Any] = {}
+    for c in cols:
+        if c in pk:
+            continue
+        old, new = table.c[c], ins.excluded[c]
+        # SQLite's two-argument min()/max() are NULL when either side is: fall back to the known side
+        how = merge.get(c)
+        if how is None:
+            values[c] = new
+        else:
+            both = func.min(old, new) if how == "least" else func.max(old, new)
+            values[c] = func.coalesce(both, old, new)
+    session.execute(ins.on_conflict_do_update(index_elements=pk, set_=values), list(rows))
