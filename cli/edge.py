@@ -191,11 +191,12 @@ def conflicts(
     the latest form end time, then received_at, then instanceID)."""
     if ctx.invoked_subcommand is not None:
         return
+    from core.couch import Couch
     from edge.conflicts import find_conflicts, render_conflicts
-    from edge.replication import local_couch
 
     settings = get_settings()
-    found = find_conflicts(local_couch(settings), settings, _choices(settings))
+    # read-only: never starts a stopped embedded store (it says how to start it instead)
+    found = find_conflicts(Couch.from_settings(settings, start=False), settings, _choices(settings))
     if as_json:
         typer.echo(json.dumps([c.as_dict() for c in found], indent=2, ensure_ascii=False))
         return

@@ -133,6 +133,10 @@ class Couch:
         if not members.get("names") and not members.get("roles"):
             self.put_security(name, ADMIN_ONLY)
 
+    def db_exists(self, name: str) -> bool:
+        r = self.request("GET", _q(name), action=f"read database {name}", ok=(200, 404))
+        return r.status_code == 200
+
     def db_info(self, name: str) -> Doc:
         return dict(self.request("GET", _q(name), action=f"read database {name}").json())
 

@@ -261,7 +261,7 @@ def security_lines(settings: Settings, lang: str = "") -> list[str]:
         return vi if lang == "vi" else en if lang == "en" else f"{vi} / {en}"
 
     try:
-        couch = Couch.from_settings(settings)
+        couch = Couch.from_settings(settings, start=False)  # read-only: never starts a stopped store
         info = audit.summary(couch, settings)
         locked = Throttle(couch, settings).locked()
     except Problem as exc:

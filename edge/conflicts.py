@@ -118,6 +118,8 @@ def _version(doc: Doc) -> Version:
 
 def _all_submissions(couch: Couch, db: str) -> list[Doc]:
     docs: list[Doc] = []
+    if not couch.db_exists(db):
+        return docs  # nothing submitted yet: no conflicts
     startkey: str | None = None
     while True:
         params: dict[str, Any] = {"include_docs": True, "conflicts": True, "limit": 1000}

@@ -169,7 +169,7 @@ def local_couch(settings: Settings) -> Couch:
 
 def read_config(couch: Couch) -> EdgeConfig | None:
     """This node's edge config, or None when `carecheck edge init` has not run here."""
-    if not _db_exists(couch, EDGE_DB):
+    if not couch.db_exists(EDGE_DB):
         return None
     rows = couch.all_docs(EDGE_DB, include_docs=True, startkey="edge:", endkey="edge:\ufff0").get("rows", [])
     for row in rows:
@@ -178,11 +178,6 @@ def read_config(couch: Couch) -> EdgeConfig | None:
                           edge_id=doc.get("edge_id") or "", configured_at=doc["configured_at"],
                           via=doc.get("via") or "")
     return None
-
-
-def _db_exists(couch: Couch, db: str) -> bool:
-    r = couch.request("GET", db, action=f"read database {db}", ok=(200, 404))
-    return r.status_code == 200
 
 
 def write_report(couch: Couch, config: EdgeConfig, report: dict[str, Any]) -> None:

@@ -9,24 +9,12 @@ from typing import Any
 from aggregator.indicators.status import has_target, label, shows_denominator
 from aggregator.reports import ReportData
 from aggregator.reports.labels import clause_text
+from aggregator.rollup import ROW_FIELDS
 
+# The rows' exported fields (rollup.ROW_FIELDS, shared with the JSON API), ``target`` spelt as two columns,
+# then the status words and the plan clause.
 COLUMNS = [
-    "indicator",
-    "name_vi",
-    "name_en",
-    "unit",
-    "org_unit",
-    "org_unit_name",
-    "level",
-    "hierarchy",
-    "period",
-    "disaggregation",
-    "numerator",
-    "denominator",
-    "value",
-    "target_op",
-    "target_value",
-    "status",
+    *(c for f in ROW_FIELDS for c in (("target_op", "target_value") if f == "target" else (f,))),
     "status_text",
     "clause",
 ]

@@ -21,7 +21,7 @@ from aggregator.rollup.build import (
     wide_table,
 )
 from aggregator.rollup.cells import ALL_PERIODS, CellQuery, groups, period_sql, periods_by_type
-from aggregator.rollup.read import IndicatorRow, children_of, org_units, query_indicators, trend
+from aggregator.rollup.read import ROW_FIELDS, IndicatorRow, children_of, org_units, query_indicators, trend
 from aggregator.rollup.tables import (
     COLS,
     HIERARCHIES,
@@ -41,6 +41,7 @@ __all__ = [
     "ALL_PERIODS",
     "COLS",
     "REBUILD_CONNECTIONS",
+    "ROW_FIELDS",
     "HIERARCHIES",
     "LEVELS",
     "CellQuery",

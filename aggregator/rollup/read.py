@@ -18,6 +18,26 @@ from core import orgunits
 from core.errors import BadRequest, NotFound
 from core.settings import get_settings
 
+# The exported fields of an indicator row, in order: the JSON API's items and the CSV's columns (which spell
+# ``target`` as target_op / target_value and add the status words and the plan clause) both follow this list.
+ROW_FIELDS = (
+    "indicator",
+    "name_vi",
+    "name_en",
+    "unit",
+    "org_unit",
+    "org_unit_name",
+    "level",
+    "hierarchy",
+    "period",
+    "disaggregation",
+    "numerator",
+    "denominator",
+    "value",
+    "target",
+    "status",
+)
+
 
 @dataclass
 class IndicatorRow:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
+from aggregator.rollup import ROW_FIELDS
 from core.errors import Forbidden
 from core.orgunits import PROVINCE_CODE, may_see
 from sync_server.auth import OFFICER_ROLES, Account, require_roles, visible_area
@@ -18,24 +19,6 @@ from sync_server.deps import Ctx
 
 router = APIRouter(prefix="/api/v1", tags=["indicators"])
 Officer = Annotated[Account, Depends(require_roles(*OFFICER_ROLES))]
-
-FIELDS = (
-    "indicator",
-    "name_vi",
-    "name_en",
-    "unit",
-    "org_unit",
-    "org_unit_name",
-    "level",
-    "hierarchy",
-    "period",
-    "numerator",
-    "denominator",
-    "value",
-    "target",
-    "status",
-    "disaggregation",
-)
 
 
 def _forbidden(account: Account, level: str, area: str | None) -> Forbidden:
@@ -92,7 +75,7 @@ def get_indicators(
         )
     items = [
         {
-            **{k: getattr(r, k) for k in FIELDS},
+            **{k: getattr(r, k) for k in ROW_FIELDS},
             # rule 9's words for the status (aggregator.indicators.status), the same in every output
             "status_text": {"vi": status_label(r.status, "vi"), "en": status_label(r.status, "en")},
         }

@@ -64,7 +64,8 @@ def _groups() -> list[list[str]]:
         commands = getattr(cmd, "commands", None)
         if commands is None:
             return
-        out.append(path)
+        if not getattr(cmd, "invoke_without_command", False):  # `conflicts` lists on its own: a command
+            out.append(path)
         for name, sub in commands.items():
             walk(sub, [*path, name])
 
