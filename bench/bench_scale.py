@@ -205,6 +205,7 @@ def _step_read(url: str, tmp: Path) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
     from console.app import create_app
+    from console.sessions import officer_account
     from core.settings import Settings
     from sync_server.auth import Account, current_account
 
@@ -217,7 +218,9 @@ def _step_read(url: str, tmp: Path) -> dict[str, Any]:
     # the store is not needed to read indicators: a district officer is signed in by the test hook
     settings = Settings(var_dir=tmp, database_url=url, couchdb_url="http://127.0.0.1:9")
     app = create_app(settings)
-    app.dependency_overrides[current_account] = lambda: Account("huyen_bench", "district", str(district))
+    officer = Account("huyen_bench", "district", str(district))
+    app.dependency_overrides[current_account] = lambda: officer  # the API's dependency
+    app.dependency_overrides[officer_account] = lambda: officer  # reports: a console session or a device login
     api, report = [], []
     with TestClient(app, base_url="http://officer.test") as client:
         for i in range(21):

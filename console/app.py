@@ -53,6 +53,7 @@ _JSON_PREFIXES = (
     "/formList",
     "/submission",
     "/healthz",
+    "/app/",  # the field web app's API: the phone reads JSON problems (its pages are static files)
 )
 
 
