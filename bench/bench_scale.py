@@ -220,7 +220,7 @@ def _step_read(url: str, tmp: Path) -> dict[str, Any]:
     app = create_app(settings)
     officer = Account("huyen_bench", "district", str(district))
     app.dependency_overrides[current_account] = lambda: officer  # the API's dependency
-    app.dependency_overrides[officer_account] = lambda: officer  # reports: a console session or a device login
+    app.dependency_overrides[officer_account] = lambda: officer  # reports: session or device login
     api, report = [], []
     with TestClient(app, base_url="http://officer.test") as client:
         for i in range(21):
