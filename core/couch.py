@@ -12,12 +12,18 @@ import base64
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 from urllib.parse import quote
 
 import requests
 from cloudant.client import CouchDB
 from cloudant.error import CloudantException
+from requests.adapters import HTTPAdapter
+from urllib3 import BaseHTTPResponse
+from urllib3.connectionpool import ConnectionPool
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
+from urllib3.util.retry import Retry
 
 from core.errors import ConfigError, Problem, StoreUnavailable
 from core.settings import Settings
@@ -49,6 +55,36 @@ def _couch_errors(action: str) -> Iterator[None]:
         ) from exc
 
 
+class _DroppedConnectionRetry(Retry):
+    """Retry a request whose pooled keep-alive connection the server closed under it, never a timeout.
+
+    CouchDB (and Node's HTTP server under pouchdb-server) closes idle keep-alive connections; a request sent
+    in the instant the server closes one fails with "connection reset / remote end closed" although the
+    server never saw it. A reads-only retry of that (GET/HEAD, and a refused connect where nothing was sent)
+    is safe; writes are not retried (a PUT the server applied would come back as a conflict), and a timeout
+    is answered at once (a slow or hung store must not cost three timeouts).
+    """
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        if isinstance(error, Urllib3Timeout):  # no retry left: raises what requests turns into a Timeout
+            Retry(total=0, read=False).increment(method, url, response, error, _pool, _stacktrace)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+
+def _adapter() -> HTTPAdapter:
+    return HTTPAdapter(max_retries=_DroppedConnectionRetry(
+        total=2, connect=2, read=2, status=0, redirect=0, other=0,
+        allowed_methods=frozenset({"GET", "HEAD"}), backoff_factor=0.1, raise_on_status=False))
+
+
 class Couch:
     """A connection to one CouchDB server (admin or a scoped user)."""
 
@@ -58,11 +94,13 @@ class Couch:
         with _couch_errors("connect"):
             if user:
                 self.client = CouchDB(
-                    user, password, url=self.url, connect=False, timeout=timeout, use_basic_auth=True
+                    user, password, url=self.url, connect=False, timeout=timeout, use_basic_auth=True,
+                    adapter=_adapter(),
                 )
             else:
                 self.client = CouchDB(
-                    None, None, url=self.url, admin_party=True, connect=False, timeout=timeout
+                    None, None, url=self.url, admin_party=True, connect=False, timeout=timeout,
+                    adapter=_adapter(),
                 )
             self.client.connect()
         self.session: requests.Session = self.client.r_session
