@@ -439,6 +439,10 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
     )
     cells = 0
     for (source, kind), group in groups(defs.load().values()).items():
+        whole = CellQuery(SOURCES[source], kind, ALL_PERIODS, group, communes=communes, periods=periods)
+        if whole.exact_rollup:  # every period type in one statement, one pass over the rows (and units)
+            cells += _bulk_insert(conn, table, whole.cells(conn))
+            continue
         for ptype in PERIOD_TYPES:
             if by_type[ptype]:
                 cq = CellQuery(SOURCES[source], kind, ptype, group, communes=communes, periods=by_type[ptype])

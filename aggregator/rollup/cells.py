@@ -77,7 +77,8 @@ class CellQuery:
     ptype: str
     indicators: list[Indicator]
     communes: set[str] | None = None  # incremental: only these legacy communes
-    periods: set[str] | None = None  # incremental: only these periods (codes of this period type)
+    periods: set[str] | None = None  # incremental: only these periods (codes of this period type, or of any
+    # type with ALL_PERIODS)
     # full rebuild split over connections: (k, n) = only the units (stock key) whose hash falls in the k-th
     # of n equal ranges; every unit lands in exactly one part, so the cells are the sums of the parts' cells
     part: tuple[int, int] | None = None
@@ -134,14 +135,7 @@ class CellQuery:
         known = sorted(orgunits.communes())
         # a commune outside the register (or none) counts at province level only
         commune = case((t.c.commune_code.in_(known), t.c.commune_code), else_=literal(UNKNOWN_COMMUNE))
-        # index-friendly filter on the raw column for incremental runs
-        in_wanted = or_(
-            t.c.commune_code.in_(bindparam("communes", expanding=True)),
-            and_(
-                bindparam("unknown", type_=Boolean),
-                or_(t.c.commune_code.is_(None), t.c.commune_code.not_in(known)),
-            ),
-        )
+        in_wanted = _in_wanted(t, known)
 
         def c(expr: Any) -> Any:
             # byte-order sorting and grouping on PostgreSQL: locale-aware text comparison dominates the sorts
@@ -213,6 +207,7 @@ class CellQuery:
 
         dims = self.dims
         n_ind = len(self.indicators)
+        stock = self.kind == "stock"
         per_row: list[Any] = [t.c.year.label("year"), t.c.month.label("month"), c(commune).label("commune")]
         per_row += [c(defs.dimension_sql(d, src)).label(f"dim_{d}") for d in dims]
         # one per-row column and one aggregate per *distinct* measure (indicators share numerators and
@@ -232,8 +227,16 @@ class CellQuery:
                     aggs[sig] = (f"m{len(aggs)}", expr)
                 measure_of[f"{x}{i}"] = aggs[sig][0]
         per_row += [expr.label(name) for name, expr in aggs.values() if expr is not None]
-        stock = self.kind == "stock"
         has_period = [t.c.year.is_not(None), t.c.month.is_not(None)]
+        if self.incremental:  # every touched period lies whole within [lo, hi] (see _runs)
+            has_period.append(t.c.visit_date.between(bindparam("lo", type_=Date), bindparam("hi", type_=Date)))
+            if stock:
+                # only units seen in the touched communes can change those communes' cells; each unit's
+                # rows within [lo, hi] are all there, so its latest row of every touched period is found
+                movers = select(src.unit()).where(_in_wanted(t, known), *has_period).correlate(None)
+                has_period.append(src.unit().in_(movers))
+            else:
+                has_period.append(_in_wanted(t, known))
         if self.part is not None:
             # the k-th of n equal ranges of the unit's hash: a range (not hash % n = k, which PostgreSQL
             # estimates at 0.5 % of the rows and then plans sort-based aggregates for)
@@ -290,6 +293,8 @@ class CellQuery:
                 "school_year": or_(last, start(nym, 12, 8) != start(ym, 12, 8)),
             }
             keys1 += [case((cond, 1), else_=0).label(f"last_{p}") for p, cond in flags.items()]
+        if self.incremental:  # (after the window: a unit's rows in other communes still order its own)
+            where1.append(rows.c.commune.in_(bindparam("communes2", expanding=True)))
         # INTEGER partial sums (one month, commune and combination of dimensions: far below 2^31; an
         # overflow would raise, not wrap): PostgreSQL sums INTEGER with a 64-bit accumulator, BIGINT with a
         # slower 128-bit one
@@ -345,22 +350,22 @@ class CellQuery:
         return union_all(*out)
 
     def _runs(self) -> Iterator[tuple[dict[str, Any], set[str] | None]]:
-        """(parameters, period codes to keep) per execution: one for a rebuild, one per year when
-        incremental."""
+        """(parameters, period codes to keep) per execution: one for a rebuild; incremental, one per period,
+        or one for them all with ALL_PERIODS."""
         if not self.incremental:
             yield {}, None
             return
         communes = sorted(self.communes or ())
+        base = {"communes": communes, "communes2": communes, "unknown": UNKNOWN_COMMUNE in communes}
+        if self.ptype == ALL_PERIODS:  # every period in one pass over the rows of the span they cover
+            spans = [parse_period(code) for code in self.periods or ()]
+            if spans:
+                lo, hi = min(p.start for p in spans), max(p.end for p in spans)
+                yield {"lo": lo, "hi": hi, **base}, set(self.periods or ())
+            return
         for code in sorted(self.periods or ()):
             p = parse_period(code)
-            params = {
-                "lo": p.start,
-                "hi": p.end,
-                "communes": communes,
-                "communes2": communes,
-                "unknown": UNKNOWN_COMMUNE in communes,
-            }
-            yield params, {code}
+            yield {"lo": p.start, "hi": p.end, **base}, {code}
 
     def insert_cells(self, table: Table, dialect: str, wide_rows: Any = None) -> Any:
         """Full rebuild only: ``INSERT INTO table … SELECT`` the long rows of :meth:`cells`, unpivoted in SQL
@@ -443,6 +448,18 @@ class CellQuery:
 
 
 _STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _in_wanted(t: Table, known: list[str]) -> ColumnElement[bool]:
+    """Incremental runs: the rows of the touched communes (``communes``; ``unknown``: also the rows without a
+    known commune), as a condition on the raw column, which its indexes serve."""
+    return or_(
+        t.c.commune_code.in_(bindparam("communes", expanding=True)),
+        and_(
+            bindparam("unknown", type_=Boolean),
+            or_(t.c.commune_code.is_(None), t.c.commune_code.not_in(known)),
+        ),
+    )
 
 
 def _unit_hash(key: Any, dialect: str) -> tuple[Any, int]:
