@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
 # Ids are text everywhere; every table carrying answers also carries ``submission_id`` (the CouchDB _id) so
@@ -49,6 +49,10 @@ class RawSubmission(SQLModel, table=True):
 
 class Household(SQLModel, table=True):
     """One household visit (a current, non-superseded household_child_check submission)."""
+
+    __table_args__ = (  # (migration 0006_refresh, as on ChildObservation)
+        Index("ix_household_commune_visit", "commune_code", "visit_date", postgresql_include=["household_key"]),
+    )
 
     submission_id: str = Field(primary_key=True)
     visit_date: date | None = None
@@ -97,6 +101,11 @@ class Child(SQLModel, table=True):
 
 class ChildObservation(SQLModel, table=True):
     """One child in one visit: id = submission_id + "/" + repeat index (0-based)."""
+
+    # the indicator refresh's rows: a few communes over a span of dates (migration 0006_refresh)
+    __table_args__ = (
+        Index("ix_childobservation_commune_visit", "commune_code", "visit_date", postgresql_include=["child_id"]),
+    )
 
     id: str = Field(primary_key=True)
     submission_id: str = Field(index=True)
