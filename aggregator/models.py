@@ -51,7 +51,9 @@ class Household(SQLModel, table=True):
     """One household visit (a current, non-superseded household_child_check submission)."""
 
     __table_args__ = (  # (migration 0006_refresh, as on ChildObservation)
-        Index("ix_household_commune_visit", "commune_code", "visit_date", postgresql_include=["household_key"]),
+        Index(
+            "ix_household_commune_visit", "commune_code", "visit_date", postgresql_include=["household_key"]
+        ),
     )
 
     submission_id: str = Field(primary_key=True)
@@ -104,7 +106,9 @@ class ChildObservation(SQLModel, table=True):
 
     # the indicator refresh's rows: a few communes over a span of dates (migration 0006_refresh)
     __table_args__ = (
-        Index("ix_childobservation_commune_visit", "commune_code", "visit_date", postgresql_include=["child_id"]),
+        Index(
+            "ix_childobservation_commune_visit", "commune_code", "visit_date", postgresql_include=["child_id"]
+        ),
     )
 
     id: str = Field(primary_key=True)

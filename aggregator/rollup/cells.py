@@ -229,7 +229,8 @@ class CellQuery:
         per_row += [expr.label(name) for name, expr in aggs.values() if expr is not None]
         has_period = [t.c.year.is_not(None), t.c.month.is_not(None)]
         if self.incremental:  # every touched period lies whole within [lo, hi] (see _runs)
-            has_period.append(t.c.visit_date.between(bindparam("lo", type_=Date), bindparam("hi", type_=Date)))
+            span = t.c.visit_date.between(bindparam("lo", type_=Date), bindparam("hi", type_=Date))
+            has_period.append(span)
             if stock:
                 # only units seen in the touched communes can change those communes' cells; each unit's
                 # rows within [lo, hi] are all there, so its latest row of every touched period is found
