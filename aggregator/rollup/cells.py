@@ -234,7 +234,8 @@ class CellQuery:
             if stock:
                 # only units seen in the touched communes can change those communes' cells; each unit's
                 # rows within [lo, hi] are all there, so its latest row of every touched period is found
-                movers = select(src.unit()).where(_in_wanted(t, known), *has_period).correlate(None)
+                # (by commune and date only: read from their index alone)
+                movers = select(src.unit()).where(_in_wanted(t, known), span).correlate(None)
                 has_period.append(src.unit().in_(movers))
             else:
                 has_period.append(_in_wanted(t, known))
