@@ -429,3 +429,34 @@ def test_refresh_touches_only_the_periods_of_the_page(engine: Engine) -> None:
     assert stats["periods"] == 4
     assert cedc_p1("2026") == 0  # recomputed
     assert cedc_p1("2026Q1") == 99  # not the page's period: left alone
+
+
+def test_refresh_touches_only_the_org_units_of_the_page(engine: Engine) -> None:
+    """A page of one commune recomputes that commune and the units above it, and leaves every other commune,
+    district and 2025 commune as it was (each refresh statement is restricted to the touched keys)."""
+    seeded(engine)
+    t = rollup.IndicatorValue.__table__  # type: ignore[attr-defined]
+    # (not the province: it sums every district, the tampered one too)
+    touched = {("commune", "legacy", P1), ("district", "legacy", "911"), ("commune", "2025", "31078")}
+    others = {("commune", "legacy", H1), ("district", "legacy", "900"), ("commune", "2025", "30766")}
+    with engine.begin() as c:  # tamper with the 2026 cells of both kinds of units
+        for level, hierarchy, unit in touched | others:
+            unit_2026 = [t.c.level == level, t.c.hierarchy == hierarchy, t.c.org_unit == unit]
+            unit_2026.append(t.c.period == "2026")
+            c.execute(t.update().where(*unit_2026).values(numerator=999))
+
+    def tampered(level: str, hierarchy: str, unit: str) -> bool:
+        with engine.connect() as c:
+            got = c.execute(
+                select(t.c.numerator).where(
+                    t.c.level == level, t.c.hierarchy == hierarchy, t.c.org_unit == unit, t.c.period == "2026"
+                )
+            ).scalars()
+            return any(v == 999 for v in got)
+
+    assert all(tampered(*k) for k in touched | others)
+    with Session(engine) as s:
+        stats = rollup.refresh(s, ["uuid:p1-may"])
+    assert stats["communes"] == 1
+    assert [k for k in touched if tampered(*k)] == []  # recomputed
+    assert all(tampered(*k) for k in others)  # not the page's: left alone
