@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Boolean,
     ColumnElement,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    any_,
     bindparam,
     case,
     cast,
@@ -235,8 +237,7 @@ class CellQuery:
                 # only units seen in the touched communes can change those communes' cells; each unit's
                 # rows within [lo, hi] are all there, so its latest row of every touched period is found
                 # (by commune and date only: read from their index alone)
-                movers = select(src.unit()).where(_in_wanted(t, known), span).correlate(None)
-                has_period.append(src.unit().in_(movers))
+                has_period.append(_rows_of_units(src, [_in_wanted(t, known), span], dialect))
             else:
                 has_period.append(_in_wanted(t, known))
         if self.part is not None:
@@ -462,6 +463,21 @@ def _in_wanted(t: Table, known: list[str]) -> ColumnElement[bool]:
             or_(t.c.commune_code.is_(None), t.c.commune_code.not_in(known)),
         ),
     )
+
+
+def _rows_of_units(src: Source, where: list[Any], dialect: str) -> ColumnElement[bool]:
+    """The rows of the units that have a row matching ``where``. On PostgreSQL against those units' keys as an
+    array, computed once: the key's index finds their rows (estimated few, so never a scan comparing each
+    row with the array), where a semi-join read and probed every row of the span."""
+    t = src.table
+    if dialect != "postgresql":
+        return src.unit().in_(select(src.unit()).where(*where).correlate(None))
+    key = t.c[src.stock_key or ""]
+    keys = select(func.array_agg(func.distinct(key))).where(*where, key.is_not(None)).correlate(None)
+    cond = key == any_(cast(keys.scalar_subquery(), ARRAY(String)))
+    if src.own_unit_when_null:  # a row without a key is a unit of its own: one of them iff it matches itself
+        cond = or_(cond, and_(key.is_(None), *where))
+    return cond
 
 
 def _unit_hash(key: Any, dialect: str) -> tuple[Any, int]:
