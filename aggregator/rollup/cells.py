@@ -469,12 +469,13 @@ def _rows_of_units(src: Source, where: list[Any], dialect: str) -> ColumnElement
     """The rows of the units that have a row matching ``where``. On PostgreSQL against those units' keys as an
     array, computed once: the key's index finds their rows (estimated few, so never a scan comparing each
     row with the array), where a semi-join read and probed every row of the span."""
-    t = src.table
+    t, unit = src.table, src.unit()
     if dialect != "postgresql":
-        return src.unit().in_(select(src.unit()).where(*where).correlate(None))
+        found: ColumnElement[bool] = unit.in_(select(unit).where(*where).correlate(None))
+        return found
     key = t.c[src.stock_key or ""]
     keys = select(func.array_agg(func.distinct(key))).where(*where, key.is_not(None)).correlate(None)
-    cond = key == any_(cast(keys.scalar_subquery(), ARRAY(String)))
+    cond: ColumnElement[bool] = key == any_(cast(keys.scalar_subquery(), ARRAY(String)))
     if src.own_unit_when_null:  # a row without a key is a unit of its own: one of them iff it matches itself
         cond = or_(cond, and_(key.is_(None), *where))
     return cond
