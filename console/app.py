@@ -98,7 +98,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(ctx.try_ready)  # a store that is down now is retried on the next request
         yield
-        await run_in_threadpool(ctx.submissions.close)  # queued records are written and answered first
 
     app = FastAPI(title="carecheck", version="1.0", lifespan=lifespan)
     app.state.ctx = ctx

@@ -1,7 +1,7 @@
 """Group commit of new submission documents: concurrent creates written together in one ``_bulk_docs``.
 
 A commune team back in coverage sends together; one ``PUT`` per record makes the store commit once per record.
-Here every create waits in a queue; a writer thread takes what is queued (up to ``batch_docs`` documents or
+Here every create joins a queue; one caller takes what is queued (up to ``batch_docs`` documents or
 ``batch_bytes`` of body, after at most ``window`` seconds of gathering) and writes it as one ``_bulk_docs``.
 Each caller returns only when the store has answered for *its* document, with that document's own result:
 
@@ -14,8 +14,8 @@ Each caller returns only when the store has answered for *its* document, with th
 
 Two documents with one id never share a batch: the later waits for the next one, so the store decides between
 a resend and its original, two parts of one record, or two records claiming one instanceID exactly as it does
-for sequential ``PUT``s. With no other create in flight a document is written at once (no added latency for
-one phone). ``writers`` batches may be in flight together (the store works on one while the next gathers).
+for sequential ``PUT``s. With no other create in flight a document is written at once, by its own caller (no
+added wait and no thread hop for one phone).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import json
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from core.couch import Couch, Doc, DocExists
@@ -36,13 +36,19 @@ from core.errors import Problem, StoreUnavailable
 class _Pending:
     doc_id: str
     body: bytes  # the document as JSON, attachments inline
-    done: threading.Event = field(default_factory=threading.Event)
+    done: bool = False
     rev: str | None = None
     error: BaseException | None = None
 
 
 class GroupCommit:
-    """Queue of creates for one database; :meth:`create` blocks until its own document's result is known."""
+    """Creates for one database, written in groups; :meth:`create` returns its own document's result.
+
+    Leader/follower, no thread of its own: a caller that finds no batch being gathered and a writer slot
+    free gathers one (its own document and whatever is queued) and writes it in its own thread; the others
+    wait until their document is answered or it is their turn to lead. ``writers`` batches may be written at
+    once (the store works on one while the next is gathered).
+    """
 
     def __init__(self, couch: Couch, db: str, *, window: float = 0.002, batch_docs: int = 32,
                  batch_bytes: int = 16_000_000, writers: int = 2):
@@ -51,12 +57,11 @@ class GroupCommit:
         self.window = window
         self.batch_docs = max(1, batch_docs)
         self.batch_bytes = batch_bytes
+        self._n_writers = max(1, writers)
         self._queue: deque[_Pending] = deque()
         self._cond = threading.Condition()
-        self._writers: list[threading.Thread] = []
-        self._n_writers = max(1, writers)
-        self._closed = False
-        self._inflight = 0  # batches being written now
+        self._gathering = False  # one leader gathers at a time
+        self._writing = 0  # batches being written now
         self.batches = 0  # statistics (bench and tests): batches written and documents in them
         self.written = 0
 
@@ -70,49 +75,33 @@ class GroupCommit:
             }
         item = _Pending(str(doc["_id"]), json.dumps(body).encode("utf-8"))
         with self._cond:
-            if self._closed:
-                raise StoreUnavailable("Máy chủ đang dừng; hãy gửi lại sau.",
-                                       "The server is stopping; send again.")
-            if not self._writers:
-                self._start_writers()
             self._queue.append(item)
-            self._cond.notify()
-        item.done.wait()
+            self._cond.notify_all()
+            while not item.done:
+                if self._gathering or self._writing >= self._n_writers or not self._queue:
+                    self._cond.wait()
+                    continue
+                batch = self._gather()
+                self._cond.release()
+                try:
+                    self._write(batch)
+                finally:
+                    self._cond.acquire()
+                    self._writing -= 1
+                    self._cond.notify_all()  # the answered return; one of the rest leads next
         if item.error is not None:
             raise item.error
         assert item.rev is not None
         return item.rev
 
-    def close(self) -> None:
-        """Stop the writers once the queue is empty (what is queued is still written and answered).
-
-        A later :meth:`create` starts them again (an app may be started and stopped more than once)."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-            writers, self._writers = self._writers, []
-        for t in writers:
-            t.join(timeout=30)
-        with self._cond:
-            self._closed = False
-
-    # --- writer side ---
-    def _start_writers(self) -> None:
-        for k in range(self._n_writers):
-            t = threading.Thread(target=self._run, name=f"group-commit-{k}", daemon=True)
-            t.start()
-            self._writers.append(t)
-
-    def _take(self) -> list[_Pending] | None:
-        """The next batch: waits for a first document; if another batch is being written meanwhile,
-        gathers for at most ``window`` seconds (an idle store gets it at once: one phone waits for none)."""
-        with self._cond:
-            while not self._queue:
-                if self._closed:
-                    return None
-                self._cond.wait()
-            deadline = time.monotonic() + (self.window if self._inflight else 0.0)
-            while len(self._queue) < self.batch_docs and not self._closed:
+    def _gather(self) -> list[_Pending]:
+        """Take the next batch (called holding the lock): if another batch is being written meanwhile, wait
+        up to ``window`` seconds for more (an idle store gets the documents at once: one phone waits for
+        nothing)."""
+        self._gathering = True
+        try:
+            deadline = time.monotonic() + (self.window if self._writing else 0.0)
+            while len(self._queue) < self.batch_docs:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -130,18 +119,11 @@ class GroupCommit:
                 ids.add(item.doc_id)
                 size += len(item.body)
             self._queue.extendleft(reversed(kept))
-            self._inflight += 1
-            if self._queue:
-                self._cond.notify()  # another writer may start on the rest now
+            self._writing += 1
             return batch
-
-    def _run(self) -> None:
-        while (batch := self._take()) is not None:
-            try:
-                self._write(batch)
-            finally:
-                with self._cond:
-                    self._inflight -= 1
+        finally:
+            self._gathering = False
+            self._cond.notify_all()  # another caller may gather the rest while this batch is written
 
     def _write(self, batch: list[_Pending]) -> None:
         body = b'{"docs":[' + b",".join(p.body for p in batch) + b"]}"
@@ -155,7 +137,7 @@ class GroupCommit:
         except Problem as exc:
             for p in batch:
                 p.error = exc
-                p.done.set()
+                p.done = True
             return
         except Exception as exc:  # noqa: BLE001 - a writer thread must answer every waiter, whatever happened
             failed = StoreUnavailable(
@@ -164,7 +146,7 @@ class GroupCommit:
             )
             for p in batch:
                 p.error = failed
-                p.done.set()
+                p.done = True
             return
         self.batches += 1
         self.written += len(batch)
@@ -182,4 +164,4 @@ class GroupCommit:
                     "Kho dữ liệu từ chối ghi phiếu; hãy gửi lại sau.",
                     f"The data store refused the record ({row.get('error')}); send again later.",
                 )
-            p.done.set()
+            p.done = True

@@ -41,10 +41,6 @@ class Submissions:
             batch_docs=settings.intake_batch_docs, batch_bytes=settings.max_submission_bytes,
         )
 
-    def close(self) -> None:
-        """Answer what is queued, then stop the group-commit writers."""
-        self.commit.close()
-
     def get(self, doc_id: str) -> Doc | None:
         doc = self.couch.get(self.db, doc_id)
         return doc if doc and doc.get("type") == "submission" else None
