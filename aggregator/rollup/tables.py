@@ -26,7 +26,7 @@ LEVELS = ("province", "district", "commune")
 UNKNOWN_COMMUNE = ""  # rows without a (valid) commune count at province level only
 BATCH = 5000
 REBUILD_WORK_MEM = "256MB"
-REFRESH_WORK_MEM = "64MB"  # per sort / hash of a refresh statement (a few run at once)
+REFRESH_WORK_MEM = "256MB"  # per sort / hash of a refresh statement (~120 MB: a 10 M database's window sort)
 PK_ORDER = ("org_unit", "period", "indicator", "level", "hierarchy", "dis_key", "dis_value")
 LOCK_KEY = 0x1D1C  # pg_advisory_xact_lock key shared by rebuild and refresh
 # a full PostgreSQL rebuild computes its large stock groups in this many parts by unit, at once, on as many
