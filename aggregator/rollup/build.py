@@ -402,7 +402,14 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
     conn = session.connection()
     ensure_tables(conn.engine)
     _lock(conn)
-    if conn.dialect.name == "postgresql":  # for this transaction (the page's refresh) only
+    table = IndicatorValue.__table__  # type: ignore[attr-defined]
+    if conn.execute(select(table.c.indicator).limit(1)).first() is None:
+        # never built: commune cells alone would make every level above them wrong, so compute everything
+        cells = compute_into(conn, table)
+        bump_generation(conn)
+        session.commit()
+        return {"full": True, "cells": cells}
+    if conn.dialect.name == "postgresql":  # for this page's transaction only (not a first build's)
         # JIT compiles these wide statements for longer than they run (~0.8 s of a 1.6 s statement at 1 M
         # rows); the window pass's sort and the aggregates in memory instead of spilling to disk; and hash
         # aggregates: the planner expects a handful of the moving units' rows (their keys are an array it
@@ -411,13 +418,6 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
         conn.execute(text("SET LOCAL jit = off"))
         conn.execute(text(f"SET LOCAL work_mem = '{REFRESH_WORK_MEM}'"))
         conn.execute(text("SET LOCAL enable_sort = off"))
-    table = IndicatorValue.__table__  # type: ignore[attr-defined]
-    if conn.execute(select(table.c.indicator).limit(1)).first() is None:
-        # never built: commune cells alone would make every level above them wrong, so compute everything
-        cells = compute_into(conn, table)
-        bump_generation(conn)
-        session.commit()
-        return {"full": True, "cells": cells}
     ids = set(submission_ids)
     raw = RawSubmission.__table__  # type: ignore[attr-defined]
     prev = {r[0] for r in conn.execute(select(raw.c.deprecated_id).where(raw.c.id.in_(ids))) if r[0]}
