@@ -180,11 +180,13 @@ def _step_refresh(url: str, n: int) -> dict[str, Any]:
         # (households and their children's observations) — the cells of those communes and periods move
         teams = rng.sample(communes, 4)
         start = days[0] + timedelta(days=rng.randrange((days[1] - days[0]).days - 7))
+        # ORDER BY: the same rows whatever the plan (an index on (commune, date) made LIMIT take the first
+        # commune's rows only: a page of one or two communes instead of four)
         q = text(
             "(SELECT submission_id FROM household WHERE commune_code = ANY(:c) "
-            "AND visit_date BETWEEN :a AND :b LIMIT :n) UNION ALL "
-            "(SELECT submission_id FROM childobservation "
-            "WHERE commune_code = ANY(:c) AND visit_date BETWEEN :a AND :b LIMIT :n)"
+            "AND visit_date BETWEEN :a AND :b ORDER BY submission_id LIMIT :n) UNION ALL "
+            "(SELECT submission_id FROM childobservation WHERE commune_code = ANY(:c) "
+            "AND visit_date BETWEEN :a AND :b ORDER BY submission_id LIMIT :n)"
         )
         with engine.connect() as c:
             ids = list(
