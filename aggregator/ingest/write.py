@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, or_, select, text, update
+from sqlalchemy import bindparam, delete, exists, or_, select, text, union, update
 from sqlmodel import Session, SQLModel, col
 
 from aggregator import decisions, versions
@@ -179,8 +179,13 @@ def apply_page(
     page_ids = {r.doc_id for r in built}
     by_id = {r.doc_id: r for r in built}
     # The page's documents land first (flags settled next), so that the records they belong to are whole.
-    upsert(session, RawSubmission, [{**r.raw, "superseded": False, "lost_to": None} for r in built])
-    _delete_derived(session, page_ids, touched_children)
+    # Documents with no row stored yet (most of a feed) are plain inserts (one COPY) with nothing to delete;
+    # the others are upserted and their derived rows replaced.
+    stored = _stored(session, page_ids)
+    raw = [{**r.raw, "superseded": False, "lost_to": None} for r in built]
+    _insert(session, RawSubmission, [r for r in raw if r["id"] not in stored])
+    upsert(session, RawSubmission, [r for r in raw if r["id"] in stored])
+    _delete_derived(session, stored, touched_children)
 
     # Rule 1 (aggregator.versions): every record these documents belong to, settled as a whole — which
     # versions are superseded, which heads lost, and the one whose rows count.
@@ -246,6 +251,17 @@ def apply_page(
     stopped = {n.id for n in nodes if was_live.get(n.id) and not state[n.id].live}
     out.ingested = sorted(page_ids | {r.doc_id for r in live} | stopped)
     out.rows = len(built) + len(households) + len(facilities) + len(observations)
+    return out
+
+
+def _stored(session: Session, ids: set[str]) -> set[str]:
+    """Those of ``ids`` with any row stored (raw or derived), in one statement per chunk."""
+    out: set[str] = set()
+    for chunk in _chunks(ids):
+        keys: list[Any] = [RawSubmission.__table__.c.id]  # type: ignore[attr-defined]
+        keys += [m.__table__.c.submission_id for m in DERIVED]  # type: ignore[attr-defined, union-attr]
+        parts = [select(k).where(one_of(session, k, chunk)) for k in keys]
+        out.update(session.execute(union(*parts)).scalars())
     return out
 
 
