@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # OpenRosa
     realm: str = "carecheck"
     max_submission_bytes: int = Field(default=100_000_000, gt=0)
+    # Group commit of new submissions (sync_server/groupcommit.py): at most this many records per
+    # `_bulk_docs`, gathered for at most this many milliseconds once one is waiting; 1 = a write per record.
+    intake_batch_docs: int = Field(default=32, ge=1, le=1000)
+    intake_batch_window_ms: float = Field(default=2.0, ge=0, le=1000)
     public_url: str = ""  # base URL phones use; empty = taken from the request
     # Reports: cells with a denominator below this are suppressed in shared outputs.
     min_cell_size: int = Field(default=5, ge=0)

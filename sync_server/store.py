@@ -16,6 +16,7 @@ from core.errors import BadRequest
 from core.settings import Settings
 from core.stores import DDOC
 from sync_server import writerule
+from sync_server.groupcommit import GroupCommit
 
 log = logging.getLogger("carecheck.sync.store")
 
@@ -35,6 +36,10 @@ class Submissions:
     def __init__(self, couch: Couch, settings: Settings):
         self.couch = couch
         self.db = settings.submissions_db
+        self.commit = GroupCommit(
+            couch, self.db, window=settings.intake_batch_window_ms / 1000,
+            batch_docs=settings.intake_batch_docs, batch_bytes=settings.max_submission_bytes,
+        )
 
     def get(self, doc_id: str) -> Doc | None:
         doc = self.couch.get(self.db, doc_id)
@@ -46,12 +51,13 @@ class Submissions:
     def store(self, doc: Doc, attachments: dict[str, tuple[str, bytes]]) -> Stored:
         """Create in one round trip; on an existing id decide duplicate vs conflict from the stored hash.
 
-        CouchDB decides the race between two identical POSTs: the loser gets 409 on create, re-reads and
-        compares hashes. Only attachments the stored doc lacks are added (split uploads), each PUT with ?rev=
-        and retried on a conflict, so running it twice changes nothing.
+        Concurrent creates are written together (``groupcommit``: one ``_bulk_docs``, each caller answered
+        with its own document's result). CouchDB decides the race between two identical POSTs: the loser gets
+        a conflict on create, re-reads and compares hashes. Only attachments the stored doc lacks are added
+        (split uploads), each PUT with ?rev= and retried on a conflict, so running it twice changes nothing.
         """
         try:
-            rev = self.couch.create(self.db, doc, attachments)
+            rev = self.commit.create(doc, attachments)
         except DocExists:
             pass
         else:

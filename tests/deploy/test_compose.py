@@ -176,3 +176,20 @@ def test_caddyfile_is_valid() -> None:
                        capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 0, r.stderr
     assert '"carecheck.example.gov.vn"' in r.stdout and '"dial":"sync-server:8000"' in r.stdout
+
+
+def test_image_builds_the_web_app_and_the_enketo_transform_as_make_does() -> None:
+    """The image's Node stage runs the Makefile's npm steps (the native XSLT rebuilds, in order, and the web
+    app's build), and the runtime stage gets Node, node_modules and the built app: /app and the form build's
+    Enketo step work in production as they do after `make install`."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    rebuilds = re.findall(r"npm rebuild (\S+)", makefile)
+    assert rebuilds and re.findall(r"npm rebuild (\S+)", dockerfile) == rebuilds
+    assert "node fieldapp/build.mjs" in makefile and "node fieldapp/build.mjs" in dockerfile
+    stages = re.split(r"^FROM\s", dockerfile, flags=re.M)[1:]
+    assert len(stages) == 2 and stages[0].split()[2] == "node", "a Node build stage, then the runtime"
+    runtime = stages[1]
+    for copied in ("/usr/local/bin/node", "/app/node_modules", "/app/fieldapp/static"):
+        assert re.search(rf"^COPY --from=node {re.escape(copied)}\s", runtime, re.M), copied
+    assert "fieldapp/static" in (ROOT / ".dockerignore").read_text().split()
