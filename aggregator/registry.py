@@ -86,6 +86,8 @@ def normalise_name(name: str | None) -> str:
     """Lower-case, no diacritics (đ → d), single spaces: what two collaborators typing one name agree on."""
     if not name:
         return ""
+    if name.isascii():  # nothing to decompose or drop (NFD of ASCII is itself, no ASCII mark is Mn)
+        return " ".join(name.lower().split())
     s = unicodedata.normalize("NFD", name.replace("đ", "d").replace("Đ", "D"))
     s = "".join(ch for ch in s if unicodedata.category(ch) != "Mn")
     return " ".join(s.lower().split())
@@ -100,7 +102,7 @@ def _mac(key: bytes, domain: str, text: str) -> str:
     """HMAC-SHA256 of ``domain`` NUL ``text`` under the pseudonym key (hex)."""
     if not key:
         raise ValueError("the pseudonym key is empty")
-    return hmac.new(key, f"{domain}\0{text}".encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, f"{domain}\0{text}".encode(), "sha256").hex()  # one call into OpenSSL
 
 
 def name_hash(key: bytes, name: str | None) -> str | None:

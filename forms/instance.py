@@ -111,7 +111,8 @@ def _flatten(el: etree._Element, out: dict[str, object], reps: frozenset[str]) -
     # One pass over the element's children (elements only, selected by lxml in C), names taken from the tag
     # string (no QName object per element): this runs for every element of every submission ingested.
     children = list(el.iterchildren("*"))
-    names = [_name(c.tag) for c in children]
+    tags = [c.tag for c in children]
+    names = [t.rpartition("}")[2] if t[:1] == "{" else t for t in tags]  # local names: {namespace}name → name
     dups: set[str] | tuple[()] = ()
     if len(set(names)) != len(names):
         dups = {n for n in names if names.count(n) > 1}
@@ -129,8 +130,3 @@ def _flatten(el: etree._Element, out: dict[str, object], reps: frozenset[str]) -
             text = (c.text or "").strip()
             if text:
                 out[name] = text
-
-
-def _name(tag: str) -> str:
-    """The local name of an element tag (``{namespace}name`` → ``name``)."""
-    return tag.rpartition("}")[2] if tag[:1] == "{" else tag
