@@ -86,6 +86,8 @@ def normalise_name(name: str | None) -> str:
     """Lower-case, no diacritics (đ → d), single spaces: what two collaborators typing one name agree on."""
     if not name:
         return ""
+    if name.isascii():  # nothing to decompose or drop (NFD of ASCII is itself, no ASCII mark is Mn)
+        return " ".join(name.lower().split())
     s = unicodedata.normalize("NFD", name.replace("đ", "d").replace("Đ", "D"))
     s = "".join(ch for ch in s if unicodedata.category(ch) != "Mn")
     return " ".join(s.lower().split())
@@ -100,7 +102,7 @@ def _mac(key: bytes, domain: str, text: str) -> str:
     """HMAC-SHA256 of ``domain`` NUL ``text`` under the pseudonym key (hex)."""
     if not key:
         raise ValueError("the pseudonym key is empty")
-    return hmac.new(key, f"{domain}\0{text}".encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, f"{domain}\0{text}".encode(), "sha256").hex()  # one call into OpenSSL
 
 
 def name_hash(key: bytes, name: str | None) -> str | None:
@@ -188,6 +190,8 @@ class Registry:
         return [RegChild(*row) for row in self.session.execute(q)]
 
     def preload(self, records: Iterable[ChildRecord]) -> None:
+        from aggregator.ingest.bulk import one_of
+
         recs = list(records)
         pids = {r.pid_hash for r in recs if r.pid_hash}
         hks = {r.household_key for r in recs}
@@ -196,9 +200,9 @@ class Registry:
         table = Child.__table__  # type: ignore[attr-defined]
         conds = []
         if pids:
-            conds.append(table.c.personal_id_hash.in_(sorted(pids)))
+            conds.append(one_of(self.session, table.c.personal_id_hash, sorted(pids)))
         if hks:
-            conds.append(table.c.household_key.in_(sorted(hks)))
+            conds.append(one_of(self.session, table.c.household_key, sorted(hks)))
         for child in self._select(or_(*conds)):
             self._index(child)
 
@@ -299,7 +303,13 @@ class Registry:
         from aggregator.ingest.bulk import upsert_rows
 
         rows = [c.row() for c in self.touched.values()]
-        upsert_rows(self.session, Child, rows, merge={"first_seen": "least", "last_seen": "greatest"})
+        upsert_rows(
+            self.session,
+            Child,
+            rows,
+            merge={"first_seen": "least", "last_seen": "greatest"},
+            skip_unchanged=True,
+        )
         upsert_rows(self.session, RegistryConflict, list(self.conflicts.values()), update=False)
         self.touched.clear()
         self.conflicts.clear()
@@ -311,6 +321,7 @@ def settle_latest(session: Session, child_ids: Iterable[str]) -> None:
     same-day revisit, an edit or a deletion leaves the registry as a rebuild would."""
     from sqlalchemy import func, update
 
+    from aggregator.ingest.bulk import one_of
     from aggregator.models import ChildObservation
     from aggregator.versions import visit_order_of
 
@@ -330,22 +341,27 @@ def settle_latest(session: Session, child_ids: Iterable[str]) -> None:
                 .label("rn"),
                 func.min(obs.c.visit_date).over(partition_by=obs.c.child_id).label("first"),
             )
-            .where(obs.c.child_id.in_(chunk))
+            .where(one_of(session, obs.c.child_id, chunk))
             .subquery()
         )
-        # one UPDATE … FROM for the chunk (not a read and a write per child)
+        # one UPDATE … FROM for the chunk (not a read and a write per child); a child already as computed (the
+        # page's own flush usually got it right) is not written again: no new row version, no index entries
         child = Child.__table__  # type: ignore[attr-defined]
         latest = select(ranked).where(ranked.c.rn == 1).subquery()
+        values = {
+            "first_seen": latest.c.first,
+            "last_seen": latest.c.visit_date,
+            "district_code": latest.c.district_code,
+            "commune_code": latest.c.commune_code,
+            "ethnicity": func.coalesce(latest.c.ethnicity, child.c.ethnicity),
+        }
         session.execute(
             update(child)
-            .where(child.c.id == latest.c.child_id)
-            .values(
-                first_seen=latest.c.first,
-                last_seen=latest.c.visit_date,
-                district_code=latest.c.district_code,
-                commune_code=latest.c.commune_code,
-                ethnicity=func.coalesce(latest.c.ethnicity, child.c.ethnicity),
+            .where(
+                child.c.id == latest.c.child_id,
+                or_(*(child.c[name].is_distinct_from(value) for name, value in values.items())),
             )
+            .values(**values)
         )
 
 

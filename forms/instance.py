@@ -7,6 +7,7 @@ instance never has one (billion-laughs and external-entity payloads are the reas
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -29,8 +30,14 @@ class Instance:
     root: etree._Element
 
 
+_PARSERS = threading.local()  # one parser per thread (an lxml parser must not be shared between threads)
+
+
 def _parser() -> etree.XMLParser:
-    return hardened_parser(remove_comments=True)
+    parser: etree.XMLParser | None = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = hardened_parser(remove_comments=True)
+    return parser
 
 
 def _bad(vi: str, en: str) -> BadRequest:
@@ -49,9 +56,8 @@ def parse_xml(xml_bytes: bytes) -> etree._Element:
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         raise _bad("không được có khai báo DOCTYPE/ENTITY.", "DOCTYPE/ENTITY declarations are refused.")
     root = tree.getroot()
-    for el in root.iter():
-        if el.tag is etree.Entity:
-            raise _bad("không được dùng thực thể XML.", "XML entities are refused.")
+    if next(root.iter(etree.Entity), None) is not None:  # lxml filters by node type in C
+        raise _bad("không được dùng thực thể XML.", "XML entities are refused.")
     return root
 
 
@@ -102,15 +108,17 @@ def instance_to_dict(root: etree._Element, repeats: Iterable[str] | None = None)
 
 
 def _flatten(el: etree._Element, out: dict[str, object], reps: frozenset[str]) -> None:
-    # One pass over the element's children, names taken from the tag string (no QName object per element:
-    # this runs for every element of every submission ingested).
-    children = [(_name(c.tag), c) for c in el if isinstance(c.tag, str)]
-    counts: dict[str, int] = {}
-    for name, _ in children:
-        counts[name] = counts.get(name, 0) + 1
-    for name, c in children:
-        has_children = any(isinstance(g.tag, str) for g in c)
-        if name in reps or (counts[name] > 1 and has_children):
+    # One pass over the element's children (elements only, selected by lxml in C), names taken from the tag
+    # string (no QName object per element): this runs for every element of every submission ingested.
+    children = list(el.iterchildren("*"))
+    tags = [c.tag for c in children]
+    names = [t.rpartition("}")[2] if t[:1] == "{" else t for t in tags]  # local names: {namespace}name → name
+    dups: set[str] | tuple[()] = ()
+    if len(set(names)) != len(names):
+        dups = {n for n in names if names.count(n) > 1}
+    for name, c in zip(names, children, strict=True):
+        has_children = len(c) != 0 and next(c.iterchildren("*"), None) is not None
+        if name in reps or (has_children and name in dups):
             item: dict[str, object] = {}
             _flatten(c, item, reps)
             lst = out.setdefault(name, [])
@@ -122,8 +130,3 @@ def _flatten(el: etree._Element, out: dict[str, object], reps: frozenset[str]) -
             text = (c.text or "").strip()
             if text:
                 out[name] = text
-
-
-def _name(tag: str) -> str:
-    """The local name of an element tag (``{namespace}name`` → ``name``)."""
-    return tag.rpartition("}")[2] if tag[:1] == "{" else tag

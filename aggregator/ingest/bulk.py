@@ -15,8 +15,8 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Table, func, text
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import ColumnElement, Table, any_, bindparam, func, or_, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Session, SQLModel
 
@@ -32,6 +32,16 @@ def _is_pg(session: Session) -> bool:
 def _columns(table: Table, rows: Sequence[dict[str, Any]]) -> list[str]:
     names = set(rows[0])
     return [c.name for c in table.columns if c.name in names or _default(table, c.name) is not None]
+
+
+def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElement[bool]:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(:array)``: one parameter whatever the count, so
+    the statement's text is the same for every page (compiled and parsed once, then a prepared statement)
+    instead of hundreds of placeholders rendered, cast and parsed again per page."""
+    vals = list(values)
+    if _is_pg(session):
+        return column == any_(bindparam(None, vals, type_=postgresql.ARRAY(column.type)))  # type: ignore[no-any-return]
+    return column.in_(vals)  # type: ignore[no-any-return]
 
 
 def _default(table: Table, name: str) -> Any:
@@ -78,12 +88,15 @@ def upsert_rows(
     *,
     merge: dict[str, str] | None = None,
     update: bool = True,
+    skip_unchanged: bool = False,
 ) -> None:
     """INSERT … ON CONFLICT (primary key) DO UPDATE (or DO NOTHING when ``update`` is False).
 
     Rows must have distinct primary keys. ``merge`` names columns that keep the ``"least"`` or
     ``"greatest"`` of the stored and the incoming value (NULL counts as unknown) instead of taking the
-    incoming one, e.g. ``{"first_seen": "least"}``.
+    incoming one, e.g. ``{"first_seen": "least"}``. ``skip_unchanged``: a stored row the update would leave
+    as it is is not written again (no new row version, no index entries; not for JSON columns, which have no
+    equality).
     """
     if not rows:
         return
@@ -92,15 +105,18 @@ def upsert_rows(
     cols = _columns(table, rows)
     merge = merge or {}
     if _is_pg(session):
-        sets = [
-            f'"{c}" = '
-            + (f'{merge[c].upper()}(t."{c}", excluded."{c}")' if c in merge else f'excluded."{c}"')
+        incoming = {
+            c: f'{merge[c].upper()}(t."{c}", excluded."{c}")' if c in merge else f'excluded."{c}"'
             for c in cols
             if c not in pk
-        ]
+        }
+        sets = [f'"{c}" = {v}' for c, v in incoming.items()]
         conflict = f"ON CONFLICT ({', '.join(pk)}) " + (
             f"DO UPDATE SET {', '.join(sets)}" if update and sets else "DO NOTHING"
         )
+        if update and sets and skip_unchanged:
+            stored = ", ".join(f't."{c}"' for c in incoming)
+            conflict += f" WHERE ROW({stored}) IS DISTINCT FROM ROW({', '.join(incoming.values())})"
         quoted = ", ".join(f'"{c}"' for c in cols)
         stage = f"_stage_{table.name}"
         session.execute(
@@ -121,6 +137,7 @@ def upsert_rows(
         session.execute(ins.on_conflict_do_nothing(index_elements=pk), list(rows))
         return
     values: dict[str, Any] = {}
+    changed = []
     for c in cols:
         if c in pk:
             continue
@@ -132,4 +149,6 @@ def upsert_rows(
         else:
             both = func.min(old, new) if how == "least" else func.max(old, new)
             values[c] = func.coalesce(both, old, new)
-    session.execute(ins.on_conflict_do_update(index_elements=pk, set_=values), list(rows))
+        changed.append(old.is_distinct_from(values[c]))
+    where = or_(*changed) if skip_unchanged and changed else None
+    session.execute(ins.on_conflict_do_update(index_elements=pk, set_=values, where=where), list(rows))

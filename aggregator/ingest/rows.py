@@ -199,10 +199,15 @@ def _org(district: str | None, commune: str | None) -> dict[str, Any]:
 
 
 def _strip_personal(value: Any) -> Any:
+    # answers are mostly strings: they are kept without a call each (this runs on every answer ingested)
     if isinstance(value, dict):
-        return {k: _strip_personal(v) for k, v in value.items() if k not in PERSONAL_FIELDS}
+        return {
+            k: v if isinstance(v, str) else _strip_personal(v)
+            for k, v in value.items()
+            if k not in PERSONAL_FIELDS
+        }
     if isinstance(value, list):
-        return [_strip_personal(v) for v in value]
+        return [v if isinstance(v, str) else _strip_personal(v) for v in value]
     return value
 
 
@@ -218,9 +223,7 @@ class DocRows:
     flags: list[dict[str, Any]] = field(default_factory=list)
 
 
-def build_rows(
-    doc: Doc, now: datetime, repeats_of: RepeatsOf = default_repeats, *, key: bytes
-) -> DocRows:
+def build_rows(doc: Doc, now: datetime, repeats_of: RepeatsOf = default_repeats, *, key: bytes) -> DocRows:
     """Everything one submission contributes, computed in memory; raises BadSubmission.
 
     ``key`` is the pseudonym key (core.secrets.pseudonym_key): names and valid personal IDs leave this

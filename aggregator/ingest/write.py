@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, exists, or_, select, text, update
+from sqlalchemy import bindparam, delete, exists, or_, select, text, union, update
 from sqlmodel import Session, SQLModel, col
 
 from aggregator import decisions, versions
-from aggregator.ingest.bulk import insert_rows, upsert_rows
+from aggregator.ingest.bulk import insert_rows, one_of, upsert_rows
 from aggregator.ingest.rows import (
     DERIVED,
     BadSubmission,
@@ -82,11 +82,14 @@ def _delete_derived(session: Session, ids: Iterable[str], children: set[str]) ->
     for chunk in _chunks(ids):
         children.update(
             c
-            for c in session.execute(select(obs.c.child_id).where(obs.c.submission_id.in_(chunk))).scalars()
+            for c in session.execute(
+                select(obs.c.child_id).where(one_of(session, obs.c.submission_id, chunk))
+            ).scalars()
             if c
         )
         for model in DERIVED:
-            session.execute(delete(model).where(model.submission_id.in_(chunk)))  # type: ignore[attr-defined]
+            sub = model.submission_id  # type: ignore[attr-defined]
+            session.execute(delete(model).where(one_of(session, sub, chunk)))
 
 
 @dataclass
@@ -147,8 +150,16 @@ def apply_page(
     out = PageOutcome(failed=dict(m.failed), skipped=m.skipped)
     built, deleted_ids = list(m.built), list(m.deleted_ids)
 
-    if serialise and session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
+    if session.get_bind().dialect.name == "postgresql":
+        # Every lookup below is a page's keys (ids, household keys, pseudonyms) in tables that grow without
+        # bound: index scans, whatever the statistics say. Without them (autovacuum off, as in CI, or trailing
+        # a replay into fresh tables) or at the default random_page_cost, PostgreSQL plans IN lists of a few
+        # hundred keys as sequential scans, whose cost per page grows with the tables. No JIT: the disabled
+        # scans' nominal cost (of the staging tables, which have no index) would trigger it, at ~0.1 s a
+        # statement. This transaction only.
+        session.execute(text("SET LOCAL enable_seqscan = off; SET LOCAL jit = off"))
+        if serialise:
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
     # Deletions: rows go, the raw row stays marked deleted (rule 1 below brings back what an edit replaced).
     touched_children: set[str] = set()
     if deleted_ids:
@@ -156,20 +167,25 @@ def apply_page(
         for chunk in _chunks(deleted_ids):
             out.deleted += list(
                 session.execute(
-                    select(col(RawSubmission.id)).where(col(RawSubmission.id).in_(chunk))
+                    select(col(RawSubmission.id)).where(one_of(session, col(RawSubmission.id), chunk))
                 ).scalars()
             )
             session.execute(
                 update(RawSubmission)
-                .where(col(RawSubmission.id).in_(chunk))
+                .where(one_of(session, col(RawSubmission.id), chunk))
                 .values(deleted=True, superseded=False, lost_to=None)
             )
-            session.execute(delete(Quarantine).where(col(Quarantine.submission_id).in_(chunk)))
+            session.execute(delete(Quarantine).where(one_of(session, col(Quarantine.submission_id), chunk)))
     page_ids = {r.doc_id for r in built}
     by_id = {r.doc_id: r for r in built}
     # The page's documents land first (flags settled next), so that the records they belong to are whole.
-    upsert(session, RawSubmission, [{**r.raw, "superseded": False, "lost_to": None} for r in built])
-    _delete_derived(session, page_ids, touched_children)
+    # Documents with no row stored yet (most of a feed) are plain inserts (one COPY) with nothing to delete;
+    # the others are upserted and their derived rows replaced.
+    stored = _stored(session, page_ids)
+    raw = [{**r.raw, "superseded": False, "lost_to": None} for r in built]
+    _insert(session, RawSubmission, [r for r in raw if r["id"] not in stored])
+    upsert(session, RawSubmission, [r for r in raw if r["id"] in stored])
+    _delete_derived(session, stored, touched_children)
 
     # Rule 1 (aggregator.versions): every record these documents belong to, settled as a whole — which
     # versions are superseded, which heads lost, and the one whose rows count.
@@ -227,7 +243,7 @@ def apply_page(
     _insert(session, ChildObservation, observations)
     _insert(session, QualityFlag, flags)
     for chunk in _chunks(page_ids):
-        session.execute(delete(Quarantine).where(col(Quarantine.submission_id).in_(chunk)))
+        session.execute(delete(Quarantine).where(one_of(session, col(Quarantine.submission_id), chunk)))
     matched = {obs["child_id"] for obs in observations if obs.get("child_id")}
     _prune_orphans(session, touched_children)
     settle_latest(session, matched | touched_children)  # rule 2 for the registry's last visit
@@ -235,6 +251,17 @@ def apply_page(
     stopped = {n.id for n in nodes if was_live.get(n.id) and not state[n.id].live}
     out.ingested = sorted(page_ids | {r.doc_id for r in live} | stopped)
     out.rows = len(built) + len(households) + len(facilities) + len(observations)
+    return out
+
+
+def _stored(session: Session, ids: set[str]) -> set[str]:
+    """Those of ``ids`` with any row stored (raw or derived), in one statement per chunk."""
+    out: set[str] = set()
+    for chunk in _chunks(ids):
+        keys: list[Any] = [RawSubmission.__table__.c.id]  # type: ignore[attr-defined]
+        keys += [m.__table__.c.submission_id for m in DERIVED]  # type: ignore[attr-defined, union-attr]
+        parts = [select(k).where(one_of(session, k, chunk)) for k in keys]
+        out.update(session.execute(union(*parts)).scalars())
     return out
 
 
@@ -261,7 +288,11 @@ def _records(
         found = []
         for chunk in _chunks(frontier):
             found += list(
-                session.execute(select(*cols).where(or_(t.c.id.in_(chunk), t.c.deprecated_id.in_(chunk))))
+                session.execute(
+                    select(*cols).where(
+                        or_(one_of(session, t.c.id, chunk), one_of(session, t.c.deprecated_id, chunk))
+                    )
+                )
             )
         frontier = set()
         for r in found:
@@ -282,7 +313,7 @@ def _choices(session: Session, nodes: list[versions.Node]) -> dict[str, str]:
     for chunk in _chunks(records):
         for rec, iid in session.execute(
             select(col(VersionChoice.record), col(VersionChoice.instance_id)).where(
-                col(VersionChoice.record).in_(chunk)
+                one_of(session, col(VersionChoice.record), chunk)
             )
         ):
             out[rec] = iid
@@ -296,10 +327,10 @@ def _prune_orphans(session: Session, child_ids: set[str]) -> None:
     conflict = RegistryConflict.__table__  # type: ignore[attr-defined]
     for chunk in _chunks(child_ids):
         orphan = ~exists().where(obs.c.child_id == child.c.id)
-        session.execute(delete(child).where(child.c.id.in_(chunk), orphan))
+        session.execute(delete(child).where(one_of(session, child.c.id, chunk), orphan))
         for side in (conflict.c.child_id_a, conflict.c.child_id_b):
             gone = ~exists().where(child.c.id == side)
-            session.execute(delete(conflict).where(side.in_(chunk), gone))
+            session.execute(delete(conflict).where(one_of(session, side, chunk), gone))
 
 
 def describe_failure(exc: Exception) -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy import select, text
 from sqlmodel import Session
 
 from aggregator.db import get_engine
-from aggregator.ingest.bulk import insert_rows, upsert_rows
+from aggregator.ingest.bulk import insert_rows, one_of, upsert_rows
 from aggregator.models import Child, RawSubmission
 from core.settings import Settings
 
@@ -60,3 +61,42 @@ def test_upsert_merges_dates_and_replaces_the_rest(which: str, request: pytest.F
         r = sess.get(RawSubmission, "r1")
         assert a is not None and a.commune_code == "4"
         assert r is not None and r.data == {"tên": "Ấp 3", "n": [1, 2]} and r.received_at == now
+
+
+@pytest.mark.parametrize("which", ["pg_settings", "sqlite_settings"])
+def test_skip_unchanged_writes_only_rows_that_change_and_one_of_selects(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    s: Settings = request.getfixturevalue(which)
+    merge = {"first_seen": "least", "last_seen": "greatest"}
+    day = date(2026, 3, 1)
+    with Session(get_engine(s)) as sess:
+        upsert_rows(sess, Child, [_child("a", day, day, "1"), _child("b", day, day, "1")])
+        sess.commit()
+        pg = sess.get_bind().dialect.name == "postgresql"
+        version = text("SELECT xmin::text FROM child WHERE id = :i" if pg else "SELECT 0")
+        before = {i: sess.execute(version, {"i": i}).scalar() for i in "ab"}
+        # "a" as stored (an earlier visit merges to the same dates); "b" seen later: only "b" is written
+        upsert_rows(
+            sess,
+            Child,
+            [_child("a", date(2026, 4, 1), date(2026, 2, 1), "1"), _child("b", day, date(2026, 5, 1), "2")],
+            merge=merge,
+            skip_unchanged=True,
+        )
+        sess.commit()
+        a, b = sess.get(Child, "a"), sess.get(Child, "b")
+        assert a is not None and b is not None
+        assert (a.first_seen, a.last_seen, a.commune_code) == (day, day, "1")
+        assert (b.first_seen, b.last_seen, b.commune_code) == (day, date(2026, 5, 1), "2")
+        if pg:  # the unchanged row kept its version (no rewrite), the changed one has a new one
+            assert sess.execute(version, {"i": "a"}).scalar() == before["a"]
+            assert sess.execute(version, {"i": "b"}).scalar() != before["b"]
+        upsert_rows(sess, Child, [_child("a", None, None, "1")], merge=merge, skip_unchanged=True)
+        sess.commit()
+        sess.expire_all()
+        assert (sess.get(Child, "a").first_seen, sess.get(Child, "a").last_seen) == (day, day)  # type: ignore[union-attr]
+        t = Child.__table__  # type: ignore[attr-defined]
+        found = sess.execute(select(t.c.id).where(one_of(sess, t.c.id, ["b", "zz", "a"]))).scalars()
+        assert sorted(found) == ["a", "b"]
+        assert list(sess.execute(select(t.c.id).where(one_of(sess, t.c.id, [])))) == []
