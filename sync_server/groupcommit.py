@@ -62,8 +62,7 @@ class GroupCommit:
         self._cond = threading.Condition()
         self._gathering = False  # one leader gathers at a time
         self._writing = 0  # batches being written now
-        self.batches = 0  # statistics (bench and tests): batches written and documents in them
-        self.written = 0
+        self.batches = 0  # batches written (tests): counted under the lock, two writers may finish at once
 
     def create(self, doc: Doc, attachments: dict[str, tuple[str, bytes]] | None = None) -> str:
         """Write a new document (attachments inline); its revision, or DocExists / StoreUnavailable."""
@@ -88,6 +87,7 @@ class GroupCommit:
                 finally:
                     self._cond.acquire()
                     self._writing -= 1
+                    self.batches += 1
                     self._cond.notify_all()  # the answered return; one of the rest leads next
         if item.error is not None:
             raise item.error
@@ -148,8 +148,6 @@ class GroupCommit:
                 p.error = failed
                 p.done = True
             return
-        self.batches += 1
-        self.written += len(batch)
         for p in batch:
             row = results.get(p.doc_id)
             if row is None:
