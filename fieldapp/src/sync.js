@@ -26,10 +26,16 @@ export async function pending() {
 }
 
 let running = null;
+let again = null;
 
 // Push once; resolves to {written, refused, error}. The state on the phone says what really happened.
+// A push asked for while one runs (a record finished meanwhile is not in the running push's list) runs once
+// more after it; every caller asking meanwhile shares that second push and hears its result.
 export function pushOnce(token) {
-  if (running) return running;
+  if (running) {
+    if (!again) again = running.catch(() => null).then(() => { again = null; return pushOnce(token); });
+    return again;
+  }
   running = (async () => {
     const state = await syncState();
     const result = { written: 0, refused: 0, error: null, status: null };
