@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from core.audit import ensure_audit
 from core.couch import Couch
-from core.errors import Problem
+from core.errors import NotFound, Problem
 from core.settings import Settings
 from core.stores import ensure_store
 from core.throttle import Throttle
@@ -65,6 +65,31 @@ class FormCache:
             self._forms.clear()
         self._forms[(form_id, version)] = (now, info)
         return info
+
+    def require(self, form_id: str, version: str | None) -> FormInfo:
+        """THE form rule of intake: a record is taken only for a form and version this server has.
+
+        Older versions stay in the catalog (a phone may still send a draft of one), so this refuses only a
+        form the server never had or a version an operator removed. Raises 404 ``form_unknown``.
+        """
+        form = self.get(form_id, version or None)
+        if form is not None:
+            return form
+        known = self.get(form_id)
+        if known is None:
+            raise NotFound(
+                f"Máy chủ không có biểu mẫu '{form_id}'. "
+                "Hãy cập nhật biểu mẫu (Tải biểu mẫu trống) rồi gửi lại.",
+                f"Form '{form_id}' is not on this server. Update forms on the phone and send again.",
+                code="form_unknown",
+            )
+        raise NotFound(
+            f"Phiên bản biểu mẫu đã cũ — hãy cập nhật biểu mẫu: '{form_id}' phiên bản {version} "
+            f"không có trên máy chủ (hiện tại: {known.built.version}).",
+            f"Form '{form_id}' version {version} is not on this server (current: "
+            f"{known.built.version}). Update forms on the phone and send again.",
+            code="form_unknown",
+        )
 
 
 class ServerContext:

@@ -30,6 +30,12 @@ The rule (README "Who may write"):
    ``received_by`` is set to the edge's node name from its credential (whatever the body says);
    ``received_at`` is the edge's own when well formed (field lag stays the field lag).
 
+7. A record is taken only for a form and version the receiving server has (``deps.FormCache.require``,
+   the same rule and message on the OpenRosa POST and on a device's ``/sync`` push: 404 ``form_unknown``). An
+   edge's push is not judged again at the province: the edge's own server applied the rule when the phone
+   handed the record in, and a version the province no longer lists must not strand a record at the edge
+   (ingestion reads any version).
+
 CouchDB's ``validate_doc_update`` (``core.stores.VALIDATE_DOC_UPDATE``) is the second line inside the store.
 """
 
@@ -63,6 +69,7 @@ FOREIGN_EDIT = "foreign_edit"  # deprecatedID names a record the author may not 
 EDIT_MISSING = "edit_missing"  # deprecatedID names no stored record
 NOT_SUBMITTER = "not_submitter"  # the account's role does not submit
 BAD_DOC = "bad_doc"  # not a well-formed submission
+FORM_UNKNOWN = "form_unknown"  # a form or version this server does not have (rule 7)
 
 
 # The problem code (core.errors.CODES) each refusal is answered with.
@@ -73,6 +80,7 @@ _CODES = {
     EDIT_MISSING: "edit_target_unknown",
     NOT_SUBMITTER: "not_submitter",
     BAD_DOC: "bad_request",
+    FORM_UNKNOWN: "form_unknown",
 }
 
 
@@ -179,6 +187,11 @@ class Pushed:
     deprecated_id: str | None = None
     attachments: list[str] = field(default_factory=list)
     author: Account | None = None  # whose edit rights apply (an edge's push: the vouched collaborator)
+
+
+def form_unknown(doc_id: str, problem: Problem) -> Refusal:
+    """Rule 7 for one pushed document: the form rule's 404, as that document's refusal."""
+    return Refusal(FORM_UNKNOWN, problem.message, problem.message_en, status=404, doc_id=doc_id)
 
 
 def bad_doc(doc_id: str, why: str) -> Refusal:
@@ -315,9 +328,14 @@ def stamp_edge_pushed(edge: Account, raw: Any, authors: dict[str, Doc | None], r
     author = edges.vouched_author(edge, raw, authors)
     doc_id = str(raw.get("_id"))[:200] if isinstance(raw, dict) else ""
     if isinstance(author, str):
-        return Pushed(doc_id, refusal=Refusal(
-            FORGED, f"Nút biên {edge.name} không được gửi phiếu này: {author}",
-            f"Edge {edge.name} may not push this record: {author}"))
+        return Pushed(
+            doc_id,
+            refusal=Refusal(
+                FORGED,
+                f"Nút biên {edge.name} không được gửi phiếu này: {author}",
+                f"Edge {edge.name} may not push this record: {author}",
+            ),
+        )
     theirs = raw.get("received_at")
     when = theirs if isinstance(theirs, str) and _ISO_UTC.match(theirs) else received_at
     return stamp_pushed(author, raw, edges.node_name(edge.area), when)

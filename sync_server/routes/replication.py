@@ -317,6 +317,13 @@ def push(
     wanted = [p.doc_id for p in pushed if p.doc is not None]
     wanted += [p.deprecated_id for p in pushed if p.deprecated_id]
     stored = ctx.submissions.lookup(wanted)
+    if account.role != EDGE_ROLE:  # rule 7 for what would be new (an edge's pushes were judged at the edge)
+        for p in pushed:
+            if p.doc is not None and p.refusal is None and stored.get(p.doc_id) is None:
+                try:
+                    ctx.forms.require(str(p.doc["form_id"]), p.doc.get("form_version"))
+                except Problem as exc:
+                    p.refusal = writerule.form_unknown(p.doc_id, exc)
     writerule.decide_batch(account, pushed, stored)
     to_store = [p.doc for p in pushed if p.doc is not None and not p.refusal and not p.duplicate]
     written = {str(r.get("id")): r for r in ctx.submissions.push(to_store, new_edits=new_edits)}

@@ -20,7 +20,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request as StarletteRequest
 
-from core.errors import BadRequest, NotFound
+from core.errors import BadRequest
 from sync_server import openrosa, writerule
 from sync_server.auth import Account
 from sync_server.bodies import read_body
@@ -142,23 +142,7 @@ def _accept(
     writerule.may_submit(account)
     inst = openrosa.parse_instance(xml)
     writerule.check_instance_id(inst.instance_id)
-    form = ctx.forms.get(inst.form_id, inst.version or None)
-    if form is None:
-        known = ctx.forms.get(inst.form_id)
-        if known is None:
-            raise NotFound(
-                f"Máy chủ không có biểu mẫu '{inst.form_id}'. "
-                "Hãy cập nhật biểu mẫu (Tải biểu mẫu trống) rồi gửi lại.",
-                f"Form '{inst.form_id}' is not on this server. Update forms on the phone and send again.",
-                code="form_unknown",
-            )
-        raise NotFound(
-            f"Phiên bản biểu mẫu đã cũ — hãy cập nhật biểu mẫu: '{inst.form_id}' phiên bản {inst.version} "
-            f"không có trên máy chủ (hiện tại: {known.built.version}).",
-            f"Form '{inst.form_id}' version {inst.version} is not on this server (current: "
-            f"{known.built.version}). Update forms on the phone and send again.",
-            code="form_unknown",
-        )
+    form = ctx.forms.require(inst.form_id, inst.version or None)
     expected = openrosa.referenced_attachments(inst.root, form.binary_paths)
     to_store = dict(attachments)
     deprecated = inst.deprecated_id if inst.deprecated_id and inst.deprecated_id != inst.instance_id else None

@@ -554,3 +554,25 @@ def test_malformed_revisions_are_refused_per_doc(stack: Stack, rev: dict[str, ob
     assert [("error" in x) for x in r.json()] == [True, False], r.json()
     assert stack.couch.get(stack.db, str(good["_id"])) and stack.couch.get(stack.db, str(bad["_id"])) is None
 
+
+
+def test_a_form_the_server_does_not_have_is_refused_on_every_device_path(stack: Stack) -> None:
+    """Rule 7: an unknown form or a removed version is refused on /sync as on OpenRosa; an edge's push is not."""
+    for form_id, version in (("hh_nope", "2026112901"), ("hh_test", "2020010101")):
+        iid = f"uuid:{uuid.uuid4()}"
+        xml = instance(form_id=form_id, version=version, instance_id=iid)
+        doc = dict(_doc(stack, iid, "ctv_pq"), xml=xml.decode(), form_id=form_id, form_version=version)
+        r = stack.client.post("/sync/submissions/_bulk_docs", json={"docs": [doc]}, auth=ROLES["ctv_a"])
+        assert r.status_code == 201, r.text
+        [res] = r.json()
+        assert res["error"] == "forbidden" and res["reason_code"] == "form_unknown", res
+        assert "not on this server" in res["reason"]
+        assert stack.couch.get(stack.db, iid) is None
+        r = stack.client.post("/submission", files=parts(xml), auth=ROLES["ctv_a"])
+        assert r.status_code == 404 and "not on this server" in r.text, r.text
+        # The edge took it from its phone under its own forms: the province keeps it (ingestion reads any version).
+        r = stack.client.post("/sync/edge/submissions/_bulk_docs", json={"docs": [doc]}, auth=EDGE_A)
+        assert r.status_code == 201 and "error" not in r.json()[0], r.text
+        assert stack.couch.get(stack.db, iid) is not None
+        # Its author's resend of the stored record is acknowledged (nothing new is written): not refused.
+        assert _push(stack, ROLES["ctv_a"], [doc]) == "ok"
