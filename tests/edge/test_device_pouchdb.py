@@ -18,6 +18,7 @@ from core.settings import ROOT
 from core.stores import FORMS_DB
 from tests.conftest import make_settings
 from tests.edge.households import submission_doc
+from tests.sync_server.helpers import write_form
 
 AREA, OTHER = "31108", "31111"
 NODE = shutil.which("node")
@@ -55,6 +56,7 @@ def test_pouchdb_phone_syncs_own_area_only(server: tuple[Couch, object, int], tm
     couch, (settings, holder), port = server  # type: ignore[misc]
     ensure_store(couch, settings)
     Accounts(couch, settings).add("ctv_hontre", "secret-pw", "collaborator", AREA)
+    write_form(settings.effective_forms_build_dir, "household_child_check", "2026112901")  # the phone's form
     mine = [submission_doc(i, AREA) for i in range(3)]
     theirs = [submission_doc(i, OTHER) for i in range(3)]
     couch.bulk_docs(settings.submissions_db, mine + theirs)
