@@ -68,13 +68,22 @@ class Submissions:
             # Checked after the write, so the common path costs no extra read.
             self.couch.delete(self.db, doc["_id"], rev)
             return Stored("conflict", doc["_id"], [])
+        return self.complete(doc, attachments)
+
+    def complete(self, doc: Doc, attachments: dict[str, tuple[str, bytes]]) -> Stored:
+        """``doc`` resends a stored record: add the attachments the stored one lacks, if its author may.
+
+        Each attachment is PUT with ?rev= and retried on a conflict, so running it twice changes nothing;
+        an attachment the store holds is never replaced. 'conflict' when the stored record has other content
+        (or was deleted).
+        """
         for _ in range(20):
             current = self.couch.get(self.db, doc["_id"])
             # A deleted record is not brought back by a resend (writerule: an id is never overwritten).
             if current is None or not writerule.same_content(current, str(doc["xml_sha256"])):
                 return Stored("conflict", doc["_id"], [])
             missing = [n for n in attachments if n not in (current.get("_attachments") or {})]
-            if not missing:
+            if not missing or not writerule.may_complete(current, doc):
                 return Stored("duplicate", doc["_id"], [])
             rev = str(current["_rev"])
             try:

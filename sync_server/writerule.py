@@ -10,8 +10,10 @@ The rule (README "Who may write"):
    submit.
 2. A device creates new records only. An existing id is never overwritten, whatever ``_rev``,
    ``_revisions`` or ``new_edits`` it sends: an identical resend (same ``xml_sha256``) is acknowledged and
-   changes nothing (the OpenRosa path may still add attachments the first part lacked); different content
-   under an existing (or deleted) id is refused for that document and recorded in the audit log.
+   changes nothing, except that its author's resend may add attachments the stored record lacks (a split
+   OpenRosa upload's later part, an edge's later revision of such a record: :func:`may_complete`);
+   different content under an existing (or deleted) id is refused for that document and recorded in the
+   audit log.
 3. ``submitted_by``, ``area``, ``received_by``, ``received_at``, ``org_unit``, ``form_id``/``form_version``,
    ``deprecated_id`` and ``xml_sha256`` are the server's: taken from the account and the XML, never from the
    body. A pushed doc that *claims* another author or area is refused (a forgery, recorded).
@@ -150,6 +152,14 @@ def check_edit(account: Account, deprecated_id: str, old: Doc | None) -> Doc:
 def same_content(existing: Doc, incoming_sha256: str) -> bool:
     """An identical resend: the stored record has the same XML (by hash). Anything else is an overwrite."""
     return not existing.get("_deleted") and existing.get("xml_sha256") == incoming_sha256
+
+
+def may_complete(existing: Doc, incoming: Doc) -> bool:
+    """Whether an identical resend may add the attachments the stored record lacks (a split upload's later
+    part, an edge's later revision): same content and the same author. Nothing stored is ever replaced."""
+    return same_content(existing, str(incoming.get("xml_sha256"))) and (
+        existing.get("submitted_by") == incoming.get("submitted_by")
+    )
 
 
 def overwrite_refusal(doc_id: str) -> Refusal:

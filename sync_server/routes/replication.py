@@ -22,6 +22,7 @@ Errors are CouchDB-style JSON (``{"error", "reason"}``), which PouchDB understan
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import re
@@ -341,9 +342,12 @@ def push(
                     "reason_code": p.refusal.reason,
                 }
             )
-        elif p.duplicate:
-            rev = (stored.get(p.doc_id) or {}).get("_rev")
-            results.append({"id": p.doc_id, "ok": True, "rev": rev})  # already stored: nothing written
+        elif p.duplicate:  # already stored: nothing written, unless it brings attachments the store lacks
+            held = stored.get(p.doc_id) or {}
+            rev = held.get("_rev")
+            if p.doc is not None and set(p.attachments) - set(held.get("_attachments") or {}):
+                ctx.submissions.complete(p.doc, _inline(p.doc))
+            results.append({"id": p.doc_id, "ok": True, "rev": rev})
         else:
             r = written.get(p.doc_id)
             if r is None:  # new_edits:false successes may be left out of CouchDB's answer
@@ -370,6 +374,14 @@ def push(
     if refusals:
         writerule.record_refusals(ctx.couch, ctx.settings, account, route, refusals, client)
     return results
+
+
+def _inline(doc: dict[str, Any]) -> dict[str, tuple[str, bytes]]:
+    """A pushed doc's attachments (inline base64, checked by the write rule) as (content type, bytes)."""
+    return {
+        str(name): (str(att.get("content_type") or "application/octet-stream"), base64.b64decode(att["data"]))
+        for name, att in (doc.get("_attachments") or {}).items()
+    }
 
 
 def _int_param(q: Any, key: str, default: int, lo: int, hi: int) -> int:

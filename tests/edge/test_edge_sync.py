@@ -280,3 +280,31 @@ def test_rapid_restarts_leave_every_replication_running(pair: Pair) -> None:
         timeout=60,
     )
     central.__exit__(None, None, None)
+
+
+def test_a_photo_handed_in_after_the_record_went_up_follows_it(pair: Pair) -> None:
+    """A split upload at the edge: the record went up with its first photo; the later part's photo follows it
+    (the province adds what it lacks, replaces nothing)."""
+    import base64
+
+    es, ps = pair.edge_settings, pair.province_settings
+    edge, province = pair.edge_couch(), pair.province_couch()
+    edge.ensure_db(es.submissions_db)
+    doc = submission_doc(0, AREA, node="edge:31108")
+    iid = str(doc["_id"])
+    part1 = base64.b64encode(b"part 1").decode()
+    doc["_attachments"] = {"house.jpg": {"content_type": "image/jpeg", "data": part1}}
+    doc["attachments_expected"] = ["card.jpg", "house.jpg"]
+    _bulk(edge, es.submissions_db, [doc])
+    token = enrol(pair, AREA, (f"ctv_{AREA}_01",))
+    with province_server(pair) as central:
+        rep.init_edge(es, AREA, central, token, local=edge)
+        wait_until(lambda: province.get(ps.submissions_db, iid) is not None, timeout=60)
+        assert list(province.get(ps.submissions_db, iid)["_attachments"]) == ["house.jpg"]  # type: ignore[index]
+        held = edge.get(es.submissions_db, iid)
+        assert held is not None
+        edge.put_attachment(es.submissions_db, iid, str(held["_rev"]), "card.jpg", "image/jpeg", b"part 2")
+        wait_until(lambda: province.get_attachment(ps.submissions_db, iid, "card.jpg") == b"part 2", 60)
+        wait_until(lambda: {r.kind: r for r in check(es, edge).replications}["submissions_up"].waiting == 0,
+                   30)
+    assert province.get_attachment(ps.submissions_db, iid, "house.jpg") == b"part 1"

@@ -557,7 +557,7 @@ def test_malformed_revisions_are_refused_per_doc(stack: Stack, rev: dict[str, ob
 
 
 def test_a_form_the_server_does_not_have_is_refused_on_every_device_path(stack: Stack) -> None:
-    """Rule 7: an unknown form or a removed version is refused on /sync as on OpenRosa; an edge's push is not."""
+    """Rule 7: an unknown form or a removed version is refused on /sync as on OpenRosa; not an edge's push."""
     for form_id, version in (("hh_nope", "2026112901"), ("hh_test", "2020010101")):
         iid = f"uuid:{uuid.uuid4()}"
         xml = instance(form_id=form_id, version=version, instance_id=iid)
@@ -570,9 +570,33 @@ def test_a_form_the_server_does_not_have_is_refused_on_every_device_path(stack: 
         assert stack.couch.get(stack.db, iid) is None
         r = stack.client.post("/submission", files=parts(xml), auth=ROLES["ctv_a"])
         assert r.status_code == 404 and "not on this server" in r.text, r.text
-        # The edge took it from its phone under its own forms: the province keeps it (ingestion reads any version).
+        # The edge took it from its phone under its own forms: the province keeps it (ingestion reads any
+        # version).
         r = stack.client.post("/sync/edge/submissions/_bulk_docs", json={"docs": [doc]}, auth=EDGE_A)
         assert r.status_code == 201 and "error" not in r.json()[0], r.text
         assert stack.couch.get(stack.db, iid) is not None
         # Its author's resend of the stored record is acknowledged (nothing new is written): not refused.
         assert _push(stack, ROLES["ctv_a"], [doc]) == "ok"
+
+
+def test_a_resend_adds_the_photos_the_store_lacks_for_its_author_only(stack: Stack) -> None:
+    """A later revision (an edge's split upload) brings a photo: added, none replaced; its author only."""
+
+    def att(data: bytes) -> dict[str, str]:
+        return {"content_type": "image/jpeg", "data": base64.b64encode(data).decode()}
+
+    doc = _doc(stack, f"uuid:{uuid.uuid4()}", "ctv_pq")
+    iid = str(doc["_id"])
+    assert _push(stack, ROLES["ctv_a"], [dict(doc, _attachments={"a.jpg": att(b"first")})]) == "ok"
+    # Someone else of the same commune resends it with a photo: acknowledged, nothing added.
+    other = dict(doc, submitted_by=None, area=None, _attachments={"x.jpg": att(b"not yours")})
+    assert _push(stack, _digest("ctv_pq2"), [other]) == "ok"
+    assert sorted(stack.couch.get(stack.db, iid)["_attachments"]) == ["a.jpg"]  # type: ignore[index]
+    # Its author's later revision carries the first photo (other bytes: never replaced) and a new one.
+    later = dict(doc, _attachments={"a.jpg": att(b"changed"), "b.jpg": att(b"second")})
+    assert _push(stack, ROLES["ctv_a"], [later]) == "ok"
+    assert sorted(stack.couch.get(stack.db, iid)["_attachments"]) == ["a.jpg", "b.jpg"]  # type: ignore[index]
+    assert stack.couch.get_attachment(stack.db, iid, "a.jpg") == b"first"
+    assert stack.couch.get_attachment(stack.db, iid, "b.jpg") == b"second"
+    assert _push(stack, ROLES["ctv_a"], [later]) == "ok"  # again: nothing changes
+    assert stack.couch.get(stack.db, iid)["_rev"].startswith("2-")  # type: ignore[index]
