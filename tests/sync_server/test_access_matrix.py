@@ -599,4 +599,9 @@ def test_a_resend_adds_the_photos_the_store_lacks_for_its_author_only(stack: Sta
     assert stack.couch.get_attachment(stack.db, iid, "a.jpg") == b"first"
     assert stack.couch.get_attachment(stack.db, iid, "b.jpg") == b"second"
     assert _push(stack, ROLES["ctv_a"], [later]) == "ok"  # again: nothing changes
+    # The same rule on OpenRosa: a split upload's "later part" from another account adds nothing.
+    xml = str(doc["xml"]).encode()
+    r = stack.client.post("/submission", files=parts(xml, {"y.jpg": b"not yours"}), auth=_digest("ctv_pq2"))
+    assert r.status_code == 202, r.text
+    assert sorted(stack.couch.get(stack.db, iid)["_attachments"]) == ["a.jpg", "b.jpg"]  # type: ignore[index]
     assert stack.couch.get(stack.db, iid)["_rev"].startswith("2-")  # type: ignore[index]
