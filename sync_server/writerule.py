@@ -72,6 +72,7 @@ EDIT_MISSING = "edit_missing"  # deprecatedID names no stored record
 NOT_SUBMITTER = "not_submitter"  # the account's role does not submit
 BAD_DOC = "bad_doc"  # not a well-formed submission
 FORM_UNKNOWN = "form_unknown"  # a form or version this server does not have (rule 7)
+MISSING_STUB = "missing_stub"  # a new record names an attachment by reference (stub) instead of sending it
 
 
 # The problem code (core.errors.CODES) each refusal is answered with.
@@ -83,6 +84,7 @@ _CODES = {
     NOT_SUBMITTER: "not_submitter",
     BAD_DOC: "bad_request",
     FORM_UNKNOWN: "form_unknown",
+    MISSING_STUB: "bad_request",
 }
 
 
@@ -195,7 +197,8 @@ class Pushed:
     refusal: Refusal | None = None
     duplicate: bool = False
     deprecated_id: str | None = None
-    attachments: list[str] = field(default_factory=list)
+    attachments: list[str] = field(default_factory=list)  # sent inline
+    stubs: list[str] = field(default_factory=list)  # named by reference: ones the stored record already holds
     author: Account | None = None  # whose edit rights apply (an edge's push: the vouched collaborator)
 
 
@@ -297,7 +300,9 @@ def stamp_pushed(account: Account, raw: Any, node_name: str, received_at: str) -
     for name, att in atts.items():
         if not openrosa.safe_attachment_name(str(name)) or not isinstance(att, dict):
             return Pushed(doc_id, refusal=_bad(doc_id, f"attachment name {str(name)[:60]!r} is not allowed."))
-        if att.get("stub") or att.get("follows") or not isinstance(att.get("data"), str):
+        if att.get("stub") is True and "data" not in att:
+            continue  # CouchDB's replicator names what the target holds (atts_since); see decide_batch
+        if att.get("follows") or not isinstance(att.get("data"), str):
             return Pushed(
                 doc_id, refusal=_bad(doc_id, f"attachment {name} must be sent inline (base64 data).")
             )
@@ -323,7 +328,9 @@ def stamp_pushed(account: Account, raw: Any, node_name: str, received_at: str) -
             **stamp(account, node_name, received_at),
         }
     )
-    return Pushed(doc_id, doc=doc, deprecated_id=dep, attachments=sorted(atts), author=account)
+    stubs = sorted(str(n) for n, a in atts.items() if a.get("stub") is True and "data" not in a)
+    inline = sorted(str(n) for n in atts if n not in stubs)
+    return Pushed(doc_id, doc=doc, deprecated_id=dep, attachments=inline, stubs=stubs, author=account)
 
 
 _ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
@@ -370,9 +377,18 @@ def decide_batch(account: Account, pushed: list[Pushed], stored: dict[str, Doc |
         existing = stored.get(p.doc_id)
         if existing is not None:
             if same_content(existing, str(p.doc["xml_sha256"])):
-                p.duplicate = True
+                p.duplicate = True  # its stubs name what it holds; inline attachments may be added
             else:
                 p.refusal = overwrite_refusal(p.doc_id)
+            continue
+        if p.stubs:  # a new record brings its attachments (CouchDB: 412 missing_stub; see edge_sync)
+            p.refusal = Refusal(
+                MISSING_STUB,
+                f"Phiếu mới phải gửi kèm tệp {p.stubs[0]} (không chỉ tên).",
+                f"attachment {p.stubs[0]} must be sent inline (base64 data): the record is new here.",
+                status=412,
+                doc_id=p.doc_id,
+            )
             continue
         if p.deprecated_id:
             target = created.get(p.deprecated_id) or stored.get(p.deprecated_id)

@@ -3,8 +3,9 @@
 An edge's CouchDB ``_replicator`` (pouchdb-server or CouchDB) replicates with these URLs as if they were
 databases, Basic auth with the edge credential (``sync_server.edges``); every call is checked against it:
 
-- ``submissions``: **push only** — ``_revs_diff``, ``_bulk_docs`` (through the write rule, the edge vouching
-  for each record's collaborator: ``edges.vouched_author``) and ``_held`` (for ``carecheck edge status``:
+- ``submissions``: **push only** — ``_revs_diff``, ``_bulk_docs`` and ``PUT {docid}`` (Apache CouchDB's
+  replicator, a record with attachments as ``multipart/related``), through the write rule, the edge vouching
+  for each record's collaborator (``edges.vouched_author``), and ``_held`` (for ``carecheck edge status``:
   which of the edge's records the province holds, by id and XML hash). No read of any record;
 - ``forms``: read only, the published forms (``_changes``, ``_all_docs`` with ``keys``, ``_bulk_get``, a
   document, an attachment);
@@ -34,7 +35,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from core.couch import Doc, DocExists
-from core.errors import Forbidden
+from core.errors import Forbidden, Problem
 from core.stores import ACCOUNTS_FILTER, EDGES_DB, FORMS_DB
 from sync_server import edges
 from sync_server.auth import Account, client_address, current_account
@@ -80,6 +81,15 @@ async def _setup(request: Request, db: str, allowed: tuple[str, ...] = DBS
 
 async def _body(request: Request, limit: int) -> Any:
     """The JSON body, gzip-compressed or not (the uplink relay compresses), at most ``limit`` bytes."""
+    raw = await _raw(request, limit)
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise _bad("The request body is not valid JSON.") from None
+
+
+async def _raw(request: Request, limit: int) -> bytes:
+    """The body's bytes, gunzipped when sent gzip-compressed, at most ``limit`` bytes before and after."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise Refused(413, "too_large", f"The body exceeds {limit} bytes.")
@@ -97,10 +107,7 @@ async def _body(request: Request, limit: int) -> Any:
             raise _bad("The gzip body is damaged.") from None
         if len(raw) > limit or d.unconsumed_tail:
             raise Refused(413, "too_large", f"The body exceeds {limit} bytes once decompressed.")
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
-        raise _bad("The request body is not valid JSON.") from None
+    return raw
 
 
 async def _object(request: Request, ctx: ServerContext, limit: int | None = None) -> dict[str, Any]:
@@ -276,6 +283,45 @@ async def bulk_docs(db: str, request: Request) -> Response:
                                       route="POST /sync/edge/submissions/_bulk_docs",
                                       client=client_address(request))
     return JSONResponse(results, status_code=201)
+
+
+@router.put("/sync/edge/{db}/{docid}")
+@couch_json
+async def put_doc(db: str, docid: str, request: Request) -> Response:
+    """One record as Apache CouchDB's replicator pushes a document with attachments: ``PUT {docid}?new_edits=
+    false``, ``multipart/related`` (attachments over 64 KB, or a later revision naming what the province
+    holds as stubs; pouchdb-server's replicator sends everything through ``_bulk_docs``). The same write rule
+    as ``_bulk_docs``; a new record naming an attachment by stub answers 412 ``missing_stub``, on which
+    CouchDB's replicator fetches the document again with every attachment and resends it."""
+    from sync_server.bodies import related_doc
+    from sync_server.routes.replication import push
+
+    ctx, edge, _ = await _setup(request, db, ("submissions",))
+    raw = await _raw(request, ctx.settings.max_submission_bytes)
+    ctype = request.headers.get("content-type", "")
+    if ctype.lower().startswith("multipart/related"):
+        try:
+            doc: Any = related_doc(raw, ctype)
+        except Problem as exc:
+            raise _bad(exc.message_en) from None
+    else:
+        try:
+            doc = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise _bad("The request body is not valid JSON.") from None
+    if not isinstance(doc, dict) or doc.get("_id", docid) != docid:
+        raise _bad("The body must be the document named in the URL.")
+    doc["_id"] = docid
+    new_edits = request.query_params.get("new_edits", "true") != "false"
+    [result] = await run_in_threadpool(push, ctx, edge, [doc], new_edits=new_edits,
+                                       route="PUT /sync/edge/submissions/{docid}",
+                                       client=client_address(request))
+    if "error" not in result:
+        return JSONResponse({"ok": True, "id": docid, "rev": result.get("rev")}, status_code=201)
+    if result.get("reason_code") == "missing_stub":
+        return JSONResponse({"error": "missing_stub", "reason": result.get("reason")}, status_code=412)
+    return JSONResponse({"error": "forbidden", "reason": result.get("reason"),
+                         "reason_code": result.get("reason_code")}, status_code=403)
 
 
 # --- forms and accounts: read only ------------------------------------------------------------------------

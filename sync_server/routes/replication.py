@@ -377,10 +377,11 @@ def push(
 
 
 def _inline(doc: dict[str, Any]) -> dict[str, tuple[str, bytes]]:
-    """A pushed doc's attachments (inline base64, checked by the write rule) as (content type, bytes)."""
+    """A pushed doc's inline attachments (base64, checked by the write rule) as (content type, bytes)."""
     return {
         str(name): (str(att.get("content_type") or "application/octet-stream"), base64.b64decode(att["data"]))
         for name, att in (doc.get("_attachments") or {}).items()
+        if "data" in att
     }
 
 

@@ -14,7 +14,9 @@ a row without a value for a role fails loudly rather than being skipped.
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -173,6 +175,30 @@ def _push(
     return ",".join("forbidden" if x.get("error") else "ok" for x in r.json())
 
 
+def related(doc: dict[str, object], atts: dict[str, bytes], stubs: tuple[str, ...] = ()) -> tuple[bytes, str]:
+    """A document as Apache CouchDB's replicator PUTs one with attachments (``doc_to_multi_part_stream``): the
+    JSON with ``follows`` entries, then each attachment in its own part. Returns (body, content type)."""
+    entries: dict[str, object] = {n: {"stub": True, "revpos": 1, "content_type": "image/jpeg"} for n in stubs}
+    for name, data in atts.items():
+        entries[name] = {"content_type": "image/jpeg", "revpos": 2, "digest": "md5-" + base64.b64encode(
+            hashlib.md5(data).digest()).decode(), "length": len(data), "follows": True}
+    b = uuid.uuid4().hex
+    out = [f"--{b}\r\nContent-Type: application/json\r\n\r\n".encode(),
+           json.dumps({**doc, "_attachments": entries}).encode()]
+    for name, data in atts.items():
+        out.append(f"\r\n--{b}\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n"
+                   f"Content-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n".encode())
+        out.append(data)
+    out.append(f"\r\n--{b}--".encode())
+    return b"".join(out), f'multipart/related; boundary="{b}"'
+
+
+def _put(stack: Stack, auth: httpx.Auth | None, doc: dict[str, object], atts: dict[str, bytes]) -> int:
+    body, ctype = related(dict(doc, _rev="1-" + "e" * 32), atts)
+    url = f"/sync/edge/submissions/{doc['_id']}?new_edits=false"
+    return stack.client.put(url, content=body, headers={"Content-Type": ctype}, auth=auth).status_code
+
+
 def _user_of(auth: httpx.Auth | None) -> str:
     name = getattr(auth, "_username", b"")
     return name.decode() if isinstance(name, bytes) else str(name)
@@ -310,6 +336,15 @@ ACTIONS: dict[str, Callable[[Stack, httpx.Auth | None], object]] = {
     "edge push create by ctv_pq": lambda s, a: _push(
         s, a, [_doc(s, f"uuid:{uuid.uuid4()}", "ctv_pq")], db="edge/submissions"
     ),
+    "edge PUT create by ctv_pq (multipart)": lambda s, a: _put(
+        s, a, _doc(s, f"uuid:{uuid.uuid4()}", "ctv_pq"), {"house.jpg": PHOTO}
+    ),
+    "edge PUT create by ctv_rg (other district)": lambda s, a: _put(
+        s, a, dict(_doc(s, f"uuid:{uuid.uuid4()}", "ctv_rg"), area="30742"), {"house.jpg": PHOTO}
+    ),
+    "edge PUT overwrite A (multipart)": lambda s, a: _put(
+        s, a, _doc(s, s.ids["A"], "ctv_pq", hamlet="Ấp giả"), {"house.jpg": PHOTO}
+    ),
     "edge push create by ctv_rg (other district)": lambda s, a: _push(
         s, a, [dict(_doc(s, f"uuid:{uuid.uuid4()}", "ctv_rg"), area="30742")], db="edge/submissions"
     ),
@@ -397,6 +432,8 @@ _TABLE: dict[str, tuple[object, ...]] = {
         "edge push create by ctv_rg (other district)", "edge push create by huyen_pq (an officer)",
         "edge push overwrite A (new_edits:false, forged 9-rev)", "edge push edit A as ctv_pq",
         "edge push edit A as ctv_pq2", "edge push delete A", "edge push to forms",
+        "edge PUT create by ctv_pq (multipart)", "edge PUT create by ctv_rg (other district)",
+        "edge PUT overwrite A (multipart)",
     ), (403, 403, 403, 403, 403)),
     "GET /api/v1/submissions": (403, 403, "A,A2", "B", "A,A2,B"),
     "GET /api/v1/submissions/A": (403, 403, 200, 404, 200),
@@ -426,6 +463,9 @@ _EDGE: dict[str, object] = {
     "edge push edit A as ctv_pq": "ok",
     "edge push edit A as ctv_pq2": "forbidden",
     "edge push delete A": "forbidden",
+    "edge PUT create by ctv_pq (multipart)": 201,
+    "edge PUT create by ctv_rg (other district)": 403,
+    "edge PUT overwrite A (multipart)": 403,
 }
 EXPECTED: dict[str, dict[str, object]] = {
     action: {**dict.fromkeys(UNAUTH, 401), **dict(zip(_COLS, row, strict=True)),
@@ -605,3 +645,42 @@ def test_a_resend_adds_the_photos_the_store_lacks_for_its_author_only(stack: Sta
     assert r.status_code == 202, r.text
     assert sorted(stack.couch.get(stack.db, iid)["_attachments"]) == ["a.jpg", "b.jpg"]  # type: ignore[index]
     assert stack.couch.get(stack.db, iid)["_rev"].startswith("2-")  # type: ignore[index]
+
+
+def test_an_edge_on_couchdb_pushes_records_with_photos_by_put(stack: Stack) -> None:
+    """Apache CouchDB's replicator PUTs each document with attachments as multipart/related (photos over
+    64 KB, later revisions naming what the province holds as stubs): the write rule as for _bulk_docs."""
+    big = bytes(range(256)) * 400  # 100 KB: CouchDB's replicator sends it as its own part, never inline
+    doc = _doc(stack, f"uuid:{uuid.uuid4()}", "ctv_pq")
+    iid = str(doc["_id"])
+    url = f"/sync/edge/submissions/{iid}?new_edits=false"
+
+    def put(body: bytes, ctype: str, **extra: str) -> httpx.Response:
+        return stack.client.put(url, content=body, headers={"Content-Type": ctype, **extra}, auth=EDGE_A)
+
+    # A new record naming a photo by stub: 412 missing_stub (the replicator then resends it whole).
+    body, ctype = related(dict(doc, _rev="1-" + "a" * 32), {}, stubs=("house.jpg",))
+    r = put(body, ctype)
+    assert r.status_code == 412 and r.json()["error"] == "missing_stub", r.text
+    assert stack.couch.get(stack.db, iid) is None
+    # Whole: stored with its photo, byte for byte, and the server's fields.
+    body, ctype = related(dict(doc, _rev="1-" + "a" * 32), {"house.jpg": big})
+    r = put(body, ctype)
+    assert r.status_code == 201 and r.json()["ok"], r.text
+    stored = stack.couch.get(stack.db, iid)
+    assert stored is not None and stored["submitted_by"] == "ctv_pq" and stored["received_by"] == "edge:911"
+    assert stack.couch.get_attachment(stack.db, iid, "house.jpg") == big
+    # Its later revision (a split upload's second part at the edge): the first photo as a stub, a new one
+    # gzip-encoded, the body gzip-compressed by the uplink relay. Added; nothing replaced.
+    card = b"card photo " * 500
+    rev2 = dict(doc, _rev="2-" + "b" * 32, _revisions={"start": 2, "ids": ["b" * 32, "a" * 32]})
+    body, ctype = related(rev2, {"card.jpg": gzip.compress(card)}, stubs=("house.jpg",))
+    body = body.replace(b'"follows": true', b'"follows": true, "encoding": "gzip"')
+    r = put(gzip.compress(body), ctype, **{"Content-Encoding": "gzip"})
+    assert r.status_code == 201, r.text
+    assert stack.couch.get_attachment(stack.db, iid, "card.jpg") == card
+    assert stack.couch.get_attachment(stack.db, iid, "house.jpg") == big
+    # Damaged bodies: one line saying what is wrong, nothing stored.
+    for bad, why in ((body[: len(body) // 2], "damaged"), (b"--x\r\n\r\n{}\r\n--x--", "boundary")):
+        r = put(bad, ctype if why == "damaged" else "multipart/related")
+        assert r.status_code == 400, r.text
