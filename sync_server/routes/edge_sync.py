@@ -26,6 +26,7 @@ import asyncio
 import json
 import re
 import time
+import uuid
 import zlib
 from typing import Any
 from urllib.parse import quote
@@ -372,7 +373,13 @@ async def changes(db: str, request: Request) -> Response:
         if results or not longpoll or time.monotonic() >= deadline or last != since:
             break
         await asyncio.sleep(1.0)
-    return JSONResponse({"results": results, "last_seq": int(last) if last.isdigit() else last})
+    last_seq: Any = int(last) if last.isdigit() else last
+    if q.get("feed") == "continuous":
+        # Apache CouchDB's replicator reads a continuous feed line by line (one change per line, then the
+        # last_seq line); ended after one page, as CouchDB ends one at its timeout: it reconnects from there.
+        lines = [json.dumps(r) for r in results] + [json.dumps({"last_seq": last_seq})]
+        return Response("\n".join(lines) + "\n", media_type="application/json")
+    return JSONResponse({"results": results, "last_seq": last_seq})
 
 
 def _keys(body: dict[str, Any], key: str) -> list[Any]:
@@ -443,6 +450,20 @@ async def bulk_get(db: str, request: Request) -> Response:
     return JSONResponse(await run_in_threadpool(read))
 
 
+def _mixed(results: list[Any]) -> Response:
+    """``open_revs`` answered as Apache CouchDB's replicator asks for it (``Accept: multipart/mixed``; its
+    parser accepts nothing else): one ``application/json`` part per revision, ``{"missing": rev}`` for one
+    not here, attachments inline (base64) when asked for, which its document parser reads as CouchDB's own."""
+    boundary = uuid.uuid4().hex
+    out = bytearray()
+    for r in results:
+        part = r.get("ok") if isinstance(r, dict) and "ok" in r else r
+        out += f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode()
+        out += json.dumps(part).encode() + b"\r\n"
+    out += f"--{boundary}--".encode()
+    return Response(bytes(out), media_type=f'multipart/mixed; boundary="{boundary}"')
+
+
 _GET_PARAMS = {"rev", "revs", "revs_info", "open_revs", "latest", "attachments", "atts_since", "conflicts"}
 
 
@@ -470,6 +491,8 @@ async def get_doc(db: str, path: str, request: Request) -> Response:
         if not att:
             shaped: Any = ([{**d, "ok": _shape(db, d["ok"])} if isinstance(d, dict) and d.get("ok") else d
                             for d in data] if isinstance(data, list) else _shape(db, data))
+            if isinstance(shaped, list) and "multipart/mixed" in request.headers.get("accept", ""):
+                return _mixed(shaped)
             return Response(json.dumps(shaped), media_type="application/json")
         if db != "forms":
             raise Refused(404, "not_found", "missing")

@@ -684,3 +684,50 @@ def test_an_edge_on_couchdb_pushes_records_with_photos_by_put(stack: Stack) -> N
     for bad, why in ((body[: len(body) // 2], "damaged"), (b"--x\r\n\r\n{}\r\n--x--", "boundary")):
         r = put(bad, ctype if why == "damaged" else "multipart/related")
         assert r.status_code == 400, r.text
+
+
+def test_an_edge_on_couchdb_pulls_forms_as_multipart_mixed(stack: Stack) -> None:
+    """CouchDB's replicator fetches a document's revisions with ``Accept: multipart/mixed`` and reads nothing
+    else: one JSON part per revision, attachments inline when asked for, ``missing`` for an unknown one."""
+    import email
+
+    fid = f"form:x_{uuid.uuid4().hex[:6]}:1"
+    doc = {"_id": fid, "type": "form", "current": True, "_attachments": {
+        "form.xml": {"content_type": "text/xml", "data": base64.b64encode(b"<h:html/>").decode()}}}
+    rev = stack.couch.bulk_docs(FORMS_DB, [doc])[0]["rev"]
+    revs = json.dumps([rev])
+    r = stack.client.get(f"/sync/edge/forms/{fid}", params={"open_revs": revs, "revs": "true",
+                         "latest": "true", "attachments": "true"},
+                         headers={"Accept": "multipart/mixed"}, auth=EDGE_A)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("multipart/mixed"), r.text
+    msg = email.message_from_bytes(f"Content-Type: {r.headers['content-type']}\r\n\r\n".encode() + r.content)
+    parts = [json.loads(p.get_payload(decode=True)) for p in msg.get_payload()]
+    found = next(p for p in parts if p.get("_id") == fid)
+    assert base64.b64decode(found["_attachments"]["form.xml"]["data"]) == b"<h:html/>"
+    assert found["_revisions"]["start"] == 1
+    assert len(parts) == 1
+    # A revision not here is a part of its own (pouchdb-server answers it only without attachments=true).
+    missing = "9-" + "0" * 32
+    r = stack.client.get(f"/sync/edge/forms/{fid}", params={"open_revs": json.dumps([rev, missing])},
+                         headers={"Accept": "multipart/mixed"}, auth=EDGE_A)
+    msg = email.message_from_bytes(f"Content-Type: {r.headers['content-type']}\r\n\r\n".encode() + r.content)
+    assert {"missing": missing} in [json.loads(p.get_payload(decode=True)) for p in msg.get_payload()]
+    # PouchDB's replicator (and any JSON client) still gets JSON.
+    r = stack.client.get(f"/sync/edge/forms/{fid}", params={"open_revs": revs}, auth=EDGE_A,
+                         headers={"Accept": "application/json"})
+    assert r.status_code == 200 and isinstance(r.json(), list)
+
+
+def test_an_edge_on_couchdb_reads_a_continuous_feed_line_by_line(stack: Stack) -> None:
+    """CouchDB's replicator asks continuous replications' changes with feed=continuous: one change per line,
+    then the last_seq line (PouchDB's asks longpoll and gets the JSON object, as before)."""
+    fid = f"form:y_{uuid.uuid4().hex[:6]}:1"
+    stack.couch.bulk_docs(FORMS_DB, [{"_id": fid, "type": "form", "current": True}])
+    r = stack.client.get("/sync/edge/forms/_changes", params={"feed": "continuous", "since": "0",
+                         "style": "all_docs", "heartbeat": "10000"}, auth=EDGE_A)
+    assert r.status_code == 200, r.text
+    lines = [json.loads(x) for x in r.text.splitlines() if x.strip()]
+    assert "last_seq" in lines[-1] and all("seq" in x and "changes" in x for x in lines[:-1])
+    assert fid in {x["id"] for x in lines[:-1]}
+    r = stack.client.get("/sync/edge/forms/_changes", params={"feed": "longpoll", "since": "0"}, auth=EDGE_A)
+    assert fid in {x["id"] for x in r.json()["results"]}
