@@ -128,12 +128,11 @@ class GroupCommit:
     def _write(self, batch: list[_Pending]) -> None:
         body = b'{"docs":[' + b",".join(p.body for p in batch) + b"]}"
         try:
-            r = self.couch.request(
-                "POST", f"{quote(self.db, safe='')}/_bulk_docs", data=body,
-                headers={"Content-Type": "application/json"}, action=f"store {len(batch)} record(s)",
+            answer = self.couch.hot_post(  # the lean keep-alive path: requests costs ~2 ms of CPU a call
+                f"{quote(self.db, safe='')}/_bulk_docs", body, action=f"store {len(batch)} record(s)",
                 ok=(201, 202),
             )
-            results = {str(row.get("id")): row for row in r.json()}
+            results = {str(row.get("id")): row for row in json.loads(answer)}
         except Problem as exc:
             for p in batch:
                 p.error = exc

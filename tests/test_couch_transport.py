@@ -3,14 +3,17 @@
 A raw socket server plays the store: it answers the first request on a connection and then closes that
 connection when the next request arrives on it, unanswered (what a CouchDB or Node server does when its
 keep-alive timer fires in the instant a request comes in). A read is retried on a fresh connection; a write
-is not (the server may have applied it); a read timeout is not retried.
+is not (the server may have applied it); a read timeout is not retried. The intake's lean write path
+(``Couch.hot_post``) keeps the same rules and replaces a pooled connection the store closed while idle.
 """
 
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ class FakeStore:
     """Answers ``{"ok": true}`` once per connection, then drops (or, with ``hang``, never answers)."""
 
     hang: bool = False
+    idle_close: bool = False  # close each connection right after its first answer (the keep-alive timer)
     received: list[str] = field(default_factory=list)
     port: int = 0
 
@@ -56,11 +60,13 @@ class FakeStore:
                              b"Connection: keep-alive\r\nContent-Length: " + str(len(body)).encode()
                              + b"\r\n\r\n" + body)
                 served += 1
+                if self.idle_close:
+                    return
 
 
 @contextmanager
-def fake_store(**kw: bool) -> Iterator[FakeStore]:
-    store = FakeStore(**kw)
+def fake_store(*, hang: bool = False, idle_close: bool = False) -> Iterator[FakeStore]:
+    store = FakeStore(hang=hang, idle_close=idle_close)
     srv = socket.create_server(("127.0.0.1", 0))
     store.port = srv.getsockname()[1]
     stop = threading.Event()
@@ -108,3 +114,35 @@ def test_a_hung_store_costs_one_timeout_not_three() -> None:
         with pytest.raises(StoreUnavailable, match="ReadTimeout"):
             couch.request("GET", "db/a", action="read")
         assert store.received == ["GET"]
+
+
+def test_hot_post_a_write_on_a_dropped_connection_is_not_sent_twice() -> None:
+    with fake_store() as store:
+        couch = Couch(f"http://127.0.0.1:{store.port}", "admin", "pw", timeout=5)
+        assert json.loads(couch.hot_post("db/_bulk_docs", b'{"docs":[]}', action="write"))["ok"] is True
+        with pytest.raises(StoreUnavailable, match="ConnectionResetError"):
+            couch.hot_post("db/_bulk_docs", b'{"docs":[]}', action="write")
+        assert store.received == ["POST", "POST"]
+
+
+def test_hot_post_replaces_a_connection_the_store_closed_while_idle() -> None:
+    with fake_store(idle_close=True) as store:
+        couch = Couch(f"http://127.0.0.1:{store.port}", "admin", "pw", timeout=5)
+        couch.hot_post("db/_bulk_docs", b'{"docs":[]}', action="write")
+        deadline = time.monotonic() + 5
+        while len(couch._hot._idle) == 1 and not _closed(couch._hot._idle[0]) and time.monotonic() < deadline:
+            time.sleep(0.01)  # the store has closed its end (the FIN arrived) before the next write
+        assert json.loads(couch.hot_post("db/_bulk_docs", b'{"docs":[]}', action="write"))["ok"] is True
+        assert store.received == ["POST", "POST"]  # each sent once, the second on a new connection
+
+
+def test_hot_post_a_hung_store_costs_one_timeout() -> None:
+    with fake_store(hang=True) as store:
+        couch = Couch(f"http://127.0.0.1:{store.port}", "admin", "pw", timeout=0.5)
+        with pytest.raises(StoreUnavailable, match="TimeoutError"):
+            couch.hot_post("db/_bulk_docs", b'{"docs":[]}', action="write")
+        assert store.received == ["POST"]
+
+
+def _closed(sock: socket.socket) -> bool:
+    return bool(select.select([sock], [], [], 0)[0])
