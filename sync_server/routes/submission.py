@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Request, Response
@@ -46,7 +47,17 @@ async def submission_head(
     )
 
 
-async def _parse_multipart(request: Request, body: bytes, limit: int) -> dict[str, list[Any]]:
+@dataclass(frozen=True)
+class FilePart:
+    """A file part of the submission, read into memory (the body is already: ``read_body``)."""
+
+    filename: str | None
+    content_type: str | None
+    data: bytes
+
+
+async def _parse_multipart(request: Request, body: bytes, limit: int) -> dict[str, list[str | FilePart]]:
+    """The parts by field name: text fields as str, files as :class:`FilePart` (their spool files closed)."""
     sent = False
 
     async def receive() -> dict[str, Any]:
@@ -70,9 +81,17 @@ async def _parse_multipart(request: Request, body: bytes, limit: int) -> dict[st
             f"Nội dung multipart không hợp lệ: {exc.message}.",
             f"The multipart body is malformed: {exc.message}.",
         ) from exc
-    parts: dict[str, list[Any]] = {}
-    for key, value in form.multi_items():
-        parts.setdefault(key, []).append(value)
+    parts: dict[str, list[str | FilePart]] = {}
+    try:
+        for key, value in form.multi_items():
+            part: str | FilePart = (
+                FilePart(value.filename, value.content_type, await value.read())
+                if isinstance(value, UploadFile)
+                else value
+            )
+            parts.setdefault(key, []).append(part)
+    finally:
+        await form.close()  # an unclosed spool file costs a ResourceWarning in its __del__
     return parts
 
 
@@ -97,16 +116,16 @@ async def submission_post(
     if not xml_parts:
         raise BadRequest("Thiếu tệp phiếu xml_submission_file.", "The xml_submission_file part is missing.")
     first = xml_parts[0]
-    xml = await first.read() if isinstance(first, UploadFile) else str(first).encode("utf-8")
+    xml = first.data if isinstance(first, FilePart) else str(first).encode("utf-8")
     attachments: dict[str, tuple[str, bytes]] = {}
     for field_name, values in parts.items():
         for v in values:
-            if not isinstance(v, UploadFile):
+            if not isinstance(v, FilePart):
                 continue  # plain form fields (e.g. Enketo's extras) carry nothing we store
             name = v.filename or field_name
             if not openrosa.safe_attachment_name(name) or not openrosa.safe_attachment_name(field_name):
                 raise _bad_name(name if not openrosa.safe_attachment_name(name) else field_name)
-            attachments[name] = (v.content_type or "application/octet-stream", await v.read())
+            attachments[name] = (v.content_type or "application/octet-stream", v.data)
     dev = device_id(request)
     status, message = await run_in_threadpool(accept, ctx, account, xml, attachments, dev)
     ctx.devices.touch_later(background, dev, account, "submission")
