@@ -8,12 +8,11 @@ Callers see only our ``Problem`` types: ``StoreUnavailable`` when the store cann
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
-import select
 import socket
 import ssl
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -131,16 +130,21 @@ class _Answer:
         self.complete = True
 
 
-class HotPost:
-    """``POST`` of a JSON body over pooled keep-alive connections, for the one write on the intake hot path.
+_Conn = tuple[asyncio.AbstractEventLoop, asyncio.StreamReader, asyncio.StreamWriter]
 
-    The submission write (``sync_server.groupcommit``) through python-cloudant's requests session costs ~2 ms
-    of CPU per call (request preparation, cookies, hooks, urllib3, http.client's e-mail header parser); this
-    writes the request in one ``sendall`` and parses the answer with httptools (uvicorn's C parser), ~0.3 ms.
+
+class HotPost:
+    """``POST`` of a JSON body on the event loop over pooled keep-alive connections: the intake's one write.
+
+    The submission write (``sync_server.groupcommit``) through python-cloudant's requests session cost ~2 ms
+    of CPU per call (request preparation, cookies, hooks, urllib3, http.client's e-mail header parser) and a
+    hop to a worker thread and back (~1 ms more: the two threads hand the GIL to each other). This writes the
+    request in one go from the event loop and parses the answer with httptools (uvicorn's C parser).
     Same store, URL, credentials, timeout and error mapping as :meth:`Couch.request`; no proxies (the sync
     server addresses the store directly). A body is sent once and never re-sent: a write the store applied
     would come back as a conflict. A pooled connection the store closed while idle (CouchDB and Node close
-    idle keep-alive connections) is noticed before sending and replaced, as urllib3 does.
+    idle keep-alive connections) is noticed before sending and replaced, as urllib3 does; connections belong
+    to the event loop that opened them.
     """
 
     def __init__(self, url: str, user: str | None, password: str | None, timeout: float):
@@ -159,25 +163,26 @@ class HotPost:
         )
         self.timeout = timeout
         self._tls_context = ssl.create_default_context() if self.tls else None
-        self._idle: list[socket.socket] = []
-        self._lock = threading.Lock()
+        self._idle: list[_Conn] = []
 
-    def _connection(self) -> socket.socket:
-        with self._lock:
-            while self._idle:
-                sock = self._idle.pop()
-                if not _dropped(sock):
-                    return sock
-                sock.close()
-        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self._tls_context is not None:
-            sock = self._tls_context.wrap_socket(sock, server_hostname=self.host)
-        return sock
+    async def _connection(self) -> _Conn:
+        loop = asyncio.get_running_loop()
+        while self._idle:
+            conn = self._idle.pop()
+            if conn[0] is loop and not conn[1].at_eof() and not conn[2].is_closing():
+                return conn
+            _close(conn)
+        reader, writer = await asyncio.open_connection(
+            self.host, self.port, ssl=self._tls_context, server_hostname=self.host if self.tls else None
+        )
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return loop, reader, writer
 
-    def post(self, path: str, body: bytes, *, action: str, ok: tuple[int, ...]) -> bytes:
+    async def post(self, path: str, body: bytes, *, action: str, ok: tuple[int, ...]) -> bytes:
         """The answer's body when its status is in ``ok``; the Problem :meth:`Couch.request` would raise
-        otherwise (StoreUnavailable when the store cannot be reached or the connection drops)."""
+        otherwise (StoreUnavailable when the store cannot be reached, times out or the connection drops)."""
         head = (
             f"POST {self.prefix}/{path.lstrip('/')} HTTP/1.1\r\nHost: {self.host_header}\r\n"
             + (f"Authorization: {self.auth}\r\n" if self.auth else "")
@@ -185,41 +190,43 @@ class HotPost:
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode("latin-1")
         answer = _Answer()
-        sock: socket.socket | None = None
+        conn: _Conn | None = None
         try:
-            sock = self._connection()
-            sock.sendall(head + body)
-            while not answer.complete:
-                data = sock.recv(65536)
-                if not data:
-                    raise ConnectionResetError("the store closed the connection before answering")
-                answer.parser.feed_data(data)
-        except (OSError, httptools.HttpParserError) as exc:
-            if sock is not None:
-                sock.close()
+            async with asyncio.timeout(self.timeout):
+                conn = await self._connection()
+                conn[2].write(head + body)
+                while not answer.complete:
+                    data = await conn[1].read(65536)
+                    if not data:
+                        raise ConnectionResetError("the store closed the connection before answering")
+                    answer.parser.feed_data(data)
+        except (OSError, httptools.HttpParserError) as exc:  # TimeoutError is an OSError
+            if conn is not None:
+                _close(conn)
             raise _unavailable(action, exc) from exc
+        except BaseException:  # cancelled mid-request: the connection is out of step
+            if conn is not None:
+                _close(conn)
+            raise
         if answer.keep_alive:
-            with self._lock:
-                self._idle.append(sock)
+            self._idle.append(conn)
         else:
-            sock.close()
+            _close(conn)
         data = b"".join(answer.body)
         if answer.status in ok:
             return data
         raise _refused(answer.status, data.decode("utf-8", "replace"), action)
 
     def close(self) -> None:
-        with self._lock:
-            for sock in self._idle:
-                sock.close()
-            self._idle.clear()
+        while self._idle:
+            _close(self._idle.pop())
 
 
-def _dropped(sock: socket.socket) -> bool:
-    """An idle keep-alive connection with something to read was closed by the store (or is out of step)."""
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    return bool(poller.poll(0))
+def _close(conn: _Conn) -> None:
+    try:
+        conn[2].close()
+    except RuntimeError:  # its event loop is closed already
+        pass
 
 
 class Couch:
@@ -266,11 +273,11 @@ class Couch:
         self.client.disconnect()
         self._hot.close()
 
-    def hot_post(
+    async def hot_post(
         self, path: str, body: bytes, *, action: str, ok: tuple[int, ...] = (200, 201, 202)
     ) -> bytes:
-        """``POST`` a JSON body on the lean keep-alive path (:class:`HotPost`); the answer's body."""
-        return self._hot.post(path, body, action=action, ok=ok)
+        """``POST`` a JSON body from the event loop on the lean keep-alive path (:class:`HotPost`)."""
+        return await self._hot.post(path, body, action=action, ok=ok)
 
     # --- raw HTTP through cloudant's session ---
     def request(
