@@ -154,9 +154,18 @@ def _parse_multipart(request: Request, body: bytes, limit: int) -> dict[str, lis
         if b"boundary" not in params:
             raise _Malformed("Missing boundary in multipart.")
         reader = _Parts(charset, limit)
-        callbacks: Any = {name: getattr(reader, name) for name in (
-            "on_part_begin", "on_part_data", "on_part_end", "on_header_field", "on_header_value",
-            "on_header_end", "on_headers_finished")}
+        callbacks: Any = {
+            name: getattr(reader, name)
+            for name in (
+                "on_part_begin",
+                "on_part_data",
+                "on_part_end",
+                "on_header_field",
+                "on_header_value",
+                "on_header_end",
+                "on_headers_finished",
+            )
+        }
         parser = MultipartParser(params[b"boundary"], callbacks)
         try:
             parser.write(body)
