@@ -71,6 +71,8 @@ class GroupCommit:
             }
         item = _Pending(str(doc["_id"]), json.dumps(body).encode("utf-8"),
                         asyncio.get_running_loop().create_future())
+        # A caller that went away never reads its answer: mark it read, or asyncio logs the exception.
+        item.answer.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._queue.append(item)
         if self._joined is not None:
             self._joined.set()
