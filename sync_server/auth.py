@@ -359,6 +359,12 @@ def parse_auth_params(value: str) -> dict[str, str]:
         i = eq + 1
         if i < n and value[i] == '"':
             i += 1
+            close = value.find('"', i)
+            close = n if close < 0 else close
+            if "\\" not in value[i:close]:  # no escapes (every phone's header): the value is one slice
+                out[key] = value[i:close]
+                i = close + 1
+                continue
             buf = []
             while i < n and value[i] != '"':
                 if value[i] == "\\" and i + 1 < n:

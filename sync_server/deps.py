@@ -51,6 +51,11 @@ class FormCache:
             self._current = (now, self.catalog.current())
         return self._current[1]
 
+    def cached(self, form_id: str, version: str | None = None) -> bool:
+        """Whether :meth:`get` answers a known form from memory now (no disk read)."""
+        hit = self._forms.get((form_id, version))
+        return hit is not None and hit[1] is not None and time.monotonic() - hit[0] < CATALOG_TTL
+
     def get(self, form_id: str, version: str | None = None) -> FormInfo | None:
         now = time.monotonic()
         hit = self._forms.get((form_id, version))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from email.utils import formatdate
 from typing import Any
 
@@ -20,6 +21,18 @@ from sync_server.routes import edge_sync, formlist, health, replication, submiss
 log = logging.getLogger("carecheck.sync")
 
 
+_date: tuple[int, bytes] = (0, b"")
+
+
+def _http_date() -> bytes:
+    """The Date header's value, formatted once a second (uvicorn does the same for its own)."""
+    global _date
+    now = int(time.time())
+    if _date[0] != now:
+        _date = (now, formatdate(now, usegmt=True).encode())
+    return _date[1]
+
+
 class OpenRosaHeaders:
     """Pure ASGI middleware: ``X-OpenRosa-Version: 1.0`` and ``Date`` on every response."""
 
@@ -35,7 +48,7 @@ class OpenRosaHeaders:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in (b"date",)]
                 headers.append((b"x-openrosa-version", openrosa.OPENROSA_VERSION.encode()))
-                headers.append((b"date", formatdate(usegmt=True).encode()))
+                headers.append((b"date", _http_date()))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from lxml import etree
@@ -38,6 +39,7 @@ def _parser() -> etree.XMLParser:
 # --- responses we write -------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=256)  # a handful of messages answer every submission; bytes are immutable
 def response_xml(message: str, nature: str = "") -> bytes:
     """``<OpenRosaResponse xmlns=…><message nature=…>…</message></OpenRosaResponse>`` as UTF-8 bytes."""
     root = etree.Element(f"{{{NS_RESPONSE}}}OpenRosaResponse", nsmap={None: NS_RESPONSE})

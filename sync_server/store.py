@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+from starlette.concurrency import run_in_threadpool
+
 from core import orgunits
 from core.couch import Couch, Doc, DocExists
 from core.errors import BadRequest
@@ -48,34 +50,30 @@ class Submissions:
     def attachment(self, doc_id: str, name: str) -> bytes | None:
         return self.couch.get_attachment(self.db, doc_id, name)
 
-    def store(self, doc: Doc, attachments: dict[str, tuple[str, bytes]]) -> Stored:
+    async def store(self, doc: Doc, attachments: dict[str, tuple[str, bytes]]) -> Stored:
         """Create in one round trip; on an existing id decide duplicate vs conflict from the stored hash.
 
         Concurrent creates are written together (``groupcommit``: one ``_bulk_docs``, each caller answered
-        with its own document's result). CouchDB decides the race between two identical POSTs: the loser gets
-        a conflict on create, re-reads and compares hashes. Only attachments the stored doc lacks are added
-        (split uploads), each PUT with ?rev= and retried on a conflict, so running it twice changes nothing.
+        with its own document's result), on the event loop. CouchDB decides the race between two identical
+        POSTs: the loser gets a conflict on create, re-reads and compares hashes (:meth:`complete`, in the
+        thread pool like every other store call). Checked after the write, so the common path costs no read.
         """
         try:
-            rev = self.commit.create(doc, attachments)
+            rev = await self.commit.create(doc, attachments)
         except DocExists:
-            pass
-        else:
-            if rev.startswith("1-"):
-                return Stored("created", doc["_id"], sorted(attachments))
-            # CouchDB lets a create without a revision extend a deleted record's tombstone (rev 3-…): the
-            # province deleted it, so put the deletion back and refuse (writerule: an id is never reused).
-            # Checked after the write, so the common path costs no extra read.
-            self.couch.delete(self.db, doc["_id"], rev)
-            return Stored("conflict", doc["_id"], [])
-        return self.complete(doc, attachments)
+            return await run_in_threadpool(self.complete, doc, attachments)
+        if rev.startswith("1-"):
+            return Stored("created", doc["_id"], sorted(attachments))
+        # CouchDB lets a create without a revision extend a deleted record's tombstone (rev 3-…): the
+        # province deleted it, so put the deletion back and refuse (writerule: an id is never reused).
+        await run_in_threadpool(self.couch.delete, self.db, doc["_id"], rev)
+        return Stored("conflict", doc["_id"], [])
 
     def complete(self, doc: Doc, attachments: dict[str, tuple[str, bytes]]) -> Stored:
-        """``doc`` resends a stored record: add the attachments the stored one lacks, if its author may.
-
-        Each attachment is PUT with ?rev= and retried on a conflict, so running it twice changes nothing;
-        an attachment the store holds is never replaced. 'conflict' when the stored record has other content
-        (or was deleted).
+        """``doc`` resends a stored record: add the attachments the stored one lacks, if its author may
+        (:func:`writerule.may_complete`; split uploads, an edge's later revision). Each attachment is PUT with
+        ?rev= and retried on a conflict, so running it twice changes nothing; an attachment the store holds
+        is never replaced. 'conflict' when the stored record has other content (or was deleted).
         """
         for _ in range(20):
             current = self.couch.get(self.db, doc["_id"])

@@ -3,11 +3,13 @@
 A raw socket server plays the store: it answers the first request on a connection and then closes that
 connection when the next request arrives on it, unanswered (what a CouchDB or Node server does when its
 keep-alive timer fires in the instant a request comes in). A read is retried on a fresh connection; a write
-is not (the server may have applied it); a read timeout is not retried.
+is not (the server may have applied it); a read timeout is not retried. The intake's lean write path
+(``Couch.hot_post``) keeps the same rules and replaces a pooled connection the store closed while idle.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -26,6 +28,7 @@ class FakeStore:
     """Answers ``{"ok": true}`` once per connection, then drops (or, with ``hang``, never answers)."""
 
     hang: bool = False
+    idle_close: bool = False  # close each connection right after its first answer (the keep-alive timer)
     received: list[str] = field(default_factory=list)
     port: int = 0
 
@@ -56,11 +59,13 @@ class FakeStore:
                              b"Connection: keep-alive\r\nContent-Length: " + str(len(body)).encode()
                              + b"\r\n\r\n" + body)
                 served += 1
+                if self.idle_close:
+                    return
 
 
 @contextmanager
-def fake_store(**kw: bool) -> Iterator[FakeStore]:
-    store = FakeStore(**kw)
+def fake_store(*, hang: bool = False, idle_close: bool = False) -> Iterator[FakeStore]:
+    store = FakeStore(hang=hang, idle_close=idle_close)
     srv = socket.create_server(("127.0.0.1", 0))
     store.port = srv.getsockname()[1]
     stop = threading.Event()
@@ -108,3 +113,62 @@ def test_a_hung_store_costs_one_timeout_not_three() -> None:
         with pytest.raises(StoreUnavailable, match="ReadTimeout"):
             couch.request("GET", "db/a", action="read")
         assert store.received == ["GET"]
+
+
+def _post(couch: Couch) -> bytes:
+    return asyncio.run(couch.hot_post("db/_bulk_docs", b'{"docs":[]}', action="write"))
+
+
+def test_hot_post_a_write_on_a_dropped_connection_is_not_sent_twice() -> None:
+    with fake_store() as store:
+        couch = Couch(f"http://127.0.0.1:{store.port}", "admin", "pw", timeout=5)
+
+        async def twice() -> None:  # one event loop: the second write goes on the kept-alive connection
+            assert json.loads(await couch.hot_post("db/_bulk_docs", b"{}", action="write"))["ok"] is True
+            with pytest.raises(StoreUnavailable, match="ConnectionResetError"):
+                await couch.hot_post("db/_bulk_docs", b"{}", action="write")
+
+        asyncio.run(twice())
+        assert store.received == ["POST", "POST"]
+
+
+def test_hot_post_replaces_a_connection_the_store_closed_while_idle() -> None:
+    with fake_store(idle_close=True) as store:
+        couch = Couch(f"http://127.0.0.1:{store.port}", "admin", "pw", timeout=5)
+
+        async def twice() -> None:
+            await couch.hot_post("db/_bulk_docs", b"{}", action="write")
+            for _ in range(500):  # the store's close (FIN) reaches the idle connection before the next write
+                if couch._hot._idle[0][1][1].at_eof():
+                    break
+                await asyncio.sleep(0.01)
+            assert json.loads(await couch.hot_post("db/_bulk_docs", b"{}", action="write"))["ok"] is True
+
+        asyncio.run(twice())
+        assert store.received == ["POST", "POST"]  # each sent once, the second on a new connection
+
+
+def test_hot_post_a_hung_store_costs_one_timeout() -> None:
+    with fake_store(hang=True) as store:
+        couch = Couch(f"http://127.0.0.1:{store.port}", "admin", "pw", timeout=0.5)
+        with pytest.raises(StoreUnavailable, match="TimeoutError"):
+            _post(couch)
+        assert store.received == ["POST"]
+
+
+def test_hot_post_never_writes_on_a_connection_idle_too_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keep-alive race: the store closes an idle connection in the instant a write is sent on it (here
+    it reads that request and never answers). A connection idle longer than ``IDLE_REUSE_S`` is not reused."""
+    import core.couch
+
+    monkeypatch.setattr(core.couch, "IDLE_REUSE_S", 0.05)
+    with fake_store() as store:
+        couch = Couch(f"http://127.0.0.1:{store.port}", "admin", "pw", timeout=5)
+
+        async def twice() -> None:
+            await couch.hot_post("db/_bulk_docs", b"{}", action="write")
+            await asyncio.sleep(0.1)  # idle past the limit (the store has not closed it yet)
+            assert json.loads(await couch.hot_post("db/_bulk_docs", b"{}", action="write"))["ok"] is True
+
+        asyncio.run(twice())
+        assert store.received == ["POST", "POST"]

@@ -10,15 +10,16 @@ text (``openrosa.stored_xml``). Submissions are never rejected for their answers
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Request, Response
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException
-from starlette.requests import Request as StarletteRequest
 
 from core.errors import BadRequest
 from sync_server import openrosa, writerule
@@ -46,32 +47,138 @@ async def submission_head(
     )
 
 
-async def _parse_multipart(request: Request, body: bytes, limit: int) -> dict[str, list[Any]]:
-    sent = False
+@dataclass(frozen=True)
+class FilePart:
+    """A file part of the submission (its bytes, as the body is read whole: ``read_body``)."""
 
-    async def receive() -> dict[str, Any]:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
+    filename: str | None
+    content_type: str | None
+    data: bytes
 
+
+class _Malformed(Exception):
+    def __init__(self, message: str):
+        self.message = message
+
+
+class _Parts:
+    """python-multipart callbacks collecting every part in memory, as starlette's form parser reads them (its
+    rules and messages: a name on every part, a filename makes a file, text fields decoded with the body's
+    charset, ``limit`` per text field) without a spool file and an UploadFile per part: the body is in
+    memory already (``read_body``) and a submission's parts are read whole."""
+
+    def __init__(self, charset: str, limit: int):
+        self.charset = charset
+        self.limit = limit
+        self.items: list[tuple[str, str | FilePart]] = []
+        self._files = 0
+        self._fields = 0
+        self._header_name = b""
+        self._header_value = b""
+        self._disposition = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._name = ""
+        self._filename: str | None = None
+        self._data = bytearray()
+
+    def on_part_begin(self) -> None:
+        self._disposition, self._headers, self._data = b"", [], bytearray()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        name = self._header_name.lower()
+        if name == b"content-disposition":
+            self._disposition = self._header_value
+        self._headers.append((name, self._header_value))
+        self._header_name, self._header_value = b"", b""
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self._disposition)
+        if b"name" not in options:
+            raise _Malformed('The Content-Disposition header field "name" must be provided.')
+        self._name = _decode(options[b"name"], self.charset)
+        if b"filename" in options:
+            self._files += 1
+            if self._files > MAX_PARTS:
+                raise _Malformed(f"Too many files. Maximum number of files is {MAX_PARTS}.")
+            self._filename = _decode(options[b"filename"], self.charset)
+        else:
+            self._fields += 1
+            if self._fields > MAX_PARTS:
+                raise _Malformed(f"Too many fields. Maximum number of fields is {MAX_PARTS}.")
+            self._filename = None
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._filename is None and len(self._data) + end - start > self.limit:
+            raise _Malformed(f"Part exceeded maximum size of {int(self.limit / 1024)}KB.")
+        self._data += data[start:end]
+
+    def on_part_end(self) -> None:
+        if self._filename is None:
+            self.items.append((self._name, _decode(self._data, self.charset)))
+        else:
+            ctype = next((v.decode("latin-1") for k, v in self._headers if k == b"content-type"), None)
+            self.items.append((self._name, FilePart(self._filename, ctype, bytes(self._data))))
+
+
+MAX_PARTS = 10_000
+
+
+def _decode(raw: bytes | bytearray, charset: str) -> str:
+    try:
+        return raw.decode(charset)
+    except (UnicodeDecodeError, LookupError):
+        return raw.decode("latin-1")
+
+
+def _parse_multipart(request: Request, body: bytes, limit: int) -> dict[str, list[str | FilePart]]:
+    """The parts by field name: text fields as str, files as :class:`FilePart`; 400 for a malformed body."""
     ctype = request.headers.get("content-type", "")
     if not ctype.lower().startswith("multipart/form-data"):
         raise BadRequest(
             "Thiếu tệp phiếu xml_submission_file (cần gửi dạng multipart/form-data).",
             "No xml_submission_file part: submissions are multipart/form-data.",
         )
-    req = StarletteRequest(request.scope, receive)
+    _, params = parse_options_header(ctype)
+    charset = params.get(b"charset", b"utf-8").decode("latin-1")
     try:
-        form = await req.form(max_files=10_000, max_fields=10_000, max_part_size=limit)
-    except MultiPartException as exc:
+        charset = codecs.lookup(charset).name
+    except LookupError:
+        charset = "latin-1"
+    try:
+        if b"boundary" not in params:
+            raise _Malformed("Missing boundary in multipart.")
+        reader = _Parts(charset, limit)
+        callbacks: Any = {
+            name: getattr(reader, name)
+            for name in (
+                "on_part_begin",
+                "on_part_data",
+                "on_part_end",
+                "on_header_field",
+                "on_header_value",
+                "on_header_end",
+                "on_headers_finished",
+            )
+        }
+        parser = MultipartParser(params[b"boundary"], callbacks)
+        try:
+            parser.write(body)
+            parser.finalize()
+        except FormParserError as exc:
+            raise _Malformed("Invalid multipart data.") from exc
+    except _Malformed as exc:
         raise BadRequest(
             f"Nội dung multipart không hợp lệ: {exc.message}.",
             f"The multipart body is malformed: {exc.message}.",
         ) from exc
-    parts: dict[str, list[Any]] = {}
-    for key, value in form.multi_items():
+    parts: dict[str, list[str | FilePart]] = {}
+    for key, value in reader.items:
         parts.setdefault(key, []).append(value)
     return parts
 
@@ -89,26 +196,26 @@ async def submission_post(
 ) -> Response:
     if account.role not in writerule.SUBMITTING_ROLES:
         # Refused before the body is read (an officer's phone need not upload 100 MB to hear no).
-        await run_in_threadpool(accept, ctx, account, b"", {}, None)
+        await accept(ctx, account, b"", {}, None)
     limit = ctx.settings.max_submission_bytes
     body = await read_body(request, limit)
-    parts = await _parse_multipart(request, body, limit)
+    parts = _parse_multipart(request, body, limit)
     xml_parts = parts.pop(XML_PART, [])
     if not xml_parts:
         raise BadRequest("Thiếu tệp phiếu xml_submission_file.", "The xml_submission_file part is missing.")
     first = xml_parts[0]
-    xml = await first.read() if isinstance(first, UploadFile) else str(first).encode("utf-8")
+    xml = first.data if isinstance(first, FilePart) else str(first).encode("utf-8")
     attachments: dict[str, tuple[str, bytes]] = {}
     for field_name, values in parts.items():
         for v in values:
-            if not isinstance(v, UploadFile):
+            if not isinstance(v, FilePart):
                 continue  # plain form fields (e.g. Enketo's extras) carry nothing we store
             name = v.filename or field_name
             if not openrosa.safe_attachment_name(name) or not openrosa.safe_attachment_name(field_name):
                 raise _bad_name(name if not openrosa.safe_attachment_name(name) else field_name)
-            attachments[name] = (v.content_type or "application/octet-stream", await v.read())
+            attachments[name] = (v.content_type or "application/octet-stream", v.data)
     dev = device_id(request)
-    status, message = await run_in_threadpool(accept, ctx, account, xml, attachments, dev)
+    status, message = await accept(ctx, account, xml, attachments, dev)
     ctx.devices.touch_later(background, dev, account, "submission")
     return Response(
         content=openrosa.response_xml(message, "submit_success"),
@@ -117,30 +224,44 @@ async def submission_post(
     )
 
 
-def accept(
+async def accept(
     ctx: ServerContext,
     account: Account,
     xml: bytes,
     attachments: dict[str, tuple[str, bytes]],
     device: str | None,
 ) -> tuple[int, str]:
-    """Apply the rules and store; returns (HTTP status, message). Raises Problems for every refusal."""
+    """Apply the rules and store; returns (HTTP status, message). Raises Problems for every refusal.
+
+    A new record of a cached form needs no I/O before its write: it is checked and built on the event loop
+    and written there (group commit), with no thread hop. An edit (it reads the record it supersedes), a form
+    not in the cache, an id already taken and recording a refusal go to the thread pool.
+    """
     try:
-        return _accept(ctx, account, xml, attachments, device)
+        writerule.may_submit(account)
+        inst = openrosa.parse_instance(xml)
+        if inst.deprecated_id or not ctx.forms.cached(inst.form_id, inst.version or None):
+            doc, to_store = await run_in_threadpool(_prepare, ctx, account, xml, inst, attachments, device)
+        else:
+            doc, to_store = _prepare(ctx, account, xml, inst, attachments, device)
+        return await _store(ctx, doc, to_store)
     except writerule.Refusal as exc:
-        writerule.record_refusals(ctx.couch, ctx.settings, account, "POST /submission", [(exc.doc_id, exc)])
+        refused = [(exc.doc_id, exc)]
+        await run_in_threadpool(
+            writerule.record_refusals, ctx.couch, ctx.settings, account, "POST /submission", refused
+        )
         raise
 
 
-def _accept(
+def _prepare(
     ctx: ServerContext,
     account: Account,
     xml: bytes,
+    inst: openrosa.Instance,
     attachments: dict[str, tuple[str, bytes]],
     device: str | None,
-) -> tuple[int, str]:
-    writerule.may_submit(account)
-    inst = openrosa.parse_instance(xml)
+) -> tuple[dict[str, Any], dict[str, tuple[str, bytes]]]:
+    """The document to create and its attachments, or a refusal (the rules of the module docstring)."""
     writerule.check_instance_id(inst.instance_id)
     form = ctx.forms.require(inst.form_id, inst.version or None)
     expected = openrosa.referenced_attachments(inst.root, form.binary_paths)
@@ -179,18 +300,24 @@ def _accept(
     if text.original_encoding:
         doc["original_encoding"] = text.original_encoding
         doc["original_sha256"] = text.original_sha256
-    result = ctx.submissions.store(doc, to_store)
+    return doc, to_store
+
+
+async def _store(
+    ctx: ServerContext, doc: dict[str, Any], to_store: dict[str, tuple[str, bytes]]
+) -> tuple[int, str]:
+    result = await ctx.submissions.store(doc, to_store)
     log.info(
         "submission %s form=%s v=%s outcome=%s +att=%d",
-        inst.instance_id,
-        inst.form_id,
-        form.built.version,
+        doc["_id"],
+        doc["form_id"],
+        doc["form_version"],
         result.outcome,
         len(result.added_attachments),
     )
     if result.outcome == "conflict":
-        refusal = writerule.overwrite_refusal(inst.instance_id)
-        refusal.doc_id = inst.instance_id
+        refusal = writerule.overwrite_refusal(doc["_id"])
+        refusal.doc_id = doc["_id"]
         raise refusal
     if result.outcome == "created":
         return 201, "Đã gửi thành công / Sent successfully"
