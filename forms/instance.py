@@ -109,24 +109,30 @@ def instance_to_dict(root: etree._Element, repeats: Iterable[str] | None = None)
 
 def _flatten(el: etree._Element, out: dict[str, object], reps: frozenset[str]) -> None:
     # One pass over the element's children (elements only, selected by lxml in C), names taken from the tag
-    # string (no QName object per element): this runs for every element of every submission ingested.
-    children = list(el.iterchildren("*"))
-    tags = [c.tag for c in children]
-    names = [t.rpartition("}")[2] if t[:1] == "{" else t for t in tags]  # local names: {namespace}name → name
-    dups: set[str] | tuple[()] = ()
-    if len(set(names)) != len(names):
-        dups = {n for n in names if names.count(n) > 1}
-    for name, c in zip(names, children, strict=True):
-        has_children = len(c) != 0 and next(c.iterchildren("*"), None) is not None
-        if name in reps or (has_children and name in dups):
-            item: dict[str, object] = {}
-            _flatten(c, item, reps)
-            lst = out.setdefault(name, [])
-            if isinstance(lst, list):
-                lst.append(item)
-        elif has_children:
-            _flatten(c, out, reps)
-        else:
-            text = (c.text or "").strip()
-            if text:
-                out[name] = text
+    # string (no QName object per element): this runs for every element of every submission ingested, and
+    # most are leaves, so a leaf costs a name, a length and its text. Siblings (for "occurs twice: a repeat")
+    # are only looked at when a child has children of its own.
+    for c in el.iterchildren("*"):
+        tag = c.tag
+        name = tag.rpartition("}")[2] if tag[0] == "{" else tag  # local name: {namespace}name → name
+        if len(c) == 0 or next(c.iterchildren("*"), None) is None:  # a leaf
+            if name in reps:  # an empty repeat instance
+                lst = out.setdefault(name, [])
+                if isinstance(lst, list):
+                    lst.append({})
+            else:
+                text = c.text
+                if text and (text := text.strip()):
+                    out[name] = text
+            continue
+        if name not in reps:
+            same = el.iterchildren("{*}" + name)  # siblings of this local name, in any namespace (lxml, in C)
+            next(same)
+            if next(same, None) is None:
+                _flatten(c, out, reps)  # a group: flattened away
+                continue
+        item: dict[str, object] = {}
+        _flatten(c, item, reps)
+        lst = out.setdefault(name, [])
+        if isinstance(lst, list):
+            lst.append(item)

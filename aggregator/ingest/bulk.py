@@ -12,10 +12,11 @@ keys. Columns a row does not name get the column's default (NULL), as with an IN
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, any_, bindparam, func, or_, text
+from sqlalchemy import ColumnElement, String, Table, any_, bindparam, cast, func, or_, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import JSON
 from sqlmodel import Session, SQLModel
@@ -40,8 +41,18 @@ def one_of(session: Session, column: Any, values: Iterable[Any]) -> ColumnElemen
     instead of hundreds of placeholders rendered, cast and parsed again per page."""
     vals = list(values)
     if _is_pg(session):
+        if all(type(v) is str for v in vals):  # keys: one text parameter, PostgreSQL parses the array
+            literal = bindparam(None, _text_array(vals), type_=String)
+            return column == any_(cast(literal, postgresql.ARRAY(column.type)))  # type: ignore[no-any-return]
         return column == any_(bindparam(None, vals, type_=postgresql.ARRAY(column.type)))  # type: ignore[no-any-return]
     return column.in_(vals)  # type: ignore[no-any-return]
+
+
+def _text_array(vals: list[str]) -> str:
+    """A PostgreSQL array literal of strings (every element quoted; backslash and double quote escaped), built
+    with C string methods: psycopg's list dumper checks each element against a regular expression in Python,
+    a few hundred per statement."""
+    return "{" + ",".join(['"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in vals]) + "}"
 
 
 def _default(table: Table, name: str) -> Any:
@@ -54,19 +65,35 @@ def _copy(
     session: Session, target: str, table: Table, cols: list[str], rows: Iterable[dict[str, Any]]
 ) -> None:
     """COPY rows into ``target`` (a table with ``table``'s columns) on the session's own connection."""
-    json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
-    defaults = {c: _default(table, c) for c in cols}
+    rows = list(rows)
+    if not rows:
+        return
+    # The columns the first row names are read with one itemgetter call per row (a row without one of them
+    # falls back to the defaults); the others (defaults) come after them in the COPY's column list.
+    given = [c for c in cols if c in rows[0]]
+    rest = [(c, _default(table, c)) for c in cols if c not in rows[0]]
+    order = given + [c for c, _ in rest]
+    json_at = [i for i, c in enumerate(order) if isinstance(table.c[c].type, JSON)]
+    get: Callable[[dict[str, Any]], tuple[Any, ...]] = (
+        itemgetter(*given) if len(given) > 1 else (lambda r: tuple(r[c] for c in given))
+    )
     dbapi = session.connection().connection.dbapi_connection
     assert dbapi is not None
-    quoted = ", ".join(f'"{c}"' for c in cols)
+    quoted = ", ".join(f'"{c}"' for c in order)
     with dbapi.cursor() as cur, cur.copy(f'COPY "{target}" ({quoted}) FROM STDIN') as copy:  # type: ignore[attr-defined]
         for r in rows:
-            values = [r.get(c, defaults[c]) for c in cols]
-            if json_cols:
-                values = [
-                    json.dumps(v) if c in json_cols and v is not None else v
-                    for c, v in zip(cols, values, strict=True)
-                ]
+            try:
+                values = get(r)
+            except KeyError:
+                values = tuple(r.get(c, _default(table, c)) for c in given)
+            if rest:
+                values += tuple(r.get(c, d) for c, d in rest)
+            if json_at:
+                out = list(values)
+                for i in json_at:
+                    if out[i] is not None:
+                        out[i] = json.dumps(out[i])
+                values = tuple(out)
             copy.write_row(values)
 
 

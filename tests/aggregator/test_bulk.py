@@ -100,3 +100,19 @@ def test_skip_unchanged_writes_only_rows_that_change_and_one_of_selects(
         found = sess.execute(select(t.c.id).where(one_of(sess, t.c.id, ["b", "zz", "a"]))).scalars()
         assert sorted(found) == ["a", "b"]
         assert list(sess.execute(select(t.c.id).where(one_of(sess, t.c.id, [])))) == []
+
+
+@pytest.mark.parametrize("which", ["pg_settings", "sqlite_settings"])
+def test_one_of_finds_keys_with_any_characters(which: str, request: pytest.FixtureRequest) -> None:
+    """one_of's keys reach the database intact (on PostgreSQL one array literal: quotes, backslashes,
+    commas, braces, spaces, NULL spelled out and non-ASCII must not be read as array syntax)."""
+    s: Settings = request.getfixturevalue(which)
+    ids = ['a"b', "c\\d", "e,f", "{g}", " h ", "NULL", "", "Ấp 3 ✓", 'x\\"y', "uuid:1"]
+    with Session(get_engine(s)) as sess:
+        upsert_rows(sess, Child, [_child(i, None, None, "1") for i in [*ids, "other", "NUL"]])
+        sess.commit()
+        t = Child.__table__  # type: ignore[attr-defined]
+        found = sess.execute(select(t.c.id).where(one_of(sess, t.c.id, ids))).scalars()
+        assert sorted(found) == sorted(ids)
+        one = sess.execute(select(t.c.id).where(one_of(sess, t.c.id, ["NULL"]))).scalars()
+        assert list(one) == ["NULL"]

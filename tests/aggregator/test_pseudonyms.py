@@ -11,6 +11,7 @@ import stat
 import subprocess
 import sys
 import time
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from sqlmodel import Session, select
 from aggregator import follower
 from aggregator.db import get_engine
 from aggregator.models import Child, ChildObservation, RegistryConflict
-from aggregator.registry import _child_id, household_key, name_hash, normalise_name, pid_pseudonym
+from aggregator.registry import _child_id, _mac, household_key, name_hash, normalise_name, pid_pseudonym
 from core import secrets as pk
 from core.couch import Couch
 from core.errors import ConfigError
@@ -64,6 +65,36 @@ def test_pseudonyms_are_keyed_stable_and_separated() -> None:
     assert _child_id(K1, "pid:x").startswith("ch-") and len(_child_id(K1, "pid:x")) == 23
     with pytest.raises(ValueError):
         name_hash(b"", NAME)  # never an unkeyed "pseudonym"
+
+
+def test_hmac_is_rfc2104_for_any_key_length() -> None:
+    """The pseudonyms' HMAC (padded key blocks hashed once, registry._hmac_pads) is hmac.digest's, for keys
+    shorter than, equal to and longer than SHA-256's block (64 bytes)."""
+    for n in (1, 31, 32, 63, 64, 65, 100, 200):
+        key = bytes((7 * i + n) % 256 for i in range(n))
+        for domain, value in (("name", "nguyen van khoi"), ("pid", PID), ("household", "911|31078|ấp 3|x")):
+            want = hmac.digest(key, f"{domain}\0{value}".encode(), "sha256").hex()
+            assert _mac(key, domain, value) == want
+        assert name_hash(key, NAME) == hmac.new(key, b"name\0nguyen van khoi", hashlib.sha256).hexdigest()
+
+
+def test_normalised_names_drop_every_combining_mark() -> None:
+    """normalise_name (a translate table of marks) as the rule says: NFD, every Mn character dropped."""
+    samples = [
+        NAME,
+        HEAD,
+        "Đặng Thị Ngọc Ánh",
+        "Lý Thạch  Sa-rây",
+        "e\u0301\u0323x",
+        "Ω̃ ǅ ﬁ",
+        "a\U0001d167b",
+        "🙂 Ấp 3",
+    ]
+    for name in samples:
+        nfd = unicodedata.normalize("NFD", name.replace("đ", "d").replace("Đ", "D"))
+        want = " ".join("".join(c for c in nfd if unicodedata.category(c) != "Mn").lower().split())
+        assert normalise_name(name) == want
+        assert normalise_name(name) == normalise_name(name)  # the table remembers what it looked up
 
 
 # ---------------------------------------------------------------- the key
