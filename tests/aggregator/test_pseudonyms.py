@@ -68,7 +68,7 @@ def test_pseudonyms_are_keyed_stable_and_separated() -> None:
 
 
 def test_hmac_is_rfc2104_for_any_key_length() -> None:
-    """The pseudonyms' HMAC (the key's HMAC set up once and copied, registry._keyed) is hmac.digest's, for keys
+    """The pseudonyms' HMAC (set up once per key and copied, registry._keyed) is hmac.digest's, for keys
     shorter than, equal to and longer than SHA-256's block (64 bytes)."""
     for n in (1, 31, 32, 63, 64, 65, 100, 200):
         key = bytes((7 * i + n) % 256 for i in range(n))
