@@ -133,7 +133,7 @@ def pattern(
             ]
             *_, chosen = min(outcomes, key=lambda o: o[:3])
             hidden.update(chosen)
-            for k in chosen:
+            for k in sorted(chosen):  # sorted: a set's order varies with the process's string hashing
                 queue.extend(member_of[k])
 
     close(deque(range(len(groups))))
@@ -144,7 +144,7 @@ def pattern(
             if not extra:
                 break
             hidden |= extra
-            close(deque(i for k in extra for i in member_of[k]))
+            close(deque(i for k in sorted(extra) for i in member_of[k]))
     return primary, hidden - primary
 
 
@@ -200,11 +200,12 @@ CACHE_ENTRIES = 5000  # (period, indicator) patterns kept per process
 
 def hidden_cells(conn: Connection, period: str, indicators: list[str], min_cell: int) -> set[Key]:
     """Every hidden cell of these indicators in this period (primary and complementary). Patterns are cached
-    per indicator until the cells change (``rollup.generation``): a report asks for the same ones many
-    times."""
-    from aggregator.rollup.tables import IndicatorValue, generation
+    per indicator until the period's cells change (``rollup.period_generation``: a refresh stamps the
+    periods it moved, a rebuild every period): a report asks for the same ones many times, and its trend's
+    earlier periods stay cached while the current one takes new data."""
+    from aggregator.rollup.tables import IndicatorValue, period_generation
 
-    scope = (str(conn.engine.url), generation(conn), period, min_cell)
+    scope = (str(conn.engine.url), period_generation(conn, period), period, min_cell)
     missing = [i for i in indicators if (*scope, i) not in _CACHE]
     if missing:
         t = IndicatorValue.__table__  # type: ignore[attr-defined]
