@@ -240,9 +240,10 @@ def hidden_cells(conn: Connection, period: str, indicators: list[str], min_cell:
             "numerator",
             "denominator",
         )
-        q = select(*[t.c[c] for c in cols]).where(
-            t.c.period == period, t.c.indicator.in_(missing), t.c.denominator > 0
-        )
+        # every indicator of the period at once: one read of its cells instead of one per indicator (a
+        # report's trend asks for each indicator of each earlier period alone), and each indicator's
+        # pattern is the same computed alone or with others (test_suppression)
+        q = select(*[t.c[c] for c in cols]).where(t.c.period == period, t.c.denominator > 0)
         denominators: dict[Key, float] = {}
         numerators: dict[Key, float] = {}
         for hierarchy, level, unit, dk, dv, ind, n, d in conn.execute(q):
@@ -256,6 +257,7 @@ def hidden_cells(conn: Connection, period: str, indicators: list[str], min_cell:
         if len(_CACHE) > CACHE_ENTRIES:
             _CACHE.clear()
         by_indicator: dict[str, set[Key]] = {i: set() for i in missing}
+        by_indicator |= {k[0]: set() for k in denominators if k[0] not in by_indicator}
         for k in primary | complementary:
             by_indicator[k[0]].add(k)
         for i, keys in by_indicator.items():
