@@ -224,6 +224,7 @@ def hidden_cells(conn: Connection, period: str, indicators: list[str], min_cell:
     per indicator until the period's cells change (``rollup.period_generation``: a refresh stamps the
     periods it moved, a rebuild every period): a report asks for the same ones many times, and its trend's
     earlier periods stay cached while the current one takes new data."""
+    from aggregator.indicators import load as load_definitions
     from aggregator.rollup.tables import IndicatorValue, period_generation
 
     scope = (str(conn.engine.url), period_generation(conn, period), period, min_cell)
@@ -257,7 +258,9 @@ def hidden_cells(conn: Connection, period: str, indicators: list[str], min_cell:
         if len(_CACHE) > CACHE_ENTRIES:
             _CACHE.clear()
         by_indicator: dict[str, set[Key]] = {i: set() for i in missing}
-        by_indicator |= {k[0]: set() for k in denominators if k[0] not in by_indicator}
+        # every indicator read (or defined: a period without cells is read once, not once per indicator)
+        for i in (*load_definitions(), *{k[0] for k in denominators}):
+            by_indicator.setdefault(i, set())
         for k in primary | complementary:
             by_indicator[k[0]].add(k)
         for i, keys in by_indicator.items():
