@@ -41,6 +41,7 @@ the quarters against the year). That needs a disclosure-control tool over every 
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict, deque
 from collections.abc import Iterable
 
@@ -90,52 +91,72 @@ def pattern(
     With ``numerators``, also no hidden group may be all-or-nothing (attribute disclosure, see the module
     docstring): more cells are hidden until no group's remainder is homogeneous."""
     primary = {k for k, d in denominators.items() if d < min_cell}
-    hidden = set(primary)
+    hidden: set[Key] = set()
     groups = [[k for k in g if k in denominators] for g in groups_of(denominators)]
     groups = [g for g in groups if len(g) > 1]
     member_of: dict[Key, list[int]] = defaultdict(list)
     for i, g in enumerate(groups):
         for k in g:
             member_of[k].append(i)
+    n_hidden = [0] * len(groups)  # hidden members per group, kept with ``hidden``
+
+    def hide(keys: Iterable[Key]) -> None:
+        for k in keys:
+            if k not in hidden:
+                hidden.add(k)
+                for i in member_of[k]:
+                    n_hidden[i] += 1
+
+    def by_size(k: Key) -> tuple[float, Key]:
+        return denominators[k], k
 
     def settle(start: Key) -> set[Key]:
         """The cells hidden by hiding ``start`` and then, greedily, the smallest open member of every group
         left with a single hidden cell."""
         extra = {start}
+        n_extra: dict[int, int] = defaultdict(int)  # members of ``extra`` per group (never hidden ones)
+        for i in member_of[start]:
+            n_extra[i] += 1
         work = deque(member_of[start])
         while work:
-            g = groups[work.popleft()]
-            if sum(1 for k in g if k in hidden or k in extra) != 1:
+            i = work.popleft()
+            if n_hidden[i] + n_extra[i] != 1:
                 continue
-            open_ = [k for k in g if k not in hidden and k not in extra]
+            open_ = [k for k in groups[i] if k not in hidden and k not in extra]
             if open_:
-                pick = min(open_, key=lambda k: (denominators[k], k))
+                pick = min(open_, key=by_size)
                 extra.add(pick)
+                for j in member_of[pick]:
+                    n_extra[j] += 1
                 work.extend(member_of[pick])
         return extra
 
     def close(queue: deque[int]) -> None:
         """Hide complements until no group has exactly one hidden cell."""
         while queue:
-            g = groups[queue.popleft()]
-            if sum(1 for k in g if k in hidden) != 1:
+            i = queue.popleft()
+            if n_hidden[i] != 1:
                 continue
-            open_ = sorted((k for k in g if k not in hidden), key=lambda k: (denominators[k], k))
+            g = groups[i]
+            # the LOOKAHEAD smallest open members (as the sorted list's first ones: keys are unique)
+            open_ = heapq.nsmallest(LOOKAHEAD, (k for k in g if k not in hidden), key=by_size)
             if not open_:
                 continue
             # look ahead: what each of a few candidates drags along (cells equal to it, groups it leaves with
             # a single hidden cell, …), and take the one that hides the fewest children in all
-            candidates = open_[:LOOKAHEAD] + ([g[0]] if g[0] in open_[LOOKAHEAD:] else [])
+            parent_too = g[0] not in hidden and g[0] not in open_
+            candidates = open_ + ([g[0]] if parent_too else [])
             outcomes = [
                 (sum(denominators[k] for k in ext), denominators[c], c, ext)
                 for c in candidates
                 for ext in [settle(c)]
             ]
             *_, chosen = min(outcomes, key=lambda o: o[:3])
-            hidden.update(chosen)
-            for k in chosen:
+            hide(chosen)
+            for k in sorted(chosen):  # sorted: a set's order varies with the process's string hashing
                 queue.extend(member_of[k])
 
+    hide(primary)
     close(deque(range(len(groups))))
     if numerators is not None:
         while True:
@@ -143,8 +164,8 @@ def pattern(
             extra = {fix for fix in fixes if fix is not None}
             if not extra:
                 break
-            hidden |= extra
-            close(deque(i for k in extra for i in member_of[k]))
+            hide(extra)
+            close(deque(i for k in sorted(extra) for i in member_of[k]))
     return primary, hidden - primary
 
 
@@ -200,11 +221,13 @@ CACHE_ENTRIES = 5000  # (period, indicator) patterns kept per process
 
 def hidden_cells(conn: Connection, period: str, indicators: list[str], min_cell: int) -> set[Key]:
     """Every hidden cell of these indicators in this period (primary and complementary). Patterns are cached
-    per indicator until the cells change (``rollup.generation``): a report asks for the same ones many
-    times."""
-    from aggregator.rollup.tables import IndicatorValue, generation
+    per indicator until the period's cells change (``rollup.period_generation``: a refresh stamps the
+    periods it moved, a rebuild every period): a report asks for the same ones many times, and its trend's
+    earlier periods stay cached while the current one takes new data."""
+    from aggregator.indicators import load as load_definitions
+    from aggregator.rollup.tables import IndicatorValue, period_generation
 
-    scope = (str(conn.engine.url), generation(conn), period, min_cell)
+    scope = (str(conn.engine.url), period_generation(conn, period), period, min_cell)
     missing = [i for i in indicators if (*scope, i) not in _CACHE]
     if missing:
         t = IndicatorValue.__table__  # type: ignore[attr-defined]
@@ -218,9 +241,10 @@ def hidden_cells(conn: Connection, period: str, indicators: list[str], min_cell:
             "numerator",
             "denominator",
         )
-        q = select(*[t.c[c] for c in cols]).where(
-            t.c.period == period, t.c.indicator.in_(missing), t.c.denominator > 0
-        )
+        # every indicator of the period at once: one read of its cells instead of one per indicator (a
+        # report's trend asks for each indicator of each earlier period alone), and each indicator's
+        # pattern is the same computed alone or with others (test_suppression)
+        q = select(*[t.c[c] for c in cols]).where(t.c.period == period, t.c.denominator > 0)
         denominators: dict[Key, float] = {}
         numerators: dict[Key, float] = {}
         for hierarchy, level, unit, dk, dv, ind, n, d in conn.execute(q):
@@ -234,6 +258,9 @@ def hidden_cells(conn: Connection, period: str, indicators: list[str], min_cell:
         if len(_CACHE) > CACHE_ENTRIES:
             _CACHE.clear()
         by_indicator: dict[str, set[Key]] = {i: set() for i in missing}
+        # every indicator read (or defined: a period without cells is read once, not once per indicator)
+        for i in (*load_definitions(), *{k[0] for k in denominators}):
+            by_indicator.setdefault(i, set())
         for k in primary | complementary:
             by_indicator[k[0]].add(k)
         for i, keys in by_indicator.items():

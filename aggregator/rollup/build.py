@@ -204,7 +204,6 @@ def derive(
 # ---------------------------------------------------------------- full rebuild and incremental refresh
 
 
-
 def rebuild_plan(q: CellQuery, rows: int, connections: int) -> tuple[str, int]:
     """How a full PostgreSQL rebuild with ``connections`` connections computes a group over ``rows`` rows:
     ("split", n): a large stock group, whose window pass PostgreSQL cannot run in parallel itself, in n parts
@@ -479,7 +478,7 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
                 cq = CellQuery(SOURCES[source], kind, ptype, group, communes=communes, periods=by_type[ptype])
                 cells += _bulk_insert(conn, table, cq.cells(conn))
     derive(conn, table, periods=periods, communes=communes)
-    bump_generation(conn)
+    bump_generation(conn, periods)  # only these periods' cells moved (the delete, inserts and derive above)
     session.commit()
     return {"communes": len(communes), "periods": len(periods), "cells": cells}
 

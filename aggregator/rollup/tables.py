@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import (
     Column,
     Connection,
@@ -33,7 +35,6 @@ LOCK_KEY = 0x1D1C  # pg_advisory_xact_lock key shared by rebuild and refresh
 # connections (the rebuild's own and helpers), plus one more helper for the other large groups meanwhile
 REBUILD_CONNECTIONS = 2
 SPLIT_ROWS = 200_000  # (large: at least this many rows in the source table)
-
 
 
 class IndicatorValue(SQLModel, table=True):
@@ -77,9 +78,39 @@ class IndicatorGeneration(SQLModel, table=True):
     generation: int = 0
 
 
-def bump_generation(conn: Connection) -> None:
+class IndicatorPeriodGeneration(SQLModel, table=True):
+    """Per period, the generation at which its cells last changed (``*``: every period, by a rebuild): a
+    refresh moves a few periods only, so what readers derive from the other periods' cells stays valid."""
+
+    __tablename__ = "indicator_period_generation"
+
+    period: str = Field(primary_key=True)
+    generation: int = 0
+
+
+EVERY_PERIOD = "*"
+
+
+def bump_generation(conn: Connection, periods: Iterable[str] | None = None) -> None:
+    """A new generation, stamped on the periods whose cells changed (None: every period)."""
     t = IndicatorGeneration.__table__  # type: ignore[attr-defined]
     conn.execute(t.update().where(t.c.id == 1).values(generation=t.c.generation + 1))
+    g = generation(conn)
+    pt = IndicatorPeriodGeneration.__table__  # type: ignore[attr-defined]
+    marks = [EVERY_PERIOD] if periods is None else sorted(set(periods))
+    if periods is None:
+        conn.execute(delete(pt))
+    else:
+        conn.execute(delete(pt).where(pt.c.period.in_(marks)))
+    if marks:
+        conn.execute(insert(pt), [{"period": p, "generation": g} for p in marks])
+
+
+def period_generation(conn: Connection, period: str) -> int:
+    """The generation at which this period's cells last changed."""
+    pt = IndicatorPeriodGeneration.__table__  # type: ignore[attr-defined]
+    q = select(func.max(pt.c.generation)).where(pt.c.period.in_([EVERY_PERIOD, period]))
+    return int(conn.execute(q).scalar_one_or_none() or 0)
 
 
 def generation(conn: Connection) -> int:
@@ -112,9 +143,13 @@ def ensure_tables(engine: Engine) -> None:
     IndicatorValue.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
     gen: Table = IndicatorGeneration.__table__  # type: ignore[attr-defined]
     gen.create(engine, checkfirst=True)
+    pgen: Table = IndicatorPeriodGeneration.__table__  # type: ignore[attr-defined]
+    pgen.create(engine, checkfirst=True)
     with engine.begin() as conn:
         if conn.execute(select(gen.c.id)).first() is None:
             conn.execute(insert(gen).values(id=1, generation=0))
+        if conn.execute(select(pgen.c.period).limit(1)).first() is None:  # nothing stamped yet: every period
+            conn.execute(insert(pgen).values(period=EVERY_PERIOD, generation=generation(conn)))
         have = conn.execute(select(func.count()).select_from(om)).scalar_one()
         if have != len(orgunits.communes()):
             conn.execute(delete(om))
@@ -133,7 +168,6 @@ def ensure_tables(engine: Engine) -> None:
 
 
 # ---------------------------------------------------------------- SQL building blocks
-
 
 
 def side_table(name: str, dialect: str) -> Table:
@@ -159,7 +193,6 @@ def add_primary_key(conn: Connection, table: Table) -> None:
         conn.execute(text(f'CREATE UNIQUE INDEX "{table.name}_pk" ON "{table.name}" ({keys})'))
     else:
         conn.execute(text(f'ALTER TABLE "{table.name}" ADD PRIMARY KEY ({keys})'))
-
 
 
 def table_exists(engine: Engine) -> bool:

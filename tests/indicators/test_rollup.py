@@ -424,11 +424,21 @@ def test_refresh_touches_only_the_periods_of_the_page(engine: Engine) -> None:
                 .where(t.c.indicator == "cedc_rate", t.c.org_unit == P1, t.c.period == period)
                 .values(numerator=99)
             )
+    moved = ("2026-05", "2026Q2", "2026", "SY2025-2026")
+
+    def stamps() -> dict[str, int]:
+        with engine.connect() as c:
+            return {p: rollup.period_generation(c, p) for p in (*moved, "2026Q1", "2025")}
+
+    before = stamps()
     with Session(engine) as s:
         stats = rollup.refresh(s, ["uuid:p1-may"])  # a May visit: 2026-05, 2026Q2, 2026, SY2025-2026
     assert stats["periods"] == 4
     assert cedc_p1("2026") == 0  # recomputed
     assert cedc_p1("2026Q1") == 99  # not the page's period: left alone
+    # what readers cached from a period (the suppression pattern) stays valid exactly for the others
+    after = stamps()
+    assert [p for p in after if after[p] != before[p]] == list(moved)
 
 
 def test_refresh_touches_only_the_org_units_of_the_page(engine: Engine) -> None:

@@ -342,3 +342,73 @@ def test_no_published_group_is_all_or_nothing(built: Engine, min_cell: int) -> N
         hidden = hidden_cells(s.connection(), "2026", codes, min_cell)
         assert hidden
         assert homogeneous_remainders(cells, nums, hidden) == []
+
+
+# ---------------------------------------------------------------- one pattern for every answer and process
+
+
+def random_cubes(seed: int, n: int, indicators: tuple[str, ...] = ("x",)) -> list[tuple[Any, Any, int]]:
+    """(denominators, numerators, min_cell) of random cubes, several indicators each."""
+    import random
+
+    rng = random.Random(seed)
+    codes = [c.code for c in communes().values() if c.district_code in ("900", "911", "902", "914")]
+    out = []
+    for _ in range(n):
+        cells: dict[Key, float] = {}
+        nums: dict[Key, float] = {}
+        for ind in indicators:
+            raw: dict[tuple[str, str], float] = {}
+            raw_n: dict[tuple[str, str], float] = {}
+            for code in codes:
+                if rng.random() < 0.7:
+                    m, f = rng.choice([0, 1, 2, 3, 8, 20]), rng.choice([0, 1, 2, 6, 30])
+                    share = rng.choice([0.0, 1.0, 0.5, rng.random()])
+                    mn, fn = round(m * share), round(f * share)
+                    for dis, d, n_ in (("", m + f, mn + fn), ("sex=male", m, mn), ("sex=female", f, fn)):
+                        if d:
+                            raw[(code, dis)], raw_n[(code, dis)] = d, n_
+            cells |= cube(raw, ind)
+            nums |= cube(raw_n, ind)
+        out.append((cells, {x: nums.get(x, 0.0) for x in cells}, rng.choice([3, 5, 10])))
+    return out
+
+
+def test_an_indicator_s_pattern_is_the_same_alone_and_with_others() -> None:
+    """hidden_cells caches the pattern per indicator, computed with whichever indicators were asked together:
+    the cells hidden for one indicator must not depend on the others (no set's order may steer the greedy
+    choices: it varies with the sets' contents, and with the process's string hashing)."""
+    for cells, nums, mc in random_cubes(22, 25, ("x", "y", "z")):
+        p, c = pattern(cells, mc, nums)
+        together = p | c
+        for ind in ("x", "y", "z"):
+            alone_cells = {k: v for k, v in cells.items() if k[0] == ind}
+            pa, ca = pattern(alone_cells, mc, {k: nums[k] for k in alone_cells})
+            assert pa | ca == {k for k in together if k[0] == ind}
+
+
+def test_a_refresh_of_other_periods_keeps_the_pattern(
+    built: Engine,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aggregator import suppression
+
+    calls: list[int] = []
+    real = suppression.pattern
+
+    def counting(
+        denominators: dict[Key, float], min_cell: int, numerators: dict[Key, float] | None = None
+    ) -> tuple[set[Key], set[Key]]:
+        calls.append(len(denominators))
+        return real(denominators, min_cell, numerators)
+
+    monkeypatch.setattr(suppression, "pattern", counting)
+    monkeypatch.setattr(suppression, "_CACHE", {})  # earlier tests cached generations they rolled back
+    with Session(built) as s:
+        conn = s.connection()
+        first = suppression.hidden_cells(conn, "2026", ["cedc_rate"], 4)
+        rollup.bump_generation(conn, {"2025", "2025-05"})  # a refresh of last year's cells
+        assert suppression.hidden_cells(conn, "2026", ["cedc_rate"], 4) == first and len(calls) == 1
+        rollup.bump_generation(conn, {"2026-05", "2026Q2", "2026"})  # a refresh that moves 2026's cells
+        assert suppression.hidden_cells(conn, "2026", ["cedc_rate"], 4) == first and len(calls) == 2
+        s.rollback()
