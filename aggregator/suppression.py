@@ -99,6 +99,7 @@ def pattern(
         for k in g:
             member_of[k].append(i)
     n_hidden = [0] * len(groups)  # hidden members per group, kept with ``hidden``
+    moved: set[int] = set()  # groups that gained a hidden member since the last all-or-nothing check
 
     def hide(keys: Iterable[Key]) -> None:
         for k in keys:
@@ -106,6 +107,7 @@ def pattern(
                 hidden.add(k)
                 for i in member_of[k]:
                     n_hidden[i] += 1
+                    moved.add(i)
 
     def by_size(k: Key) -> tuple[float, Key]:
         return denominators[k], k
@@ -159,13 +161,21 @@ def pattern(
     hide(primary)
     close(deque(range(len(groups))))
     if numerators is not None:
+        # a group's remainder depends only on which of its members are hidden: after the first round over
+        # every group, only the groups that gained a hidden member can change their answer (one that gave a
+        # fix gains it); a group with no hidden member has no remainder
+        check: Iterable[int] = range(len(groups))
         while True:
-            fixes = (homogeneous_fix(g, hidden, numerators, denominators) for g in groups)
+            fixes = (
+                homogeneous_fix(groups[i], hidden, numerators, denominators) for i in check if n_hidden[i]
+            )
             extra = {fix for fix in fixes if fix is not None}
             if not extra:
                 break
+            moved.clear()
             hide(extra)
             close(deque(i for k in sorted(extra) for i in member_of[k]))
+            check = sorted(moved)
     return primary, hidden - primary
 
 
