@@ -44,13 +44,17 @@ fieldapp/static/.built: node_modules/.installed fieldapp/build.mjs $(wildcard fi
 demo: install
 	$(BIN)/carecheck demo
 
+# Two test processes (pytest-xdist), each with its own servers; a test file runs whole in one of them (module
+# fixtures are set up once). `make test TEST_WORKERS=` runs everything in one process.
+TEST_WORKERS ?= -n 2 --dist loadfile
+
 test: install
 	@bash scripts/system-deps.sh --test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(TEST_WORKERS) $(PYTEST_ARGS)
 
 test-fast: install
 	@bash scripts/system-deps.sh --test
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" $(TEST_WORKERS) $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -100,18 +100,28 @@ def pg_url(pg_admin_url: str) -> Iterator[str]:
     engine.dispose()
 
 
+def _worker_share() -> tuple[int, int]:
+    """(this test process's index, how many there are): pytest-xdist (``make test`` runs two) or one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker.removeprefix("gw") or 0), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+
+
 @dataclass
 class RedisServer:
     url: str  # without a database number
     private: bool  # started by this run: its databases are ours to flush
-    next_db: int = 1
+    # the database numbers this test process may use: 1–15 on its own server; on a shared one
+    # (CARECHECK_TEST_REDIS_URL) its share of them, so two processes never pick the same empty database
+    dbs: tuple[int, ...] = tuple(range(1, 16))
+    turn: int = 0
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """The run's own redis-server (no persistence), or ``CARECHECK_TEST_REDIS_URL``."""
     if REDIS_OVERRIDE:
-        yield RedisServer(REDIS_OVERRIDE.rstrip("/"), private=False)
+        k, n = _worker_share()
+        yield RedisServer(REDIS_OVERRIDE.rstrip("/"), private=False, dbs=tuple(range(1 + k, 16, n)))
         return
     try:
         rd = PrivateRedis.start()
@@ -124,13 +134,14 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 def pick_redis_db(server: RedisServer) -> str:
-    """A Redis database of the test's own: on the private server the next of 1–15, emptied first; on someone
-    else's server an empty one (never flushed: the run does not own its data)."""
+    """A Redis database of the test's own: on the private server (one per test process) the next of 1–15,
+    emptied first; on someone else's server an empty one of this process's share (never flushed: the run
+    does not own its data)."""
     import redis
 
-    for _ in range(15):
-        db = server.next_db
-        server.next_db = db % 15 + 1
+    for _ in range(len(server.dbs)):
+        db = server.dbs[server.turn % len(server.dbs)]
+        server.turn += 1
         url = f"{server.url}/{db}"
         try:
             client = redis.Redis.from_url(url)

@@ -47,9 +47,17 @@ def test_someone_elses_redis_is_never_flushed(redis_server: RedisServer) -> None
         if db != 9:
             client.set("someone:data", f"db{db}")
             planted[db] = client
-    other = RedisServer(redis_server.url, private=False, next_db=1)
+    other = RedisServer(redis_server.url, private=False)
     url = pick_redis_db(other)
     assert url.endswith("/9")
+    # two test processes on one shared server never share a database: each takes its own share of them
+    halves = [RedisServer(redis_server.url, private=False, dbs=tuple(range(1 + k, 16, 2))) for k in (0, 1)]
+    assert set(halves[0].dbs).isdisjoint(halves[1].dbs) and set(halves[0].dbs) | set(halves[1].dbs) == set(
+        range(1, 16)
+    )
+    assert pick_redis_db(halves[0]).endswith("/9")  # 9 is odd: the first process's share (1, 3, …, 15)
+    with pytest.raises(pytest.fail.Exception):
+        pick_redis_db(halves[1])  # its share (2, 4, …, 14) has no empty database: a clear failure, no flush
     for db, client in planted.items():
         assert client.get("someone:data") == f"db{db}".encode()
         client.flushdb()
