@@ -4,7 +4,7 @@ import $ from 'jquery';
 import { Form } from 'enketo-core';
 import events from 'enketo-core/src/js/event';
 import fileManager from 'enketo/file-manager';
-import { LANGS, t, setLang, lang } from './i18n.js';
+import { LANGS, t, setLang, lang, refusalText } from './i18n.js';
 import { formsDb, draftsDb, outboxDb, getLocal, putLocal, removeLocal, isQuotaError, sha256Hex } from './store.js';
 import { pending, pushOnce, syncState } from './sync.js';
 
@@ -177,7 +177,7 @@ async function renderHome() {
     const st = state.sent[d._id] ? 'sent' : state.refused[d._id] ? 'refused' : 'waiting';
     const old = superseded.has(d._id);
     const edit = old || st === 'refused' ? '' : ` <button class="edit link" data-id="${esc(d._id)}">${esc(t('edit'))}</button>`;
-    return `<li class="finished ${st}${old ? ' superseded' : ''}" data-id="${esc(d._id)}" data-deprecated="${esc(d.deprecated_id || '')}">${esc(titles[d.form_id] || d.form_id)} — ${esc(fmtTime(d.received_at))} · <span class="state">${esc(t(st))}</span>${old ? ` · ${esc(t('edited'))}` : ''}${st === 'refused' ? ` <small>${esc(state.refused[d._id])}</small>` : ''}${edit}</li>`;
+    return `<li class="finished ${st}${old ? ' superseded' : ''}" data-id="${esc(d._id)}" data-deprecated="${esc(d.deprecated_id || '')}">${esc(titles[d.form_id] || d.form_id)} — ${esc(fmtTime(d.received_at))} · <span class="state">${esc(t(st))}</span>${old ? ` · ${esc(t('edited'))}` : ''}${st === 'refused' ? ` <small class="why">${esc(refusalText(state.refused[d._id]))}</small>` : ''}${edit}</li>`;
   }).join('') : `<li>${esc(t('none'))}</li>`;
   const status = await statusBox();
   if (open) return; // a form was opened while this screen was being prepared: never draw over it

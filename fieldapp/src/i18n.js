@@ -60,7 +60,56 @@ const T = {
   edit: { vi: 'Sửa', en: 'Edit', km: 'កែសម្រួល' },
   edited: { vi: 'đã có bản sửa thay thế', en: 'replaced by an edit', km: 'ត្រូវបានជំនួសដោយការកែសម្រួល' },
   draft_of: { vi: 'Nháp lưu {t}', en: 'Draft saved {t}', km: 'សេចក្តីព្រាងរក្សាទុក {t}' },
+  // why the server refused a record: by the write rule's code (sync_server/writerule.py), in the app's language
+  'refused:overwrite': {
+    vi: 'Máy chủ đã có một phiếu khác cùng mã; phiếu không bao giờ bị ghi đè.',
+    en: 'The server already has a different record with this id; records are never overwritten.',
+    km: 'ម៉ាស៊ីនមេមានកំណត់ត្រាផ្សេងដែលមានលេខសម្គាល់នេះរួចហើយ; កំណត់ត្រាមិនត្រូវបានសរសេរជាន់ទេ។',
+  },
+  'refused:forged_owner': {
+    vi: 'Phiếu ghi người gửi hoặc địa bàn không phải của tài khoản này.',
+    en: "The record names a sender or area that is not this account's.",
+    km: 'កំណត់ត្រានេះដាក់ឈ្មោះអ្នកផ្ញើ ឬតំបន់ដែលមិនមែនជារបស់គណនីនេះ។',
+  },
+  'refused:foreign_edit': {
+    vi: 'Phiếu này sửa một phiếu không phải của bạn.',
+    en: 'This record edits a record that is not yours.',
+    km: 'កំណត់ត្រានេះកែកំណត់ត្រាដែលមិនមែនជារបស់អ្នក។',
+  },
+  'refused:edit_missing': {
+    vi: 'Phiếu gốc mà phiếu này sửa không có trên máy chủ.',
+    en: 'The record this one edits is not on the server.',
+    km: 'កំណត់ត្រាដើមដែលកំណត់ត្រានេះកែ មិនមាននៅលើម៉ាស៊ីនមេទេ។',
+  },
+  'refused:not_submitter': {
+    vi: 'Tài khoản này không được gửi phiếu.',
+    en: 'This account does not send records.',
+    km: 'គណនីនេះមិនអាចផ្ញើកំណត់ត្រាបានទេ។',
+  },
+  'refused:bad_doc': {
+    vi: 'Phiếu không đúng định dạng nên máy chủ không nhận.',
+    en: 'The record is not well-formed, so the server did not take it.',
+    km: 'កំណត់ត្រាមិនត្រឹមត្រូវតាមទម្រង់ ដូច្នេះម៉ាស៊ីនមេមិនទទួលទេ។',
+  },
+  'refused:form_unknown': {
+    vi: 'Máy chủ không có biểu mẫu hoặc phiên bản này.',
+    en: 'The server does not have this form or this version of it.',
+    km: 'ម៉ាស៊ីនមេមិនមានទម្រង់ ឬកំណែនេះទេ។',
+  },
+  'refused:missing_stub': {
+    vi: 'Ảnh hoặc tệp đính kèm của phiếu không được gửi kèm.',
+    en: "The record's photos or files were not sent with it.",
+    km: 'រូបថត ឬឯកសារភ្ជាប់របស់កំណត់ត្រាមិនត្រូវបានផ្ញើជាមួយទេ។',
+  },
 };
+
+// A refusal as the phone keeps it ({code, vi, en} from the server's answer; older versions kept a string),
+// in the app's language: the rule's own text when the code is known, else the server's words.
+export function refusalText(r) {
+  if (!r || typeof r !== 'object') return String(r || '');
+  if (r.code && T[`refused:${r.code}`]) return t(`refused:${r.code}`);
+  return (current === 'vi' && r.vi) || r.en || r.vi || '';
+}
 
 let current = 'vi';
 

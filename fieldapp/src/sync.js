@@ -25,6 +25,13 @@ export async function pending() {
   return all.rows.map((r) => r.id).filter((id) => !state.sent[id] && !state.refused[id]);
 }
 
+// What the phone keeps of a refused record: the write rule's code (shown in the app's language, i18n.js
+// refusalText) and the server's own words in Vietnamese and English.
+function refusal(e, fallback) {
+  const en = String(e.reason || e.message || fallback);
+  return { code: e.reason_code || null, vi: e.reason_vi ? String(e.reason_vi) : null, en };
+}
+
 let running = null;
 let again = null;
 
@@ -49,14 +56,14 @@ export function pushOnce(token) {
         for (const d of info.docs || []) if (!denied.has(d._id)) state.sent[d._id] = new Date().toISOString();
       });
       rep.on('denied', (err) => {
-        if (err && err.id) state.refused[err.id] = String(err.reason || err.message || 'forbidden');
+        if (err && err.id) state.refused[err.id] = refusal(err, 'forbidden');
         result.refused += 1;
       });
       const info = await rep;
       result.written = Math.max(0, info.docs_written - (info.doc_write_failures || 0));
       result.status = info.status;
       for (const e of info.errors || []) if (e.id && !state.refused[e.id]) {
-        state.refused[e.id] = String(e.reason || e.message || 'refused');
+        state.refused[e.id] = refusal(e, 'refused');
         delete state.sent[e.id];
       }
       for (const id of before) if (!state.refused[id] && !state.sent[id]) state.sent[id] = new Date().toISOString();

@@ -307,7 +307,8 @@ def push(
     """Apply the write rule to pushed documents and store what it accepts; CouchDB-style per-doc results.
 
     Refusals use ``error: forbidden`` (PouchDB's replicator reports a forbidden doc as ``denied`` and goes
-    on; any other error would stop the whole replication), with the rule's code in ``reason_code``.
+    on; any other error would stop the whole replication), with the rule's code in ``reason_code`` and its words
+    in ``reason`` (English) and ``reason_vi`` (the field app shows the code's text in the phone's language).
     """
     now = utc_now()
     if account.role == EDGE_ROLE:  # an enrolled edge pushes on behalf of its area's collaborators (rule 6)
@@ -339,6 +340,7 @@ def push(
                     "error": "forbidden",
                     "name": "forbidden",
                     "reason": p.refusal.message_en,
+                    "reason_vi": p.refusal.message,
                     "reason_code": p.refusal.reason,
                 }
             )
@@ -366,6 +368,7 @@ def push(
                         "error": "forbidden",
                         "name": "forbidden",
                         "reason": refusal.message_en,
+                        "reason_vi": refusal.message,
                         "reason_code": refusal.reason,
                     }
                 )

@@ -344,6 +344,14 @@ def test_offline_fill_draft_reopen_sync_once(
         _push_foreign(page)
         send_now(page)
         page.wait_for_selector("#finished li.finished.refused", timeout=30_000)
+        # ... in the collaborator's language: the write rule's reason in Vietnamese, then in English
+        why = page.locator("#finished li.finished.refused small.why")
+        assert why.inner_text() in REFUSED_VI, why.inner_text()
+        page.select_option("#ui-lang", "en")
+        page.wait_for_function("document.documentElement.lang === 'en'")
+        assert why.inner_text() in REFUSED_EN, why.inner_text()
+        page.select_option("#ui-lang", "vi")
+        page.wait_for_function("document.documentElement.lang === 'vi'")
 
         # --- screenshots at 360 px: Vietnamese and Khmer ---
         screenshot(page, artifacts, "fieldapp-home-vi.png")
@@ -374,6 +382,18 @@ def test_offline_fill_draft_reopen_sync_once(
         page.wait_for_selector("#status", timeout=20_000)
         assert page.locator("#finished li.finished.sent").count() == 5
         ctx.close()
+
+
+# the write rule's reasons the foreign record may meet first (fieldapp/src/i18n.js): another area, an unknown
+# form version
+REFUSED_VI = (
+    "Phiếu ghi người gửi hoặc địa bàn không phải của tài khoản này.",
+    "Máy chủ không có biểu mẫu hoặc phiên bản này.",
+)
+REFUSED_EN = (
+    "The record names a sender or area that is not this account's.",
+    "The server does not have this form or this version of it.",
+)
 
 
 def _push_foreign(page: Page) -> None:

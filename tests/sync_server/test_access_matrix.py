@@ -607,6 +607,7 @@ def test_a_form_the_server_does_not_have_is_refused_on_every_device_path(stack: 
         [res] = r.json()
         assert res["error"] == "forbidden" and res["reason_code"] == "form_unknown", res
         assert "not on this server" in res["reason"]
+        assert "không có" in res["reason_vi"], res  # the phone shows the reason in Vietnamese first
         assert stack.couch.get(stack.db, iid) is None
         r = stack.client.post("/submission", files=parts(xml), auth=ROLES["ctv_a"])
         assert r.status_code == 404 and "not on this server" in r.text, r.text
