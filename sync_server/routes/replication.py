@@ -307,8 +307,9 @@ def push(
     """Apply the write rule to pushed documents and store what it accepts; CouchDB-style per-doc results.
 
     Refusals use ``error: forbidden`` (PouchDB's replicator reports a forbidden doc as ``denied`` and goes
-    on; any other error would stop the whole replication), with the rule's code in ``reason_code`` and its words
-    in ``reason`` (English) and ``reason_vi`` (the field app shows the code's text in the phone's language).
+    on; any other error would stop the whole replication), with the rule's code in ``reason_code`` and its
+    words in ``reason`` (English) and ``reason_vi`` (the field app shows the code's text in the phone's
+    language).
     """
     now = utc_now()
     if account.role == EDGE_ROLE:  # an enrolled edge pushes on behalf of its area's collaborators (rule 6)
