@@ -47,6 +47,8 @@ from sqlalchemy import (
     text,
     tuple_,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from aggregator import indicators as defs
 from aggregator import versions
@@ -374,11 +376,11 @@ def apply(conn: Connection, deltas: dict[Key, list[int]]) -> tuple[set[str], set
     changed = [(k, n, d) for k, (n, d) in rows.items() if n or d]
     if not changed:
         return set(), set()
+    stmt: Any
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as upsert
+        stmt = pg_insert(v)
     else:
-        from sqlalchemy.dialects.sqlite import insert as upsert
-    stmt = upsert(v)
+        stmt = sqlite_insert(v)
     stmt = stmt.on_conflict_do_update(
         index_elements=list(PK_ORDER),
         set_={
