@@ -428,8 +428,7 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
     periods = set().union(*by_type.values())
     if delta.ready(conn):
         deltas: dict[delta.Key, list[int]] = {}
-        units = delta.stock_deltas(conn, ids, deltas)
-        delta.flow_deltas(conn, communes, by_type, deltas)
+        units = delta.deltas(conn, ids, deltas)
         moved, moved_communes = delta.apply(conn, deltas)
         # the page's periods, and any other whose cells moved (rows of a unit changed by a page not yet
         # refreshed): what readers derived from them is stale

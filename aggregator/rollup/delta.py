@@ -1,23 +1,22 @@
-"""Cells kept by difference: the rows the stock cells count (``indicator_counted``) and a refresh that adds
-what a page's units count now and takes away what they counted before.
+"""Cells kept by difference: the rows the cells count (``indicator_counted``) and a refresh that adds what a
+page's units count now and takes away what they counted before.
 
 A stock cell (commune × period × disaggregation) is the sum of one row per unit: the unit's latest row of
-the period (rule 2). ``indicator_counted`` keeps those rows for every stock group with exact sums — one row
-per unit and month in which the row is the unit's latest, flagged when it is also its latest of the
-quarter, year, school year — with the commune and disaggregation values the cells use and the group's
-integer measures. A full rebuild fills it (:func:`fill`, the window marks of the rebuild's own pass). A
-refresh (:func:`stock_deltas`) then takes the units U the page touches (the units of the page's current
-rows, and of the counted rows its submissions had, for rows deleted or replaced), deletes U's counted rows
-(old), recomputes them from U's source rows only (new, through the unit key's index) and returns
-Σ new − Σ old per cell. The flow group recomputes its touched communes as before and its difference with the
-stored cells is a delta too (:func:`flow_deltas`). :func:`apply` adds the deltas to the commune cells and
-to every level above them (district, 2025 commune, province, the 2025 copies) and removes cells left 0/0,
-as a rebuild leaves them out.
+the period (rule 2). ``indicator_counted`` keeps those rows for every group with exact (integer) sums — for
+stock groups one row per unit and month in which the row is the unit's latest, flagged when it is also its
+latest of the quarter, year, school year; for flow groups (every visit counts) every row that adds something
+to a cell, as a unit of its own — with the commune and disaggregation values the cells use and the group's
+measures. A full rebuild fills it (:func:`fill`: the window marks of the rebuild's own pass). A refresh
+(:func:`deltas`) takes the units U the page touches (the units of the page's current rows, and of the
+counted rows its submissions had: rows deleted or replaced), deletes U's counted rows (old), recomputes them
+from U's source rows only (new, through the unit key's index) and returns Σ new − Σ old per cell;
+:func:`apply` adds that to the commune cells and to every level above them (district, 2025 commune,
+province, the 2025 copies) and removes the cells left 0/0, which a rebuild leaves out.
 
-State, not events: the counted table always holds what the cells count, so a page refreshed twice, or
-pages refreshed in any order, give the same cells as a rebuild. Groups with non-integer sums (none today)
-cannot be added to exactly: while one exists, :func:`ready` is False and refresh recomputes touched
-communes as before; likewise until a rebuild has filled the table with the current definitions.
+State, not events: the counted table always holds what the cells count, so a page refreshed twice, or pages
+refreshed in any order, give the cells a rebuild gives. Groups with non-integer sums (none today) cannot be
+added to exactly: while one exists :func:`ready` is False and refresh recomputes the touched communes as
+before; likewise until a rebuild has filled the table with the current definitions.
 """
 
 from __future__ import annotations
@@ -71,19 +70,46 @@ CELL_KEYS = [c for c in COLS if c not in ("numerator", "denominator")]
 
 
 def counted_groups(indicators: Iterable[Indicator] | None = None) -> list[CellQuery]:
-    """The stock groups whose cells are kept by difference (exact sums), as full-rebuild queries."""
+    """The groups whose cells are kept by difference (exact sums), as full-rebuild queries."""
     out = []
     for (source, kind), group in groups(indicators or defs.load().values()).items():
         q = CellQuery(SOURCES[source], kind, ALL_PERIODS, group)
-        if kind == "stock" and q.exact_rollup:
+        if q.exact_rollup:
             out.append(q)
     return out
 
 
+def group_name(q: CellQuery) -> str:
+    """A group's name in the counted table: its source for stock groups (child, household, facility),
+    ``<source>/flow`` for flow groups."""
+    return q.source.name if q.kind == "stock" else f"{q.source.name}/{q.kind}"
+
+
+def _unit(q: CellQuery) -> Any:
+    """What one counted row stands for: a unit (stock), or the row itself (flow: every visit counts)."""
+    return q.source.unit() if q.kind == "stock" else list(q.source.table.primary_key.columns)[0]
+
+
+_MEASURES: dict[Any, tuple[dict[str, tuple[str, Any]], dict[str, str]]] = {}
+
+
+def _measures(q: CellQuery) -> tuple[dict[str, tuple[str, Any]], dict[str, str]]:
+    """``q.measures()``, remembered per definitions (compiling every measure's SQL takes ~0.06 s for the
+    three groups, several times a page)."""
+    key = (
+        q.source.name,
+        q.kind,
+        tuple((i.code, i.numerator, i.denominator, i.disaggregate) for i in q.indicators),
+    )
+    if key not in _MEASURES:
+        _MEASURES[key] = q.measures()
+    return _MEASURES[key]
+
+
 def signature(q: CellQuery) -> str:
     """What a group's counted rows depend on: its indicators, their measures and disaggregations."""
-    aggs, measure_of = q.measures()
-    parts = [q.source.name, *aggs, *sorted(measure_of.items())]
+    aggs, measure_of = _measures(q)
+    parts = [group_name(q), *aggs, *sorted(measure_of.items())]
     parts += [f"{i.code}:{','.join(i.disaggregate)}" for i in q.indicators]
     return hashlib.sha256("\n".join(map(str, parts)).encode()).hexdigest()[:16]
 
@@ -96,7 +122,7 @@ def ready(conn: Connection) -> bool:
         return False
     t = IndicatorCountedGroup.__table__  # type: ignore[attr-defined]
     have = {r[0]: r[1] for r in conn.execute(select(t.c.grp, t.c.sig))}
-    want = {q.source.name: signature(q) for q in counted_groups()}
+    want = {group_name(q): signature(q) for q in counted_groups()}
     return have == want
 
 
@@ -109,6 +135,12 @@ def _units_filter(q: CellQuery, dialect: str) -> Any:
     primary key's)."""
     src, t = q.source, q.source.table
     key, pk = t.c[src.stock_key or ""], list(t.primary_key.columns)[0]
+    if q.kind != "stock":  # the rows themselves
+        return (
+            pk == any_(bindparam("units", type_=ARRAY(String)))
+            if dialect == "postgresql"
+            else pk.in_(bindparam("units", expanding=True))
+        )
     if dialect == "postgresql":
         units = bindparam("units", type_=ARRAY(String))
         conds = [key == any_(units)]
@@ -137,11 +169,13 @@ def counted_select(q: CellQuery, dialect: str, *, of_units: bool) -> Any:
     src, t = q.source, q.source.table
     known = sorted(orgunits.communes())
     commune = case((t.c.commune_code.in_(known), t.c.commune_code), else_=literal(UNKNOWN_COMMUNE))
-    aggs, _ = q.measures()
+    aggs, _ = _measures(q)
     values: list[Any] = []
+    raw: list[Any] = []
     for sig, (_name, expr) in aggs.items():
         if sig.startswith("count:"):
             expr = literal(1) if expr is None else case((expr, 1), else_=0)
+        raw.append(expr)
         values.append(cast(expr, String))
     measures: Any = values[0]
     for v in values[1:]:
@@ -151,6 +185,25 @@ def counted_select(q: CellQuery, dialect: str, *, of_units: bool) -> Any:
     if of_units:
         where.append(_units_filter(q, dialect))
     dims = [defs.dimension_sql(d, src).label(f"dim_{d}") for d in q.dims]
+    if q.kind != "stock":
+        # every row counts in its month, quarter, year and school year; rows adding nothing to any cell are
+        # left out (a row is its own unit: dropping or replacing one of them changes nothing else)
+        adds = or_(*[v != 0 for v in raw])
+        stmt = select(
+            literal(group_name(q)).label("grp"),
+            pk.label("unit"),
+            (t.c.year * 12 + t.c.month - 1).label("ym"),
+            literal(QUARTER + YEAR + SCHOOL_YEAR).label("flags"),
+            commune.label("commune"),
+            *[
+                (defs.dimension_sql(d, src) if d in q.dims else literal(None, String)).label(f"dim_{d}")
+                for d in COUNTED_DIMS
+            ],
+            measures.label("measures"),
+            t.c.submission_id.label("submission_id"),
+        ).where(*where, adds)
+        _SELECTS[cache] = stmt
+        return stmt
     w = (
         select(
             src.unit().label("unit"),
@@ -188,7 +241,7 @@ def counted_select(q: CellQuery, dialect: str, *, of_units: bool) -> Any:
         + case((or_(last, start(nym, 12, 8) != start(ym, 12, 8)), SCHOOL_YEAR), else_=0)
     )
     stmt = select(
-        literal(src.name).label("grp"),
+        literal(group_name(q)).label("grp"),
         rows.c.unit,
         ym,
         cast(flags, Integer).label("flags"),
@@ -219,7 +272,7 @@ def fill(conn: Connection) -> int:
     names = [c.name for c in COUNTED.columns]
     for q in counted_groups():
         conn.execute(insert(COUNTED).from_select(names, counted_select(q, dialect, of_units=False)))
-        conn.execute(insert(marks).values(grp=q.source.name, sig=signature(q)))
+        conn.execute(insert(marks).values(grp=group_name(q), sig=signature(q)))
     if dialect == "postgresql":
         for ix in COUNTED.indexes:
             ix.create(conn)
@@ -246,7 +299,7 @@ def _add_rows(q: CellQuery, rows: Iterable[Any], sign: int, out: dict[Key, list[
     """Add (sign 1) or take away (-1) what counted rows contribute to their cells (as ``CellQuery.cells``
     makes them: months are totals; other periods a total and one cell per disaggregation value of each
     indicator's dimensions)."""
-    aggs, measure_of = q.measures()
+    aggs, measure_of = _measures(q)
     index = {name: i for i, (name, _) in enumerate(aggs.values())}
     pairs = [
         (ind.code, index[measure_of[f"n{i}"]], index[measure_of[f"d{i}"]], set(ind.disaggregate))
@@ -271,35 +324,37 @@ def _add_rows(q: CellQuery, rows: Iterable[Any], sign: int, out: dict[Key, list[
 
 def _unit_params(q: CellQuery, units: set[str | None], dialect: str) -> dict[str, Any]:
     keys = sorted(u for u in units if u is not None)
-    params: dict[str, Any] = {"units": keys, "null_unit": None in units}
-    if dialect != "postgresql" and q.source.own_unit_when_null:
+    params: dict[str, Any] = {"units": keys}
+    if q.kind == "stock" and not q.source.own_unit_when_null:
+        params["null_unit"] = None in units
+    if q.kind == "stock" and dialect != "postgresql" and q.source.own_unit_when_null:
         params["units2"] = keys
     return params
 
 
-def stock_deltas(conn: Connection, ids: set[str], out: dict[Key, list[int]]) -> dict[str, int]:
+def deltas(conn: Connection, ids: set[str], out: dict[Key, list[int]]) -> dict[str, int]:
     """Replace the counted rows of the units the submissions ``ids`` touch and add Σ new − Σ old per cell to
     ``out``; returns the number of touched units per group."""
     dialect = conn.dialect.name
     id_list = sorted(ids)
     stats: dict[str, int] = {}
     for q in counted_groups():
-        src, t = q.source, q.source.table
+        t, name = q.source.table, group_name(q)
         units: set[str | None] = set(
-            conn.execute(select(src.unit()).distinct().where(t.c.submission_id.in_(id_list))).scalars()
+            conn.execute(select(_unit(q)).distinct().where(t.c.submission_id.in_(id_list))).scalars()
         )
         units |= set(
             conn.execute(
                 select(COUNTED.c.unit)
                 .distinct()
-                .where(COUNTED.c.grp == src.name, COUNTED.c.submission_id.in_(id_list))
+                .where(COUNTED.c.grp == name, COUNTED.c.submission_id.in_(id_list))
             ).scalars()
         )
-        stats[src.name] = len(units)
+        stats[name] = len(units)
         if not units:
             continue
         keys = sorted(u for u in units if u is not None)
-        mine = [COUNTED.c.grp == src.name]
+        mine = [COUNTED.c.grp == name]
         if dialect == "postgresql":
             of = COUNTED.c.unit == any_(bindparam("ukeys", keys, type_=ARRAY(String)))
         else:
@@ -314,44 +369,6 @@ def stock_deltas(conn: Connection, ids: set[str], out: dict[Key, list[int]]) -> 
         _add_rows(q, old, -1, out)
         _add_rows(q, new, 1, out)
     return stats
-
-
-def flow_deltas(
-    conn: Connection, communes: set[str], by_type: dict[str, set[str]], out: dict[Key, list[int]]
-) -> None:
-    """The flow groups (each visit counts): their touched communes' cells recomputed from the rows, minus the
-    cells stored."""
-    periods = set().union(*by_type.values())
-    if not communes or not periods:
-        return
-    v = IndicatorValue.__table__  # type: ignore[attr-defined]
-    for (source, kind), group in groups(defs.load().values()).items():
-        if kind == "stock":
-            continue
-        q = CellQuery(SOURCES[source], kind, ALL_PERIODS, group, communes=communes, periods=periods)
-        for r in q.cells(conn):
-            acc = out.setdefault((r[2], r[3], r[4], r[5], r[6]), [0, 0])
-            acc[0] += int(r[7])
-            acc[1] += int(r[8])
-        stored = select(
-            v.c.period,
-            v.c.org_unit,
-            v.c.dis_key,
-            v.c.dis_value,
-            v.c.indicator,
-            v.c.numerator,
-            v.c.denominator,
-        ).where(
-            v.c.hierarchy == "legacy",
-            v.c.level == "commune",
-            v.c.org_unit.in_(sorted(communes)),
-            v.c.period.in_(sorted(periods)),
-            v.c.indicator.in_([i.code for i in group]),
-        )
-        for r in conn.execute(stored):
-            acc = out.setdefault((r[0], r[1], r[2], r[3], r[4]), [0, 0])
-            acc[0] -= int(r[5])
-            acc[1] -= int(r[6])
 
 
 def apply(conn: Connection, deltas: dict[Key, list[int]]) -> tuple[set[str], set[str]]:
