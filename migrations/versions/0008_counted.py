@@ -40,7 +40,11 @@ def upgrade() -> None:
             sa.Column("measures", sa.String(), nullable=False),
             sa.Column("submission_id", sa.String(), nullable=False),
         )
+    # (a database made by ``create_all`` from older code plus these models has the table without them)
+    indexes = {ix["name"] for ix in sa.inspect(op.get_bind()).get_indexes("indicator_counted")}
+    if "ix_indicator_counted_unit" not in indexes:
         op.create_index("ix_indicator_counted_unit", "indicator_counted", ["grp", "unit"])
+    if "ix_indicator_counted_submission" not in indexes:
         op.create_index("ix_indicator_counted_submission", "indicator_counted", ["submission_id"])
     if "indicator_counted_group" not in have:
         op.create_table(
