@@ -214,3 +214,19 @@ def test_refresh_before_the_counted_rows_exist_recomputes(engine: Engine) -> Non
     assert cells(engine) == rebuilt(engine)
     with engine.connect() as c:  # and the rebuild filled them
         assert c.execute(select(func.count()).select_from(rollup.tables.COUNTED)).scalar_one() > 0
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
+def test_a_first_refresh_builds_the_counted_rows_too(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Never built: the first refresh computes every cell (and the counted rows); the next pages are kept by
+    difference."""
+    with database(kind, tmp_path, request) as eng:
+        with Session(eng) as s:
+            ds.seed(s, {"uuid:p1-feb", "uuid:h2-feb"})
+            assert rollup.refresh(s, ["uuid:p1-feb"]).get("full") is True
+            world = World(eng, 21)
+            for _ in range(4):
+                assert "units" in rollup.refresh(s, world.page())
+        assert cells(eng) == rebuilt(eng)
