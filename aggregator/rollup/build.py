@@ -360,6 +360,17 @@ def _lock(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
 
 
+def _hold_rows(conn: Connection) -> None:
+    """Until the commit, no new rows in the source tables (PostgreSQL; reads go on): a full build's cells and
+    counted rows are computed by many statements on several connections, each seeing what is committed when
+    it starts, and they must all see the same rows — a row committed between the cells' statement and the
+    counted rows' would be counted without being in the cells, and its page's refresh would then find
+    nothing to add. Ingestion's page writes wait for the build (the pages' refreshes then run after it)."""
+    if conn.dialect.name == "postgresql":
+        names = ", ".join(f'"{s.table.name}"' for s in SOURCES.values())
+        conn.execute(text(f"LOCK TABLE {names} IN SHARE MODE"))
+
+
 def rebuild(engine: Engine) -> dict[str, Any]:
     """Full rebuild into a side table, then swap it in by renaming, in one transaction: readers keep seeing
     the
@@ -371,6 +382,7 @@ def rebuild(engine: Engine) -> dict[str, Any]:
     live = IndicatorValue.__tablename__
     with engine.begin() as conn:
         _lock(conn)
+        _hold_rows(conn)
         if conn.dialect.name == "postgresql":
             _rebuild_settings(conn)
         side.create(conn)
@@ -410,6 +422,7 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
     table = IndicatorValue.__table__  # type: ignore[attr-defined]
     if conn.execute(select(table.c.indicator).limit(1)).first() is None:
         # never built: commune cells alone would make every level above them wrong, so compute everything
+        _hold_rows(conn)
         cells = compute_into(conn, table)
         delta.fill(conn)
         bump_generation(conn)
