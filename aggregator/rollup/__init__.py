@@ -19,7 +19,9 @@ rows; Σ new − Σ old per cell is added to the commune cells and every level a
 removed. Its cost follows the page's units, not the rows of the communes they are in. The flow group (every
 visit counts) recomputes its touched communes' cells and adds the difference with the stored ones. Until a
 rebuild has filled the counted rows with the current definitions (after the upgrade, or a definition change),
-or while a group has non-integer sums, refresh recomputes the touched (commune, period) cells instead.
+or while a group has non-integer sums, refresh recomputes the touched (commune, period) cells instead. A
+rebuild holds new source rows back until its commit (SHARE lock): its cells and counted rows must see the
+same rows.
 """
 
 from aggregator.rollup.build import (
