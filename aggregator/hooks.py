@@ -13,8 +13,9 @@ log = logging.getLogger("carecheck.indicators")
 def after_page(session: Session, submission_ids: list[str]) -> None:
     """Called after a page of submissions is committed (ids landed, replaced or deleted).
 
-    Recomputes only the (commune, period) indicator cells those submissions touch, and the district, province
-    and 2025-commune cells above them (``aggregator.rollup.refresh``); idempotent, commits its own work. An
+    Brings the indicator cells those submissions touch up to date, and the district, province and
+    2025-commune cells above them (``aggregator.rollup.refresh``: by difference, per unit the page touches);
+    idempotent, commits its own work. An
     exception here is logged by the follower and does not undo the page: the submissions stay in
     ``RefreshDue`` and the next follower run refreshes them (``follower.refresh_due``).
     """

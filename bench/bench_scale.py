@@ -164,7 +164,10 @@ def _step_rebuild(url: str) -> dict[str, Any]:
     stats = rollup.rebuild(engine)
     with engine.connect() as c:
         cells = c.execute(text("SELECT count(*) FROM indicator_value")).scalar()
-    return {"seconds": round(stats["seconds"], 2), "cells": cells}
+    out = {"seconds": round(stats["seconds"], 2), "cells": cells}
+    if "counted_seconds" in stats:  # the rows the stock cells count, written for refresh by difference
+        out.update(counted_s=round(stats["counted_seconds"], 2), counted_rows=stats["counted_rows"])
+    return out
 
 
 def _pages(url: str, seed: int, pages: int) -> Iterator[float]:

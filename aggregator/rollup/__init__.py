@@ -9,6 +9,19 @@ so each
 unit lands in exactly one commune and the sums stay exact at every level. Ratios are computed last, on read.
 
 Monthly cells are totals only; disaggregations are kept for quarters, years and school years.
+
+A full rebuild (``build.rebuild``) computes every cell from the rows and also writes the rows the stock cells
+count (``indicator_counted``: per unit and month its latest row, flagged when also its latest of the quarter,
+year, school year, with what it adds). An incremental refresh (``build.refresh``, after each ingested page)
+then keeps the cells **by difference** (``delta``): the units a page touches (its rows' units, and the units
+its submissions' counted rows had: rows deleted or replaced) get their counted rows recomputed from their own
+rows; Σ new − Σ old per cell is added to the commune cells and every level above, and cells left 0/0 are
+removed. Its cost follows the page's units, not the rows of the communes they are in. The flow group (every
+visit counts) recomputes its touched communes' cells and adds the difference with the stored ones. Until a
+rebuild has filled the counted rows with the current definitions (after the upgrade, or a definition change),
+or while a group has non-integer sums, refresh recomputes the touched (commune, period) cells instead. A
+rebuild holds new source rows back until its commit (SHARE lock): its cells and counted rows must see the
+same rows.
 """
 
 from aggregator.rollup.build import (

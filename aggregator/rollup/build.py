@@ -31,6 +31,7 @@ from sqlmodel import Session
 from aggregator import indicators as defs
 from aggregator.indicators import SOURCES, Indicator, Source
 from aggregator.periods import PERIOD_TYPES, parse_period
+from aggregator.rollup import delta
 from aggregator.rollup.cells import ALL_PERIODS, SQL_UNPIVOT, CellQuery, groups, periods_by_type
 from aggregator.rollup.tables import (
     BATCH,
@@ -359,6 +360,17 @@ def _lock(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": LOCK_KEY})
 
 
+def _hold_rows(conn: Connection) -> None:
+    """Until the commit, no new rows in the source tables (PostgreSQL; reads go on): a full build's cells and
+    counted rows are computed by many statements on several connections, each seeing what is committed when
+    it starts, and they must all see the same rows — a row committed between the cells' statement and the
+    counted rows' would be counted without being in the cells, and its page's refresh would then find
+    nothing to add. Ingestion's page writes wait for the build (the pages' refreshes then run after it)."""
+    if conn.dialect.name == "postgresql":
+        names = ", ".join(f'"{s.table.name}"' for s in SOURCES.values())
+        conn.execute(text(f"LOCK TABLE {names} IN SHARE MODE"))
+
+
 def rebuild(engine: Engine) -> dict[str, Any]:
     """Full rebuild into a side table, then swap it in by renaming, in one transaction: readers keep seeing
     the
@@ -370,11 +382,15 @@ def rebuild(engine: Engine) -> dict[str, Any]:
     live = IndicatorValue.__tablename__
     with engine.begin() as conn:
         _lock(conn)
+        _hold_rows(conn)
         if conn.dialect.name == "postgresql":
             _rebuild_settings(conn)
         side.create(conn)
         commune_cells = compute_into(conn, side, engine=engine)
         add_primary_key(conn, side)
+        t_counted = time.perf_counter()
+        counted = delta.fill(conn)
+        t_counted = time.perf_counter() - t_counted
         total = conn.execute(select(func.count()).select_from(side)).scalar_one()
         t_compute = time.perf_counter() - t0
         if conn.dialect.name == "postgresql":
@@ -388,14 +404,16 @@ def rebuild(engine: Engine) -> dict[str, Any]:
         "rows": total,
         "seconds": time.perf_counter() - t0,
         "compute_seconds": t_compute,
+        "counted_rows": counted,
+        "counted_seconds": t_counted,
         "indicators": len(defs.load()),
     }
 
 
 def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
-    """Recompute only the (commune, period) cells the given submissions touch, then the levels above them."""
-    from aggregator.models import ChildObservation, FacilityCheck, Household, RawSubmission
-
+    """Bring the cells up to date with the given submissions (ingested, edited or deleted): by difference
+    (``aggregator.rollup.delta``) once a rebuild has filled the counted rows, else by recomputing the
+    (commune, period) cells they touch, then the levels above them."""
     if not submission_ids:
         return {"communes": 0, "periods": 0}
     conn = session.connection()
@@ -404,7 +422,9 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
     table = IndicatorValue.__table__  # type: ignore[attr-defined]
     if conn.execute(select(table.c.indicator).limit(1)).first() is None:
         # never built: commune cells alone would make every level above them wrong, so compute everything
+        _hold_rows(conn)
         cells = compute_into(conn, table)
+        delta.fill(conn)
         bump_generation(conn)
         session.commit()
         return {"full": True, "cells": cells}
@@ -417,6 +437,40 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
         conn.execute(text("SET LOCAL jit = off"))
         conn.execute(text(f"SET LOCAL work_mem = '{REFRESH_WORK_MEM}'"))
         conn.execute(text("SET LOCAL enable_sort = off"))
+    ids, communes, by_type, children = _touched(conn, submission_ids)
+    periods = set().union(*by_type.values())
+    if delta.ready(conn):
+        deltas: dict[delta.Key, list[int]] = {}
+        units = delta.deltas(conn, ids, deltas)
+        moved, moved_communes = delta.apply(conn, deltas)
+        # the page's periods, and any other whose cells moved (rows of a unit changed by a page not yet
+        # refreshed): what readers derived from them is stale
+        bump_generation(conn, periods | moved)
+        session.commit()
+        return {
+            "communes": len(moved_communes),
+            "periods": len(periods | moved),
+            "cells": sum(1 for v in deltas.values() if v[0] or v[1]),
+            "units": units,
+        }
+    if not periods:
+        session.commit()
+        return {"communes": len(communes), "periods": 0}
+    communes |= _moved_from(conn, children, periods)
+    cells = _recompute(conn, table, communes, periods, by_type)
+    derive(conn, table, periods=periods, communes=communes)
+    bump_generation(conn, periods)  # only these periods' cells moved (the delete, inserts and derive above)
+    session.commit()
+    return {"communes": len(communes), "periods": len(periods), "cells": cells}
+
+
+def _touched(
+    conn: Connection, submission_ids: list[str]
+) -> tuple[set[str], set[str], dict[str, set[str]], set[str]]:
+    """The submissions (and the versions they replace), the communes and periods (by type) of their rows and
+    landing records, and the children they observe."""
+    from aggregator.models import ChildObservation, FacilityCheck, Household, RawSubmission
+
     ids = set(submission_ids)
     raw = RawSubmission.__table__  # type: ignore[attr-defined]
     prev = {r[0] for r in conn.execute(select(raw.c.deprecated_id).where(raw.c.id.in_(ids))) if r[0]}
@@ -434,7 +488,6 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
             if (received := local_date(r[2])) is not None:  # the year in Vietnam, as periods are
                 years.add(received.year)
     children: set[str] = set()
-    obs = ChildObservation.__table__  # type: ignore[attr-defined]
     for model in (ChildObservation, Household, FacilityCheck):
         t = model.__table__  # type: ignore[union-attr]
         cols = [t.c.commune_code, t.c.visit_date] + ([t.c.child_id] if model is ChildObservation else [])
@@ -444,21 +497,32 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
                 dates.add(r[1])
             if len(r) > 2 and r[2]:
                 children.add(r[2])
-    by_type = periods_by_type(dates, years)
-    periods = set().union(*by_type.values())
-    if not periods:
-        session.commit()
-        return {"communes": len(communes), "periods": 0}
-    if children:
-        # a child seen elsewhere in the same periods may have moved: its old commune's stock cells change too
-        spans = [parse_period(p) for p in periods]
-        lo, hi = min(p.start for p in spans), max(p.end for p in spans)
-        q = (
-            select(obs.c.commune_code)
-            .distinct()
-            .where(obs.c.child_id.in_(children), obs.c.visit_date.between(lo, hi))
-        )
-        communes |= {r[0] if r[0] in known else UNKNOWN_COMMUNE for r in conn.execute(q)}
+    return ids, communes, periods_by_type(dates, years), children
+
+
+def _moved_from(conn: Connection, children: set[str], periods: set[str]) -> set[str]:
+    """The communes where ``children`` were seen in the span of ``periods``: a child seen elsewhere in the
+    same periods may have moved, so its old commune's stock cells change too."""
+    from aggregator.models import ChildObservation
+
+    if not children:
+        return set()
+    known = orgunits.communes()
+    obs = ChildObservation.__table__  # type: ignore[attr-defined]
+    spans = [parse_period(p) for p in periods]
+    lo, hi = min(p.start for p in spans), max(p.end for p in spans)
+    q = (
+        select(obs.c.commune_code)
+        .distinct()
+        .where(obs.c.child_id.in_(children), obs.c.visit_date.between(lo, hi))
+    )
+    return {r[0] if r[0] in known else UNKNOWN_COMMUNE for r in conn.execute(q)}
+
+
+def _recompute(
+    conn: Connection, table: Table, communes: set[str], periods: set[str], by_type: dict[str, set[str]]
+) -> int:
+    """Replace the commune cells of ``communes`` × ``periods`` with cells recomputed from the rows."""
     conn.execute(
         delete(table).where(
             table.c.hierarchy == "legacy",
@@ -477,10 +541,7 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
             if by_type[ptype]:
                 cq = CellQuery(SOURCES[source], kind, ptype, group, communes=communes, periods=by_type[ptype])
                 cells += _bulk_insert(conn, table, cq.cells(conn))
-    derive(conn, table, periods=periods, communes=communes)
-    bump_generation(conn, periods)  # only these periods' cells moved (the delete, inserts and derive above)
-    session.commit()
-    return {"communes": len(communes), "periods": len(periods), "cells": cells}
+    return cells
 
 
 # ---------------------------------------------------------------- reading: the public API

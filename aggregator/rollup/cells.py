@@ -110,6 +110,27 @@ class CellQuery:
                     return False
         return True
 
+    def measures(self) -> tuple[dict[str, tuple[str, Any]], dict[str, str]]:
+        """The group's *distinct* measures (indicators share numerators and denominators): SQL text of the
+        measure ("count:<condition or *>" / "sum:<expression>") -> (column name m0, m1, …, per-row
+        expression: the condition of a count, None for count(*), the value of a sum); and "n3" / "d3" (the
+        numerator / denominator of the group's 4th indicator) -> its measure's column name."""
+        measure_of: dict[str, str] = {}
+        aggs: dict[str, tuple[str, Any]] = {}
+        for i, ind in enumerate(self.indicators):
+            for x, m in (("n", ind.numerator), ("d", ind.denominator)):
+                expr: Any
+                if m.column is None:
+                    expr = m.condition()  # None: every row
+                    sig = "count:" + ("*" if expr is None else sql_text(expr))
+                else:
+                    expr = m.sql()
+                    sig = "sum:" + sql_text(expr)
+                if sig not in aggs:
+                    aggs[sig] = (f"m{len(aggs)}", expr)
+                measure_of[f"{x}{i}"] = aggs[sig][0]
+        return aggs, measure_of
+
     def _row_filter(self, t: Table) -> ColumnElement[bool]:
         conds: list[ColumnElement[bool]] = [t.c.year.is_not(None), t.c.month.is_not(None)]
         if self.incremental:
@@ -214,20 +235,7 @@ class CellQuery:
         per_row += [c(defs.dimension_sql(d, src)).label(f"dim_{d}") for d in dims]
         # one per-row column and one aggregate per *distinct* measure (indicators share numerators and
         # denominators); counts as count(*) FILTER (WHERE condition): no 0/1 to compute and add per row
-        measure_of: dict[str, str] = {}  # "n3" / "d3" -> the part column holding its sums
-        aggs: dict[str, tuple[str, Any]] = {}  # SQL text of the measure -> (part column, per-row expression)
-        for i, ind in enumerate(self.indicators):
-            for x, m in (("n", ind.numerator), ("d", ind.denominator)):
-                expr: Any
-                if m.column is None:
-                    expr = m.condition()  # None: every row
-                    sig = "count:" + ("*" if expr is None else _sql_text(expr))
-                else:
-                    expr = m.sql()
-                    sig = "sum:" + _sql_text(expr)
-                if sig not in aggs:
-                    aggs[sig] = (f"m{len(aggs)}", expr)
-                measure_of[f"{x}{i}"] = aggs[sig][0]
+        aggs, measure_of = self.measures()
         per_row += [expr.label(name) for name, expr in aggs.values() if expr is not None]
         has_period = [t.c.year.is_not(None), t.c.month.is_not(None)]
         if self.incremental:  # every touched period lies whole within [lo, hi] (see _runs)
@@ -488,7 +496,7 @@ def _unit_hash(key: Any, dialect: str) -> tuple[Any, int]:
     return func.hash(key), 1 << 64  # DuckDB (the benchmark's baseline runs the same split statements)
 
 
-def _sql_text(expr: Any) -> str:
+def sql_text(expr: Any) -> str:
     """An expression's SQL text with its literals inlined: equal texts compute equal values."""
     return str(expr.compile(compile_kwargs={"literal_binds": True}))
 

@@ -8,6 +8,8 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
+    Index,
+    Integer,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -90,6 +92,37 @@ class IndicatorPeriodGeneration(SQLModel, table=True):
 
 EVERY_PERIOD = "*"
 
+# the dimensions a counted row can carry (aggregator.indicators.model.DIMENSIONS)
+COUNTED_DIMS = ("sex", "ethnicity", "area_type", "age_group")
+# For each stock indicator group with exact sums: the rows its cells count, one per unit and month in which
+# the row is the unit's latest (rule 2), flagged when it is also the latest of its quarter (1), year (2),
+# school year (4), with what it adds to its cells (``aggregator.rollup.delta``). No primary key: a unit may
+# be NULL (rows without a key are one unit, as the window pass partitions them).
+COUNTED = Table(
+    "indicator_counted",
+    SQLModel.metadata,
+    Column("grp", String(), nullable=False),  # the source (child, household, facility)
+    Column("unit", String(), nullable=True),
+    Column("ym", Integer(), nullable=False),  # year * 12 + month - 1
+    Column("flags", Integer(), nullable=False),
+    Column("commune", String(), nullable=False),  # as the cells use it ('' = unknown)
+    *[Column(f"dim_{d}", String(), nullable=True) for d in COUNTED_DIMS],
+    Column("measures", String(), nullable=False),  # the group's distinct measures, comma-separated integers
+    Column("submission_id", String(), nullable=False),
+    Index("ix_indicator_counted_unit", "grp", "unit"),
+    Index("ix_indicator_counted_submission", "submission_id"),
+)
+
+
+class IndicatorCountedGroup(SQLModel, table=True):
+    """Per stock group, the signature of the definitions its counted rows were computed with (written by a
+    full rebuild): a refresh keeps cells by difference only while every group's signature matches."""
+
+    __tablename__ = "indicator_counted_group"
+
+    grp: str = Field(primary_key=True)
+    sig: str
+
 
 def bump_generation(conn: Connection, periods: Iterable[str] | None = None) -> None:
     """A new generation, stamped on the periods whose cells changed (None: every period)."""
@@ -145,6 +178,8 @@ def ensure_tables(engine: Engine) -> None:
     gen.create(engine, checkfirst=True)
     pgen: Table = IndicatorPeriodGeneration.__table__  # type: ignore[attr-defined]
     pgen.create(engine, checkfirst=True)
+    COUNTED.create(engine, checkfirst=True)
+    IndicatorCountedGroup.__table__.create(engine, checkfirst=True)  # type: ignore[attr-defined]
     with engine.begin() as conn:
         if conn.execute(select(gen.c.id)).first() is None:
             conn.execute(insert(gen).values(id=1, generation=0))

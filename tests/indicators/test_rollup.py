@@ -400,7 +400,17 @@ def test_trend(built: Engine) -> None:
     assert [r.status for r in rows] == ["suppressed", "suppressed", "no_data", "suppressed"]
 
 
+def _drop_rows(engine: Engine, submission: str) -> None:
+    """What ingestion does with a deleted submission: its rows go, its landing record stays."""
+    with Session(engine) as s:
+        for model in (ChildObservation, Household):
+            s.exec(delete(model).where(model.submission_id == submission))  # type: ignore[call-overload]
+        s.commit()
+
+
 def test_refresh_touches_only_the_periods_of_the_page(engine: Engine) -> None:
+    """A page changes its periods' cells (as a rebuild would) and stamps exactly them; a cell of another
+    period is left alone (refresh applies differences: it does not recompute, let alone repair, it)."""
     seeded(engine)
     t = rollup.IndicatorValue.__table__  # type: ignore[attr-defined]
 
@@ -417,13 +427,14 @@ def test_refresh_touches_only_the_periods_of_the_page(engine: Engine) -> None:
                 )
             ).scalar_one()
 
-    with engine.begin() as c:  # tamper with two cells: one the page covers, one it does not
-        for period in ("2026Q1", "2026"):
-            c.execute(
-                t.update()
-                .where(t.c.indicator == "cedc_rate", t.c.org_unit == P1, t.c.period == period)
-                .values(numerator=99)
-            )
+    assert cedc_p1("2026") == 0  # c1 was CEDC in February, no longer in May
+    with engine.begin() as c:  # tamper with a cell the page does not cover
+        c.execute(
+            t.update()
+            .where(t.c.indicator == "cedc_rate", t.c.org_unit == P1, t.c.period == "2026Q1")
+            .where(t.c.hierarchy == "legacy", t.c.level == "commune", t.c.dis_key == "")
+            .values(numerator=99)
+        )
     moved = ("2026-05", "2026Q2", "2026", "SY2025-2026")
 
     def stamps() -> dict[str, int]:
@@ -431,26 +442,32 @@ def test_refresh_touches_only_the_periods_of_the_page(engine: Engine) -> None:
             return {p: rollup.period_generation(c, p) for p in (*moved, "2026Q1", "2025")}
 
     before = stamps()
+    _drop_rows(engine, "uuid:p1-may")  # the May visit is deleted: c1's latest visit of 2026 is February's
     with Session(engine) as s:
         stats = rollup.refresh(s, ["uuid:p1-may"])  # a May visit: 2026-05, 2026Q2, 2026, SY2025-2026
     assert stats["periods"] == 4
-    assert cedc_p1("2026") == 0  # recomputed
+    assert cedc_p1("2026") == 1  # changed
     assert cedc_p1("2026Q1") == 99  # not the page's period: left alone
     # what readers cached from a period (the suppression pattern) stays valid exactly for the others
     after = stamps()
     assert [p for p in after if after[p] != before[p]] == list(moved)
+    got = cells(engine)
+    rollup.rebuild(engine)
+    want = cells(engine)
+    tampered = ("legacy", "commune", "2026Q1", P1, "", "", "cedc_rate")
+    assert got.pop(tampered) == (99, want.pop(tampered)[1]) and got == want
 
 
 def test_refresh_touches_only_the_org_units_of_the_page(engine: Engine) -> None:
-    """A page of one commune recomputes that commune and the units above it, and leaves every other commune,
+    """A page of one commune changes that commune and the units above it, and leaves every other commune,
     district and 2025 commune as it was (each refresh statement is restricted to the touched keys)."""
     seeded(engine)
     t = rollup.IndicatorValue.__table__  # type: ignore[attr-defined]
-    # (not the province: it sums every district, the tampered one too)
+    # (not the province: it sums every district)
     touched = {("commune", "legacy", P1), ("district", "legacy", "911"), ("commune", "2025", "31078")}
     others = {("commune", "legacy", H1), ("district", "legacy", "900"), ("commune", "2025", "30766")}
-    with engine.begin() as c:  # tamper with the 2026 cells of both kinds of units
-        for level, hierarchy, unit in touched | others:
+    with engine.begin() as c:  # tamper with the 2026 cells of the other units
+        for level, hierarchy, unit in others:
             unit_2026 = [t.c.level == level, t.c.hierarchy == hierarchy, t.c.org_unit == unit]
             unit_2026.append(t.c.period == "2026")
             c.execute(t.update().where(*unit_2026).values(numerator=999))
@@ -464,9 +481,17 @@ def test_refresh_touches_only_the_org_units_of_the_page(engine: Engine) -> None:
             ).scalars()
             return any(v == 999 for v in got)
 
-    assert all(tampered(*k) for k in touched | others)
+    assert all(tampered(*k) for k in others)
+    _drop_rows(engine, "uuid:p1-may")
     with Session(engine) as s:
         stats = rollup.refresh(s, ["uuid:p1-may"])
     assert stats["communes"] == 1
-    assert [k for k in touched if tampered(*k)] == []  # recomputed
     assert all(tampered(*k) for k in others)  # not the page's: left alone
+    got = cells(engine)
+    rollup.rebuild(engine)
+    want = cells(engine)
+    mine = {(k[1], k[0], k[3]) for k in want} & touched
+    assert mine == touched  # the page's units' cells (2026 and every other period): as a rebuild's
+    assert {k: v for k, v in got.items() if (k[1], k[0], k[3]) in touched} == {
+        k: v for k, v in want.items() if (k[1], k[0], k[3]) in touched
+    }
