@@ -10,7 +10,6 @@ first; deletions remove a document's rows. A document that cannot be turned into
 from __future__ import annotations
 
 import traceback
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from sqlalchemy import bindparam, delete, exists, or_, select, text, union, upda
 from sqlmodel import Session, SQLModel, col
 
 from aggregator import decisions, versions
+from aggregator.db import WRITE_LOCK
 from aggregator.ingest.bulk import insert_rows, one_of, upsert_rows
 from aggregator.ingest.rows import (
     DERIVED,
@@ -42,10 +42,6 @@ from aggregator.models import (
     VersionChoice,
 )
 from aggregator.registry import Registry, settle_latest
-
-# The transaction-scoped advisory lock partitions write under (released at commit or rollback, or when the
-# connection dies).
-WRITE_LOCK = zlib.crc32(b"carecheck:ingest:write") & 0x7FFFFFFF
 
 
 @dataclass
@@ -158,8 +154,10 @@ def apply_page(
         # scans' nominal cost (of the staging tables, which have no index) would trigger it, at ~0.1 s a
         # statement. This transaction only.
         session.execute(text("SET LOCAL enable_seqscan = off; SET LOCAL jit = off"))
-        if serialise:
-            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
+        # partitions write one at a time; one writer shares the lock with others, until a full indicator
+        # build takes it (aggregator.db.WRITE_LOCK: the page then waits here, before its first write)
+        lock = "pg_advisory_xact_lock" if serialise else "pg_advisory_xact_lock_shared"
+        session.execute(text(f"SELECT {lock}(:k)"), {"k": WRITE_LOCK})
     # Deletions: rows go, the raw row stays marked deleted (rule 1 below brings back what an edit replaced).
     touched_children: set[str] = set()
     if deleted_ids:
