@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterable
@@ -52,6 +53,8 @@ from aggregator.rollup.tables import (
 )
 from core import orgunits
 from core.localtime import local_date
+
+log = logging.getLogger("carecheck.indicators")
 
 
 def _bulk_insert(conn: Connection, table: Table, rows: Iterable[tuple[Any, ...]]) -> int:
@@ -433,6 +436,14 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
         bump_generation(conn)
         session.commit()
         return {"full": True, "cells": cells}
+    if delta.exact() and not delta.ready(conn):
+        # the counted rows are missing (the first page after the upgrade that added them) or were made with
+        # other indicator definitions: one full rebuild brings the cells and the counted rows up to date, and
+        # the next pages are kept by difference again
+        log.warning("indicator cells: counted rows out of date (an upgrade, or new definitions): rebuilding")
+        session.commit()
+        stats = rebuild(conn.engine)
+        return {"full": True, "cells": stats["rows"]}
     if conn.dialect.name == "postgresql":  # for this page's transaction only (not a first build's)
         # JIT compiles these wide statements for longer than they run (~0.8 s of a 1.6 s statement at 1 M
         # rows); the window pass's sort and the aggregates in memory instead of spilling to disk; and hash

@@ -15,8 +15,9 @@ province, the 2025 copies) and removes the cells left 0/0, which a rebuild leave
 
 State, not events: the counted table always holds what the cells count, so a page refreshed twice, or pages
 refreshed in any order, give the cells a rebuild gives. Groups with non-integer sums (none today) cannot be
-added to exactly: while one exists :func:`ready` is False and refresh recomputes the touched communes as
-before; likewise until a rebuild has filled the table with the current definitions.
+added to exactly: while one exists (:func:`exact`) refresh recomputes the touched communes as before. When
+the table was not filled with the current definitions (:func:`ready`: after the upgrade that added it, or a
+change of definitions), refresh runs one full rebuild instead, which fills it.
 """
 
 from __future__ import annotations
@@ -114,11 +115,16 @@ def signature(q: CellQuery) -> str:
     return hashlib.sha256("\n".join(map(str, parts)).encode()).hexdigest()[:16]
 
 
+def exact() -> bool:
+    """Whether every group's cells are exact (integer) sums, which can be kept by difference."""
+    every = groups(defs.load().values())
+    return all(CellQuery(SOURCES[s], k, ALL_PERIODS, g).exact_rollup for (s, k), g in every.items())
+
+
 def ready(conn: Connection) -> bool:
     """Whether a refresh can keep cells by difference: every group has exact sums, and the counted table was
     filled with the current definitions."""
-    every = groups(defs.load().values())
-    if any(not CellQuery(SOURCES[s], k, ALL_PERIODS, g).exact_rollup for (s, k), g in every.items()):
+    if not exact():
         return False
     t = IndicatorCountedGroup.__table__  # type: ignore[attr-defined]
     have = {r[0]: r[1] for r in conn.execute(select(t.c.grp, t.c.sig))}
