@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,12 +14,6 @@ from sqlmodel import Session, create_engine
 
 from core.errors import ConfigError
 from core.settings import Settings, get_settings
-
-# The transaction-scoped advisory lock over writes to the source tables (PostgreSQL): an ingestion page takes
-# it before its first write — shared, or exclusive when partitions write one at a time — and a full indicator
-# build exclusive while it reads every row (``aggregator.rollup.build``), so a page waits for the build (and
-# the build for the pages already writing) before either holds a table lock: the two never deadlock.
-WRITE_LOCK = zlib.crc32(b"carecheck:ingest:write") & 0x7FFFFFFF
 
 _ENGINES: dict[str, Engine] = {}
 _UPGRADED: set[str] = set()  # database URLs this process has brought to the head

@@ -19,7 +19,6 @@ from sqlalchemy import bindparam, delete, exists, or_, select, text, union, upda
 from sqlmodel import Session, SQLModel, col
 
 from aggregator import decisions, versions
-from aggregator.db import WRITE_LOCK
 from aggregator.ingest.bulk import insert_rows, one_of, upsert_rows
 from aggregator.ingest.rows import (
     DERIVED,
@@ -30,6 +29,7 @@ from aggregator.ingest.rows import (
     build_rows,
     default_repeats,
 )
+from aggregator.locks import WRITE_LOCK
 from aggregator.models import (
     Child,
     ChildObservation,
@@ -155,7 +155,7 @@ def apply_page(
         # statement. This transaction only.
         session.execute(text("SET LOCAL enable_seqscan = off; SET LOCAL jit = off"))
         # partitions write one at a time; one writer shares the lock with others, until a full indicator
-        # build takes it (aggregator.db.WRITE_LOCK: the page then waits here, before its first write)
+        # build takes it (aggregator.locks.WRITE_LOCK: the page then waits here, before its first write)
         lock = "pg_advisory_xact_lock" if serialise else "pg_advisory_xact_lock_shared"
         session.execute(text(f"SELECT {lock}(:k)"), {"k": WRITE_LOCK})
     # Deletions: rows go, the raw row stays marked deleted (rule 1 below brings back what an edit replaced).

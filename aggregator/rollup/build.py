@@ -30,8 +30,8 @@ from sqlalchemy import (
 from sqlmodel import Session
 
 from aggregator import indicators as defs
-from aggregator.db import WRITE_LOCK
 from aggregator.indicators import SOURCES, Indicator, Source
+from aggregator.locks import WRITE_LOCK
 from aggregator.periods import PERIOD_TYPES, parse_period
 from aggregator.rollup import delta
 from aggregator.rollup.cells import ALL_PERIODS, SQL_UNPIVOT, CellQuery, groups, periods_by_type
@@ -371,9 +371,9 @@ def _hold_rows(conn: Connection) -> None:
     counted rows' would be counted without being in the cells, and its page's refresh would then find
     nothing to add. Ingestion's page writes wait for the build (the pages' refreshes then run after it)."""
     if conn.dialect.name == "postgresql":
-        # first ingestion's own lock (aggregator.db.WRITE_LOCK), which pages take before their first write: a
-        # page holding a table lock the LOCK TABLE below would wait for, while waiting itself for a table the
-        # build already locked, would deadlock
+        # first ingestion's own lock (aggregator.locks.WRITE_LOCK), which pages take before their first
+        # write: a page holding a table lock the LOCK TABLE below would wait for, while waiting itself for a
+        # table the build already locked, would deadlock
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
         names = ", ".join(f'"{s.table.name}"' for s in SOURCES.values())
         conn.execute(text(f"LOCK TABLE {names} IN SHARE MODE"))

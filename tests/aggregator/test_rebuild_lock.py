@@ -13,7 +13,8 @@ from sqlalchemy import Engine, func, select, text
 from sqlmodel import Session
 
 from aggregator import ingest, rollup
-from aggregator.db import WRITE_LOCK, dispose_engines, init_db
+from aggregator.db import dispose_engines, init_db
+from aggregator.locks import WRITE_LOCK
 from aggregator.models import ChildObservation
 from aggregator.rollup.tables import COUNTED
 from core.settings import Settings
