@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright, Route, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from fieldapp.router import _icon_png
 from tests.fieldapp.conftest import CHROMIUM_FLAGS, COLLABORATOR, PROVINCE, FieldServer, chromium_path
@@ -348,10 +349,13 @@ def test_offline_fill_draft_reopen_sync_once(
         why = page.locator("#finished li.finished.refused small.why")
         assert why.inner_text() in REFUSED_VI, why.inner_text()
         page.select_option("#ui-lang", "en")
-        page.wait_for_function("document.documentElement.lang === 'en'")
-        assert why.inner_text() in REFUSED_EN, why.inner_text()
+        shown = "(ts) => ts.includes(document.querySelector('#finished li.refused small.why')?.innerText)"
+        try:  # the list is drawn again in the new language (after the page's lang attribute changes)
+            page.wait_for_function(shown, arg=list(REFUSED_EN), timeout=15_000)
+        except PlaywrightTimeout:
+            raise AssertionError(f"not in English: {why.inner_text()!r}") from None
         page.select_option("#ui-lang", "vi")
-        page.wait_for_function("document.documentElement.lang === 'vi'")
+        page.wait_for_function(shown, arg=list(REFUSED_VI), timeout=15_000)
 
         # --- screenshots at 360 px: Vietnamese and Khmer ---
         screenshot(page, artifacts, "fieldapp-home-vi.png")
