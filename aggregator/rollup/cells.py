@@ -258,52 +258,18 @@ class CellQuery:
             if k < n - 1:
                 has_period.append(h < literal(top * (k + 1) // n))
         if stock:
-            key = src.unit()
-            pk = list(t.primary_key.columns)[0]
             # months since year 0, 0-based month: one integer, so one window function marks every period
             per_row.append((t.c.year * 12 + t.c.month - 1).label("ym"))
-            # the per-row values are computed below the window's sort (which then carries them instead of
-            # the raw columns); OFFSET 0 keeps PostgreSQL from pulling them up above the window
-            w = (
-                select(
-                    *per_row,
-                    c(key).label("unit"),
-                    t.c.visit_date.label("vd"),
-                    t.c.end_time.label("et"),
-                    t.c.received_at.label("ra"),
-                    pk.label("pk"),
-                )
-                .where(*has_period)
-                .offset(0)
-                .subquery("per_row")
-            ).c
-            # rule 2 ascending: the last row of a period is row_number() = 1 of _build
-            order = versions.visit_order(w.vd, w.et, w.ra, w.pk)
-            rows = select(
-                *[w[e.name] for e in per_row],
-                func.lead(w.ym).over(partition_by=[w.unit], order_by=order).label("next_ym"),
-            ).subquery("rows")
+            rows = latest_window(t, per_row, c(src.unit()), has_period)
         else:
             rows = select(*per_row).where(*has_period).subquery("rows")
         keys1: list[Any] = [rows.c.year, rows.c.month, rows.c.commune] + [rows.c[f"dim_{d}"] for d in dims]
         where1: list[Any] = []
         if stock:
-            ym, nym = rows.c.ym, rows.c.next_ym
-            last = nym.is_(None)
-
-            def start(v: Any, n: int, shift: int = 0) -> Any:
-                # the first month of v's n-month span (portable integer arithmetic: % and -, no division)
-                return (v - shift) - (v - shift) % n
-
+            latest = latest_of(rows.c.ym, rows.c.next_ym)
             # latest in its month; latest in its quarter / year / school year implies latest in its month
-            where1.append(or_(last, nym != ym))
-            flags = {
-                "quarter": or_(last, start(nym, 3) != start(ym, 3)),
-                "year": or_(last, start(nym, 12) != start(ym, 12)),
-                # school years start in September (0-based month 8)
-                "school_year": or_(last, start(nym, 12, 8) != start(ym, 12, 8)),
-            }
-            keys1 += [case((cond, 1), else_=0).label(f"last_{p}") for p, cond in flags.items()]
+            where1.append(latest.pop("month"))
+            keys1 += [case((cond, 1), else_=0).label(f"last_{p}") for p, cond in latest.items()]
         if self.incremental:  # (after the window: a unit's rows in other communes still order its own)
             where1.append(rows.c.commune.in_(bindparam("communes2", expanding=True)))
         # INTEGER partial sums (one month, commune and combination of dimensions: far below 2^31; an
@@ -456,6 +422,55 @@ class CellQuery:
                         float(n or 0),
                         float(d or 0),
                     )
+
+
+def latest_window(t: Table, cols: list[Any], unit: Any, where: list[Any], *, keep_unit: bool = False) -> Any:
+    """Rule 2's "latest visit" for every period at once: the rows of ``t`` matching ``where``, as ``cols``
+    (which include ``ym``: year * 12 + month - 1) plus ``next_ym``, the month index of the same unit's next
+    row in rule 2's order (``versions.visit_order``), NULL for its last row; :func:`latest_of` turns the two
+    into "latest of its month, quarter, year, school year". ``keep_unit``: the unit's key as a column too.
+    The one place the full rebuild (``CellQuery``) and the counted rows (``rollup.delta``) mark latest
+    visits."""
+    pk = list(t.primary_key.columns)[0]
+    # the per-row values are computed below the window's sort (which then carries them instead of the raw
+    # columns); OFFSET 0 keeps PostgreSQL from pulling them up above the window
+    w = (
+        select(
+            *cols,
+            unit.label("unit"),
+            t.c.visit_date.label("vd"),
+            t.c.end_time.label("et"),
+            t.c.received_at.label("ra"),
+            pk.label("pk"),
+        )
+        .where(*where)
+        .offset(0)
+        .subquery("per_row")
+    ).c
+    # rule 2 ascending: the last row of a period is row_number() = 1 of CellQuery._build
+    order = versions.visit_order(w.vd, w.et, w.ra, w.pk)
+    return select(
+        *([w.unit] if keep_unit else []),
+        *[w[e.name] for e in cols],
+        func.lead(w.ym).over(partition_by=[w.unit], order_by=order).label("next_ym"),
+    ).subquery("rows")
+
+
+def latest_of(ym: Any, next_ym: Any) -> dict[str, ColumnElement[bool]]:
+    """Per period type, whether a row of :func:`latest_window` is its unit's latest of that period."""
+    last = next_ym.is_(None)
+
+    def start(v: Any, n: int, shift: int = 0) -> Any:
+        # the first month of v's n-month span (portable integer arithmetic: % and -, no division)
+        return (v - shift) - (v - shift) % n
+
+    return {
+        "month": or_(last, next_ym != ym),
+        "quarter": or_(last, start(next_ym, 3) != start(ym, 3)),
+        "year": or_(last, start(next_ym, 12) != start(ym, 12)),
+        # school years start in September (0-based month 8)
+        "school_year": or_(last, start(next_ym, 12, 8) != start(ym, 12, 8)),
+    }
 
 
 _STATEMENTS: dict[tuple[Any, ...], Any] = {}

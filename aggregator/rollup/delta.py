@@ -51,9 +51,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from aggregator import indicators as defs
-from aggregator import versions
 from aggregator.indicators import SOURCES, Indicator
-from aggregator.rollup.cells import ALL_PERIODS, CellQuery, groups
+from aggregator.rollup.cells import ALL_PERIODS, CellQuery, groups, latest_of, latest_window
 from aggregator.rollup.tables import (
     COLS,
     COUNTED,
@@ -210,41 +209,20 @@ def counted_select(q: CellQuery, dialect: str, *, of_units: bool) -> Any:
         ).where(*where, adds)
         _SELECTS[cache] = stmt
         return stmt
-    w = (
-        select(
-            src.unit().label("unit"),
-            (t.c.year * 12 + t.c.month - 1).label("ym"),
-            commune.label("commune"),
-            *dims,
-            measures.label("measures"),
-            t.c.submission_id.label("submission_id"),
-            t.c.visit_date.label("vd"),
-            t.c.end_time.label("et"),
-            t.c.received_at.label("ra"),
-            pk.label("pk"),
-        )
-        .where(*where)
-        .offset(0)
-        .subquery("per_row")
-    ).c
-    order = versions.visit_order(w.vd, w.et, w.ra, w.pk)
-    rows = select(
-        *[
-            w[c]
-            for c in ("unit", "ym", "commune", *[f"dim_{d}" for d in q.dims], "measures", "submission_id")
-        ],
-        func.lead(w.ym).over(partition_by=[w.unit], order_by=order).label("next_ym"),
-    ).subquery("rows")
-    ym, nym = rows.c.ym, rows.c.next_ym
-    last = nym.is_(None)
-
-    def start(v: Any, n: int, shift: int = 0) -> Any:  # as in CellQuery._build_all
-        return (v - shift) - (v - shift) % n
-
+    cols = [
+        (t.c.year * 12 + t.c.month - 1).label("ym"),
+        commune.label("commune"),
+        *dims,
+        measures.label("measures"),
+        t.c.submission_id.label("submission_id"),
+    ]
+    rows = latest_window(t, cols, src.unit(), where, keep_unit=True)
+    ym = rows.c.ym
+    latest = latest_of(ym, rows.c.next_ym)
     flags = (
-        case((or_(last, start(nym, 3) != start(ym, 3)), QUARTER), else_=0)
-        + case((or_(last, start(nym, 12) != start(ym, 12)), YEAR), else_=0)
-        + case((or_(last, start(nym, 12, 8) != start(ym, 12, 8)), SCHOOL_YEAR), else_=0)
+        case((latest["quarter"], QUARTER), else_=0)
+        + case((latest["year"], YEAR), else_=0)
+        + case((latest["school_year"], SCHOOL_YEAR), else_=0)
     )
     stmt = select(
         literal(group_name(q)).label("grp"),
@@ -258,7 +236,7 @@ def counted_select(q: CellQuery, dialect: str, *, of_units: bool) -> Any:
         ],
         rows.c.measures,
         rows.c.submission_id,
-    ).where(or_(last, nym != ym))
+    ).where(latest["month"])
     _SELECTS[cache] = stmt
     return stmt
 
