@@ -6,8 +6,8 @@ Create Date: 2026-11-30
 
 Additive: ``indicator_counted`` (per stock group, unit and month, the unit's latest row with what it adds to
 its cells; ``aggregator.rollup.delta``) with indexes by (group, unit) and by submission, and
-``indicator_counted_group`` (the definitions' signature each group was counted with). Both start empty:
-until the next ``carecheck indicators rebuild`` fills them, refresh recomputes touched communes as before.
+``indicator_counted_group`` (the definitions' signature each group was counted with). Both start empty: the
+first refresh after the upgrade runs one full rebuild, which fills them (``aggregator.rollup.build.refresh``).
 """
 
 from __future__ import annotations
