@@ -436,7 +436,8 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
         bump_generation(conn)
         session.commit()
         return {"full": True, "cells": cells}
-    if delta.exact() and not delta.ready(conn):
+    by_difference = delta.ready(conn)
+    if not by_difference and delta.exact():
         # the counted rows are missing (the first page after the upgrade that added them) or were made with
         # other indicator definitions: one full rebuild brings the cells and the counted rows up to date, and
         # the next pages are kept by difference again
@@ -455,7 +456,7 @@ def refresh(session: Session, submission_ids: list[str]) -> dict[str, Any]:
         conn.execute(text("SET LOCAL enable_sort = off"))
     ids, communes, by_type, children = _touched(conn, submission_ids)
     periods = set().union(*by_type.values())
-    if delta.ready(conn):
+    if by_difference:
         deltas: dict[delta.Key, list[int]] = {}
         units = delta.deltas(conn, ids, deltas)
         moved, moved_communes = delta.apply(conn, deltas)
